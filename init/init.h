@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/* The init/ module: what the other modules may use of the PID-1 core. */
+#ifndef KVINIT_INIT_H
+#define KVINIT_INIT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* Exit codes that are kvinit's own (s6 convention); everything else is the child's. */
+#define INIT_EXIT_USAGE 100
+#define INIT_EXIT_SYSCALL 111
+#define INIT_EXIT_NOEXEC 126
+#define INIT_EXIT_NOTFOUND 127
+
+/* ---- cleanup attributes ---- */
+#define _cleanup_(f) __attribute__((cleanup(f)))
+static inline void init_freep(void *p) { free(*(void **)p); }
+static inline void init_closep(const int *fd)
+{
+	if (*fd >= 0)
+		(void)close(*fd);
+}
+#define _cleanup_free_ _cleanup_(init_freep)
+#define _cleanup_close_ _cleanup_(init_closep)
+
+/* ---- logging (log.c) ---- */
+enum init_log_level { INIT_LOG_ERROR, INIT_LOG_WARN, INIT_LOG_INFO, INIT_LOG_DEBUG };
+enum init_log_format { INIT_LOG_TEXT, INIT_LOG_JSON };
+
+void init_log_setup(enum init_log_level level, enum init_log_format format);
+bool init_log_enabled(enum init_log_level level);
+void init_log(enum init_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) init_log(INIT_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) init_log(INIT_LOG_WARN, __VA_ARGS__)
+#define log_info(...) init_log(INIT_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) init_log(INIT_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- small helpers (util.c) ---- */
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
+
+uint64_t init_now_usec(void);
+int init_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value);
+int init_parse_duration_ms(const char *s, int64_t *ret_ms);
+int init_parse_bool(const char *s, bool *ret_value);
+bool init_has_control_chars(const char *s);
+const char *init_signal_name(int sig);
+void init_format_duration(char *buf, size_t size, uint64_t ms);
+uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms);
+
+/* ---- options (options.c, options.def) ---- */
+enum init_restart { INIT_RESTART_NO, INIT_RESTART_ON_FAILURE, INIT_RESTART_ALWAYS };
+
+struct init_options {
+#define OPT_STR(field, ...) char *field;
+#define OPT_BOOL(field, ...) bool field;
+#define OPT_INT(field, ...) int64_t field;
+#define OPT_DURATION(field, ...) int64_t field;
+#define OPT_ENUM(field, ...) int field;
+#include "options.def"
+};
+
+enum init_option_id {
+#define OPT_ID(field, ...) INIT_OPT_##field,
+#define OPT_STR OPT_ID
+#define OPT_BOOL OPT_ID
+#define OPT_INT OPT_ID
+#define OPT_DURATION OPT_ID
+#define OPT_ENUM OPT_ID
+#include "options.def"
+#undef OPT_ID
+	INIT_OPT__COUNT
+};
+
+/* Where a value came from, lowest precedence first. */
+enum init_option_source { INIT_SRC_DEFAULT, INIT_SRC_INI, INIT_SRC_ENV, INIT_SRC_FLAG };
+
+struct init_config {
+	struct init_options opt;
+	enum init_option_source source[INIT_OPT__COUNT];
+	char *config_path;
+};
+
+#define INIT_DEFAULT_CONFIG "/etc/kvinit/kvinit.ini"
+
+/* A message for the one function that gives up on a problem. */
+struct init_error {
+	char msg[512];
+};
+
+int init_config_defaults(struct init_config *c, struct init_error *err);
+int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value,
+			    struct init_error *err);
+int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argind, char *const *envp,
+		     struct init_error *err);
+int init_config_parse_ini(struct init_config *c, const char *path, bool must_exist, struct init_error *err);
+void init_config_free(struct init_config *c);
+void init_config_help(FILE *out);
+
+/* ---- event loop (loop.c) ---- */
+struct init_loop;
+typedef void (*init_io_fn)(struct init_loop *loop, int fd, uint32_t events, void *userdata);
+typedef void (*init_timer_fn)(struct init_loop *loop, void *userdata);
+
+struct init_timer {
+	uint64_t deadline_usec; /* CLOCK_MONOTONIC */
+	init_timer_fn fn;
+	void *userdata;
+	bool armed;
+};
+
+int init_loop_new(struct init_loop **ret_loop);
+void init_loop_free(struct init_loop *loop);
+int init_loop_add_io(struct init_loop *loop, int fd, uint32_t events, init_io_fn fn, void *userdata);
+int init_loop_remove_io(struct init_loop *loop, int fd);
+void init_timer_arm(struct init_loop *loop, struct init_timer *t, uint64_t deadline_usec);
+void init_timer_disarm(struct init_loop *loop, struct init_timer *t);
+void init_loop_quit(struct init_loop *loop, int code);
+bool init_loop_quit_requested(const struct init_loop *loop);
+int init_loop_run(struct init_loop *loop);
+
+/* ---- privileges (privs.c) and seccomp (seccomp.c) ---- */
+struct init_user {
+	bool set;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+	char *name;
+};
+
+int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_error *err);
+void init_user_free(struct init_user *u);
+int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user);
+int init_privs_drop_child(const struct init_user *u);
+
+struct init_seccomp {
+	void *filter; /* struct sock_filter[] */
+	unsigned short len;
+};
+int init_seccomp_build(struct init_seccomp *ret);
+void init_seccomp_free(struct init_seccomp *s);
+int init_seccomp_load(const struct init_seccomp *s);
+
+/* ---- supervision (supervise.c) ---- */
+struct init_supervisor;
+
+struct init_role_hooks {
+	/* Runs before the child is signalled to stop; must return by deadline_usec. */
+	void (*stop)(struct init_supervisor *s, uint64_t deadline_usec, void *userdata);
+	/* Runs after every successful start of the child. */
+	void (*started)(struct init_supervisor *s, pid_t pid, void *userdata);
+	void *userdata;
+};
+
+struct init_supervise_args {
+	char *const *argv;
+	const struct init_options *opt;
+	const struct init_user *user;
+	const struct init_seccomp *seccomp; /* NULL: no filter */
+	struct init_role_hooks hooks;
+};
+
+int init_supervise(const struct init_supervise_args *args);
+struct init_loop *init_supervisor_loop(struct init_supervisor *s);
+pid_t init_supervisor_child(const struct init_supervisor *s);
+
+
+#endif

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "init.h"
+
+uint64_t init_now_usec(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Decimal only: "010" is ten, never eight. Rejects, never clamps. */
+int init_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (errno || end == s || *end)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret_value = v;
+	return 0;
+}
+
+/* "8s", "500ms", "2m", "1h"; a bare number means seconds. */
+int init_parse_duration_ms(const char *s, int64_t *ret_ms)
+{
+	static const struct {
+		const char *suffix;
+		int64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1000 } };
+	char *end;
+	long long v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].ms)
+			return -ERANGE;
+		*ret_ms = v * units[i].ms;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int init_parse_bool(const char *s, bool *ret_value)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*ret_value = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*ret_value = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* A control character in a value that reaches a config file could inject a directive. */
+bool init_has_control_chars(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return true;
+	return false;
+}
+
+const char *init_signal_name(int sig)
+{
+	static char buf[16];
+	const char *abbrev = sigabbrev_np(sig);
+
+	if (!abbrev) {
+		(void)snprintf(buf, sizeof(buf), "signal %d", sig);
+		return buf;
+	}
+	(void)snprintf(buf, sizeof(buf), "SIG%s", abbrev);
+	return buf;
+}
+
+/* The largest unit that shows ms exactly: 3600000 is "1h", 90000 is "90s", 1500 is "1500ms". */
+void init_format_duration(char *buf, size_t size, uint64_t ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms && ms % units[i].ms == 0) {
+			(void)snprintf(buf, size, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	}
+	(void)snprintf(buf, size, "%llums", (unsigned long long)ms);
+}
+
+/*
+ * Delay before restart number `restart` (1-based): the first is immediate so a one-off crash costs nothing,
+ * then 1s, 2s, 4s ... up to cap_ms, so a crash loop does not burn the CPU or flood the log.
+ */
+uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms)
+{
+	uint64_t delay = 1000;
+
+	if (restart <= 1)
+		return 0;
+	for (unsigned i = 2; i < restart && delay < cap_ms; i++)
+		delay *= 2;
+	return delay < cap_ms ? delay : cap_ms;
+}
