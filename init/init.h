@@ -13,20 +13,23 @@
 #include <unistd.h>
 
 /* Exit codes that are kvinit's own (s6 convention); everything else is the child's. */
-#define INIT_EXIT_USAGE 100
-#define INIT_EXIT_SYSCALL 111
-#define INIT_EXIT_NOEXEC 126
+#define INIT_EXIT_USAGE	   100
+#define INIT_EXIT_SYSCALL  111
+#define INIT_EXIT_NOEXEC   126
 #define INIT_EXIT_NOTFOUND 127
 
 /* ---- cleanup attributes ---- */
 #define _cleanup_(f) __attribute__((cleanup(f)))
-static inline void init_freep(void *p) { free(*(void **)p); }
+static inline void init_freep(void *p)
+{
+	free(*(void **)p);
+}
 static inline void init_closep(const int *fd)
 {
 	if (*fd >= 0)
 		(void)close(*fd);
 }
-#define _cleanup_free_ _cleanup_(init_freep)
+#define _cleanup_free_	_cleanup_(init_freep)
 #define _cleanup_close_ _cleanup_(init_closep)
 
 /* ---- logging (log.c) ---- */
@@ -38,13 +41,13 @@ bool init_log_enabled(enum init_log_level level);
 void init_log(enum init_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) init_log(INIT_LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) init_log(INIT_LOG_WARN, __VA_ARGS__)
-#define log_info(...) init_log(INIT_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  init_log(INIT_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  init_log(INIT_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) init_log(INIT_LOG_DEBUG, __VA_ARGS__)
 
 /* ---- small helpers (util.c) ---- */
 #define USEC_PER_MSEC 1000ULL
-#define USEC_PER_SEC 1000000ULL
+#define USEC_PER_SEC  1000000ULL
 
 uint64_t init_now_usec(void);
 int init_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value);
@@ -59,21 +62,21 @@ uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms);
 enum init_restart { INIT_RESTART_NO, INIT_RESTART_ON_FAILURE, INIT_RESTART_ALWAYS };
 
 struct init_options {
-#define OPT_STR(field, ...) char *field;
-#define OPT_BOOL(field, ...) bool field;
-#define OPT_INT(field, ...) int64_t field;
+#define OPT_STR(field, ...)	 char *field;
+#define OPT_BOOL(field, ...)	 bool field;
+#define OPT_INT(field, ...)	 int64_t field;
 #define OPT_DURATION(field, ...) int64_t field;
-#define OPT_ENUM(field, ...) int field;
+#define OPT_ENUM(field, ...)	 int field;
 #include "options.def"
 };
 
 enum init_option_id {
 #define OPT_ID(field, ...) INIT_OPT_##field,
-#define OPT_STR OPT_ID
-#define OPT_BOOL OPT_ID
-#define OPT_INT OPT_ID
-#define OPT_DURATION OPT_ID
-#define OPT_ENUM OPT_ID
+#define OPT_STR		   OPT_ID
+#define OPT_BOOL	   OPT_ID
+#define OPT_INT		   OPT_ID
+#define OPT_DURATION	   OPT_ID
+#define OPT_ENUM	   OPT_ID
 #include "options.def"
 #undef OPT_ID
 	INIT_OPT__COUNT
@@ -96,8 +99,7 @@ struct init_error {
 };
 
 int init_config_defaults(struct init_config *c, struct init_error *err);
-int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value,
-			    struct init_error *err);
+int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value, struct init_error *err);
 int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argind, char *const *envp,
 		     struct init_error *err);
 int init_config_parse_ini(struct init_config *c, const char *path, bool must_exist, struct init_error *err);
@@ -171,6 +173,5 @@ struct init_supervise_args {
 int init_supervise(const struct init_supervise_args *args);
 struct init_loop *init_supervisor_loop(struct init_supervisor *s);
 pid_t init_supervisor_child(const struct init_supervisor *s);
-
 
 #endif

@@ -10,7 +10,7 @@
 static enum init_log_level max_level = INIT_LOG_INFO;
 static enum init_log_format log_format = INIT_LOG_TEXT;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void init_log_setup(enum init_log_level level, enum init_log_format format)
 {
@@ -18,7 +18,10 @@ void init_log_setup(enum init_log_level level, enum init_log_format format)
 	log_format = format;
 }
 
-bool init_log_enabled(enum init_log_level level) { return level <= max_level; }
+bool init_log_enabled(enum init_log_level level)
+{
+	return level <= max_level;
+}
 
 /* Appends s to buf as the inside of a JSON string; returns the new length, never past size - 1. */
 static size_t json_escape(char *buf, size_t len, size_t size, const char *s)
@@ -54,7 +57,8 @@ void init_log(enum init_log_level level, const char *fmt, ...)
 	va_end(ap);
 
 	if (log_format == INIT_LOG_JSON) {
-		len = (size_t)snprintf(line, sizeof(line), "{\"level\":\"%s\",\"prog\":\"kvinit\",\"pid\":%d,\"msg\":\"",
+		len = (size_t)snprintf(line, sizeof(line),
+				       "{\"level\":\"%s\",\"prog\":\"kvinit\",\"pid\":%d,\"msg\":\"",
 				       level_names[level], (int)getpid());
 		len = json_escape(line, len, sizeof(line) - 3, msg);
 		memcpy(line + len, "\"}\n", 4);

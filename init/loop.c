@@ -12,7 +12,7 @@
 
 #include "init.h"
 
-#define LOOP_MAX_IO 16
+#define LOOP_MAX_IO	16
 #define LOOP_MAX_TIMERS 16
 
 struct io_watch {
@@ -33,7 +33,7 @@ struct init_loop {
 int init_loop_new(struct init_loop **ret_loop)
 {
 	struct init_loop *loop = calloc(1, sizeof(*loop));
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	int r;
 
 	if (!loop)
@@ -68,14 +68,14 @@ void init_loop_free(struct init_loop *loop)
 
 int init_loop_add_io(struct init_loop *loop, int fd, uint32_t events, init_io_fn fn, void *userdata)
 {
-	struct epoll_event ev = { .events = events, .data.fd = fd };
+	struct epoll_event ev = {.events = events, .data.fd = fd};
 
 	for (int i = 0; i < LOOP_MAX_IO; i++) {
 		if (loop->io[i].fd >= 0)
 			continue;
 		if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 			return -errno;
-		loop->io[i] = (struct io_watch){ .fd = fd, .fn = fn, .userdata = userdata };
+		loop->io[i] = (struct io_watch){.fd = fd, .fn = fn, .userdata = userdata};
 		return 0;
 	}
 	return -ENOSPC;
@@ -95,7 +95,7 @@ int init_loop_remove_io(struct init_loop *loop, int fd)
 /* Sets the timerfd to the earliest armed deadline, or disarms it. */
 static void timers_rearm(struct init_loop *loop)
 {
-	struct itimerspec its = { 0 };
+	struct itimerspec its = {0};
 	uint64_t next = 0;
 
 	for (int i = 0; i < LOOP_MAX_TIMERS; i++)
@@ -122,12 +122,12 @@ void init_timer_arm(struct init_loop *loop, struct init_timer *t, uint64_t deadl
 	int slot = -1;
 
 	t->deadline_usec = deadline_usec ? deadline_usec : 1;
-	for (int i = 0; i < LOOP_MAX_TIMERS; i++) {
+	for (int i = 0; i < LOOP_MAX_TIMERS && slot < 0; i++)
 		if (loop->timers[i] == t)
 			slot = i;
-		else if (slot < 0 && !loop->timers[i])
+	for (int i = 0; i < LOOP_MAX_TIMERS && slot < 0; i++)
+		if (!loop->timers[i])
 			slot = i;
-	}
 	if (slot < 0) {
 		/* a fixed set of timers is known at build time: this is a bug, not a runtime condition */
 		log_error("no free timer slot, ignoring");
@@ -174,7 +174,10 @@ void init_loop_quit(struct init_loop *loop, int code)
 	loop->code = code;
 }
 
-bool init_loop_quit_requested(const struct init_loop *loop) { return loop->quit; }
+bool init_loop_quit_requested(const struct init_loop *loop)
+{
+	return loop->quit;
+}
 
 int init_loop_run(struct init_loop *loop)
 {

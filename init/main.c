@@ -23,27 +23,29 @@ struct role {
 static int run_main(struct init_config *c, char **args);
 
 static const struct role roles[] = {
-	{ "run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", NULL, run_main },
+	{"run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", NULL, run_main},
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out, "kvinit %s: PID 1 for Redis and Valkey Cluster containers\n\nUsage:\n", KVINIT_VERSION);
+	(void)fprintf(out, "kvinit %s: PID 1 for Redis and Valkey Cluster containers\n\nUsage:\n", KVINIT_VERSION);
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-		fprintf(out, "  kvinit %-34s %s\n", roles[i].usage, roles[i].summary);
-	fprintf(out, "  kvinit %-34s %s\n\n", "--version | --help", "");
-	fprintf(out, "The role may also come from KVINIT_ROLE.\n\n");
+		(void)fprintf(out, "  kvinit %-34s %s\n", roles[i].usage, roles[i].summary);
+	(void)fprintf(out, "  kvinit %-34s %s\n\n", "--version | --help", "");
+	(void)fprintf(out, "The role may also come from KVINIT_ROLE.\n\n");
 	init_config_help(out);
-	fprintf(out, "\nDurations: 8s, 500ms, 2m, 1h; a bare number is seconds. An empty variable counts as unset.\n"
-		     "Precedence: flag > environment > INI file > default.\n\n"
-		     "Exit status: the child's; 128+N when signal N killed it; 127 command not found; 126 not\n"
-		     "executable; 100 usage or configuration error; 111 a system call failed before the child started.\n");
+	(void)fprintf(
+		out,
+		"\nDurations: 8s, 500ms, 2m, 1h; a bare number is seconds. An empty variable counts as unset.\n"
+		"Precedence: flag > environment > INI file > default.\n\n"
+		"Exit status: the child's; 128+N when signal N killed it; 127 command not found; 126 not\n"
+		"executable; 100 usage or configuration error; 111 a system call failed before the child started.\n");
 }
 
 /* Blocks every signal that is not a fault: they are read from a signalfd in the loop, or wait there. */
 static void block_signals(void)
 {
-	static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS };
+	static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
 	sigset_t all;
 
 	(void)sigfillset(&all);
@@ -55,8 +57,8 @@ static void block_signals(void)
 static int run_main(struct init_config *c, char **args)
 {
 	const struct init_options *o = &c->opt;
-	struct init_seccomp filter = { 0 };
-	struct init_user user = { 0 };
+	struct init_seccomp filter = {0};
+	struct init_user user = {0};
 	struct init_error err;
 	int r, code;
 
@@ -91,7 +93,10 @@ static int run_main(struct init_config *c, char **args)
 		code = INIT_EXIT_SYSCALL;
 	} else {
 		struct init_supervise_args sargs = {
-			.argv = args, .opt = o, .user = &user, .seccomp = o->seccomp ? &filter : NULL,
+			.argv = args,
+			.opt = o,
+			.user = &user,
+			.seccomp = o->seccomp ? &filter : NULL,
 		};
 
 		code = init_supervise(&sargs);
@@ -107,7 +112,7 @@ int main(int argc, char **argv)
 	const struct role *role = NULL;
 	struct init_config c;
 	struct init_error err;
-	int argind, first = 2, code;
+	int argind = 0, first = 2, code;
 
 	block_signals();
 
@@ -129,7 +134,8 @@ int main(int argc, char **argv)
 			role = &roles[i];
 	if (!role) {
 		if (role_name)
-			fprintf(stderr, "error kvinit[%d]: unknown role '%s' (see kvinit --help)\n", (int)getpid(), role_name);
+			(void)fprintf(stderr, "error kvinit[%d]: unknown role '%s' (see kvinit --help)\n",
+				      (int)getpid(), role_name);
 		else
 			usage(stderr);
 		return INIT_EXIT_USAGE;

@@ -44,9 +44,9 @@ static const struct init_string_check init_check_user = {
 	.valid = valid_user,
 };
 
-static const char *const init_restart_names[] = { "no", "on-failure", "always", NULL };
-static const char *const init_log_level_names[] = { "error", "warn", "info", "debug", NULL };
-static const char *const init_log_format_names[] = { "text", "json", NULL };
+static const char *const init_restart_names[] = {"no", "on-failure", "always", NULL};
+static const char *const init_log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const init_log_format_names[] = {"text", "json", NULL};
 
 enum opt_type { OPT_T_STR, OPT_T_BOOL, OPT_T_INT, OPT_T_DURATION, OPT_T_ENUM };
 
@@ -61,18 +61,50 @@ struct opt_desc {
 
 #define OFF(field) offsetof(struct init_options, field)
 static const struct opt_desc descs[INIT_OPT__COUNT] = {
-#define OPT_STR(f, e, s, k, d, c, h) \
-	{ .field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_STR, .offset = OFF(f), .check = c },
-#define OPT_BOOL(f, e, s, k, d, h) \
-	{ .field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_BOOL, .offset = OFF(f) },
-#define OPT_INT(f, e, s, k, d, lo, hi, h)                                                                           \
-	{ .field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_INT, .offset = OFF(f), \
-	  .min = lo, .max = hi },
-#define OPT_DURATION(f, e, s, k, d, lo, hi, h)                                                                   \
-	{ .field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_DURATION,           \
-	  .offset = OFF(f), .min = lo, .max = hi },
-#define OPT_ENUM(f, e, s, k, d, n, h) \
-	{ .field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_ENUM, .offset = OFF(f), .names = n },
+#define OPT_STR(f, e, s, k, d, c, h)                                                                                   \
+	{.field = #f,                                                                                                  \
+	 .env = e,                                                                                                     \
+	 .section = s,                                                                                                 \
+	 .key = k,                                                                                                     \
+	 .def = d,                                                                                                     \
+	 .help = h,                                                                                                    \
+	 .type = OPT_T_STR,                                                                                            \
+	 .offset = OFF(f),                                                                                             \
+	 .check = c},
+#define OPT_BOOL(f, e, s, k, d, h)                                                                                     \
+	{.field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_BOOL, .offset = OFF(f)},
+#define OPT_INT(f, e, s, k, d, lo, hi, h)                                                                              \
+	{.field = #f,                                                                                                  \
+	 .env = e,                                                                                                     \
+	 .section = s,                                                                                                 \
+	 .key = k,                                                                                                     \
+	 .def = d,                                                                                                     \
+	 .help = h,                                                                                                    \
+	 .type = OPT_T_INT,                                                                                            \
+	 .offset = OFF(f),                                                                                             \
+	 .min = lo,                                                                                                    \
+	 .max = hi},
+#define OPT_DURATION(f, e, s, k, d, lo, hi, h)                                                                         \
+	{.field = #f,                                                                                                  \
+	 .env = e,                                                                                                     \
+	 .section = s,                                                                                                 \
+	 .key = k,                                                                                                     \
+	 .def = d,                                                                                                     \
+	 .help = h,                                                                                                    \
+	 .type = OPT_T_DURATION,                                                                                       \
+	 .offset = OFF(f),                                                                                             \
+	 .min = lo,                                                                                                    \
+	 .max = hi},
+#define OPT_ENUM(f, e, s, k, d, n, h)                                                                                  \
+	{.field = #f,                                                                                                  \
+	 .env = e,                                                                                                     \
+	 .section = s,                                                                                                 \
+	 .key = k,                                                                                                     \
+	 .def = d,                                                                                                     \
+	 .help = h,                                                                                                    \
+	 .type = OPT_T_ENUM,                                                                                           \
+	 .offset = OFF(f),                                                                                             \
+	 .names = n},
 #include "options.def"
 };
 #undef OFF
@@ -206,8 +238,7 @@ static int apply(struct init_config *c, enum init_option_id id, const char *valu
 	return 0;
 }
 
-int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value,
-			    struct init_error *err)
+int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value, struct init_error *err)
 {
 	char where[80];
 
@@ -252,18 +283,10 @@ struct ini_state {
 	bool failed; /* err->msg holds the first problem */
 };
 
-static int ini_fail(struct ini_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int ini_fail(struct ini_state *st, const char *fmt, ...)
+static int ini_fail(struct ini_state *st, const char *msg)
 {
-	char msg[400];
-	va_list ap;
-
-	if (st->failed)
-		return 0;
-	va_start(ap, fmt);
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	(void)snprintf(st->err->msg, sizeof(st->err->msg), "%s:%d: %s", st->path, st->line, msg);
+	if (!st->failed)
+		(void)snprintf(st->err->msg, sizeof(st->err->msg), "%s:%d: %s", st->path, st->line, msg);
 	st->failed = true;
 	return 0;
 }
@@ -283,6 +306,7 @@ static bool section_known(const char *name, size_t len)
 static char *read_ini_line(char *str, int num, void *stream)
 {
 	struct ini_state *st = stream;
+	char msg[160];
 	const char *p, *end;
 	size_t len;
 
@@ -291,7 +315,8 @@ static char *read_ini_line(char *str, int num, void *stream)
 	st->line++;
 	len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->f)) {
-		ini_fail(st, "line longer than %d characters", num - 2);
+		(void)snprintf(msg, sizeof(msg), "line longer than %d characters", num - 2);
+		ini_fail(st, msg);
 		return NULL;
 	}
 	for (p = str; *p == ' ' || *p == '\t'; p++)
@@ -299,7 +324,8 @@ static char *read_ini_line(char *str, int num, void *stream)
 	if (*p == '[') {
 		end = strchr(p, ']');
 		if (end && !section_known(p + 1, (size_t)(end - p - 1))) {
-			ini_fail(st, "unknown section '%.*s'", (int)(end - p - 1), p + 1);
+			(void)snprintf(msg, sizeof(msg), "unknown section '%.*s'", (int)(end - p - 1), p + 1);
+			ini_fail(st, msg);
 			return NULL;
 		}
 	}
@@ -309,12 +335,13 @@ static char *read_ini_line(char *str, int num, void *stream)
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = user;
-	char where[160];
+	char where[160], msg[400];
 
 	if (st->failed)
 		return 0;
 	if (!*section)
-		return ini_fail(st, "'%s' is outside a section (options go under [kvinit])", name);
+		(void)snprintf(msg, sizeof(msg), "'%s' is outside a section (options go under [kvinit])", name);
+	return ini_fail(st, msg);
 	for (int i = 0; i < INIT_OPT__COUNT; i++) {
 		if (strcmp(descs[i].section, section) != 0 || strcmp(descs[i].key, name) != 0)
 			continue;
@@ -323,12 +350,13 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 			st->failed = true;
 		return st->failed ? 0 : 1;
 	}
-	return ini_fail(st, "unknown key '%s' in section [%s]", name, section);
+	(void)snprintf(msg, sizeof(msg), "unknown key '%s' in section [%s]", name, section);
+	return ini_fail(st, msg);
 }
 
 int init_config_parse_ini(struct init_config *c, const char *path, bool must_exist, struct init_error *err)
 {
-	struct ini_state st = { .c = c, .err = err, .path = path };
+	struct ini_state st = {.c = c, .err = err, .path = path};
 	int r;
 
 	st.f = fopen(path, "re");
@@ -405,8 +433,8 @@ static int collect_flags(int argc, char **argv, struct flag_value *flags, int *r
 		} else {
 			id = find_flag(name, len);
 			if (id < 0) {
-				(void)snprintf(err->msg, sizeof(err->msg), "unknown option '--%.*s' (see kvinit --help)",
-					       (int)len, name);
+				(void)snprintf(err->msg, sizeof(err->msg),
+					       "unknown option '--%.*s' (see kvinit --help)", (int)len, name);
 				return -EINVAL;
 			}
 		}
@@ -414,7 +442,8 @@ static int collect_flags(int argc, char **argv, struct flag_value *flags, int *r
 			value = "yes";
 		if (!value) {
 			if (i + 1 >= argc) {
-				(void)snprintf(err->msg, sizeof(err->msg), "option '--%.*s' needs a value", (int)len, name);
+				(void)snprintf(err->msg, sizeof(err->msg), "option '--%.*s' needs a value", (int)len,
+					       name);
 				return -EINVAL;
 			}
 			value = argv[++i];
@@ -422,7 +451,7 @@ static int collect_flags(int argc, char **argv, struct flag_value *flags, int *r
 		if (id == -2)
 			*ret_config = value;
 		else
-			flags[n++] = (struct flag_value){ .id = id, .value = value };
+			flags[n++] = (struct flag_value){.id = id, .value = value};
 	}
 	*ret_n = n;
 	*ret_argind = i;
@@ -485,15 +514,15 @@ void init_config_help(FILE *out)
 {
 	char rule[320], flag[64];
 
-	fprintf(out, "Options (flag, environment variable, INI key in [section] of KVINIT_CONFIG):\n");
-	fprintf(out, "  --config=PATH  KVINIT_CONFIG  INI file (default %s; a missing default file is fine)\n",
-		INIT_DEFAULT_CONFIG);
+	(void)fprintf(out, "Options (flag, environment variable, INI key in [section] of KVINIT_CONFIG):\n");
+	(void)fprintf(out, "  --config=PATH  KVINIT_CONFIG  INI file (default %s; a missing default file is fine)\n",
+		      INIT_DEFAULT_CONFIG);
 	for (int i = 0; i < INIT_OPT__COUNT; i++) {
 		const struct opt_desc *d = &descs[i];
 
 		(void)snprintf(flag, sizeof(flag), "--%s", d->key);
 		describe_rule(d, rule, sizeof(rule));
-		fprintf(out, "  %-18s %-22s [%s] %s\n  %-18s %s (default '%s'; %s)\n", flag, d->env, d->section, d->key, "",
-			d->help, d->def, rule);
+		(void)fprintf(out, "  %-18s %-22s [%s] %s\n  %-18s %s (default '%s'; %s)\n", flag, d->env, d->section,
+			      d->key, "", d->help, d->def, rule);
 	}
 }

@@ -48,12 +48,12 @@ static int numeric_user(const char *spec, struct init_user *u)
 
 int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_error *err)
 {
-	struct init_user u = { .set = true };
+	struct init_user u = {.set = true};
 	struct passwd *pw;
 	int r, n = 0;
 
 	if (!spec || !*spec) {
-		*ret_user = (struct init_user){ 0 };
+		*ret_user = (struct init_user){0};
 		return 0;
 	}
 	if (*spec >= '0' && *spec <= '9') {
@@ -68,8 +68,9 @@ int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_
 		errno = 0;
 		pw = getpwnam(spec);
 		if (!pw) {
-			(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': no such user in the user database%s%s",
-				       spec, errno ? ": " : "", errno ? strerror(errno) : "");
+			(void)snprintf(err->msg, sizeof(err->msg),
+				       "KVINIT_USER='%s': no such user in the user database%s%s", spec,
+				       errno ? ": " : "", errno ? strerror(errno) : "");
 			return -ESRCH;
 		}
 		u.uid = pw->pw_uid;

@@ -20,13 +20,53 @@
 #include "init.h"
 
 static const char *const denied[] = {
-	"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
-	"fsmount", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev",
-	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "bpf",
-	"perf_event_open", "unshare", "setns", "keyctl", "add_key", "request_key", "swapon", "swapoff",
-	"reboot", "acct", "open_by_handle_at", "name_to_handle_at", "userfaultfd", "iopl", "ioperm",
-	"lookup_dcookie", "quotactl", "quotactl_fd", "nfsservctl", "syslog", "settimeofday", "clock_settime",
-	"clock_adjtime", "adjtimex", "uselib", "vhangup",
+	"mount",
+	"umount",
+	"umount2",
+	"pivot_root",
+	"chroot",
+	"move_mount",
+	"open_tree",
+	"fsopen",
+	"fsconfig",
+	"fsmount",
+	"fspick",
+	"mount_setattr",
+	"ptrace",
+	"process_vm_readv",
+	"process_vm_writev",
+	"kexec_load",
+	"kexec_file_load",
+	"init_module",
+	"finit_module",
+	"delete_module",
+	"bpf",
+	"perf_event_open",
+	"unshare",
+	"setns",
+	"keyctl",
+	"add_key",
+	"request_key",
+	"swapon",
+	"swapoff",
+	"reboot",
+	"acct",
+	"open_by_handle_at",
+	"name_to_handle_at",
+	"userfaultfd",
+	"iopl",
+	"ioperm",
+	"lookup_dcookie",
+	"quotactl",
+	"quotactl_fd",
+	"nfsservctl",
+	"syslog",
+	"settimeofday",
+	"clock_settime",
+	"clock_adjtime",
+	"adjtimex",
+	"uselib",
+	"vhangup",
 };
 
 static const unsigned long namespace_flags[] = {
@@ -103,7 +143,7 @@ void init_seccomp_free(struct init_seccomp *s)
 /* In the child, after no_new_privs. */
 int init_seccomp_load(const struct init_seccomp *s)
 {
-	struct sock_fprog prog = { .len = s->len, .filter = s->filter };
+	struct sock_fprog prog = {.len = s->len, .filter = s->filter};
 
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
 }

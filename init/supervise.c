@@ -20,16 +20,16 @@
 
 #include "init.h"
 
-static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
 struct init_supervisor {
 	const struct init_supervise_args *args;
 	struct init_loop *loop;
-	pid_t child;                 /* 0 while none runs; also its process group */
+	pid_t child; /* 0 while none runs; also its process group */
 	uint64_t started_usec;
-	int last_code;               /* exit code form of the last child's end: status, or 128 + signal */
-	unsigned restarts;           /* quick restarts in a row */
-	int forwarded_sig;           /* last signal sent to the current child on someone's behalf */
+	int last_code;	   /* exit code form of the last child's end: status, or 128 + signal */
+	unsigned restarts; /* quick restarts in a row */
+	int forwarded_sig; /* last signal sent to the current child on someone's behalf */
 	bool stopping;
 	struct init_timer restart_timer, grace_timer;
 };
@@ -42,15 +42,15 @@ struct child_report {
 };
 
 static const char *const stage_names[] = {
-	[STAGE_PRIVS] = "cannot drop privileges", [STAGE_SECCOMP] = "cannot load the seccomp filter",
+	[STAGE_PRIVS] = "cannot drop privileges",
+	[STAGE_SECCOMP] = "cannot load the seccomp filter",
 	[STAGE_EXEC] = "cannot execute",
 };
 
 static void close_fds_from(int lowest, int keep)
 {
 	/* close_range needs Linux 5.9; an older kernel gets the slow path */
-	if (syscall(SYS_close_range, lowest, keep - 1, 0) == 0 &&
-	    syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+	if (syscall(SYS_close_range, lowest, keep - 1, 0) == 0 && syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
 		return;
 	for (long fd = lowest, max = sysconf(_SC_OPEN_MAX); fd < max && fd < 65536; fd++)
 		if (fd != keep)
@@ -59,7 +59,7 @@ static void close_fds_from(int lowest, int keep)
 
 static _Noreturn void child_fail(int report_fd, enum child_stage stage, int err)
 {
-	struct child_report rep = { .stage = stage, .err = err };
+	struct child_report rep = {.stage = stage, .err = err};
 
 	(void)!write(report_fd, &rep, sizeof(rep));
 	if (stage != STAGE_EXEC)
@@ -267,7 +267,8 @@ static void forward(struct init_supervisor *s, int sig)
 	target = s->args->opt->kill_group ? -s->child : s->child;
 	if (kill(target, sig) < 0) {
 		if (errno != ESRCH)
-			log_warn("cannot send %s to %d: %s, ignoring", init_signal_name(sig), (int)target, strerror(errno));
+			log_warn("cannot send %s to %d: %s, ignoring", init_signal_name(sig), (int)target,
+				 strerror(errno));
 		return;
 	}
 	s->forwarded_sig = sig;
@@ -332,18 +333,24 @@ static void on_signal(struct init_loop *loop, int fd, uint32_t events, void *use
 	}
 }
 
-struct init_loop *init_supervisor_loop(struct init_supervisor *s) { return s->loop; }
-pid_t init_supervisor_child(const struct init_supervisor *s) { return s->child; }
+struct init_loop *init_supervisor_loop(struct init_supervisor *s)
+{
+	return s->loop;
+}
+pid_t init_supervisor_child(const struct init_supervisor *s)
+{
+	return s->child;
+}
 
 int init_supervise(const struct init_supervise_args *args)
 {
-	struct init_supervisor s = { .args = args };
+	struct init_supervisor s = {.args = args};
 	_cleanup_close_ int sigfd = -1;
 	sigset_t mask;
 	int r, code, status;
 
-	s.restart_timer = (struct init_timer){ .fn = on_restart_timer, .userdata = &s };
-	s.grace_timer = (struct init_timer){ .fn = on_grace_timer, .userdata = &s };
+	s.restart_timer = (struct init_timer){.fn = on_restart_timer, .userdata = &s};
+	s.grace_timer = (struct init_timer){.fn = on_grace_timer, .userdata = &s};
 
 	/* Not PID 1: orphans of the child still come back to kvinit to be reaped. */
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)

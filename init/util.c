@@ -43,7 +43,7 @@ int init_parse_duration_ms(const char *s, int64_t *ret_ms)
 	static const struct {
 		const char *suffix;
 		int64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1000 } };
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
 	char *end;
 	long long v;
 
@@ -66,7 +66,7 @@ int init_parse_duration_ms(const char *s, int64_t *ret_ms)
 
 int init_parse_bool(const char *s, bool *ret_value)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
@@ -109,7 +109,7 @@ void init_format_duration(char *buf, size_t size, uint64_t ms)
 	static const struct {
 		const char *unit;
 		uint64_t ms;
-	} units[] = { { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+	} units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
 
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (ms && ms % units[i].ms == 0) {

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/* The options table: defaults, precedence, validation, INI errors, --help. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "init.h"
+
+static char ini_path[64];
+
+static void write_ini(const char *text)
+{
+	FILE *f = fopen(ini_path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	int fd;
+
+	(void)state;
+	strcpy(ini_path, "/tmp/kvinit-test-XXXXXX");
+	fd = mkstemp(ini_path);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(ini_path);
+	return 0;
+}
+
+/* Loads a config from argv-like flags and an envp; the INI file is ini_path unless the env names another. */
+static int load(struct init_config *c, struct init_error *err, char **argv, int argc, char **envp, int *argind)
+{
+	int r = init_config_defaults(c, err);
+
+	assert_int_equal(r, 0);
+	return init_config_load(c, argc, argv, argind, envp, err);
+}
+
+static void test_defaults(void **state)
+{
+	struct init_config c;
+	struct init_error err;
+	char *env[] = {"KVINIT_CONFIG=/nonexistent-but-named", NULL};
+	char *noenv[] = {NULL};
+	int argind;
+
+	(void)state;
+	/* the default file may be missing */
+	assert_int_equal(load(&c, &err, NULL, 0, noenv, &argind), 0);
+	assert_string_equal(c.opt.user, "");
+	assert_int_equal(c.opt.restart, INIT_RESTART_NO);
+	assert_int_equal(c.opt.backoff_max, 30000);
+	assert_int_equal(c.opt.backoff_reset, 60000);
+	assert_int_equal(c.opt.max_restarts, 10);
+	assert_int_equal(c.opt.stop_grace, 8000);
+	assert_false(c.opt.kill_group);
+	assert_true(c.opt.seccomp);
+	assert_int_equal(c.opt.log_level, INIT_LOG_INFO);
+	assert_int_equal(c.source[INIT_OPT_stop_grace], INIT_SRC_DEFAULT);
+	init_config_free(&c);
+
+	/* a named file must exist */
+	assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+	assert_non_null(strstr(err.msg, "cannot open config file '/nonexistent-but-named'"));
+	init_config_free(&c);
+}
+
+static void test_precedence(void **state)
+{
+	struct init_config c;
+	struct init_error err;
+	char cfg[96], *argv[] = {"--stop-grace", "3s", "--", "cmd"};
+	char *env[] = {cfg, "KVINIT_STOP_GRACE=2s", "KVINIT_BACKOFF_MAX=7s", "KVINIT_LOG_LEVEL=", NULL};
+	int argind;
+
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "KVINIT_CONFIG=%s", ini_path);
+	write_ini("; comment\n[kvinit]\nstop-grace = 1s\nbackoff-max = 6s\nmax-restarts = 4\nlog-level = debug\n");
+
+	assert_int_equal(load(&c, &err, argv, 4, env, &argind), 0);
+	assert_int_equal(argind, 3);
+	assert_int_equal(c.opt.stop_grace, 3000);	   /* flag */
+	assert_int_equal(c.opt.backoff_max, 7000);	   /* env over INI */
+	assert_int_equal(c.opt.max_restarts, 4);	   /* INI over default */
+	assert_int_equal(c.opt.log_level, INIT_LOG_DEBUG); /* empty env counts as unset */
+	assert_int_equal(c.source[INIT_OPT_stop_grace], INIT_SRC_FLAG);
+	assert_int_equal(c.source[INIT_OPT_backoff_max], INIT_SRC_ENV);
+	assert_int_equal(c.source[INIT_OPT_max_restarts], INIT_SRC_INI);
+	init_config_free(&c);
+}
+
+static void test_role_default(void **state)
+{
+	struct init_config c;
+	struct init_error err;
+	char *env[] = {"KVINIT_CONFIG=/dev/null", NULL},
+	     *env2[] = {"KVINIT_CONFIG=/dev/null", "KVINIT_RESTART=no", NULL};
+	int argind;
+
+	(void)state;
+	assert_int_equal(init_config_defaults(&c, &err), 0);
+	assert_int_equal(init_config_set_default(&c, INIT_OPT_restart, "on-failure", &err), 0);
+	assert_int_equal(init_config_load(&c, 0, NULL, &argind, env, &err), 0);
+	assert_int_equal(c.opt.restart, INIT_RESTART_ON_FAILURE);
+	init_config_free(&c);
+
+	assert_int_equal(init_config_defaults(&c, &err), 0);
+	assert_int_equal(init_config_set_default(&c, INIT_OPT_restart, "on-failure", &err), 0);
+	assert_int_equal(init_config_load(&c, 0, NULL, &argind, env2, &err), 0);
+	assert_int_equal(c.opt.restart, INIT_RESTART_NO);
+	init_config_free(&c);
+}
+
+struct bad_case {
+	const char *env, *expect;
+};
+
+static void test_bad_values(void **state)
+{
+	static const struct bad_case cases[] = {
+		{"KVINIT_RESTART=sometimes", "KVINIT_RESTART='sometimes': must be one of no, on-failure or always"},
+		{"KVINIT_STOP_GRACE=-1", "KVINIT_STOP_GRACE='-1': must be a duration from 0ms to 1h"},
+		{"KVINIT_STOP_GRACE=2h", "KVINIT_STOP_GRACE='2h': must be a duration"},
+		{"KVINIT_STOP_GRACE=5 s", "must be a duration"},
+		{"KVINIT_STOP_GRACE=99999999999999999999s", "must be a duration"},
+		{"KVINIT_MAX_RESTARTS=0x10", "KVINIT_MAX_RESTARTS='0x10': must be a whole number from 0 to 1000000"},
+		{"KVINIT_MAX_RESTARTS=1000001", "must be a whole number"},
+		{"KVINIT_MAX_RESTARTS= 5", "must be a whole number"},
+		{"KVINIT_KILL_GROUP=maybe", "KVINIT_KILL_GROUP='maybe': must be yes or no"},
+		{"KVINIT_USER=root\nrequirepass x", "KVINIT_USER='root\\x0arequirepass x': must not contain control"},
+		{"KVINIT_USER=Bad User", "KVINIT_USER='Bad User': must be a user name or uid[:gid]"},
+		{"KVINIT_USER=12:", "must be a user name or uid[:gid]"},
+		{"KVINIT_USER=:12", "must be a user name or uid[:gid]"},
+		{"KVINIT_USER=1a", "must be a user name or uid[:gid]"},
+		{"KVINIT_LOG_FORMAT=xml", "KVINIT_LOG_FORMAT='xml': must be one of text or json"},
+		{"KVINIT_LOG_LEVEL=info\x1b[2J", "must not contain control characters"},
+	};
+	struct init_config c;
+	struct init_error err;
+	int argind;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *env[] = {"KVINIT_CONFIG=/dev/null", (char *)cases[i].env, NULL};
+
+		assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		if (!strstr(err.msg, cases[i].expect))
+			fail_msg("%s: got '%s', want '%s'", cases[i].env, err.msg, cases[i].expect);
+		init_config_free(&c);
+	}
+}
+
+static void test_good_values(void **state)
+{
+	static const char *const good[] = {
+		"KVINIT_USER=redis",	 "KVINIT_USER=999",	    "KVINIT_USER=999:999",   "KVINIT_USER=_svc-1",
+		"KVINIT_STOP_GRACE=0",	 "KVINIT_STOP_GRACE=500ms", "KVINIT_STOP_GRACE=2m",  "KVINIT_STOP_GRACE=1h",
+		"KVINIT_KILL_GROUP=YES", "KVINIT_KILL_GROUP=off",   "KVINIT_MAX_RESTARTS=0", "KVINIT_MAX_RESTARTS=010",
+	};
+	struct init_config c;
+	struct init_error err;
+	int argind;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *env[] = {"KVINIT_CONFIG=/dev/null", (char *)good[i], NULL};
+
+		if (load(&c, &err, NULL, 0, env, &argind) != 0)
+			fail_msg("%s refused: %s", good[i], err.msg);
+		init_config_free(&c);
+	}
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", "KVINIT_MAX_RESTARTS=010", NULL};
+
+		assert_int_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_int_equal(c.opt.max_restarts, 10); /* decimal, never octal */
+		init_config_free(&c);
+	}
+}
+
+static void expect_ini_error(const char *text, const char *expect)
+{
+	struct init_config c;
+	struct init_error err;
+	char cfg[96], *env[] = {cfg, NULL};
+	int argind;
+
+	snprintf(cfg, sizeof(cfg), "KVINIT_CONFIG=%s", ini_path);
+	write_ini(text);
+	assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+	if (!strstr(err.msg, expect) || strncmp(err.msg, ini_path, strlen(ini_path)) != 0)
+		fail_msg("ini %s: got '%s', want '%s'", text, err.msg, expect);
+	init_config_free(&c);
+}
+
+static void test_ini_errors(void **state)
+{
+	char long_line[400];
+
+	(void)state;
+	expect_ini_error("[kvinit]\nrestart = no\nfoo = 1\n", ":3: unknown key 'foo' in section [kvinit]");
+	expect_ini_error("[kvinit]\n\n[nope]\n", ":3: unknown section 'nope'");
+	expect_ini_error("restart = no\n", ":1: 'restart' is outside a section");
+	expect_ini_error("[kvinit]\nrestart = sometimes\n", ":2: restart='sometimes': must be one of");
+	expect_ini_error("[kvinit]\njust words\n", ":2: not a 'key = value' line");
+	snprintf(long_line, sizeof(long_line), "[kvinit]\nuser = %0300d\n", 1);
+	expect_ini_error(long_line, ":2: line longer than");
+}
+
+static void test_flags(void **state)
+{
+	struct init_config c;
+	struct init_error err;
+	char *env[] = {"KVINIT_CONFIG=/dev/null", NULL};
+	char *a1[] = {"--kill-group", "--restart=always", "cmd", "--restart=no"};
+	char *a2[] = {"--bogus", "cmd"};
+	char *a3[] = {"--restart"};
+	char *a4[] = {"--help"};
+	int argind;
+
+	(void)state;
+	assert_int_equal(load(&c, &err, a1, 4, env, &argind), 0);
+	assert_true(c.opt.kill_group);
+	assert_int_equal(c.opt.restart, INIT_RESTART_ALWAYS); /* flags stop at the command */
+	assert_int_equal(argind, 2);
+	init_config_free(&c);
+
+	assert_int_not_equal(load(&c, &err, a2, 2, env, &argind), 0);
+	assert_string_equal(err.msg, "unknown option '--bogus' (see kvinit --help)");
+	init_config_free(&c);
+
+	assert_int_not_equal(load(&c, &err, a3, 1, env, &argind), 0);
+	assert_string_equal(err.msg, "option '--restart' needs a value");
+	init_config_free(&c);
+
+	assert_int_equal(load(&c, &err, a4, 1, env, &argind), -ECANCELED);
+	init_config_free(&c);
+}
+
+static void test_help_lists_every_option(void **state)
+{
+	static const char *const envs[] = {"KVINIT_USER",	   "KVINIT_RESTART",	  "KVINIT_BACKOFF_MAX",
+					   "KVINIT_BACKOFF_RESET", "KVINIT_MAX_RESTARTS", "KVINIT_STOP_GRACE",
+					   "KVINIT_KILL_GROUP",	   "KVINIT_SECCOMP",	  "KVINIT_LOG_LEVEL",
+					   "KVINIT_LOG_FORMAT",	   "KVINIT_CONFIG"};
+	char buf[8192] = {0};
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	(void)state;
+	assert_non_null(f);
+	init_config_help(f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++)
+		if (!strstr(buf, envs[i]))
+			fail_msg("--help lacks %s", envs[i]);
+	assert_non_null(strstr(buf, "--stop-grace"));
+	assert_non_null(strstr(buf, "default '8s'"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+		cmocka_unit_test(test_role_default),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_good_values),
+		cmocka_unit_test_setup_teardown(test_ini_errors, setup, teardown),
+		cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_help_lists_every_option),
+	};
+
+	return cmocka_run_group_tests_name("options", tests, NULL, NULL);
+}

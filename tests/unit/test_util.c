@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Number, duration and boolean parsing; backoff arithmetic. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "init.h"
+
+static void test_parse_int(void **state)
+{
+	int64_t v = -7;
+
+	(void)state;
+	assert_int_equal(init_parse_int("0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(init_parse_int("010", 0, 100, &v), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(init_parse_int("65535", 1, 65535, &v), 0);
+	v = 42;
+	assert_int_equal(init_parse_int("65536", 1, 65535, &v), -ERANGE);
+	assert_int_equal(init_parse_int("0", 1, 65535, &v), -ERANGE);
+	assert_int_equal(init_parse_int("-1", 0, 10, &v), -ERANGE);
+	assert_int_equal(init_parse_int("99999999999999999999", 0, 10, &v), -ERANGE);
+	assert_int_equal(init_parse_int("", 0, 10, &v), -EINVAL);
+	assert_int_equal(init_parse_int(" 1", 0, 10, &v), -EINVAL);
+	assert_int_equal(init_parse_int("1 ", 0, 10, &v), -EINVAL);
+	assert_int_equal(init_parse_int("1x", 0, 10, &v), -EINVAL);
+	assert_int_equal(init_parse_int("0x1", 0, 10, &v), -EINVAL);
+	assert_int_equal(v, 42); /* never written on failure */
+}
+
+static void test_parse_duration(void **state)
+{
+	int64_t ms = -1;
+
+	(void)state;
+	assert_int_equal(init_parse_duration_ms("8", &ms), 0);
+	assert_int_equal(ms, 8000);
+	assert_int_equal(init_parse_duration_ms("8s", &ms), 0);
+	assert_int_equal(ms, 8000);
+	assert_int_equal(init_parse_duration_ms("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(init_parse_duration_ms("2m", &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(init_parse_duration_ms("1h", &ms), 0);
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(init_parse_duration_ms("0", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_not_equal(init_parse_duration_ms("", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("s", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("-1s", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("+1s", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("1.5s", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("1 s", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("1d", &ms), 0);
+	assert_int_not_equal(init_parse_duration_ms("9223372036854775807h", &ms), 0);
+}
+
+static void test_parse_bool(void **state)
+{
+	bool b;
+
+	(void)state;
+	assert_int_equal(init_parse_bool("yes", &b), 0);
+	assert_true(b);
+	assert_int_equal(init_parse_bool("TRUE", &b), 0);
+	assert_true(b);
+	assert_int_equal(init_parse_bool("0", &b), 0);
+	assert_false(b);
+	assert_int_equal(init_parse_bool("Off", &b), 0);
+	assert_false(b);
+	assert_int_not_equal(init_parse_bool("", &b), 0);
+	assert_int_not_equal(init_parse_bool("y", &b), 0);
+	assert_int_not_equal(init_parse_bool("2", &b), 0);
+}
+
+static void test_control_chars(void **state)
+{
+	(void)state;
+	assert_false(init_has_control_chars("plain value with spaces"));
+	assert_false(init_has_control_chars("ünïcödé"));
+	assert_true(init_has_control_chars("a\nb"));
+	assert_true(init_has_control_chars("a\rb"));
+	assert_true(init_has_control_chars("tab\there"));
+	assert_true(init_has_control_chars("del\x7f"));
+}
+
+static void test_backoff(void **state)
+{
+	(void)state;
+	/* first restart immediate, then doubling from 1s */
+	assert_int_equal(init_backoff_delay_ms(0, 30000), 0);
+	assert_int_equal(init_backoff_delay_ms(1, 30000), 0);
+	assert_int_equal(init_backoff_delay_ms(2, 30000), 1000);
+	assert_int_equal(init_backoff_delay_ms(3, 30000), 2000);
+	assert_int_equal(init_backoff_delay_ms(4, 30000), 4000);
+	assert_int_equal(init_backoff_delay_ms(6, 30000), 16000);
+	/* capped, and no overflow however long the crash loop */
+	assert_int_equal(init_backoff_delay_ms(7, 30000), 30000);
+	assert_int_equal(init_backoff_delay_ms(1000000, 30000), 30000);
+	assert_int_equal(init_backoff_delay_ms(4000000000U, 3600000), 3600000);
+	/* a cap below the base wins */
+	assert_int_equal(init_backoff_delay_ms(2, 500), 500);
+	assert_int_equal(init_backoff_delay_ms(5, 0), 0);
+}
+
+static void test_format_duration(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	init_format_duration(buf, sizeof(buf), 3600000);
+	assert_string_equal(buf, "1h");
+	init_format_duration(buf, sizeof(buf), 120000);
+	assert_string_equal(buf, "2m");
+	init_format_duration(buf, sizeof(buf), 90000);
+	assert_string_equal(buf, "90s");
+	init_format_duration(buf, sizeof(buf), 1500);
+	assert_string_equal(buf, "1500ms");
+	init_format_duration(buf, sizeof(buf), 0);
+	assert_string_equal(buf, "0ms");
+}
+
+static void test_signal_name(void **state)
+{
+	(void)state;
+	assert_string_equal(init_signal_name(15), "SIGTERM");
+	assert_string_equal(init_signal_name(9), "SIGKILL");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_int),   cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_bool),  cmocka_unit_test(test_control_chars),
+		cmocka_unit_test(test_backoff),	    cmocka_unit_test(test_format_duration),
+		cmocka_unit_test(test_signal_name),
+	};
+
+	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
