@@ -22,15 +22,17 @@ BUILD    ?= build
 SAN_FLAGS :=
 endif
 
-LIBS_PC   := libcap libseccomp hiredis inih
+# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
+LIBS_PC   := libcap inih
+HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 KV_LIBS     = $(shell $(PKG_CONFIG) --libs $(LIBS_PC) 2>/dev/null)
 
-LIB_SRCS  := $(filter-out init/main.c,$(wildcard init/*.c node/*.c secrets/*.c))
+LIB_SRCS  := $(filter-out init/main.c init/seccomp_gen.c,$(wildcard init/*.c node/*.c secrets/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/init/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -44,6 +46,15 @@ all: $(BUILD)/kvinit
 $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/seccomp_gen: init/seccomp_gen.c | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	$(HOSTCC) -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs libseccomp)
+
+$(BUILD)/gen/seccomp_bpf.h: $(BUILD)/gen/seccomp_gen
+	$< $(shell $(CC) -dumpmachine) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/init/seccomp.o: $(BUILD)/gen/seccomp_bpf.h
 
 $(BUILD)/libkvinit.a: $(LIB_OBJS)
 	@rm -f $@

@@ -57,6 +57,7 @@ bool init_has_control_chars(const char *s);
 const char *init_signal_name(int sig);
 void init_format_duration(char *buf, size_t size, uint64_t ms);
 uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms);
+int init_proc_status_masks(uint64_t *ret_sigign, uint64_t *ret_capbnd);
 
 /* ---- options (options.c, options.def) ---- */
 enum init_restart { INIT_RESTART_NO, INIT_RESTART_ON_FAILURE, INIT_RESTART_ALWAYS };
@@ -141,15 +142,10 @@ struct init_user {
 int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_error *err);
 void init_user_free(struct init_user *u);
 int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user);
+int init_privs_prepare_child(void);
 int init_privs_drop_child(const struct init_user *u);
 
-struct init_seccomp {
-	void *filter; /* struct sock_filter[] */
-	unsigned short len;
-};
-int init_seccomp_build(struct init_seccomp *ret);
-void init_seccomp_free(struct init_seccomp *s);
-int init_seccomp_load(const struct init_seccomp *s);
+int init_seccomp_load(void);
 
 /* ---- supervision (supervise.c) ---- */
 struct init_supervisor;
@@ -166,7 +162,7 @@ struct init_supervise_args {
 	char *const *argv;
 	const struct init_options *opt;
 	const struct init_user *user;
-	const struct init_seccomp *seccomp; /* NULL: no filter */
+	bool seccomp;
 	struct init_role_hooks hooks;
 };
 

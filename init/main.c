@@ -54,10 +54,24 @@ static void block_signals(void)
 	(void)sigprocmask(SIG_BLOCK, &all, NULL);
 }
 
+/*
+ * An ignored signal is dropped by the kernel, blocked or not, so it would never reach the signalfd (an ignored
+ * SIGCHLD would even stop zombies from being reported). Whatever the parent left ignored is set back to default,
+ * which the child then inherits too.
+ */
+static void reset_ignored_signals(void)
+{
+	uint64_t ignored = UINT64_MAX, bounding;
+
+	(void)init_proc_status_masks(&ignored, &bounding);
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+		if ((ignored & (1ULL << (sig - 1))) && sig != SIGKILL && sig != SIGSTOP)
+			(void)signal(sig, SIG_DFL);
+}
+
 static int run_main(struct init_config *c, char **args)
 {
 	const struct init_options *o = &c->opt;
-	struct init_seccomp filter = {0};
 	struct init_user user = {0};
 	struct init_error err;
 	int r, code;
@@ -77,16 +91,8 @@ static int run_main(struct init_config *c, char **args)
 		init_user_free(&user);
 		return INIT_EXIT_USAGE;
 	}
-	if (o->seccomp) {
-		r = init_seccomp_build(&filter);
-		if (r < 0) {
-			log_error("cannot build the seccomp filter: %s", strerror(-r));
-			init_user_free(&user);
-			return INIT_EXIT_SYSCALL;
-		}
-	} else {
+	if (!o->seccomp)
 		log_warn("KVINIT_SECCOMP=no: the child runs without a seccomp filter");
-	}
 	r = init_privs_restrict_self(NULL, 0, user.set);
 	if (r < 0) {
 		log_error("cannot drop kvinit's own capabilities: %s", strerror(-r));
@@ -96,12 +102,11 @@ static int run_main(struct init_config *c, char **args)
 			.argv = args,
 			.opt = o,
 			.user = &user,
-			.seccomp = o->seccomp ? &filter : NULL,
+			.seccomp = o->seccomp,
 		};
 
 		code = init_supervise(&sargs);
 	}
-	init_seccomp_free(&filter);
 	init_user_free(&user);
 	return code;
 }
@@ -115,6 +120,7 @@ int main(int argc, char **argv)
 	int argind = 0, first = 2, code;
 
 	block_signals();
+	reset_ignored_signals();
 
 	if (role_name && (strcmp(role_name, "--help") == 0 || strcmp(role_name, "-h") == 0)) {
 		usage(stdout);

@@ -339,9 +339,10 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 
 	if (st->failed)
 		return 0;
-	if (!*section)
+	if (!*section) {
 		(void)snprintf(msg, sizeof(msg), "'%s' is outside a section (options go under [kvinit])", name);
-	return ini_fail(st, msg);
+		return ini_fail(st, msg);
+	}
 	for (int i = 0; i < INIT_OPT__COUNT; i++) {
 		if (strcmp(descs[i].section, section) != 0 || strcmp(descs[i].key, name) != 0)
 			continue;

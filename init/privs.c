@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "init.h"
 
@@ -113,6 +114,27 @@ oom:
 	return -ENOMEM;
 }
 
+/* Capabilities still in kvinit's bounding set after init_privs_restrict_self: all the child has to drop. */
+static uint64_t child_bounding = UINT64_MAX;
+/* The child's final, empty capability state, allocated by kvinit: the child may not allocate. */
+static cap_t child_caps;
+
+int init_privs_prepare_child(void)
+{
+	if (!child_caps)
+		child_caps = cap_init();
+	return child_caps ? 0 : -errno;
+}
+
+static int drop_bounding(uint64_t mask)
+{
+	for (cap_value_t c = 0; c <= CAP_LAST_CAP && c < 64; c++)
+		/* EINVAL: the running kernel does not know this capability */
+		if ((mask & (1ULL << c)) && cap_drop_bound(c) < 0 && errno != EINVAL)
+			return -errno;
+	return 0;
+}
+
 /*
  * Keeps in kvinit's own permitted and effective sets, and its bounding set, only:
  *   CAP_SETPCAP          to empty the child's bounding set before exec;
@@ -123,9 +145,10 @@ oom:
 int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user)
 {
 	cap_value_t keep[16];
+	uint64_t keep_mask = 0, bounding, sigign;
 	size_t n = 0;
 	cap_t caps;
-	int r = 0;
+	int r;
 
 	if (geteuid() != 0)
 		return 0;
@@ -138,16 +161,16 @@ int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_
 	}
 	for (size_t i = 0; i < n_extra && n < sizeof(keep) / sizeof(keep[0]); i++)
 		keep[n++] = extra_caps[i];
+	for (size_t i = 0; i < n; i++)
+		keep_mask |= 1ULL << keep[i];
 
-	for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
-		bool kept = false;
-
-		for (size_t i = 0; i < n; i++)
-			kept = kept || keep[i] == c;
-		/* EINVAL: the running kernel does not know this capability */
-		if (!kept && cap_drop_bound(c) < 0 && errno != EINVAL)
-			return -errno;
-	}
+	/* Without /proc, every capability is dropped one by one; with it, only those present. */
+	if (init_proc_status_masks(&sigign, &bounding) < 0)
+		bounding = UINT64_MAX;
+	r = drop_bounding(bounding & ~keep_mask);
+	if (r < 0)
+		return r;
+	child_bounding = bounding & keep_mask;
 
 	caps = cap_init();
 	if (!caps)
@@ -162,33 +185,29 @@ int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_
 }
 
 /*
- * In the child, between fork and exec. Order matters: the bounding set can only be emptied while CAP_SETPCAP
+ * In the child, between clone and exec. Order matters: the bounding set can only be emptied while CAP_SETPCAP
  * is still effective, and the uid switch must come before the final clearing of every set.
  */
 int init_privs_drop_child(const struct init_user *u)
 {
-	cap_t empty;
-	int r = 0;
+	int r;
 
 	if (geteuid() == 0) {
-		for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++)
-			if (cap_drop_bound(c) < 0 && errno != EINVAL)
-				return -errno;
-		if (u->set) {
-			if (setgroups((size_t)u->ngroups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
-			    setresuid(u->uid, u->uid, u->uid) < 0)
-				return -errno;
-		}
+		r = drop_bounding(child_bounding);
+		if (r < 0)
+			return r;
+		/* Raw system calls: glibc's wrappers would try to synchronise the threads of a process whose memory
+		 * this child only borrows. */
+		if (u->set && (syscall(SYS_setgroups, (size_t)u->ngroups, u->groups) < 0 ||
+			       syscall(SYS_setresgid, u->gid, u->gid, u->gid) < 0 ||
+			       syscall(SYS_setresuid, u->uid, u->uid, u->uid) < 0))
+			return -errno;
 	}
-	empty = cap_init();
-	if (!empty)
+	if (cap_set_proc(child_caps) < 0)
 		return -errno;
-	if (cap_set_proc(empty) < 0)
-		r = -errno;
-	(void)cap_free(empty);
-	if (r == 0 && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		r = -errno;
-	if (r == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		r = -errno;
-	return r;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -errno;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
 }

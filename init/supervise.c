@@ -10,9 +10,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -32,44 +34,53 @@ struct init_supervisor {
 	int forwarded_sig; /* last signal sent to the current child on someone's behalf */
 	bool stopping;
 	struct init_timer restart_timer, grace_timer;
+	void *child_stack; /* where the child runs between clone and exec */
 };
 
-/* What the child reports through the CLOEXEC pipe when it fails before or at exec. */
-enum child_stage { STAGE_PRIVS, STAGE_SECCOMP, STAGE_EXEC };
-struct child_report {
-	int stage;
-	int err;
+/* What the child leaves in the shared memory when it fails before or at exec. */
+enum child_stage { STAGE_NONE, STAGE_PRIVS, STAGE_SECCOMP, STAGE_EXEC };
+struct child_ctx {
+	const struct init_supervise_args *args;
+	volatile int stage, err;
 };
 
 static const char *const stage_names[] = {
+	[STAGE_NONE] = "",
 	[STAGE_PRIVS] = "cannot drop privileges",
 	[STAGE_SECCOMP] = "cannot load the seccomp filter",
 	[STAGE_EXEC] = "cannot execute",
 };
 
-static void close_fds_from(int lowest, int keep)
+#define CHILD_STACK_SIZE (256 * 1024)
+
+static void close_fds_from(int lowest)
 {
 	/* close_range needs Linux 5.9; an older kernel gets the slow path */
-	if (syscall(SYS_close_range, lowest, keep - 1, 0) == 0 && syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+	if (syscall(SYS_close_range, lowest, ~0U, 0) == 0)
 		return;
 	for (long fd = lowest, max = sysconf(_SC_OPEN_MAX); fd < max && fd < 65536; fd++)
-		if (fd != keep)
-			(void)close((int)fd);
+		(void)close((int)fd);
 }
 
-static _Noreturn void child_fail(int report_fd, enum child_stage stage, int err)
+static _Noreturn void child_fail(struct child_ctx *ctx, enum child_stage stage, int err)
 {
-	struct child_report rep = {.stage = stage, .err = err};
-
-	(void)!write(report_fd, &rep, sizeof(rep));
+	ctx->err = err;
+	ctx->stage = stage;
 	if (stage != STAGE_EXEC)
 		_exit(INIT_EXIT_SYSCALL);
 	_exit(err == ENOENT || err == ENOTDIR ? INIT_EXIT_NOTFOUND : INIT_EXIT_NOEXEC);
 }
 
-/* Between fork and exec: only async-signal-safe work and the privilege calls, then exec or report why not. */
-static _Noreturn void child_exec(const struct init_supervise_args *args, int report_fd)
+/*
+ * The child, started with CLONE_VM | CLONE_VFORK as glibc's posix_spawn does: it shares kvinit's memory, and
+ * kvinit waits until it has called exec or _exit. No page tables are copied and no page is copied on write,
+ * which is most of the cost of a fork. The price: until exec it must not allocate or touch kvinit's state
+ * other than the ctx it reports through; it uses system calls and what the parent prepared.
+ */
+static int child_main(void *arg)
 {
+	struct child_ctx *ctx = arg;
+	const struct init_supervise_args *args = ctx->args;
 	sigset_t none;
 	int r;
 
@@ -79,66 +90,63 @@ static _Noreturn void child_exec(const struct init_supervise_args *args, int rep
 	 * blocked here, which lets a background process do this. No terminal (the usual case): nothing to do.
 	 */
 	(void)tcsetpgrp(STDIN_FILENO, getpgrp());
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)signal(sig, SIG_DFL);
-	close_fds_from(STDERR_FILENO + 1, report_fd);
+	/* Dispositions need no reset: kvinit installs no handler and reset every ignored signal at start. */
+	close_fds_from(STDERR_FILENO + 1);
 
 	r = init_privs_drop_child(args->user);
 	if (r < 0)
-		child_fail(report_fd, STAGE_PRIVS, -r);
+		child_fail(ctx, STAGE_PRIVS, -r);
 	if (args->seccomp) {
-		r = init_seccomp_load(args->seccomp);
+		r = init_seccomp_load();
 		if (r < 0)
-			child_fail(report_fd, STAGE_SECCOMP, -r);
+			child_fail(ctx, STAGE_SECCOMP, -r);
 	}
 	(void)sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	execvp(args->argv[0], args->argv);
-	child_fail(report_fd, STAGE_EXEC, errno);
+	child_fail(ctx, STAGE_EXEC, errno);
 }
 
 /* Returns the child's pid, or the exit code form of why it could not start, negated. */
 static pid_t spawn(struct init_supervisor *s)
 {
-	struct child_report rep;
-	int fds[2], status;
-	ssize_t n;
+	struct child_ctx ctx = {.args = s->args, .stage = STAGE_NONE};
+	int status, r;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		log_error("cannot create a pipe: %s", strerror(errno));
+	if (!s->child_stack) {
+		void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+
+		if (stack == MAP_FAILED) {
+			log_error("cannot map a stack for the child: %s", strerror(errno));
+			return -INIT_EXIT_SYSCALL;
+		}
+		s->child_stack = stack;
+	}
+	r = init_privs_prepare_child();
+	if (r < 0) {
+		log_error("cannot prepare the child's capabilities: %s", strerror(-r));
 		return -INIT_EXIT_SYSCALL;
 	}
-	pid = fork();
+	pid = clone(child_main, (char *)s->child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &ctx);
 	if (pid < 0) {
-		log_error("cannot fork: %s", strerror(errno));
-		(void)close(fds[0]);
-		(void)close(fds[1]);
+		log_error("cannot start the child: %s", strerror(errno));
 		return -INIT_EXIT_SYSCALL;
 	}
-	if (pid == 0)
-		child_exec(s->args, fds[1]);
-
-	(void)close(fds[1]);
-	(void)setpgid(pid, pid); /* the child does it too; whoever is first wins, both agree */
-	do
-		n = read(fds[0], &rep, sizeof(rep));
-	while (n < 0 && errno == EINTR);
-	(void)close(fds[0]);
-	if (n != (ssize_t)sizeof(rep))
-		return pid; /* EOF: exec succeeded and closed the pipe */
-
+	/* Here the child has exec'd (stage still STAGE_NONE) or exited after saying why. */
+	if (ctx.stage == STAGE_NONE) {
+		(void)setpgid(pid, pid); /* done by the child already; harmless */
+		return pid;
+	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (rep.stage < STAGE_PRIVS || rep.stage > STAGE_EXEC)
-		rep.stage = STAGE_EXEC;
-	if (rep.stage == STAGE_EXEC && (rep.err == ENOENT || rep.err == ENOTDIR)) {
+	if (ctx.stage == STAGE_EXEC && (ctx.err == ENOENT || ctx.err == ENOTDIR)) {
 		log_error("'%s': command not found", s->args->argv[0]);
 		return -INIT_EXIT_NOTFOUND;
 	}
-	log_error("'%s': %s: %s", s->args->argv[0], stage_names[rep.stage], strerror(rep.err));
-	return rep.stage == STAGE_EXEC ? -INIT_EXIT_NOEXEC : -INIT_EXIT_SYSCALL;
+	log_error("'%s': %s: %s", s->args->argv[0], stage_names[ctx.stage], strerror(ctx.err));
+	return ctx.stage == STAGE_EXEC ? -INIT_EXIT_NOEXEC : -INIT_EXIT_SYSCALL;
 }
 
 static int start_child(struct init_supervisor *s)
@@ -385,5 +393,7 @@ int init_supervise(const struct init_supervise_args *args)
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
 	init_loop_free(s.loop);
+	if (s.child_stack)
+		(void)munmap(s.child_stack, CHILD_STACK_SIZE);
 	return code;
 }

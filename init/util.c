@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <time.h>
 
 #include "init.h"
@@ -133,4 +134,28 @@ uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms)
 	for (unsigned i = 2; i < restart && delay < cap_ms; i++)
 		delay *= 2;
 	return delay < cap_ms ? delay : cap_ms;
+}
+
+/* Reads hexadecimal masks such as SigIgn and CapBnd from /proc/self/status in one pass. */
+int init_proc_status_masks(uint64_t *ret_sigign, uint64_t *ret_capbnd)
+{
+	_cleanup_close_ int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	char buf[4096], *p;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	p = strstr(buf, "\nSigIgn:");
+	if (!p)
+		return -EIO;
+	*ret_sigign = strtoull(p + 9, NULL, 16);
+	p = strstr(buf, "\nCapBnd:");
+	if (!p)
+		return -EIO;
+	*ret_capbnd = strtoull(p + 9, NULL, 16);
+	return 0;
 }
