@@ -141,7 +141,7 @@ struct init_user {
 
 int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_error *err);
 void init_user_free(struct init_user *u);
-int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user);
+int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user, uint64_t bounding);
 int init_privs_prepare_child(void);
 int init_privs_drop_child(const struct init_user *u);
 

@@ -59,11 +59,16 @@ static void block_signals(void)
  * SIGCHLD would even stop zombies from being reported). Whatever the parent left ignored is set back to default,
  * which the child then inherits too.
  */
+static uint64_t bounding_set = UINT64_MAX; /* read with the ignored signals, for init_privs_restrict_self */
+
 static void reset_ignored_signals(void)
 {
-	uint64_t ignored = UINT64_MAX, bounding;
+	uint64_t ignored = UINT64_MAX;
 
-	(void)init_proc_status_masks(&ignored, &bounding);
+	if (init_proc_status_masks(&ignored, &bounding_set) < 0) {
+		ignored = UINT64_MAX;
+		bounding_set = UINT64_MAX;
+	}
 	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
 		if ((ignored & (1ULL << (sig - 1))) && sig != SIGKILL && sig != SIGSTOP)
 			(void)signal(sig, SIG_DFL);
@@ -93,7 +98,7 @@ static int run_main(struct init_config *c, char **args)
 	}
 	if (!o->seccomp)
 		log_warn("KVINIT_SECCOMP=no: the child runs without a seccomp filter");
-	r = init_privs_restrict_self(NULL, 0, user.set);
+	r = init_privs_restrict_self(NULL, 0, user.set, bounding_set);
 	if (r < 0) {
 		log_error("cannot drop kvinit's own capabilities: %s", strerror(-r));
 		code = INIT_EXIT_SYSCALL;

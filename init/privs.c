@@ -140,12 +140,13 @@ static int drop_bounding(uint64_t mask)
  *   CAP_SETPCAP          to empty the child's bounding set before exec;
  *   CAP_SETUID/SETGID    to switch the child to KVINIT_USER (only when a user is set);
  *   CAP_KILL             to signal a child that runs under another uid (likewise);
- * plus what the role asks for. Everything else leaves kvinit for good.
+ * plus what the role asks for. Everything else leaves kvinit for good. `bounding` is the current bounding set
+ * (UINT64_MAX when unknown: then every capability is dropped one by one).
  */
-int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user)
+int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_user, uint64_t bounding)
 {
 	cap_value_t keep[16];
-	uint64_t keep_mask = 0, bounding, sigign;
+	uint64_t keep_mask = 0;
 	size_t n = 0;
 	cap_t caps;
 	int r;
@@ -164,9 +165,6 @@ int init_privs_restrict_self(const int *extra_caps, size_t n_extra, bool switch_
 	for (size_t i = 0; i < n; i++)
 		keep_mask |= 1ULL << keep[i];
 
-	/* Without /proc, every capability is dropped one by one; with it, only those present. */
-	if (init_proc_status_masks(&sigign, &bounding) < 0)
-		bounding = UINT64_MAX;
 	r = drop_bounding(bounding & ~keep_mask);
 	if (r < 0)
 		return r;

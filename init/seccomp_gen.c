@@ -141,6 +141,8 @@ int main(int argc, char **argv)
 	if (!ctx)
 		return 1;
 	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (r == 0)
+		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (r == 0 && arch != seccomp_arch_native()) {
 		r = seccomp_arch_add(ctx, arch);
 		if (r == 0)
