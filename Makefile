@@ -27,7 +27,7 @@ LIBS_PC   := libcap inih
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -Inode -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 # kvinit runs at every container start, so by default its small libraries are linked in: each shared library
