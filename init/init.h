@@ -54,6 +54,8 @@ int init_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value);
 int init_parse_duration_ms(const char *s, int64_t *ret_ms);
 int init_parse_bool(const char *s, bool *ret_value);
 bool init_has_control_chars(const char *s);
+bool init_valid_ip(const char *s);
+bool init_valid_hostname(const char *s);
 const char *init_signal_name(int sig);
 void init_format_duration(char *buf, size_t size, uint64_t ms);
 uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms);

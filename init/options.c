@@ -12,41 +12,157 @@
 #include "init.h"
 
 struct init_string_check {
-	const char *rule;
-	bool (*valid)(const char *value);
+	const char *rule; /* for --help and the usual refusal */
+	/* NULL when value is fine, else why not: rule, or a more precise line written into buf */
+	const char *(*refuse)(const struct init_string_check *check, const char *value, char *buf, size_t size);
 };
 
-static bool valid_user(const char *s)
+static const char *refuse_user(const struct init_string_check *check, const char *s, char *buf, size_t size)
 {
 	const char *colon = strchr(s, ':');
 
+	(void)buf;
+	(void)size;
 	if (!*s)
-		return true;
+		return NULL;
 	if (isdigit((unsigned char)*s)) {
 		/* uid[:gid], both decimal */
 		for (const char *p = s; *p; p++)
 			if (!isdigit((unsigned char)*p) && p != colon)
-				return false;
-		return colon != s && (!colon || colon[1]);
+				return check->rule;
+		return colon != s && (!colon || colon[1]) ? NULL : check->rule;
 	}
 	/* POSIX portable user name, as shadow's useradd accepts by default */
 	if (colon || strlen(s) > 32 || !(islower((unsigned char)*s) || *s == '_'))
-		return false;
+		return check->rule;
 	for (const char *p = s; *p; p++)
 		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '-' ||
 		      (*p == '$' && !p[1])))
-			return false;
-	return true;
+			return check->rule;
+	return NULL;
 }
 
-static const struct init_string_check init_check_user = {
-	.rule = "must be a user name or uid[:gid]",
-	.valid = valid_user,
+static const char *refuse_ip(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return !*s || init_valid_ip(s) ? NULL : check->rule;
+}
+
+static const char *refuse_hostname(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return !*s || init_valid_hostname(s) ? NULL : check->rule;
+}
+
+static const char *refuse_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return s[0] == '/' && strlen(s) < 4096 ? NULL : check->rule;
+}
+
+static const char *refuse_optional_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	return *s ? refuse_path(check, s, buf, size) : NULL;
+}
+
+/* redis.conf's bind: addresses separated by spaces, each may start with '-' (optional address), or '*'. */
+static const char *refuse_bind(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	_cleanup_free_ char *copy = strdup(s);
+	char *save = NULL;
+	int n = 0;
+
+	(void)buf;
+	(void)size;
+	if (!copy)
+		return "out of memory";
+	for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save), n++) {
+		const char *addr = tok[0] == '-' ? tok + 1 : tok;
+
+		if (strcmp(addr, "*") != 0 && strcmp(addr, "::*") != 0 && !init_valid_ip(addr))
+			return check->rule;
+	}
+	return n > 0 && n <= 16 ? NULL : check->rule;
+}
+
+/* Directives kvinit renders itself; setting them again in REDIS_EXTRA_FLAGS would silently undo its work. */
+static const char *const owned_directives[] = {
+	"port",
+	"bind",
+	"dir",
+	"daemonize",
+	"include",
+	"protected-mode",
+	"cluster-enabled",
+	"cluster-config-file",
+	"cluster-node-timeout",
+	"cluster-port",
+	"cluster-announce-ip",
+	"cluster-announce-port",
+	"cluster-announce-bus-port",
+	"cluster-announce-hostname",
+	"cluster-preferred-endpoint-type",
+	"appendonly",
+	"user",
+	"requirepass",
+	"masterauth",
+	"masteruser",
+	"aclfile",
+	"supervised",
+	NULL,
 };
+
+static const char *refuse_extra_flags(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	_cleanup_free_ char *copy = strdup(s);
+	char *save = NULL;
+	bool want_arg = false;
+
+	if (!copy)
+		return "out of memory";
+	for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (strncmp(tok, "--", 2) != 0) {
+			if (!want_arg && tok == copy)
+				return check->rule;
+			want_arg = false;
+			continue;
+		}
+		if (want_arg || !tok[2])
+			return check->rule;
+		for (const char *p = tok + 2; *p; p++)
+			if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+				return check->rule;
+		for (size_t i = 0; owned_directives[i]; i++) {
+			if (strcmp(tok + 2, owned_directives[i]) == 0) {
+				(void)snprintf(buf, size, "'%s' is set by kvinit itself: use its own setting instead",
+					       tok);
+				return buf;
+			}
+		}
+		want_arg = true;
+	}
+	return want_arg ? check->rule : NULL;
+}
+
+static const struct init_string_check init_check_user = {"must be a user name or uid[:gid]", refuse_user};
+static const struct init_string_check init_check_ip = {"must be an IPv4 or IPv6 address", refuse_ip};
+static const struct init_string_check init_check_hostname = {
+	"must be a hostname (RFC 1123: letters, digits, '-' and '.', labels of 1 to 63)", refuse_hostname};
+static const struct init_string_check init_check_path = {"must be an absolute path", refuse_path};
+static const struct init_string_check init_check_optional_path = {"must be empty or an absolute path",
+								  refuse_optional_path};
+static const struct init_string_check init_check_bind = {
+	"must be addresses separated by spaces, each an IP address or '*', optionally with a leading '-'", refuse_bind};
+static const struct init_string_check init_check_extra_flags = {
+	"must be redis-server flags, each '--directive' followed by its values", refuse_extra_flags};
 
 static const char *const init_restart_names[] = {"no", "on-failure", "always", NULL};
 static const char *const init_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const init_log_format_names[] = {"text", "json", NULL};
+static const char *const init_endpoint_names[] = {"ip", "hostname", "unknown-endpoint", NULL};
 
 enum opt_type { OPT_T_STR, OPT_T_BOOL, OPT_T_INT, OPT_T_DURATION, OPT_T_ENUM };
 
@@ -147,22 +263,32 @@ static void describe_rule(const struct opt_desc *d, char *buf, size_t size)
 	}
 }
 
-/* Parses value for d into the options; returns 0, -EINVAL (rule broken) or -ENOMEM. */
-static int set_value(struct init_options *o, const struct opt_desc *d, const char *value)
+/*
+ * Parses value for d into the options; returns 0, -ENOMEM, or -EINVAL with the rule it broke in why (the table's
+ * rule, or a more precise line from the option's check).
+ */
+static int set_value(struct init_options *o, const struct opt_desc *d, const char *value, char *why, size_t size)
 {
 	char *field = (char *)o + d->offset;
 	int64_t n;
 	bool b;
 
-	if (init_has_control_chars(value))
+	describe_rule(d, why, size);
+	if (init_has_control_chars(value)) {
+		(void)snprintf(why, size, "must not contain control characters such as newlines");
 		return -EINVAL;
+	}
 
 	switch (d->type) {
 	case OPT_T_STR: {
+		char buf[256];
+		const char *refused = d->check ? d->check->refuse(d->check, value, buf, sizeof(buf)) : NULL;
 		char *copy;
 
-		if (d->check && !d->check->valid(value))
+		if (refused) {
+			(void)snprintf(why, size, "%s", refused);
 			return -EINVAL;
+		}
 		copy = strdup(value);
 		if (!copy)
 			return -ENOMEM;
@@ -220,16 +346,12 @@ static int apply(struct init_config *c, enum init_option_id id, const char *valu
 	char rule[320], shown[160];
 	int r;
 
-	r = set_value(&c->opt, d, value);
+	r = set_value(&c->opt, d, value, rule, sizeof(rule));
 	if (r == -ENOMEM) {
 		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return r;
 	}
 	if (r < 0) {
-		if (init_has_control_chars(value))
-			(void)snprintf(rule, sizeof(rule), "must not contain control characters such as newlines");
-		else
-			describe_rule(d, rule, sizeof(rule));
 		quote_value(shown, sizeof(shown), value);
 		(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", where, shown, rule);
 		return r;
@@ -403,7 +525,7 @@ struct flag_value {
 };
 
 /*
- * Reads "--key value", "--key=value", "--key" (booleans) up to "--" or the first argument that is not a flag;
+ * Reads "--key value" and "--key=value" up to "--" or the first argument that is not a flag;
  * -ECANCELED for --help.
  * Collects them first: they win over everything, but the INI file they may name is read before them.
  */
@@ -439,8 +561,7 @@ static int collect_flags(int argc, char **argv, struct flag_value *flags, int *r
 				return -EINVAL;
 			}
 		}
-		if (!value && id >= 0 && descs[id].type == OPT_T_BOOL)
-			value = "yes";
+		/* Booleans take a value too: a bare "--seccomp" before a command named "yes" or "true" is ambiguous. */
 		if (!value) {
 			if (i + 1 >= argc) {
 				(void)snprintf(err->msg, sizeof(err->msg), "option '--%.*s' needs a value", (int)len,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
@@ -158,4 +159,34 @@ int init_proc_status_masks(uint64_t *ret_sigign, uint64_t *ret_capbnd)
 		return -EIO;
 	*ret_capbnd = strtoull(p + 9, NULL, 16);
 	return 0;
+}
+
+bool init_valid_ip(const char *s)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+/* RFC 1123: labels of 1 to 63 letters, digits and '-', not starting or ending with '-'; 253 characters at most. */
+bool init_valid_hostname(const char *s)
+{
+	size_t label = 0, total = strlen(s);
+
+	if (!total || total > 253)
+		return false;
+	for (const char *p = s;; p++) {
+		if (*p == '.' || !*p) {
+			if (!label || p[-1] == '-')
+				return false;
+			if (!*p)
+				return true;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && !(*p == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
 }

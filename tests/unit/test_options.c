@@ -228,17 +228,18 @@ static void test_flags(void **state)
 	struct init_config c;
 	struct init_error err;
 	char *env[] = {"KVINIT_CONFIG=/dev/null", NULL};
-	char *a1[] = {"--kill-group", "--restart=always", "cmd", "--restart=no"};
+	char *a1[] = {"--kill-group", "yes", "--restart=always", "cmd", "--restart=no"};
 	char *a2[] = {"--bogus", "cmd"};
 	char *a3[] = {"--restart"};
 	char *a4[] = {"--help"};
+	char *a5[] = {"--seccomp"};
 	int argind;
 
 	(void)state;
-	assert_int_equal(load(&c, &err, a1, 4, env, &argind), 0);
+	assert_int_equal(load(&c, &err, a1, 5, env, &argind), 0);
 	assert_true(c.opt.kill_group);
 	assert_int_equal(c.opt.restart, INIT_RESTART_ALWAYS); /* flags stop at the command */
-	assert_int_equal(argind, 2);
+	assert_int_equal(argind, 3);
 	init_config_free(&c);
 
 	assert_int_not_equal(load(&c, &err, a2, 2, env, &argind), 0);
@@ -250,6 +251,11 @@ static void test_flags(void **state)
 	init_config_free(&c);
 
 	assert_int_equal(load(&c, &err, a4, 1, env, &argind), -ECANCELED);
+	init_config_free(&c);
+
+	/* a boolean needs its value like any flag */
+	assert_int_not_equal(load(&c, &err, a5, 1, env, &argind), 0);
+	assert_string_equal(err.msg, "option '--seccomp' needs a value");
 	init_config_free(&c);
 }
 
