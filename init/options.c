@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "init.h"
+#include "secrets.h"
 
 struct init_string_check {
 	const char *rule; /* for --help and the usual refusal */
@@ -511,6 +512,64 @@ static const char *env_lookup(char *const *envp, const char *name)
 	return NULL;
 }
 
+/* Older names a user may bring from other images; the table's name wins, and both must agree. */
+static const struct {
+	const char *env;
+	enum init_option_id id;
+} env_aliases[] = {
+	{"REDIS_PORT", INIT_OPT_port},
+};
+
+/*
+ * One option from the environment: NAME, an alias of it, or NAME_FILE (the Docker convention: the value is read
+ * from that file, one trailing newline stripped). An empty variable counts as unset, as compose files often
+ * write "VAR=" for "not given".
+ */
+static int apply_env(struct init_config *c, enum init_option_id id, char *const *envp, struct init_error *err)
+{
+	const char *name = descs[id].env, *value = env_lookup(envp, name), *path;
+	char file_var[96], where[4200];
+	struct secrets_value secret = {0};
+	int r;
+
+	if (value && !*value)
+		value = NULL;
+	for (size_t i = 0; i < sizeof(env_aliases) / sizeof(env_aliases[0]); i++) {
+		const char *alias = env_aliases[i].id == id ? env_lookup(envp, env_aliases[i].env) : NULL;
+
+		if (!alias || !*alias)
+			continue;
+		if (value && strcmp(value, alias) != 0) {
+			(void)snprintf(err->msg, sizeof(err->msg),
+				       "%s and %s are both set, to different values: set only %s", name,
+				       env_aliases[i].env, name);
+			return -EINVAL;
+		}
+		value = alias;
+		name = env_aliases[i].env;
+	}
+
+	(void)snprintf(file_var, sizeof(file_var), "%s_FILE", descs[id].env);
+	path = env_lookup(envp, file_var);
+	if (path && *path) {
+		if (value) {
+			(void)snprintf(err->msg, sizeof(err->msg), "%s and %s are both set: set only one", name,
+				       file_var);
+			return -EINVAL;
+		}
+		r = secrets_read_file(path, &secret, NULL);
+		if (r < 0) {
+			(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", file_var, path, secrets_strerror(r));
+			return r;
+		}
+		(void)snprintf(where, sizeof(where), "%s (from %s='%s')", descs[id].env, file_var, path);
+		r = apply(c, id, secret.data, INIT_SRC_ENV, where, err);
+		secrets_wipe(&secret);
+		return r;
+	}
+	return value ? apply(c, id, value, INIT_SRC_ENV, name, err) : 0;
+}
+
 static int find_flag(const char *name, size_t len)
 {
 	for (int i = 0; i < INIT_OPT__COUNT; i++)
@@ -612,13 +671,8 @@ int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argi
 	if (r < 0)
 		return r;
 
-	/* An empty variable counts as unset, as compose files often write "VAR=" for "not given". */
 	for (int i = 0; i < INIT_OPT__COUNT; i++) {
-		const char *value = env_lookup(envp, descs[i].env);
-
-		if (!value || !*value)
-			continue;
-		r = apply(c, (enum init_option_id)i, value, INIT_SRC_ENV, descs[i].env, err);
+		r = apply_env(c, (enum init_option_id)i, envp, err);
 		if (r < 0)
 			return r;
 	}

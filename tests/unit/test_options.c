@@ -279,6 +279,124 @@ static void test_help_lists_every_option(void **state)
 	assert_non_null(strstr(buf, "default '8s'"));
 }
 
+static void test_env_file_and_alias(void **state)
+{
+	struct init_config c;
+	struct init_error err;
+	char file_env[96], *noenv[] = {NULL};
+	int argind;
+
+	(void)state;
+	write_ini("6380\n");
+	(void)snprintf(file_env, sizeof(file_env), "REDIS_PORT_NUMBER_FILE=%s", ini_path);
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", file_env, NULL};
+
+		assert_int_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_int_equal(c.opt.port, 6380); /* one trailing newline stripped */
+		assert_int_equal(c.source[INIT_OPT_port], INIT_SRC_ENV);
+		init_config_free(&c);
+	}
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", file_env, "REDIS_PORT_NUMBER=6379", NULL};
+
+		assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_string_equal(err.msg, "REDIS_PORT_NUMBER and REDIS_PORT_NUMBER_FILE are both set: set only one");
+		init_config_free(&c);
+	}
+	write_ini("70000\n");
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", file_env, NULL};
+
+		assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_non_null(strstr(err.msg, "REDIS_PORT_NUMBER (from REDIS_PORT_NUMBER_FILE="));
+		assert_non_null(strstr(err.msg, "='70000': must be a whole number from 1 to 65535"));
+		init_config_free(&c);
+	}
+	write_ini("");
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", file_env, NULL};
+
+		assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_non_null(strstr(err.msg, "REDIS_PORT_NUMBER_FILE='"));
+		assert_non_null(strstr(err.msg, "': is empty"));
+		init_config_free(&c);
+	}
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", "REDIS_PORT=7001", NULL};
+
+		assert_int_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_int_equal(c.opt.port, 7001);
+		init_config_free(&c);
+	}
+	{
+		char *env[] = {"KVINIT_CONFIG=/dev/null", "REDIS_PORT=7001", "REDIS_PORT_NUMBER=7002", NULL};
+
+		assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		assert_string_equal(err.msg, "REDIS_PORT_NUMBER and REDIS_PORT are both set, to different values: set "
+					     "only REDIS_PORT_NUMBER");
+		init_config_free(&c);
+	}
+	assert_int_equal(load(&c, &err, NULL, 0, noenv, &argind), 0);
+	assert_int_equal(c.opt.port, 6379);
+	init_config_free(&c);
+}
+
+static void test_node_values(void **state)
+{
+	static const struct bad_case bad[] = {
+		{"REDIS_CLUSTER_ANNOUNCE_IP=1.2.3.4\nrequirepass x", "must not contain control characters"},
+		{"REDIS_CLUSTER_ANNOUNCE_IP=1.2.3",
+		 "REDIS_CLUSTER_ANNOUNCE_IP='1.2.3': must be an IPv4 or IPv6 address"},
+		{"REDIS_CLUSTER_ANNOUNCE_IP=host.example", "must be an IPv4 or IPv6 address"},
+		{"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=-bad.example", "must be a hostname (RFC 1123"},
+		{"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=a..b", "must be a hostname"},
+		{"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=under_score", "must be a hostname"},
+		{"REDIS_PORT_NUMBER=0", "REDIS_PORT_NUMBER='0': must be a whole number from 1 to 65535"},
+		{"REDIS_PORT_NUMBER=65536", "must be a whole number from 1 to 65535"},
+		{"REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE=dns", "must be one of ip, hostname or unknown-endpoint"},
+		{"REDIS_DATA_DIR=data", "REDIS_DATA_DIR='data': must be an absolute path"},
+		{"REDIS_BIND=0.0.0.0 nope", "must be addresses separated by spaces"},
+		{"REDIS_EXTRA_FLAGS=--port 1", "REDIS_EXTRA_FLAGS='--port 1': '--port' is set by kvinit itself"},
+		{"REDIS_EXTRA_FLAGS=--requirepass x", "'--requirepass' is set by kvinit itself"},
+		{"REDIS_EXTRA_FLAGS=maxmemory 1mb", "must be redis-server flags"},
+		{"REDIS_EXTRA_FLAGS=--maxmemory", "must be redis-server flags"},
+		{"REDIS_EXTRA_FLAGS=--MaxMemory 1", "must be redis-server flags"},
+		{"REDIS_CLUSTER_NODE_TIMEOUT=50", "must be a whole number from 100 to 3600000"},
+	};
+	static const char *const good[] = {
+		"REDIS_CLUSTER_ANNOUNCE_IP=172.19.0.60",
+		"REDIS_CLUSTER_ANNOUNCE_IP=fd00::5",
+		"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=redis-node-0.redis.default.svc.cluster.local",
+		"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=Shubhams-MacBook-Pro.local",
+		"REDIS_BIND=127.0.0.1 -::1",
+		"REDIS_BIND=* -::*",
+		"REDIS_EXTRA_FLAGS=--maxmemory 100mb --maxmemory-policy allkeys-lru",
+		"REDIS_EXTRA_FLAGS=--save 900 1 --save 300 10",
+		"REDIS_PORT_NUMBER=7001",
+	};
+	struct init_config c;
+	struct init_error err;
+	int argind;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *env[] = {"KVINIT_CONFIG=/dev/null", (char *)bad[i].env, NULL};
+
+		assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+		if (!strstr(err.msg, bad[i].expect))
+			fail_msg("%s: got '%s', want '%s'", bad[i].env, err.msg, bad[i].expect);
+		init_config_free(&c);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *env[] = {"KVINIT_CONFIG=/dev/null", (char *)good[i], NULL};
+
+		if (load(&c, &err, NULL, 0, env, &argind) != 0)
+			fail_msg("%s refused: %s", good[i], err.msg);
+		init_config_free(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +408,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ini_errors, setup, teardown),
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_help_lists_every_option),
+		cmocka_unit_test_setup_teardown(test_env_file_and_alias, setup, teardown),
+		cmocka_unit_test(test_node_values),
 	};
 
 	return cmocka_run_group_tests_name("options", tests, NULL, NULL);
