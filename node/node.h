@@ -29,10 +29,12 @@ enum node_directive {
 	NODE_DIR_CLUSTER_PORT,
 	NODE_DIR_ANNOUNCE_HOSTNAME,
 	NODE_DIR_PREFERRED_ENDPOINT_TYPE,
+	NODE_DIR_ACL_CHANNELS,
 	NODE_DIR__COUNT
 };
 bool node_server_knows(const struct node_server *s, enum node_directive d);
 const char *node_directive_name(enum node_directive d);
+void node_server_describe(const struct node_server *s, char *buf, size_t size);
 
 /* ---- what the node announces (address.c) ---- */
 int node_detect_own_ipv4(char *buf, size_t size);

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server config kvinit renders: the user's base config first (include), then kvinit's settings, which win
+ * because Redis keeps the last value of a directive. Pure: text in, text out; node.c writes it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node.h"
+
+/*
+ * A value as redis.conf reads it (sdssplitargs): plain when it is a simple token, else in double quotes with
+ * every byte outside printable ASCII, and '"' and '\', escaped as \xHH. No value can break out of its line.
+ */
+void node_quote_config_value(const char *value, char *buf, size_t size)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/@+*,";
+	size_t len = 0;
+
+	if (*value && strspn(value, plain) == strlen(value)) {
+		(void)snprintf(buf, size, "%s", value);
+		return;
+	}
+	if (size < 3) {
+		if (size)
+			buf[0] = '\0';
+		return;
+	}
+	buf[len++] = '"';
+	for (; *value && len + 6 < size; value++) {
+		unsigned char c = (unsigned char)*value;
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '\'')
+			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
+		else
+			buf[len++] = (char)c;
+	}
+	buf[len++] = '"';
+	buf[len] = '\0';
+}
+
+static void directive(FILE *f, const char *name, const char *value)
+{
+	char quoted[8192];
+
+	node_quote_config_value(value, quoted, sizeof(quoted));
+	(void)fprintf(f, "%s %s\n", name, quoted);
+	explicit_bzero(quoted, sizeof(quoted)); /* it may have held masterauth */
+}
+
+static void directive_uint(FILE *f, const char *name, unsigned long long value)
+{
+	(void)fprintf(f, "%s %llu\n", name, value);
+}
+
+/* "--maxmemory 100mb --save 900 1" -> "maxmemory 100mb" and "save 900 1", each value quoted. */
+static void extra_flags(FILE *f, const char *flags)
+{
+	char quoted[1024];
+	const char *p = flags;
+	bool open_line = false;
+
+	while (*p) {
+		size_t n;
+
+		p += strspn(p, " \t");
+		n = strcspn(p, " \t");
+		if (!n)
+			break;
+		if (n > 2 && p[0] == '-' && p[1] == '-') {
+			(void)fprintf(f, "%s%.*s", open_line ? "\n" : "", (int)(n - 2), p + 2);
+			open_line = true;
+		} else {
+			char *tok = strndup(p, n);
+
+			if (tok) {
+				node_quote_config_value(tok, quoted, sizeof(quoted));
+				(void)fprintf(f, " %s", quoted);
+				free(tok);
+			}
+		}
+		p += n;
+	}
+	if (open_line)
+		(void)fputc('\n', f);
+}
+
+/* A directive the server does not know: an error when asked for, else a comment saying it was left out. */
+static int gate(FILE *f, const struct node_render_input *in, enum node_directive d, bool asked, const char *var,
+		struct init_error *err)
+{
+	char version[48];
+
+	if (node_server_knows(in->server, d))
+		return 1;
+	node_server_describe(in->server, version, sizeof(version));
+	if (asked) {
+		(void)snprintf(err->msg, sizeof(err->msg), "%s needs %s, which %s does not know", var,
+			       node_directive_name(d), version);
+		return -ENOTSUP;
+	}
+	(void)fprintf(f, "# skipped: %s (%s does not know it)\n", node_directive_name(d), version);
+	return 0;
+}
+
+static int render_cluster(FILE *f, const struct node_render_input *in, struct init_error *err)
+{
+	const struct init_options *o = in->opt;
+	static const char *const endpoint[] = {"ip", "hostname", "unknown-endpoint"};
+	unsigned bus = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
+	int r;
+
+	directive(f, "cluster-enabled", "yes");
+	directive(f, "cluster-config-file", "nodes.conf");
+	directive_uint(f, "cluster-node-timeout", (unsigned long long)o->node_timeout);
+	r = gate(f, in, NODE_DIR_CLUSTER_PORT, bus != o->port + 10000, "REDIS_CLUSTER_BUS_PORT", err);
+	if (r < 0)
+		return r;
+	if (r)
+		directive_uint(f, "cluster-port", bus);
+	if (in->announce_ip)
+		directive(f, "cluster-announce-ip", in->announce_ip);
+	if (o->announce_port)
+		directive_uint(f, "cluster-announce-port", (unsigned long long)o->announce_port);
+	if (o->announce_bus_port)
+		directive_uint(f, "cluster-announce-bus-port", (unsigned long long)o->announce_bus_port);
+	if (*o->announce_hostname) {
+		r = gate(f, in, NODE_DIR_ANNOUNCE_HOSTNAME, true, "REDIS_CLUSTER_ANNOUNCE_HOSTNAME", err);
+		if (r < 0)
+			return r;
+		directive(f, "cluster-announce-hostname", o->announce_hostname);
+	}
+	r = gate(f, in, NODE_DIR_PREFERRED_ENDPOINT_TYPE, in->source[INIT_OPT_preferred_endpoint] != INIT_SRC_DEFAULT,
+		 "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE", err);
+	if (r < 0)
+		return r;
+	if (r)
+		directive(f, "cluster-preferred-endpoint-type", endpoint[o->preferred_endpoint]);
+	return 0;
+}
+
+static void render_auth(FILE *f, const struct node_render_input *in)
+{
+	bool channels = node_server_knows(in->server, NODE_DIR_ACL_CHANNELS);
+
+	/*
+	 * The password goes to the default user as SHA-256 hashes, never as requirepass: a user can hold several,
+	 * which is how a rotation accepts the old and the new one at once. resetpass drops a requirepass the base
+	 * config may have set.
+	 */
+	(void)fputs("user default on resetpass", f);
+	if (!in->n_hashes)
+		(void)fputs(" nopass", f);
+	for (size_t i = 0; i < in->n_hashes; i++)
+		(void)fprintf(f, " #%s", in->redact ? "<redacted>" : in->pass_hashes[i]);
+	(void)fprintf(f, " ~*%s +@all\n", channels ? " &*" : "");
+	if (in->masterauth)
+		directive(f, "masterauth", in->redact ? "<redacted>" : in->masterauth);
+}
+
+int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err)
+{
+	const struct init_options *o = in->opt;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r = 0;
+
+	f = open_memstream(&text, &len);
+	if (!f) {
+		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -ENOMEM;
+	}
+	(void)fputs("# Rendered by kvinit at every start: edit the environment or the base config, not this file.\n",
+		    f);
+	if (in->base_config_present)
+		directive(f, "include", o->base_config);
+	/* Container basics: in the foreground, logging to stdout, where kvinit and the runtime expect it. */
+	directive(f, "daemonize", "no");
+	directive(f, "supervised", "no");
+	directive(f, "logfile", "");
+	directive_uint(f, "port", (unsigned long long)o->port);
+	(void)fprintf(f, "bind %s\n", o->bind); /* validated: addresses and '*' only */
+	/* Every connection needs the password (or ALLOW_EMPTY_PASSWORD was chosen): protected mode adds nothing. */
+	directive(f, "protected-mode", "no");
+	directive(f, "dir", o->data_dir);
+	directive(f, "appendonly", o->aof ? "yes" : "no");
+	if (o->cluster_enabled)
+		r = render_cluster(f, in, err);
+	else
+		directive(f, "cluster-enabled", "no");
+	if (r == 0 && *o->extra_flags) {
+		(void)fputs("# REDIS_EXTRA_FLAGS\n", f);
+		extra_flags(f, o->extra_flags);
+	}
+	if (r == 0)
+		render_auth(f, in);
+	if (fclose(f) != 0 && r == 0) {
+		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
+		r = -ENOMEM;
+	}
+	if (r < 0) {
+		if (text)
+			explicit_bzero(text, len);
+		free(text);
+		return r;
+	}
+	*ret_text = text;
+	return 0;
+}
