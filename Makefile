@@ -23,7 +23,7 @@ SAN_FLAGS :=
 endif
 
 # libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
-LIBS_PC   := libcap inih
+LIBS_PC   := libcap inih hiredis
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE

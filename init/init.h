@@ -162,6 +162,7 @@ struct init_role_hooks {
 
 struct init_supervise_args {
 	char *const *argv;
+	char *const *envp; /* NULL: kvinit's own environment */
 	const struct init_options *opt;
 	const struct init_user *user;
 	bool seccomp;
@@ -169,6 +170,12 @@ struct init_supervise_args {
 };
 
 int init_supervise(const struct init_supervise_args *args);
+
+/* ---- shared by the supervising roles (run.c) ---- */
+void init_process_setup(void);
+int init_resolve_user(const struct init_options *o, struct init_user *ret_user);
+int init_run(const struct init_options *o, const struct init_user *user, char *const *argv, char *const *envp,
+	     const struct init_role_hooks *hooks);
 struct init_loop *init_supervisor_loop(struct init_supervisor *s);
 pid_t init_supervisor_child(const struct init_supervisor *s);
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Role dispatch and exit codes: the only place that decides how kvinit exits. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "init.h"
+#include "node.h"
 
 #ifndef KVINIT_VERSION
 #define KVINIT_VERSION "unknown"
@@ -15,6 +15,8 @@ extern char **environ;
 
 struct role {
 	const char *name, *usage, *summary;
+	bool supervises; /* runs the loop: signals blocked, read from a signalfd */
+	bool own_args;	 /* takes its arguments as they are: no kvinit flags after the role */
 	/* Sets the role's own defaults; runs before the INI file, environment and flags are read. */
 	int (*defaults)(struct init_config *c, struct init_error *err);
 	int (*main)(struct init_config *c, char **args);
@@ -23,7 +25,16 @@ struct role {
 static int run_main(struct init_config *c, char **args);
 
 static const struct role roles[] = {
-	{"run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", NULL, run_main},
+	{"node", "node [OPTIONS]", "render the server config, run and supervise the server (image default)", true,
+	 false, node_defaults, node_main},
+	{"health", "health [--live|--ready]", "probe this node: exit 0 healthy, 1 not", false, true, node_defaults,
+	 node_health_main},
+	{"cli", "cli [redis-cli ARGS]", "redis-cli on this node, authenticated from the secret", false, true,
+	 node_defaults, node_cli_main},
+	{"render", "render [OPTIONS]", "print the rendered server config, secrets redacted", false, false,
+	 node_defaults, node_render_main},
+	{"run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", true, false, NULL,
+	 run_main},
 };
 
 static void usage(FILE *out)
@@ -42,76 +53,18 @@ static void usage(FILE *out)
 		"executable; 100 usage or configuration error; 111 a system call failed before the child started.\n");
 }
 
-/* Blocks every signal that is not a fault: they are read from a signalfd in the loop, or wait there. */
-static void block_signals(void)
-{
-	static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
-	sigset_t all;
-
-	(void)sigfillset(&all);
-	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-		(void)sigdelset(&all, faults[i]);
-	(void)sigprocmask(SIG_BLOCK, &all, NULL);
-}
-
-/*
- * An ignored signal is dropped by the kernel, blocked or not, so it would never reach the signalfd (an ignored
- * SIGCHLD would even stop zombies from being reported). Whatever the parent left ignored is set back to default,
- * which the child then inherits too.
- */
-static uint64_t bounding_set = UINT64_MAX; /* read with the ignored signals, for init_privs_restrict_self */
-
-static void reset_ignored_signals(void)
-{
-	uint64_t ignored = UINT64_MAX;
-
-	if (init_proc_status_masks(&ignored, &bounding_set) < 0) {
-		ignored = UINT64_MAX;
-		bounding_set = UINT64_MAX;
-	}
-	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
-		if ((ignored & (1ULL << (sig - 1))) && sig != SIGKILL && sig != SIGSTOP)
-			(void)signal(sig, SIG_DFL);
-}
-
 static int run_main(struct init_config *c, char **args)
 {
-	const struct init_options *o = &c->opt;
 	struct init_user user = {0};
-	struct init_error err;
-	int r, code;
+	int code;
 
 	if (!args[0]) {
 		log_error("run: no command given (usage: kvinit run [OPTIONS] [--] CMD [ARGS...])");
 		return INIT_EXIT_USAGE;
 	}
-	r = init_user_resolve(o->user, &user, &err);
-	if (r < 0) {
-		log_error("%s", err.msg);
-		return r == -ENOMEM ? INIT_EXIT_SYSCALL : INIT_EXIT_USAGE;
-	}
-	if (user.set && geteuid() != 0 && (user.uid != geteuid() || user.gid != getegid())) {
-		log_error("KVINIT_USER='%s': switching users needs root, and kvinit runs as uid %d", o->user,
-			  (int)geteuid());
-		init_user_free(&user);
-		return INIT_EXIT_USAGE;
-	}
-	if (!o->seccomp)
-		log_warn("KVINIT_SECCOMP=no: the child runs without a seccomp filter");
-	r = init_privs_restrict_self(NULL, 0, user.set, bounding_set);
-	if (r < 0) {
-		log_error("cannot drop kvinit's own capabilities: %s", strerror(-r));
-		code = INIT_EXIT_SYSCALL;
-	} else {
-		struct init_supervise_args sargs = {
-			.argv = args,
-			.opt = o,
-			.user = &user,
-			.seccomp = o->seccomp,
-		};
-
-		code = init_supervise(&sargs);
-	}
+	code = init_resolve_user(&c->opt, &user);
+	if (code == 0)
+		code = init_run(&c->opt, &user, args, NULL, NULL);
 	init_user_free(&user);
 	return code;
 }
@@ -123,9 +76,6 @@ int main(int argc, char **argv)
 	struct init_config c;
 	struct init_error err;
 	int argind = 0, first = 2, code;
-
-	block_signals();
-	reset_ignored_signals();
 
 	if (role_name && (strcmp(role_name, "--help") == 0 || strcmp(role_name, "-h") == 0)) {
 		usage(stdout);
@@ -152,11 +102,13 @@ int main(int argc, char **argv)
 		return INIT_EXIT_USAGE;
 	}
 
+	if (role->supervises)
+		init_process_setup();
 	code = init_config_defaults(&c, &err);
 	if (code == 0 && role->defaults)
 		code = role->defaults(&c, &err);
 	if (code == 0)
-		code = init_config_load(&c, argc - first, argv + first, &argind, environ, &err);
+		code = init_config_load(&c, role->own_args ? 0 : argc - first, argv + first, &argind, environ, &err);
 	if (code == -ECANCELED) {
 		usage(stdout);
 		init_config_free(&c);

@@ -105,7 +105,10 @@ CHILD_CODE static int child_main(void *arg)
 	}
 	(void)sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	execvp(args->argv[0], args->argv);
+	if (args->envp)
+		execvpe(args->argv[0], args->argv, args->envp);
+	else
+		execvp(args->argv[0], args->argv);
 	child_fail(ctx, STAGE_EXEC, errno);
 }
 

@@ -74,6 +74,7 @@ int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsi
 			   struct init_error *err);
 
 /* ---- roles (node.c, health.c, cli.c) ---- */
+void node_probe_host(const char *bind, char *buf, size_t size);
 int node_defaults(struct init_config *c, struct init_error *err);
 int node_main(struct init_config *c, char **args);
 int node_render_main(struct init_config *c, char **args);

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* What every supervising role shares: process setup at start, the child's user, and the supervised run. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "init.h"
+
+/* The bounding set as kvinit found it, read at start with the ignored signals (one read of /proc). */
+static uint64_t bounding_set = UINT64_MAX;
+
+/*
+ * Blocks every signal that is not a fault: they are read from a signalfd in the loop, or wait there. And since an
+ * ignored signal is dropped by the kernel, blocked or not, it would never reach the signalfd (an ignored SIGCHLD
+ * would even stop zombies from being reported): whatever the parent left ignored is set back to default, which
+ * the child then inherits too.
+ */
+void init_process_setup(void)
+{
+	static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+	uint64_t ignored = UINT64_MAX;
+	sigset_t all;
+
+	(void)sigfillset(&all);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		(void)sigdelset(&all, faults[i]);
+	(void)sigprocmask(SIG_BLOCK, &all, NULL);
+
+	if (init_proc_status_masks(&ignored, &bounding_set) < 0) {
+		ignored = UINT64_MAX;
+		bounding_set = UINT64_MAX;
+	}
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+		if ((ignored & (1ULL << (sig - 1))) && sig != SIGKILL && sig != SIGSTOP)
+			(void)signal(sig, SIG_DFL);
+}
+
+/* Resolves KVINIT_USER; returns 0 or the exit code, having said why. */
+int init_resolve_user(const struct init_options *o, struct init_user *ret_user)
+{
+	struct init_user user = {0};
+	struct init_error err;
+	int r;
+
+	r = init_user_resolve(o->user, &user, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return r == -ENOMEM ? INIT_EXIT_SYSCALL : INIT_EXIT_USAGE;
+	}
+	if (user.set && geteuid() != 0 && (user.uid != geteuid() || user.gid != getegid())) {
+		log_error("KVINIT_USER='%s': switching users needs root, and kvinit runs as uid %d", o->user,
+			  (int)geteuid());
+		init_user_free(&user);
+		return INIT_EXIT_USAGE;
+	}
+	*ret_user = user;
+	return 0;
+}
+
+/* Drops kvinit's own privileges and supervises argv until the end; returns kvinit's exit code. */
+int init_run(const struct init_options *o, const struct init_user *user, char *const *argv, char *const *envp,
+	     const struct init_role_hooks *hooks)
+{
+	struct init_supervise_args args = {
+		.argv = argv,
+		.envp = envp,
+		.opt = o,
+		.user = user,
+		.seccomp = o->seccomp,
+	};
+	int r;
+
+	if (hooks)
+		args.hooks = *hooks;
+	if (!o->seccomp)
+		log_warn("KVINIT_SECCOMP=no: the child runs without a seccomp filter");
+	r = init_privs_restrict_self(NULL, 0, user->set, bounding_set);
+	if (r < 0) {
+		log_error("cannot drop kvinit's own capabilities: %s", strerror(-r));
+		return INIT_EXIT_SYSCALL;
+	}
+	return init_supervise(&args);
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kvinit cli ARGS`: redis-cli (or valkey-cli) on this node. The password goes to that process alone, in
+ * REDISCLI_AUTH, never on a command line where `ps` would show it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node.h"
+#include "secrets.h"
+
+extern char **environ;
+
+static bool has_arg(char **args, const char *const *names)
+{
+	for (; *args; args++)
+		for (const char *const *n = names; *n; n++)
+			if (strcmp(*args, *n) == 0)
+				return true;
+	return false;
+}
+
+int node_cli_main(struct init_config *c, char **args)
+{
+	static const char *const where[] = {"-h", "-p", "-u", "-s", NULL};
+	const struct init_options *o = &c->opt;
+	struct secrets_password pw = {0};
+	struct node_server server = {0};
+	struct init_error err;
+	char host[64], port[16], **argv, **env, *auth = NULL;
+	size_t nargs = 0, nenv = 0, a = 0, e = 0;
+
+	if (secrets_load_password(environ, "/run/secrets/redis_password", &pw, &err) < 0 ||
+	    node_server_detect(o->server_bin, &server, &err) < 0) {
+		log_error("%s", err.msg);
+		secrets_password_free(&pw);
+		return INIT_EXIT_USAGE;
+	}
+	if (!server.cli_bin) {
+		log_error("no %s next to '%s' or on PATH", server.flavor == NODE_VALKEY ? "valkey-cli" : "redis-cli",
+			  server.server_bin);
+		secrets_password_free(&pw);
+		node_server_free(&server);
+		return INIT_EXIT_NOTFOUND;
+	}
+	while (args[nargs])
+		nargs++;
+	while (environ[nenv])
+		nenv++;
+	argv = calloc(nargs + 6, sizeof(*argv));
+	env = calloc(nenv + 2, sizeof(*env));
+	if (pw.value.data && asprintf(&auth, "REDISCLI_AUTH=%s", pw.value.data) < 0)
+		auth = NULL;
+	if (!argv || !env || (pw.value.data && !auth)) {
+		log_error("out of memory");
+		return INIT_EXIT_SYSCALL;
+	}
+	secrets_password_free(&pw);
+
+	argv[a++] = server.cli_bin;
+	if (!has_arg(args, where)) {
+		node_probe_host(o->bind, host, sizeof(host));
+		(void)snprintf(port, sizeof(port), "%lld", (long long)o->port);
+		argv[a++] = "-h";
+		argv[a++] = host;
+		argv[a++] = "-p";
+		argv[a++] = port;
+	}
+	for (size_t i = 0; i < nargs; i++)
+		argv[a++] = args[i];
+	for (size_t i = 0; i < nenv; i++)
+		if (strncmp(environ[i], "REDIS_PASSWORD=", 15) != 0 && strncmp(environ[i], "REDISCLI_AUTH=", 14) != 0)
+			env[e++] = environ[i];
+	if (auth)
+		env[e++] = auth;
+	execve(argv[0], argv, env);
+	log_error("'%s': cannot execute: %s", argv[0], strerror(errno));
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	return errno == ENOENT ? INIT_EXIT_NOTFOUND : INIT_EXIT_NOEXEC;
+}

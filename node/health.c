@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kvinit health --live|--ready`: the probe behind the image's HEALTHCHECK and Kubernetes' exec probes. One line
+ * on stdout says why, exit 0 or 1. The password comes from the secret, never from the command line.
+ */
+#include <errno.h>
+#include <hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node.h"
+#include "secrets.h"
+
+extern char **environ;
+
+/* Where this node can be reached from inside its container: loopback when it listens there, else its first bind. */
+void node_probe_host(const char *bind, char *buf, size_t size)
+{
+	const char *p = bind, *first = NULL;
+	size_t first_len = 0;
+
+	while (*p) {
+		size_t n;
+		const char *tok;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (!n)
+			break;
+		tok = *p == '-' ? p + 1 : p;
+		if ((size_t)(p + n - tok) == 1 && *tok == '*') {
+			(void)snprintf(buf, size, "127.0.0.1");
+			return;
+		}
+		if ((size_t)(p + n - tok) == 9 && strncmp(tok, "127.0.0.1", 9) == 0) {
+			(void)snprintf(buf, size, "127.0.0.1");
+			return;
+		}
+		if (!first && !(p + n - tok == 3 && strncmp(tok, "::*", 3) == 0)) {
+			first = tok;
+			first_len = (size_t)(p + n - tok);
+		}
+		p += n;
+	}
+	(void)snprintf(buf, size, "%.*s", (int)first_len, first ? first : "127.0.0.1");
+	if (!first)
+		(void)snprintf(buf, size, "127.0.0.1");
+}
+
+/* The value of "field:" in an INFO-style reply, copied into buf; false when absent. */
+static bool info_field(const char *text, const char *field, char *buf, size_t size)
+{
+	size_t n = strlen(field);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, field, n) == 0 && p[n] == ':') {
+			(void)snprintf(buf, size, "%.*s", (int)strcspn(p + n + 1, "\r\n"), p + n + 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+static redisReply *command(redisContext *ctx, const char *cmd)
+{
+	return redisCommand(ctx, cmd);
+}
+
+static int probe(const struct init_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
+{
+	struct timeval tv = {.tv_sec = 2};
+	char host[64], value[64], role[16];
+	redisContext *ctx;
+	redisReply *reply;
+	int ok = 0;
+
+	node_probe_host(o->bind, host, sizeof(host));
+	ctx = redisConnectWithTimeout(host, (int)o->port, tv);
+	if (!ctx || ctx->err) {
+		(void)snprintf(why, size, "cannot connect to %s:%lld: %s", host, (long long)o->port,
+			       ctx ? ctx->errstr : "out of memory");
+		redisFree(ctx);
+		return 0;
+	}
+	(void)redisSetTimeout(ctx, tv);
+	if (pw->data) {
+		reply = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
+		if (!reply || reply->type == REDIS_REPLY_ERROR) {
+			(void)snprintf(why, size, "AUTH refused by %s:%lld: %s", host, (long long)o->port,
+				       reply ? reply->str : ctx->errstr);
+			goto out;
+		}
+		freeReplyObject(reply);
+	}
+	reply = command(ctx, "PING");
+	if (!reply) {
+		(void)snprintf(why, size, "no answer to PING from %s:%lld: %s", host, (long long)o->port, ctx->errstr);
+		goto out;
+	}
+	/* Any answer is a live server; -LOADING is one that is not ready yet. */
+	if (!ready) {
+		(void)snprintf(why, size, "%s:%lld answers PING (%s)", host, (long long)o->port,
+			       reply->str ? reply->str : "");
+		ok = 1;
+		goto out;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		(void)snprintf(why, size, "%s:%lld answers PING with '%s'", host, (long long)o->port, reply->str);
+		goto out;
+	}
+	freeReplyObject(reply);
+
+	reply = command(ctx, o->cluster_enabled ? "INFO replication" : "INFO persistence");
+	if (!reply || reply->type != REDIS_REPLY_STRING) {
+		(void)snprintf(why, size, "no answer to INFO: %s", reply && reply->str ? reply->str : ctx->errstr);
+		goto out;
+	}
+	if (!o->cluster_enabled) {
+		ok = info_field(reply->str, "loading", value, sizeof(value)) && strcmp(value, "0") == 0;
+		(void)snprintf(why, size,
+			       ok ? "standalone %s:%lld answers and is not loading"
+				  : "standalone %s:%lld is loading its data",
+			       host, (long long)o->port);
+		goto out;
+	}
+	if (!info_field(reply->str, "role", role, sizeof(role)))
+		(void)snprintf(role, sizeof(role), "unknown");
+	if (strcmp(role, "slave") == 0 &&
+	    (!info_field(reply->str, "master_link_status", value, sizeof(value)) || strcmp(value, "up") != 0)) {
+		(void)snprintf(why, size, "replica %s:%lld: master_link_status:%s", host, (long long)o->port, value);
+		goto out;
+	}
+	freeReplyObject(reply);
+	reply = command(ctx, "CLUSTER INFO");
+	if (!reply || reply->type != REDIS_REPLY_STRING) {
+		(void)snprintf(why, size, "no answer to CLUSTER INFO: %s",
+			       reply && reply->str ? reply->str : ctx->errstr);
+		goto out;
+	}
+	if (!info_field(reply->str, "cluster_state", value, sizeof(value)) || strcmp(value, "ok") != 0) {
+		(void)snprintf(why, size, "%s %s:%lld: cluster_state:%s",
+			       strcmp(role, "slave") == 0 ? "replica" : "master", host, (long long)o->port, value);
+		goto out;
+	}
+	(void)snprintf(why, size, "%s %s:%lld: cluster_state:ok%s", strcmp(role, "slave") == 0 ? "replica" : "master",
+		       host, (long long)o->port, strcmp(role, "slave") == 0 ? ", master_link_status:up" : "");
+	ok = 1;
+out:
+	freeReplyObject(reply);
+	redisFree(ctx);
+	return ok;
+}
+
+int node_health_main(struct init_config *c, char **args)
+{
+	struct secrets_password pw = {0};
+	struct init_error err;
+	char why[512];
+	bool ready = false;
+	int ok;
+
+	for (; *args; args++) {
+		if (strcmp(*args, "--ready") == 0) {
+			ready = true;
+		} else if (strcmp(*args, "--live") == 0) {
+			ready = false;
+		} else {
+			log_error("health: unknown argument '%s' (usage: kvinit health [--live|--ready])", *args);
+			return INIT_EXIT_USAGE;
+		}
+	}
+	if (secrets_load_password(environ, "/run/secrets/redis_password", &pw, &err) < 0) {
+		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
+		return 1;
+	}
+	ok = probe(&c->opt, ready, &pw.value, why, sizeof(why));
+	secrets_password_free(&pw);
+	(void)printf("%s%s: %s\n", ok ? "" : "not ", ready ? "ready" : "live", why);
+	(void)fflush(stdout);
+	return ok ? 0 : 1;
+}

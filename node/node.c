@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kvinit node`: environment + secrets + an optional base redis.conf become a rendered config on a tmpfs, and the
+ * server runs under the PID-1 core as the unprivileged user. `kvinit render` shows the same config, redacted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "node.h"
+#include "secrets.h"
+
+extern char **environ;
+
+#define DEFAULT_SECRET "/run/secrets/redis_password"
+
+/* Everything the node role works out before it writes or starts anything. */
+struct node_plan {
+	struct init_config *c;
+	struct node_server server;
+	struct secrets_password password;
+	char hash[65];
+	char announce_ip[64];
+	bool has_announce_ip;
+	unsigned bus_port;
+};
+
+static void plan_free(struct node_plan *p)
+{
+	node_server_free(&p->server);
+	secrets_password_free(&p->password);
+	explicit_bzero(p->hash, sizeof(p->hash));
+}
+
+int node_defaults(struct init_config *c, struct init_error *err)
+{
+	int r = init_config_set_default(c, INIT_OPT_restart, "on-failure", err);
+
+	return r < 0 ? r : init_config_set_default(c, INIT_OPT_user, "redis", err);
+}
+
+static const char *env_value(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* The address this node announces: the explicit setting, else with dynamic IPs the pod's or container's own. */
+static int pick_announce_ip(struct node_plan *p, struct init_error *err)
+{
+	const struct init_options *o = &p->c->opt;
+	const char *pod_ip = env_value("POD_IP");
+	int r;
+
+	if (*o->announce_ip) {
+		(void)snprintf(p->announce_ip, sizeof(p->announce_ip), "%s", o->announce_ip);
+		p->has_announce_ip = true;
+		return 0;
+	}
+	if (!o->cluster_enabled || !o->dynamic_ips)
+		return 0;
+	if (pod_ip) {
+		if (!init_valid_ip(pod_ip) || init_has_control_chars(pod_ip)) {
+			(void)snprintf(err->msg, sizeof(err->msg), "POD_IP='%.60s': must be an IPv4 or IPv6 address",
+				       pod_ip);
+			return -EINVAL;
+		}
+		(void)snprintf(p->announce_ip, sizeof(p->announce_ip), "%s", pod_ip);
+		p->has_announce_ip = true;
+		return 0;
+	}
+	r = node_detect_own_ipv4(p->announce_ip, sizeof(p->announce_ip));
+	if (r < 0) {
+		log_warn("no non-loopback IPv4 address found: the server picks the address it announces");
+		return 0;
+	}
+	p->has_announce_ip = true;
+	return 0;
+}
+
+/* Reads settings and secrets and checks everything that can be checked before anything is written. */
+static int plan_node(struct init_config *c, struct node_plan *p)
+{
+	const struct init_options *o = &c->opt;
+	struct init_error err;
+	int r;
+
+	*p = (struct node_plan){.c = c};
+	p->bus_port = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
+	if (o->cluster_enabled && p->bus_port > 65535) {
+		log_error("REDIS_PORT_NUMBER='%lld': the cluster bus port would be %u: set REDIS_CLUSTER_BUS_PORT",
+			  (long long)o->port, p->bus_port);
+		return INIT_EXIT_USAGE;
+	}
+	if (o->cluster_enabled && p->bus_port == (unsigned)o->port) {
+		log_error("REDIS_CLUSTER_BUS_PORT='%u': must differ from REDIS_PORT_NUMBER", p->bus_port);
+		return INIT_EXIT_USAGE;
+	}
+
+	r = secrets_load_password(environ, DEFAULT_SECRET, &p->password, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return INIT_EXIT_USAGE;
+	}
+	switch (p->password.source) {
+	case SECRETS_SRC_NONE:
+		if (!o->allow_empty_password) {
+			log_error("no password: put it in a file named by REDIS_PASSWORD_FILE (or the Docker secret "
+				  "'redis_password'), or set ALLOW_EMPTY_PASSWORD=yes for a node anyone can use");
+			return INIT_EXIT_USAGE;
+		}
+		log_warn("ALLOW_EMPTY_PASSWORD=yes: this node accepts every client without a password");
+		break;
+	case SECRETS_SRC_ENV:
+		log_warn("the password comes from REDIS_PASSWORD: environment variables leak (docker inspect, /proc); "
+			 "prefer REDIS_PASSWORD_FILE or a Docker secret");
+		break;
+	default:
+		if (p->password.world_readable)
+			log_warn("the password file '%s' is readable by every user: make it mode 0400 or 0440",
+				 p->password.path);
+		break;
+	}
+	if (p->password.value.data)
+		secrets_sha256_hex(p->password.value.data, p->password.value.len, p->hash);
+
+	r = node_server_detect(o->server_bin, &p->server, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return r == -ENOENT ? INIT_EXIT_NOTFOUND : INIT_EXIT_USAGE;
+	}
+	r = pick_announce_ip(p, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return INIT_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int render_plan(const struct node_plan *p, bool redact, char **ret_text)
+{
+	const struct init_options *o = &p->c->opt;
+	const char *hashes[] = {p->hash};
+	struct node_render_input in = {
+		.opt = o,
+		.source = p->c->source,
+		.server = &p->server,
+		.base_config_present = access(o->base_config, F_OK) == 0,
+		.announce_ip = p->has_announce_ip ? p->announce_ip : NULL,
+		.pass_hashes = hashes,
+		.n_hashes = p->password.value.data ? 1 : 0,
+		.masterauth = p->password.value.data,
+		.redact = redact,
+	};
+	struct init_error err;
+	int r;
+
+	r = node_render(&in, ret_text, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return INIT_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Writes text to path atomically: a temp file beside it (mode 0600, owned by the server user), fsync, rename. */
+static int write_atomic(const char *path, const char *text, uid_t uid, gid_t gid, bool chown_it)
+{
+	char tmp[PATH_MAX], dir_buf[PATH_MAX];
+	size_t len = strlen(text), done = 0;
+	_cleanup_close_ int dirfd = -1;
+	int fd, r = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.kvinit-XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	(void)snprintf(dir_buf, sizeof(dir_buf), "%s", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0 || (chown_it && fchown(fd, uid, gid) < 0))
+		r = -errno;
+	while (r == 0 && done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlink(tmp);
+		return r;
+	}
+	dirfd = open(dirname(dir_buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd >= 0)
+		(void)fsync(dirfd);
+	return 0;
+}
+
+/* The directory of the rendered config: root's, but the server user's group may pass through it to read. */
+static int make_config_dir(const char *path, gid_t gid, bool chown_it)
+{
+	char buf[PATH_MAX];
+	char *dir;
+
+	(void)snprintf(buf, sizeof(buf), "%s", path);
+	dir = dirname(buf);
+	if (mkdir(dir, 0750) < 0) {
+		if (errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	if (chown_it && chown(dir, 0, gid) < 0)
+		return -errno;
+	return 0;
+}
+
+static const struct init_user *chown_user; /* for fix_owner, which nftw calls without a context */
+
+static int fix_owner(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_SL || st->st_uid == chown_user->uid)
+		return 0;
+	if (lchown(path, chown_user->uid, chown_user->gid) < 0)
+		log_warn("cannot give '%s' to uid %d: %s, ignoring", path, (int)chown_user->uid, strerror(errno));
+	return 0;
+}
+
+/* Like the official images: the data dir (created if missing) and what is in it belong to the server user. */
+static int prepare_data_dir(const char *dir, const struct init_user *user)
+{
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		log_error("REDIS_DATA_DIR='%s': cannot create it: %s", dir, strerror(errno));
+		return INIT_EXIT_SYSCALL;
+	}
+	if (geteuid() != 0 || !user->set)
+		return 0;
+	chown_user = user;
+	if (nftw(dir, fix_owner, 16, FTW_PHYS | FTW_MOUNT) < 0)
+		log_warn("cannot walk '%s' to fix its owner: %s, ignoring", dir, strerror(errno));
+	return 0;
+}
+
+/* Before the server reads nodes.conf: its own line must carry the address it will announce now. */
+static int repair_nodes_conf(const struct node_plan *p)
+{
+	const struct init_options *o = &p->c->opt;
+	char path[PATH_MAX], aside[PATH_MAX + 64];
+	_cleanup_free_ char *old = NULL;
+	struct init_error err;
+	unsigned port, bus;
+	int r;
+
+	if (!o->cluster_enabled || !p->has_announce_ip)
+		return 0;
+	port = (unsigned)(o->announce_port ? o->announce_port : o->port);
+	bus = (unsigned)(o->announce_bus_port ? o->announce_bus_port : p->bus_port);
+	(void)snprintf(path, sizeof(path), "%s/nodes.conf", o->data_dir);
+	r = node_nodes_conf_repair(path, p->announce_ip, port, bus, &old, &err);
+	if (r > 0) {
+		log_info("nodes.conf: this node's address changed from '%s' to '%s:%u@%u'", old, p->announce_ip, port,
+			 bus);
+		return 0;
+	}
+	if (r == 0)
+		return 0;
+	if (r != -EBADMSG && r != -ENOENT) {
+		log_error("%s", err.msg);
+		return INIT_EXIT_SYSCALL;
+	}
+	if (!o->reset_corrupt_nodes_conf) {
+		log_error("%s", err.msg);
+		return INIT_EXIT_USAGE;
+	}
+	(void)snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+	if (rename(path, aside) < 0) {
+		log_error("cannot move '%s' aside: %s", path, strerror(errno));
+		return INIT_EXIT_SYSCALL;
+	}
+	log_warn("%s; moved it to '%s' (KVINIT_RESET_CORRUPT_NODES_CONF=yes): this node starts as a new one", err.msg,
+		 aside);
+	return 0;
+}
+
+/*
+ * The server's environment: kvinit's, without REDIS_PASSWORD. kvinit's own copy is wiped in place too, since
+ * /proc/1/environ shows the memory the variables were handed over in.
+ */
+static char **child_environment(void)
+{
+	size_t n = 0, j = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(environ[i], "REDIS_PASSWORD=", 15) == 0) {
+			explicit_bzero(environ[i] + 15, strlen(environ[i] + 15));
+			continue;
+		}
+		env[j++] = environ[i];
+	}
+	return env;
+}
+
+int node_main(struct init_config *c, char **args)
+{
+	const struct init_options *o = &c->opt;
+	struct node_plan p;
+	struct init_user user = {0};
+	_cleanup_free_ char **env = NULL;
+	char *text = NULL, version[48];
+	char *argv[3];
+	bool as_root = geteuid() == 0;
+	int code, r;
+
+	if (args[0]) {
+		log_error("node: unexpected argument '%s' (settings come from the environment; see kvinit --help)",
+			  args[0]);
+		return INIT_EXIT_USAGE;
+	}
+	code = plan_node(c, &p);
+	if (code == 0)
+		code = init_resolve_user(o, &user);
+	if (code == 0)
+		code = render_plan(&p, false, &text);
+	if (code == 0)
+		code = prepare_data_dir(o->data_dir, &user);
+	if (code == 0)
+		code = repair_nodes_conf(&p);
+	if (code == 0) {
+		r = make_config_dir(o->rendered_config, user.gid, as_root && user.set);
+		if (r == 0)
+			r = write_atomic(o->rendered_config, text, user.uid, user.gid, as_root && user.set);
+		if (r < 0) {
+			log_error("KVINIT_RENDERED_CONFIG='%s': cannot write it: %s", o->rendered_config, strerror(-r));
+			code = INIT_EXIT_SYSCALL;
+		}
+	}
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	if (code == 0) {
+		env = child_environment();
+		if (!env) {
+			log_error("out of memory");
+			code = INIT_EXIT_SYSCALL;
+		}
+	}
+	if (code == 0) {
+		node_server_describe(&p.server, version, sizeof(version));
+		log_info("starting %s (%s) on port %lld as %s%s%s", version, p.server.server_bin, (long long)o->port,
+			 user.set ? (user.name ? user.name : "its uid") : "root",
+			 p.has_announce_ip ? ", announcing " : "", p.has_announce_ip ? p.announce_ip : "");
+		/* The password is in the rendered file (as hashes and masterauth) now; kvinit holds no copy. */
+		secrets_password_free(&p.password);
+		argv[0] = p.server.server_bin;
+		argv[1] = (char *)o->rendered_config;
+		argv[2] = NULL;
+		code = init_run(o, &user, argv, env, NULL);
+	}
+	init_user_free(&user);
+	plan_free(&p);
+	return code;
+}
+
+int node_render_main(struct init_config *c, char **args)
+{
+	struct node_plan p;
+	char *text = NULL;
+	int code;
+
+	if (args[0]) {
+		log_error("render: unexpected argument '%s'", args[0]);
+		return INIT_EXIT_USAGE;
+	}
+	code = plan_node(c, &p);
+	if (code == 0)
+		code = render_plan(&p, true, &text);
+	if (code == 0) {
+		(void)fputs(text, stdout);
+		if (fflush(stdout) != 0)
+			code = INIT_EXIT_SYSCALL;
+	}
+	free(text);
+	plan_free(&p);
+	return code;
+}
