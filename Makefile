@@ -114,6 +114,7 @@ format:
 bench: $(BUILD)/kvinit
 	@tests/deps.sh bench
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/pid1
+	KVINIT_BIN=$(BUILD)/kvinit tests/bench/restart
 
 install: $(BUILD)/kvinit
 	install -d $(DESTDIR)$(BINDIR)

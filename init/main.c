@@ -27,6 +27,8 @@ static int run_main(struct init_config *c, char **args);
 static const struct role roles[] = {
 	{"node", "node [OPTIONS]", "render the server config, run and supervise the server (image default)", true,
 	 false, node_defaults, node_main},
+	{"cluster-init", "cluster-init [OPTIONS]", "one-shot: wait for REDIS_NODES, create or extend the cluster",
+	 false, false, node_defaults, node_cluster_init_main},
 	{"health", "health [--live|--ready]", "probe this node: exit 0 healthy, 1 not", false, true, node_defaults,
 	 node_health_main},
 	{"cli", "cli [redis-cli ARGS]", "redis-cli on this node, authenticated from the secret", false, true,

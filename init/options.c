@@ -463,7 +463,8 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 	if (st->failed)
 		return 0;
 	if (!*section) {
-		(void)snprintf(msg, sizeof(msg), "'%s' is outside a section (options go under [kvinit])", name);
+		(void)snprintf(msg, sizeof(msg),
+			       "'%s' is outside a section (options go under [kvinit], [node] or [cluster])", name);
 		return ini_fail(st, msg);
 	}
 	for (int i = 0; i < INIT_OPT__COUNT; i++) {
@@ -518,6 +519,7 @@ static const struct {
 	enum init_option_id id;
 } env_aliases[] = {
 	{"REDIS_PORT", INIT_OPT_port},
+	{"REDIS_CLUSTER_NODES", INIT_OPT_nodes},
 };
 
 /*

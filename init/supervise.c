@@ -18,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "init.h"
 
@@ -33,6 +34,7 @@ struct init_supervisor {
 	int forwarded_sig; /* last signal sent to the current child on someone's behalf */
 	bool stopping;
 	struct init_timer restart_timer, grace_timer;
+	pid_t killed_group; /* the last group SIGKILLed on the way out, to be reaped before kvinit exits */
 };
 
 /* What the child leaves in the shared memory when it fails before or at exec. */
@@ -236,9 +238,32 @@ static void on_child_exit(struct init_supervisor *s, int status)
 	s->child = 0;
 	init_timer_disarm(s->loop, &s->grace_timer);
 	/* Leftovers of the old child must not hold its ports or files when the next one starts, or after a stop. */
-	if (s->stopping || s->args->opt->restart != INIT_RESTART_NO)
+	if (s->stopping || s->args->opt->restart != INIT_RESTART_NO) {
 		kill_group(pgid);
+		s->killed_group = pgid;
+	}
 	child_ended(s, code, sig, uptime);
+}
+
+/* Waits until no process of group pgid is left among kvinit's children (orphans come to it as they lose parents). */
+static void reap_group(pid_t pgid, uint64_t deadline_usec)
+{
+	struct timespec ms = {.tv_nsec = 1000000};
+	int status;
+
+	for (;;) {
+		pid_t pid = waitpid(-pgid, &status, WNOHANG);
+
+		if (pid > 0)
+			continue;
+		if (pid < 0 && errno != EINTR)
+			return; /* ECHILD: none left */
+		if (init_now_usec() >= deadline_usec) {
+			log_warn("process group %d not gone 2s after SIGKILL, exiting anyway", (int)pgid);
+			return;
+		}
+		(void)nanosleep(&ms, NULL);
+	}
 }
 
 static void reap(struct init_supervisor *s)
@@ -387,7 +412,13 @@ int init_supervise(const struct init_supervise_args *args)
 	}
 	code = init_loop_run(s.loop);
 
-	/* The child is gone (its group killed where the policy says so); collect every zombie there is. */
+	/*
+	 * The child is gone and its group was killed where the policy says so. What was killed must be reaped before
+	 * kvinit exits, or it is left as a zombie for whoever reaps next: SIGKILL takes a moment to land. Bounded, in
+	 * case something hangs in the kernel. Then every other zombie there is.
+	 */
+	if (s.killed_group)
+		reap_group(s.killed_group, init_now_usec() + 2 * USEC_PER_SEC);
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
 	init_loop_free(s.loop);

@@ -74,7 +74,7 @@ int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsi
 			   struct init_error *err);
 
 /* ---- cluster planning (plan.c): pure, no I/O ---- */
-#define NODE_SLOTS 16384
+#define NODE_SLOTS    16384
 #define NODE_HOST_MAX 256
 
 struct node_addr {
@@ -96,20 +96,22 @@ enum node_role { NODE_ROLE_MASTER, NODE_ROLE_REPLICA };
 
 struct node_plan_entry {
 	enum node_role role;
-	size_t master;           /* a replica's master: index into the node list; a master: its own index */
-	unsigned first, last;    /* a master's slot range, inclusive */
+	size_t master;	      /* a replica's master: index into the node list; a master: its own index */
+	unsigned first, last; /* a master's slot range, inclusive */
 };
 
 /*
  * The deterministic plan for n nodes in list order. host_keys[i] says which machine node i is on (its resolved
- * address; equal keys = same machine). masters = n / (replicas + 1), at least 1 (else -EINVAL with a message);
- * the masters are chosen in list order, skipping a node whose host already has a master while another host has
- * none yet, so masters spread over machines; slot ranges exactly as redis-cli --cluster create makes them;
- * replicas are then handed out round-robin over the masters, each time the first remaining node in list order
- * that is on a different host than that master if there is one, else the first remaining; nodes left over (5
- * nodes with replicas 1) become extra replicas of the masters with the fewest replicas, lowest index first,
- * again preferring a different host. ret has n entries, index-aligned with the node list. Returns the number of
- * masters. *ret_same_host (may be NULL) is the number of replicas that had to share their master's host.
+ * address; equal keys = same machine; NULL = a machine of its own). masters = n / (replicas + 1), at least 1 (else
+ * -EINVAL with a message). Masters are chosen in list order, each time the first node on a host with the fewest
+ * masters so far, so masters spread over machines (losing one machine must not lose a majority of them); slot
+ * ranges follow list order and match redis-cli --cluster create exactly. Replicas are handed out round-robin over
+ * the masters, each time the first remaining node on a different host than that master if there is one, else the
+ * first remaining; nodes left over (5 nodes with replicas 1) become extra replicas of the masters with the fewest
+ * replicas, lowest index first, again preferring a different host. A last pass swaps the masters of two replicas
+ * where that takes a replica off its master's host without putting the other on its own. ret has n entries,
+ * index-aligned with the node list. Returns the number of masters. *ret_same_host (may be NULL) is the number of
+ * replicas that still share their master's host.
  */
 int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas, struct node_plan_entry *ret,
 		      size_t *ret_same_host, struct init_error *err);
@@ -121,5 +123,8 @@ int node_main(struct init_config *c, char **args);
 int node_render_main(struct init_config *c, char **args);
 int node_health_main(struct init_config *c, char **args);
 int node_cli_main(struct init_config *c, char **args);
+int node_cluster_init_main(struct init_config *c, char **args);
+struct secrets_value;
+int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
 
 #endif
