@@ -3,8 +3,29 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 #include "init.h"
+
+/* Sets sig back to its default action. glibc refuses its two internal signals (32, 33); the kernel does not. */
+static void reset_to_default(int sig)
+{
+	if (signal(sig, SIG_DFL) != SIG_ERR)
+		return;
+#if defined(__x86_64__) || defined(__aarch64__)
+	{
+		/* the kernel's struct sigaction on these architectures; all zero is SIG_DFL with no flags */
+		struct {
+			void *handler;
+			unsigned long flags;
+			void *restorer;
+			uint64_t mask;
+		} ksa = {0};
+
+		(void)syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof(ksa.mask));
+	}
+#endif
+}
 
 /* The bounding set as kvinit found it, read at start with the ignored signals (one read of /proc). */
 static uint64_t bounding_set = UINT64_MAX;
@@ -32,7 +53,7 @@ void init_process_setup(void)
 	}
 	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
 		if ((ignored & (1ULL << (sig - 1))) && sig != SIGKILL && sig != SIGSTOP)
-			(void)signal(sig, SIG_DFL);
+			reset_to_default(sig);
 }
 
 /* Resolves KVINIT_USER; returns 0 or the exit code, having said why. */
