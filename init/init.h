@@ -157,6 +157,8 @@ struct init_role_hooks {
 	void (*stop)(struct init_supervisor *s, uint64_t deadline_usec, void *userdata);
 	/* Runs after every successful start of the child. */
 	void (*started)(struct init_supervisor *s, pid_t pid, void *userdata);
+	/* A process other than the child was reaped (an orphan, or a helper the role started). */
+	void (*reaped)(struct init_supervisor *s, pid_t pid, int status, void *userdata);
 	void *userdata;
 };
 

@@ -282,6 +282,8 @@ static void reap(struct init_supervisor *s)
 		}
 		if (pid == s->child)
 			on_child_exit(s, status);
+		else if (s->args->hooks.reaped)
+			s->args->hooks.reaped(s, pid, status, s->args->hooks.userdata);
 		else
 			log_debug("reaped orphan pid %d", (int)pid);
 	}

@@ -697,11 +697,17 @@ static int decide_and_apply(struct run *r)
 	for (size_t i = 0; i < r->n; i++) {
 		struct knows_scan k = {.r = r, .self = i, .coverage = cov + uf_find(parent, i) * (NODE_SLOTS / 64)};
 
-		cluster_peer_name(&r->peers[i], name, sizeof(name));
-		if (r->peers[i].keys > 0 && r->peers[i].known_nodes <= 1 && !r->peers[i].slots_assigned)
-			return refuse(r, "%.200s holds keys but is in no cluster: empty it (FLUSHALL) or leave it out",
-				      name);
 		(void)cluster_each_line(r->peers[i].nodes_text, scan_knows, &k);
+	}
+	/*
+	 * A node alone with keys is someone's data, not a cluster to join (at start it even claims the slots its keys
+	 * hash to). Only a node that serves all 16384 slots by itself is a formed, if small, cluster.
+	 */
+	for (size_t i = 0; i < r->n; i++) {
+		cluster_peer_name(&r->peers[i], name, sizeof(name));
+		if (r->peers[i].keys > 0 && r->peers[i].known_nodes <= 1 &&
+		    count_slots(cov + uf_find(parent, i) * (NODE_SLOTS / 64)) != NODE_SLOTS)
+			return refuse(r, name, "holds keys but is in no cluster: empty it (FLUSHALL) or leave it out");
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		size_t root = uf_find(parent, i);

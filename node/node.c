@@ -10,7 +10,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "node.h"
@@ -93,6 +95,12 @@ static int plan_node(struct init_config *c, struct node_plan *p)
 	int r;
 
 	*p = (struct node_plan){.c = c};
+	if (o->creator && (!o->cluster_enabled || !*o->nodes)) {
+		log_error("REDIS_CLUSTER_CREATOR=yes needs REDIS_CLUSTER_ENABLED=yes and REDIS_NODES, the nodes to "
+			  "form the "
+			  "cluster from");
+		return INIT_EXIT_USAGE;
+	}
 	p->bus_port = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
 	if (o->cluster_enabled && p->bus_port > 65535) {
 		log_error("REDIS_PORT_NUMBER='%lld': the cluster bus port would be %u: set REDIS_CLUSTER_BUS_PORT",
@@ -320,6 +328,73 @@ static char **child_environment(void)
 	return env;
 }
 
+/* ---- while the server runs: failover on stop, the background cluster-init of REDIS_CLUSTER_CREATOR ---- */
+
+struct node_run {
+	const struct init_options *o;
+	const struct secrets_value *pw; /* kept: the stop hook authenticates with it */
+	pid_t creator;			/* the background cluster-init, while it runs */
+	bool creator_started;
+};
+
+static void on_stop(struct init_supervisor *s, uint64_t deadline_usec, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)s;
+	if (run->creator > 0 && kill(run->creator, SIGTERM) < 0 && errno != ESRCH)
+		log_warn("cannot stop the background cluster-init: %s, ignoring", strerror(errno));
+	node_failover_on_stop(run->o, run->pw, deadline_usec);
+}
+
+/*
+ * REDIS_CLUSTER_CREATOR=yes: the first time the server starts, cluster-init runs beside it in a process of its
+ * own, so the supervision loop never waits on the network. It waits for every node, this one included.
+ */
+static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
+{
+	struct node_run *run = userdata;
+	sigset_t none;
+	pid_t creator;
+
+	(void)s;
+	(void)pid;
+	if (!run->o->creator || run->creator_started)
+		return;
+	run->creator_started = true;
+	creator = fork();
+	if (creator < 0) {
+		log_error("REDIS_CLUSTER_CREATOR: cannot start cluster-init: %s, ignoring", strerror(errno));
+		return;
+	}
+	if (creator == 0) {
+		(void)sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(node_cluster_init_run(run->o, run->pw));
+	}
+	run->creator = creator;
+	log_info("REDIS_CLUSTER_CREATOR: cluster-init runs in the background (pid %d)", (int)creator);
+}
+
+static void on_reaped(struct init_supervisor *s, pid_t pid, int status, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)s;
+	if (pid != run->creator) {
+		log_debug("reaped orphan pid %d", (int)pid);
+		return;
+	}
+	run->creator = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		log_info("REDIS_CLUSTER_CREATOR: cluster-init succeeded");
+	else
+		log_error("REDIS_CLUSTER_CREATOR: cluster-init failed (%s %d): see its lines above; run `kvinit "
+			  "cluster-init` again once the cause is fixed",
+			  WIFEXITED(status) ? "status" : "signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
 int node_main(struct init_config *c, char **args)
 {
 	const struct init_options *o = &c->opt;
@@ -370,12 +445,14 @@ int node_main(struct init_config *c, char **args)
 		log_info("starting %s (%s) on port %lld as %s%s%s", version, p.server.server_bin, (long long)o->port,
 			 user.set ? (user.name ? user.name : "its uid") : "root",
 			 p.has_announce_ip ? ", announcing " : "", p.has_announce_ip ? p.announce_ip : "");
-		/* The password is in the rendered file (as hashes and masterauth) now; kvinit holds no copy. */
-		secrets_password_free(&p.password);
+		struct node_run run = {.o = o, .pw = &p.password.value};
+		struct init_role_hooks hooks = {
+			.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
+
 		argv[0] = p.server.server_bin;
 		argv[1] = (char *)o->rendered_config;
 		argv[2] = NULL;
-		code = init_run(o, &user, argv, env, NULL);
+		code = init_run(o, &user, argv, env, &hooks);
 	}
 	init_user_free(&user);
 	plan_free(&p);

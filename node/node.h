@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "init.h"
 
@@ -126,5 +127,6 @@ int node_cli_main(struct init_config *c, char **args);
 int node_cluster_init_main(struct init_config *c, char **args);
 struct secrets_value;
 int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
+void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

@@ -4,10 +4,7 @@ Every server listens on 127.0.0.1 only. The password lives in a root-owned 0400 
 """
 
 import os
-import pwd
-import random
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,98 +12,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import LONG, SHORT, KVINIT_BIN, descendants, read_proc, read_text, wait_until
+from conftest import LONG, SHORT, KVINIT_BIN, read_proc, read_text, wait_until
 
-PASSWORD = "s3cr3t with spaces & \"quotes\" and \\ backslash"
-REDIS_UID = pwd.getpwnam("redis").pw_uid
-
-
-def free_port():
-    """A port p with p and p + 10000 (the cluster bus) both free on 127.0.0.1."""
-    for _ in range(200):
-        port = random.randint(20000, 29999)
-        ok = True
-        for p in (port, port + 10000):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return port
-    raise AssertionError("no free port pair")
-
-
-def secret_file(workdir, value=PASSWORD, name="redis_password", mode=0o400):
-    path = Path(workdir) / name
-    path.write_text(value + "\n")
-    os.chmod(path, mode)
-    return path
-
-
-def node_env(workdir, port, **extra):
-    env = {
-        "REDIS_PASSWORD_FILE": secret_file(workdir),
-        "REDIS_PORT_NUMBER": port,
-        "REDIS_BIND": "127.0.0.1",
-        "REDIS_DATA_DIR": Path(workdir) / f"data-{port}",
-        "KVINIT_RENDERED_CONFIG": Path(workdir) / f"run-{port}" / "redis.conf",
-        "REDIS_CLUSTER_ANNOUNCE_IP": "127.0.0.1",
-        "REDIS_BASE_CONFIG": "/nonexistent/redis.conf",
-        "KVINIT_STOP_GRACE": "8s",
-    }
-    env.update(extra)
-    return {k: (None if v is None else str(v)) for k, v in env.items()}
-
-
-def client(port, password=PASSWORD, **kw):
-    return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2, socket_connect_timeout=2, **kw)
-
-
-def answers(port, password=PASSWORD):
-    try:
-        return client(port, password).ping()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError):
-        return False
-
-
-def server_pid(launched):
-    """Host pid of the redis-server below the namespace."""
-
-    def find():
-        for info in descendants(launched.ns_init()):
-            if info.get("name") == "redis-server" and info.get("state") not in ("Z", "X"):
-                return info["pid"]
-        return None
-
-    return wait_until(find, LONG, "redis-server to start", launched=launched)
+from nodes import (PASSWORD, REDIS_UID, answers, client, cluster_ok, free_port, make_start_node, node_env,
+                   own_all_slots, secret_file, server_pid)
 
 
 @pytest.fixture
 def start_node(launch, workdir):
-    def _start(port=None, wait=True, password=PASSWORD, **extra):
-        port = port or free_port()
-        launched = launch([KVINIT_BIN, "node"], env=node_env(workdir, port, **extra))
-        launched.port = port
-        launched.env_extra = extra
-        if wait:
-            wait_until(lambda: answers(port, password), LONG, f"node on {port} to answer PING", launched=launched)
-        return launched
-
-    return _start
-
-
-def cluster_ok(c):
-    return c.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
-
-
-def own_all_slots(port):
-    """A lone cluster node that serves every slot, so it takes writes."""
-    c = client(port)
-    c.execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383)
-    wait_until(lambda: cluster_ok(c), LONG,
-               "the lone node's cluster_state:ok")
-    return c
+    return make_start_node(launch, workdir)
 
 
 def kvinit_tool(workdir, port, *args, env_extra=None, timeout=SHORT):
