@@ -22,36 +22,99 @@ void init_user_free(struct init_user *u)
 	memset(u, 0, sizeof(*u));
 }
 
+/*
+ * Users and groups come from /etc/passwd and /etc/group themselves, not through NSS: a container's users live
+ * there, and NSS would load its modules (libnss_systemd, ...) into PID 1 for the rest of its life.
+ */
+#define PASSWD_FILE "/etc/passwd"
+#define GROUP_FILE  "/etc/group"
+
+/* Finds a user by name (name != NULL) or by uid; fills name, uid and gid. -ESRCH when there is none. */
+static int find_passwd(const char *name, uid_t uid, struct init_user *u)
+{
+	FILE *f = fopen(PASSWD_FILE, "re");
+	struct passwd *pw;
+	int r = -ESRCH;
+
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while ((pw = fgetpwent(f))) {
+		if (name ? strcmp(pw->pw_name, name) != 0 : pw->pw_uid != uid)
+			continue;
+		u->uid = pw->pw_uid;
+		u->gid = pw->pw_gid;
+		free(u->name);
+		u->name = strdup(pw->pw_name);
+		r = u->name ? 0 : -ENOMEM;
+		break;
+	}
+	(void)fclose(f);
+	return r;
+}
+
+static int add_group(struct init_user *u, gid_t gid)
+{
+	gid_t *groups;
+
+	for (int i = 0; i < u->ngroups; i++)
+		if (u->groups[i] == gid)
+			return 0;
+	groups = realloc(u->groups, ((size_t)u->ngroups + 1) * sizeof(gid_t));
+	if (!groups)
+		return -ENOMEM;
+	u->groups = groups;
+	u->groups[u->ngroups++] = gid;
+	return 0;
+}
+
+/* The primary group, then every group of /etc/group that lists the user as a member. */
+static int find_groups(struct init_user *u)
+{
+	FILE *f;
+	struct group *gr;
+	int r = add_group(u, u->gid);
+
+	if (r < 0 || !u->name)
+		return r;
+	f = fopen(GROUP_FILE, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	while (r == 0 && (gr = fgetgrent(f)))
+		for (char **m = gr->gr_mem; m && *m && r == 0; m++)
+			if (strcmp(*m, u->name) == 0)
+				r = add_group(u, gr->gr_gid);
+	(void)fclose(f);
+	return r;
+}
+
 static int numeric_user(const char *spec, struct init_user *u)
 {
 	const char *colon = strchr(spec, ':');
 	_cleanup_free_ char *uid_s = strndup(spec, colon ? (size_t)(colon - spec) : strlen(spec));
-	struct passwd *pw;
-	int64_t uid, gid;
+	int64_t uid, gid = 0;
+	int r;
 
 	if (!uid_s)
 		return -ENOMEM;
 	if (init_parse_int(uid_s, 0, (int64_t)UINT32_MAX - 1, &uid) < 0 ||
 	    (colon && init_parse_int(colon + 1, 0, (int64_t)UINT32_MAX - 1, &gid) < 0))
 		return -ERANGE;
-	u->uid = (uid_t)uid;
-	errno = 0;
-	pw = getpwuid(u->uid);
 	/* A uid without a passwd entry is fine (as with docker --user); its group then defaults to the uid. */
-	u->gid = colon ? (gid_t)gid : (pw ? pw->pw_gid : (gid_t)uid);
-	if (pw) {
-		u->name = strdup(pw->pw_name);
-		if (!u->name)
-			return -ENOMEM;
-	}
+	r = find_passwd(NULL, (uid_t)uid, u);
+	if (r < 0 && r != -ESRCH)
+		return r;
+	u->uid = (uid_t)uid;
+	if (colon)
+		u->gid = (gid_t)gid;
+	else if (r == -ESRCH)
+		u->gid = (gid_t)uid;
 	return 0;
 }
 
 int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_error *err)
 {
 	struct init_user u = {.set = true};
-	struct passwd *pw;
-	int r, n = 0;
+	int r;
 
 	if (!spec || !*spec) {
 		*ret_user = (struct init_user){0};
@@ -61,57 +124,29 @@ int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_
 		r = numeric_user(spec, &u);
 		if (r < 0) {
 			(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': %s", spec,
-				       r == -ENOMEM ? "out of memory" : "uid and gid must be below 4294967295");
+				       r == -ERANGE ? "uid and gid must be below 4294967295" : strerror(-r));
 			init_user_free(&u);
 			return r;
 		}
 	} else {
-		errno = 0;
-		pw = getpwnam(spec);
-		if (!pw) {
-			(void)snprintf(err->msg, sizeof(err->msg),
-				       "KVINIT_USER='%s': no such user in the user database%s%s", spec,
-				       errno ? ": " : "", errno ? strerror(errno) : "");
-			return -ESRCH;
+		r = find_passwd(spec, 0, &u);
+		if (r < 0) {
+			(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': %s", spec,
+				       r == -ESRCH ? "no such user in " PASSWD_FILE : strerror(-r));
+			init_user_free(&u);
+			return r;
 		}
-		u.uid = pw->pw_uid;
-		u.gid = pw->pw_gid;
-		u.name = strdup(pw->pw_name);
-		if (!u.name)
-			goto oom;
 	}
-
-	/* Supplementary groups are looked up now, once: the child must not read /etc/group between fork and exec. */
-	if (u.name) {
-		int want = 16;
-
-		for (;;) {
-			gid_t *groups = realloc(u.groups, (size_t)want * sizeof(gid_t));
-			int got = want;
-
-			if (!groups)
-				goto oom;
-			u.groups = groups;
-			if (getgrouplist(u.name, u.gid, u.groups, &got) >= 0) {
-				n = got;
-				break;
-			}
-			want = got > want ? got : want * 2;
-		}
-	} else {
-		u.groups = malloc(sizeof(gid_t));
-		if (!u.groups)
-			goto oom;
-		u.groups[0] = u.gid;
-		n = 1;
+	/* Supplementary groups are looked up now, once: the child must not read /etc/group between clone and exec. */
+	r = find_groups(&u);
+	if (r < 0) {
+		(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': cannot read %s: %s", spec, GROUP_FILE,
+			       strerror(-r));
+		init_user_free(&u);
+		return r;
 	}
-	u.ngroups = n;
 	*ret_user = u;
 	return 0;
-oom:
-	init_user_free(&u);
-	(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-	return -ENOMEM;
 }
 
 /* Capabilities still in kvinit's bounding set after init_privs_restrict_self: all the child has to drop. */
