@@ -48,7 +48,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 HEADERS   := $(wildcard init/*.h init/*.def node/*.h secrets/*.h)
 
-.PHONY: all deps check unit integration lint bench install uninstall clean help format
+.PHONY: all deps check unit integration lint bench install uninstall clean help format image
 all: $(BUILD)/kvinit
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)/.deps-ok
@@ -115,6 +115,7 @@ bench: $(BUILD)/kvinit
 	@tests/deps.sh bench
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/pid1
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/restart
+	KVINIT_BIN=$(BUILD)/kvinit tests/bench/formation
 
 install: $(BUILD)/kvinit
 	install -d $(DESTDIR)$(BINDIR)
@@ -133,3 +134,22 @@ help:
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
 	@echo "make deps       install missing Debian packages (as root)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
+
+# --- Container images (images/README.md): kvinit:$(VERSION) and kvinit-exporter:$(VERSION), both also :latest, built
+# FROM scratch from Debian packages (cached in $(BUILD)/debs) with no registry; a rebuild with no change is fast.
+IMAGE_REVISION ?= $(shell git describe --always --dirty --abbrev=40 --exclude='*' 2>/dev/null || echo unknown)
+IMAGE_SOURCE   ?= $(shell git config --get remote.origin.url 2>/dev/null)
+IMAGE_DIR      := $(BUILD)/images
+# The legacy builder: the same on Debian's docker.io 20.10 client and on a newer client without buildx.
+DOCKER_BUILD    = DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) \
+	--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE)
+
+image: $(BUILD)/kvinit
+	@images/docker-engine.sh
+	@BUILD=$(BUILD) KVINIT_BIN=$(BUILD)/kvinit images/build-rootfs.sh kvinit $(IMAGE_DIR)/kvinit/rootfs.tar
+	@BUILD=$(BUILD) images/build-rootfs.sh exporter $(IMAGE_DIR)/exporter/rootfs.tar
+	$(DOCKER_BUILD) -f images/Dockerfile -t kvinit:$(VERSION) -t kvinit:latest $(IMAGE_DIR)/kvinit
+	$(DOCKER_BUILD) -f images/exporter.Dockerfile -t kvinit-exporter:$(VERSION) -t kvinit-exporter:latest \
+		--build-arg EXPORTER_VERSION=$$(sed -n 's/^prometheus-redis-exporter //p' $(IMAGE_DIR)/exporter/packages) \
+		$(IMAGE_DIR)/exporter
+	@docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^kvinit(-exporter)?:($(VERSION)|latest) '

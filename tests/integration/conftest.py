@@ -27,9 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import sys
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "pylib"))  # helpers shared with the other suite
 
 
 def _path_from_env(var, default):

@@ -8,7 +8,6 @@ build a new client after a connection error.
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -16,6 +15,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
+from cluster_writer import Writer
 from nodes import PASSWORD, client, free_port, make_start_node, node_env, secret_file
 
 
@@ -261,48 +261,11 @@ def test_cluster_creator_forms_the_cluster_from_a_node(start_node, workdir):
 # --------------------------------------------------------------------------- graceful failover on stop
 
 
-class Writer(threading.Thread):
-    """Writes {t}:i every 10 ms to the slot of hash tag {t}, following MOVED, and records acknowledged writes."""
-
-    def __init__(self, nodes):
-        super().__init__(daemon=True)
-        self.ports = [n.port for n in nodes]
-        self.acked = []  # (time, i)
-        self.stop = threading.Event()
-
-    def run(self):
-        port = self.owner()
-        c = client(port)
-        i = 0
-        while not self.stop.is_set():
-            try:
-                c.set(f"{{t}}:{i}", i)
-                self.acked.append((time.monotonic(), i))
-                i += 1
-            except redis.exceptions.ResponseError as e:
-                if str(e).startswith("MOVED"):
-                    c = client(int(str(e).split()[-1].rsplit(":", 1)[1]))
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                c = client(self.owner())
-            time.sleep(0.01)
-
-    def owner(self):
-        slot = redis.crc.key_slot(b"{t}")
-        for p in self.ports:
-            try:
-                for start, end, master, *_ in client(p).execute_command("CLUSTER SLOTS"):
-                    if start <= slot <= end:
-                        return int(master[1])
-            except redis.exceptions.RedisError:
-                continue
-        return self.ports[0]
-
-
 def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     nodes = start_nodes(6)
     assert cluster_init(workdir, nodes).returncode == 0
-    writer = Writer(nodes)
-    owner_port = writer.owner()
+    writer = Writer([("127.0.0.1", n.port) for n in nodes], lambda host, port: client(port))
+    owner_port = writer.owner()[1]
     owner = next(n for n in nodes if n.port == owner_port)
     writer.start()
     wait_until(lambda: len(writer.acked) > 50, SHORT, "the writer to get going")
@@ -311,13 +274,11 @@ def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     time.sleep(1)
     writer.stop.set()
     writer.join(SHORT)
-    times = [t for t, _ in writer.acked]
-    gap = max(b - a for a, b in zip(times, times[1:]))
+    gap = writer.gap()
     print(f"\nwrite gap during a graceful stop of a master: {gap * 1000:.0f} ms")
     assert "took over in" in owner.stderr, owner.stderr
     assert gap < 2.0, f"write gap {gap:.2f}s"
-    new_owner = writer.owner()
+    new_owner = writer.owner()[1]
     assert new_owner != owner_port
-    c = client(new_owner)
-    missing = [i for _, i in writer.acked if c.get(f"{{t}}:{i}") is None]
+    missing = writer.lost(lambda: client(new_owner))
     assert not missing, f"acknowledged writes lost: {missing[:10]}"
