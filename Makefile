@@ -48,7 +48,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 HEADERS   := $(wildcard init/*.h init/*.def node/*.h secrets/*.h)
 
-.PHONY: all deps check unit integration lint bench install uninstall clean help format image
+.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts
 all: $(BUILD)/kvinit
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)/.deps-ok
@@ -88,8 +88,10 @@ $(BUILD)/.deps-ok:
 deps:
 	@tests/deps.sh build test lint
 
-check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS)
-	@tests/check.sh $(BUILD)
+# The end-to-end tests (Docker, the images, compose) run with the normal build; the sanitizer build's check runs
+# the unit and integration tests, since the images hold the normal build.
+check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS) $(if $(SANITIZE),,image)
+	@E2E=$(if $(SANITIZE),0,1) tests/check.sh $(BUILD)
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done
@@ -97,13 +99,13 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/kvinit $(HELPERS)
 	KVINIT_BIN=$(BUILD)/kvinit KVINIT_PROBE=$(BUILD)/tests/probe $(PYTHON) -m pytest -q tests/integration
 
-C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h secrets/*.c secrets/*.h tests/unit/*.c tests/helpers/*.c)
+C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/helpers/*.c)
 SHELL_SCRIPTS = $(shell grep -rlE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh' .ci tests images compose 2>/dev/null)
 
 lint: deps $(BUILD)/.deps-ok
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --std=c11 \
 		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Iinit init node secrets
-	clang-tidy --quiet $(wildcard init/*.c node/*.c secrets/*.c) -- $(KV_CPPFLAGS) -std=gnu11
+	clang-tidy --quiet $(wildcard init/*.c node/*.c secrets/*.c images/*.c) -- $(KV_CPPFLAGS) -std=gnu11
 	shellcheck $(SHELL_SCRIPTS)
 	clang-format --dry-run --Werror $(C_SOURCES)
 	@echo "lint: ok"
@@ -134,6 +136,9 @@ help:
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
 	@echo "make deps       install missing Debian packages (as root)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
+	@echo "make image      the images kvinit and kvinit-exporter, from Debian packages"
+	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce); make down [PURGE=1]"
+	@echo "make hosts      the hosts line for host access to the main layout"
 
 # --- Container images (images/README.md): kvinit:$(VERSION) and kvinit-exporter:$(VERSION), both also :latest, built
 # FROM scratch from Debian packages (cached in $(BUILD)/debs) with no registry; a rebuild with no change is fast.
@@ -153,3 +158,16 @@ image: $(BUILD)/kvinit
 		--build-arg EXPORTER_VERSION=$$(sed -n 's/^prometheus-redis-exporter //p' $(IMAGE_DIR)/exporter/packages) \
 		$(IMAGE_DIR)/exporter
 	@docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^kvinit(-exporter)?:($(VERSION)|latest) '
+
+# The compose layouts (compose/): LAYOUT=main (default), cache-cluster or announce.
+up: image
+	@compose/stack.sh up
+
+down:
+	@compose/stack.sh down
+
+hosts:
+	@compose/stack.sh hosts
+
+e2e: image
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e

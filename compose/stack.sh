@@ -83,7 +83,7 @@ up() {
 	t_end=$(date +%s.%N)
 	awk -v l="$layout" -v a="$t0" -v s="$t_start" -v e="$t_end" \
 		'BEGIN { printf "\nmake up: %s layout ready: cluster ok %.1f s after compose up (%.1f s in all)\n", l, e - s, e - a }'
-	echo "connect:   ${compose[*]} exec $first_node kvinit cli -c"
+	echo "connect:   docker exec -it $(docker inspect -f '{{.Name}}' "$("${compose[@]}" ps -q "$first_node")" | tr -d /) kvinit cli -c"
 	echo "from the host: $host_hint"
 }
 

@@ -28,11 +28,15 @@ for t in "$build"/tests/test_*; do
 done
 
 # pytest suites: the counts come from its summary line.
+# E2E=1 (make check without SANITIZE) adds the Docker end-to-end suite; -s shows the figures it measures.
 suites=(tests/integration)
+[[ ${E2E:-0} == 1 ]] && suites+=(tests/e2e)
 for suite in "${suites[@]}"; do
 	[[ -d $root/$suite ]] || continue
+	extra=()
+	[[ $suite == tests/e2e ]] && extra=(-s)
 	(cd "$root" && KVINIT_BIN=$build/kvinit KVINIT_PROBE=$build/tests/probe \
-		"$python" -m pytest -q -rfEsx -p no:cacheprovider "$suite") 2>&1 | tee "$log"
+		"$python" -m pytest -q -rfEsx -p no:cacheprovider "${extra[@]}" "$suite") 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error|xfailed|deselected)' "$log" | tail -n1)
 	for kind in passed failed error skipped xfailed xpassed; do
