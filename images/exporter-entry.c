@@ -39,17 +39,13 @@
 #define NOBODY	       65534
 #define PASSWORD_FD    3
 
-__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	(void)fputs("exporter-entry: ", stderr);
-	va_start(ap, fmt);
-	(void)vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	(void)fputc('\n', stderr);
-	exit(1);
-}
+/* One line on stderr and exit 1; the format is always a literal, which the prefix is joined to. */
+#define die(...)                                                                                                       \
+	do {                                                                                                           \
+		(void)fprintf(stderr, "exporter-entry: " __VA_ARGS__);                                                 \
+		(void)fputc('\n', stderr);                                                                             \
+		exit(1);                                                                                               \
+	} while (0)
 
 /* The value of flag NAME (given as -NAME or --NAME, with =VALUE or as the next argument), or NULL. */
 static const char *flag_value(int argc, char **argv, const char *name, bool *present)
