@@ -60,6 +60,10 @@ const char *init_signal_name(int sig);
 void init_format_duration(char *buf, size_t size, uint64_t ms);
 uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms);
 int init_proc_status_masks(uint64_t *ret_sigign, uint64_t *ret_capbnd);
+int init_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
+			   const char **ret_step);
+void init_escape_control(char *buf, size_t size, const char *value);
+const char *init_env_lookup(char *const *envp, const char *name);
 
 /* ---- options (options.c, options.def) ---- */
 enum init_restart { INIT_RESTART_NO, INIT_RESTART_ON_FAILURE, INIT_RESTART_ALWAYS };

@@ -324,22 +324,6 @@ static int set_value(struct init_options *o, const struct opt_desc *d, const cha
 	return -EINVAL;
 }
 
-/* Quotes value for an error line: control characters are shown escaped, never written raw to the log. */
-static void quote_value(char *buf, size_t size, const char *value)
-{
-	size_t len = 0;
-
-	for (; *value && len + 5 < size; value++) {
-		unsigned char c = (unsigned char)*value;
-
-		if (c < 0x20 || c == 0x7f)
-			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
-		else
-			buf[len++] = (char)c;
-	}
-	buf[len] = '\0';
-}
-
 static int apply(struct init_config *c, enum init_option_id id, const char *value, enum init_option_source src,
 		 const char *where, struct init_error *err)
 {
@@ -353,7 +337,7 @@ static int apply(struct init_config *c, enum init_option_id id, const char *valu
 		return r;
 	}
 	if (r < 0) {
-		quote_value(shown, sizeof(shown), value);
+		init_escape_control(shown, sizeof(shown), value);
 		(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", where, shown, rule);
 		return r;
 	}
@@ -503,16 +487,6 @@ int init_config_parse_ini(struct init_config *c, const char *path, bool must_exi
 
 /* ---- environment and flags ---- */
 
-static const char *env_lookup(char *const *envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; envp && *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
-
 /* Older names a user may bring from other images; the table's name wins, and both must agree. */
 static const struct {
 	const char *env;
@@ -529,7 +503,7 @@ static const struct {
  */
 static int apply_env(struct init_config *c, enum init_option_id id, char *const *envp, struct init_error *err)
 {
-	const char *name = descs[id].env, *value = env_lookup(envp, name), *path;
+	const char *name = descs[id].env, *value = init_env_lookup(envp, name), *path;
 	char file_var[96], where[4200];
 	struct secrets_value secret = {0};
 	int r;
@@ -537,7 +511,7 @@ static int apply_env(struct init_config *c, enum init_option_id id, char *const 
 	if (value && !*value)
 		value = NULL;
 	for (size_t i = 0; i < sizeof(env_aliases) / sizeof(env_aliases[0]); i++) {
-		const char *alias = env_aliases[i].id == id ? env_lookup(envp, env_aliases[i].env) : NULL;
+		const char *alias = env_aliases[i].id == id ? init_env_lookup(envp, env_aliases[i].env) : NULL;
 
 		if (!alias || !*alias)
 			continue;
@@ -552,7 +526,7 @@ static int apply_env(struct init_config *c, enum init_option_id id, char *const 
 	}
 
 	(void)snprintf(file_var, sizeof(file_var), "%s_FILE", descs[id].env);
-	path = env_lookup(envp, file_var);
+	path = init_env_lookup(envp, file_var);
 	if (path && *path) {
 		if (value) {
 			(void)snprintf(err->msg, sizeof(err->msg), "%s and %s are both set: set only one", name,
@@ -657,7 +631,7 @@ int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argi
 	if (r < 0)
 		return r;
 
-	env_config = env_lookup(envp, "KVINIT_CONFIG");
+	env_config = init_env_lookup(envp, "KVINIT_CONFIG");
 	if (!config && env_config && *env_config)
 		config = env_config;
 	if (config && init_has_control_chars(config)) {

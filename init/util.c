@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "init.h"
@@ -90,6 +91,35 @@ bool init_has_control_chars(const char *s)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
 			return true;
 	return false;
+}
+
+/* value for an error line: control characters shown as \xHH, never written raw to the log. */
+void init_escape_control(char *buf, size_t size, const char *value)
+{
+	size_t len = 0;
+
+	if (!size)
+		return;
+	for (; *value && len + 5 < size; value++) {
+		unsigned char c = (unsigned char)*value;
+
+		if (c < 0x20 || c == 0x7f)
+			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
+		else
+			buf[len++] = (char)c;
+	}
+	buf[len] = '\0';
+}
+
+/* NAME's value in an environment block (possibly empty), or NULL; tests pass their own blocks. */
+const char *init_env_lookup(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp && *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
 }
 
 const char *init_signal_name(int sig)
@@ -189,4 +219,116 @@ bool init_valid_hostname(const char *s)
 		if (++label > 63)
 			return false;
 	}
+}
+
+/* ---- atomic file writes ---- */
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int fsync_directory_of(const char *path)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *dir = NULL;
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		dir = strdup(".");
+	else
+		dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Until the rename, a failure removes the temp file: the original is never touched. */
+static void unlink_and_freep(char **p)
+{
+	if (*p) {
+		(void)unlink(*p);
+		free(*p);
+	}
+}
+
+/*
+ * Replaces path with data atomically: a temp file in the same directory (rename is atomic only there) with the
+ * given mode and owner, written, fsynced, renamed over path, then the directory fsynced. On failure *ret_step says
+ * which step failed, the temp file is gone and path is untouched.
+ */
+int init_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
+			   const char **ret_step)
+{
+	_cleanup_(unlink_and_freep) char *tmp = NULL;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (asprintf(&tmp, "%s.kvinit-XXXXXX", path) < 0) {
+		tmp = NULL;
+		*ret_step = "cannot name the temp file";
+		return -ENOMEM;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		free(tmp);
+		tmp = NULL; /* not created: nothing to unlink, and the name may be someone else's */
+		*ret_step = "cannot create a temp file";
+		return r;
+	}
+	if (fchown(fd, uid, gid) < 0) {
+		struct stat tmp_st;
+
+		r = -errno;
+		/* Without CAP_CHOWN (or with ids unmapped in a user namespace) only a file that already has the
+		 * original's owner will do. */
+		if (r != -EPERM || fstat(fd, &tmp_st) < 0 || tmp_st.st_uid != uid || tmp_st.st_gid != gid) {
+			*ret_step = "cannot give the temp file its owner";
+			return r;
+		}
+	}
+	if (fchmod(fd, mode) < 0) {
+		*ret_step = "cannot give the temp file its mode";
+		return -errno;
+	}
+	r = write_all(fd, data, len);
+	if (r < 0) {
+		*ret_step = "cannot write the temp file";
+		return r;
+	}
+	/* fsync reports what a late write-back failed to store, so close has nothing left to tell */
+	if (fsync(fd) < 0) {
+		*ret_step = "cannot sync the temp file";
+		return -errno;
+	}
+	if (rename(tmp, path) < 0) {
+		*ret_step = "cannot rename the temp file over it";
+		return -errno;
+	}
+	free(tmp);
+	tmp = NULL;
+	/* The new content is in place; without this the rename itself may not survive a crash. */
+	r = fsync_directory_of(path);
+	if (r < 0) {
+		*ret_step = "rewritten, but cannot sync its directory";
+		return r;
+	}
+	return 0;
 }

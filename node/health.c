@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node.h"
+#include "cluster.h"
 #include "secrets.h"
 
 extern char **environ;
@@ -45,20 +45,6 @@ void node_probe_host(const char *bind, char *buf, size_t size)
 	(void)snprintf(buf, size, "%.*s", (int)first_len, first ? first : "127.0.0.1");
 	if (!first)
 		(void)snprintf(buf, size, "127.0.0.1");
-}
-
-/* The value of "field:" in an INFO-style reply, copied into buf; false when absent. */
-static bool info_field(const char *text, const char *field, char *buf, size_t size)
-{
-	size_t n = strlen(field);
-
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		if (strncmp(p, field, n) == 0 && p[n] == ':') {
-			(void)snprintf(buf, size, "%.*s", (int)strcspn(p + n + 1, "\r\n"), p + n + 1);
-			return true;
-		}
-	}
-	return false;
 }
 
 static redisReply *command(redisContext *ctx, const char *cmd)
@@ -116,17 +102,17 @@ static int probe(const struct init_options *o, bool ready, const struct secrets_
 		goto out;
 	}
 	if (!o->cluster_enabled) {
-		ok = info_field(reply->str, "loading", value, sizeof(value)) && strcmp(value, "0") == 0;
+		ok = cluster_info_field(reply->str, "loading", value, sizeof(value)) && strcmp(value, "0") == 0;
 		(void)snprintf(why, size,
 			       ok ? "standalone %s:%lld answers and is not loading"
 				  : "standalone %s:%lld is loading its data",
 			       host, (long long)o->port);
 		goto out;
 	}
-	if (!info_field(reply->str, "role", role, sizeof(role)))
+	if (!cluster_info_field(reply->str, "role", role, sizeof(role)))
 		(void)snprintf(role, sizeof(role), "unknown");
 	if (strcmp(role, "slave") == 0 &&
-	    (!info_field(reply->str, "master_link_status", value, sizeof(value)) || strcmp(value, "up") != 0)) {
+	    (!cluster_info_field(reply->str, "master_link_status", value, sizeof(value)) || strcmp(value, "up") != 0)) {
 		(void)snprintf(why, size, "replica %s:%lld: master_link_status:%s", host, (long long)o->port, value);
 		goto out;
 	}
@@ -137,7 +123,7 @@ static int probe(const struct init_options *o, bool ready, const struct secrets_
 			       reply && reply->str ? reply->str : ctx->errstr);
 		goto out;
 	}
-	if (!info_field(reply->str, "cluster_state", value, sizeof(value)) || strcmp(value, "ok") != 0) {
+	if (!cluster_info_field(reply->str, "cluster_state", value, sizeof(value)) || strcmp(value, "ok") != 0) {
 		(void)snprintf(why, size, "%s %s:%lld: cluster_state:%s",
 			       strcmp(role, "slave") == 0 ? "replica" : "master", host, (long long)o->port, value);
 		goto out;

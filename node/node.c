@@ -178,46 +178,6 @@ static int render_plan(const struct node_plan *p, bool redact, char **ret_text)
 	return 0;
 }
 
-/* Writes text to path atomically: a temp file beside it (mode 0600, owned by the server user), fsync, rename. */
-static int write_atomic(const char *path, const char *text, uid_t uid, gid_t gid, bool chown_it)
-{
-	char tmp[PATH_MAX], dir_buf[PATH_MAX];
-	size_t len = strlen(text), done = 0;
-	_cleanup_close_ int dirfd = -1;
-	int fd, r = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.kvinit-XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	(void)snprintf(dir_buf, sizeof(dir_buf), "%s", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0 || (chown_it && fchown(fd, uid, gid) < 0))
-		r = -errno;
-	while (r == 0 && done < len) {
-		ssize_t n = write(fd, text + done, len - done);
-
-		if (n < 0 && errno != EINTR)
-			r = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		(void)unlink(tmp);
-		return r;
-	}
-	dirfd = open(dirname(dir_buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd >= 0)
-		(void)fsync(dirfd);
-	return 0;
-}
-
 /* The directory of the rendered config: root's, but the server user's group may pass through it to read. */
 static int make_config_dir(const char *path, gid_t gid, bool chown_it)
 {
@@ -402,6 +362,7 @@ int node_main(struct init_config *c, char **args)
 	struct init_user user = {0};
 	_cleanup_free_ char **env = NULL;
 	char *text = NULL, version[48];
+	const char *step = NULL;
 	char *argv[3];
 	bool as_root = geteuid() == 0;
 	int code, r;
@@ -422,10 +383,17 @@ int node_main(struct init_config *c, char **args)
 		code = repair_nodes_conf(&p);
 	if (code == 0) {
 		r = make_config_dir(o->rendered_config, user.gid, as_root && user.set);
-		if (r == 0)
-			r = write_atomic(o->rendered_config, text, user.uid, user.gid, as_root && user.set);
+		if (r == 0) {
+			/* 0600, and the server user's when kvinit switches to it: only the server reads it */
+			bool give = as_root && user.set;
+
+			r = init_write_file_atomic(o->rendered_config, text, strlen(text), 0600,
+						   give ? user.uid : geteuid(), give ? user.gid : getegid(), &step);
+		} else {
+			step = "cannot create its directory";
+		}
 		if (r < 0) {
-			log_error("KVINIT_RENDERED_CONFIG='%s': cannot write it: %s", o->rendered_config, strerror(-r));
+			log_error("KVINIT_RENDERED_CONFIG='%s': %s: %s", o->rendered_config, step, strerror(-r));
 			code = INIT_EXIT_SYSCALL;
 		}
 	}

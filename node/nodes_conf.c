@@ -281,112 +281,6 @@ static int read_all(int fd, size_t hint, char **ret_buf, size_t *ret_len)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_directory_of(const char *path)
-{
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *dir = NULL;
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		dir = strdup(".");
-	else
-		dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
-	if (!dir)
-		return -ENOMEM;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		return -errno;
-	return 0;
-}
-
-/* Until the rename, a failure removes the temp file: the original is never touched. */
-static void unlink_and_freep(char **p)
-{
-	if (*p) {
-		(void)unlink(*p);
-		free(*p);
-	}
-}
-
-/* Replaces path with text: same directory (rename is atomic only there), same owner and mode. */
-static int replace_file(const char *path, const struct stat *st, const char *text, size_t len, const char **ret_step)
-{
-	_cleanup_(unlink_and_freep) char *tmp = NULL;
-	_cleanup_close_ int fd = -1;
-	int r;
-
-	if (asprintf(&tmp, "%s.kvinit-XXXXXX", path) < 0) {
-		tmp = NULL;
-		*ret_step = "cannot name the temp file";
-		return -ENOMEM;
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		free(tmp);
-		tmp = NULL; /* not created: nothing to unlink, and the name may be someone else's */
-		*ret_step = "cannot create a temp file";
-		return r;
-	}
-	if (fchown(fd, st->st_uid, st->st_gid) < 0) {
-		struct stat tmp_st;
-
-		r = -errno;
-		/* Without CAP_CHOWN (or with ids unmapped in a user namespace) only a file that already has the
-		 * original's owner will do. */
-		if (r != -EPERM || fstat(fd, &tmp_st) < 0 || tmp_st.st_uid != st->st_uid ||
-		    tmp_st.st_gid != st->st_gid) {
-			*ret_step = "cannot give the temp file the owner of the original";
-			return r;
-		}
-	}
-	if (fchmod(fd, st->st_mode & 07777) < 0) {
-		*ret_step = "cannot give the temp file the mode of the original";
-		return -errno;
-	}
-	r = write_all(fd, text, len);
-	if (r < 0) {
-		*ret_step = "cannot write the temp file";
-		return r;
-	}
-	/* fsync reports what a late write-back failed to store, so close has nothing left to tell */
-	if (fsync(fd) < 0) {
-		*ret_step = "cannot sync the temp file";
-		return -errno;
-	}
-	if (rename(tmp, path) < 0) {
-		*ret_step = "cannot rename the temp file over it";
-		return -errno;
-	}
-	free(tmp);
-	tmp = NULL;
-	/* The new content is in place; without this the rename itself may not survive a crash. */
-	r = fsync_directory_of(path);
-	if (r < 0) {
-		*ret_step = "rewritten, but cannot sync its directory";
-		return r;
-	}
-	return 0;
-}
-
 int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsigned bus_port, char **ret_old,
 			   struct init_error *err)
 {
@@ -450,7 +344,7 @@ int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsi
 	if (r == 0)
 		return 0;
 
-	r = replace_file(path, &st, new_text, strlen(new_text), &step);
+	r = init_write_file_atomic(path, new_text, strlen(new_text), st.st_mode & 07777, st.st_uid, st.st_gid, &step);
 	if (r < 0) {
 		(void)snprintf(err->msg, sizeof(err->msg), "cannot rewrite '%s': %s: %s", path, step, strerror(-r));
 		return r;

@@ -208,28 +208,9 @@ int secrets_read_file(const char *path, struct secrets_value *ret_value, bool *r
 /* The value of name in envp; an empty value counts as unset, as compose files write "VAR=" for "not given". */
 static const char *env_get(char *const *envp, const char *name)
 {
-	size_t n = strlen(name);
+	const char *v = init_env_lookup(envp, name);
 
-	for (; envp && *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return (*envp)[n + 1] ? *envp + n + 1 : NULL;
-	return NULL;
-}
-
-/* A path for an error line: it comes from the environment, so control characters are shown escaped. */
-static void quote_path(char *buf, size_t size, const char *path)
-{
-	size_t len = 0;
-
-	for (; *path && len + 5 < size; path++) {
-		unsigned char c = (unsigned char)*path;
-
-		if (c < 0x20 || c == 0x7f)
-			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
-		else
-			buf[len++] = (char)c;
-	}
-	buf[len] = '\0';
+	return v && *v ? v : NULL;
 }
 
 static int load_file(const char *path, enum secrets_source source, struct secrets_password *ret, struct init_error *err)
@@ -243,7 +224,7 @@ static int load_file(const char *path, enum secrets_source source, struct secret
 	r = secrets_read_file(path, &value, &world_readable);
 	if (r == -ENOENT && source == SECRETS_SRC_DEFAULT_FILE)
 		return r; /* the caller moves on to the next source */
-	quote_path(shown, sizeof(shown), path);
+	init_escape_control(shown, sizeof(shown), path);
 	if (r < 0) {
 		if (source == SECRETS_SRC_FILE)
 			(void)snprintf(err->msg, sizeof(err->msg), "REDIS_PASSWORD_FILE='%s': %s", shown,
