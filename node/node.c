@@ -288,71 +288,105 @@ static char **child_environment(void)
 	return env;
 }
 
-/* ---- while the server runs: failover on stop, the background cluster-init of REDIS_CLUSTER_CREATOR ---- */
+/* ---- while the server runs: failover on stop, and helpers beside the server ---- */
+
+/*
+ * Work that talks to the network runs beside the server in processes of its own, started the first time the
+ * server is up, so the supervision loop never waits on it:
+ *   cluster-init   REDIS_CLUSTER_CREATOR=yes: forms or extends the cluster (it waits for every node, this one too);
+ *   heal           REDIS_NODES with dynamic IPs: meets the peers again at their current addresses (heal.c).
+ */
+enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER__COUNT };
+
+static const char *const helper_names[HELPER__COUNT] = {"cluster-init (REDIS_CLUSTER_CREATOR)", "heal"};
 
 struct node_run {
 	const struct init_options *o;
-	const struct secrets_value *pw; /* kept: the stop hook authenticates with it */
-	pid_t creator;			/* the background cluster-init, while it runs */
-	bool creator_started;
+	const struct secrets_value *pw; /* kept: the stop hook and the helpers authenticate with it */
+	const char *own_ip;		/* the address this node announces, or NULL */
+	pid_t helpers[HELPER__COUNT];	/* while they run */
+	bool started;
 };
+
+static int run_helper(struct node_run *run, enum helper which)
+{
+	switch (which) {
+	case HELPER_CREATOR:
+		return node_cluster_init_run(run->o, run->pw);
+	case HELPER_HEAL:
+		return node_heal_run(run->o, run->pw, run->own_ip);
+	default:
+		return 1;
+	}
+}
+
+static void start_helper(struct node_run *run, enum helper which)
+{
+	sigset_t none;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_error("cannot start %s: %s, ignoring", helper_names[which], strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		(void)sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(run_helper(run, which));
+	}
+	run->helpers[which] = pid;
+	log_debug("%s runs beside the server (pid %d)", helper_names[which], (int)pid);
+}
+
+static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
+{
+	struct node_run *run = userdata;
+	const struct init_options *o = run->o;
+
+	(void)s;
+	(void)pid;
+	if (run->started)
+		return;
+	run->started = true;
+	if (o->creator)
+		start_helper(run, HELPER_CREATOR);
+	if (o->cluster_enabled && o->dynamic_ips && *o->nodes)
+		start_helper(run, HELPER_HEAL);
+}
 
 static void on_stop(struct init_supervisor *s, uint64_t deadline_usec, void *userdata)
 {
 	struct node_run *run = userdata;
 
 	(void)s;
-	if (run->creator > 0 && kill(run->creator, SIGTERM) < 0 && errno != ESRCH)
-		log_warn("cannot stop the background cluster-init: %s, ignoring", strerror(errno));
+	for (int i = 0; i < HELPER__COUNT; i++)
+		if (run->helpers[i] > 0 && kill(run->helpers[i], SIGTERM) < 0 && errno != ESRCH)
+			log_warn("cannot stop %s: %s, ignoring", helper_names[i], strerror(errno));
 	node_failover_on_stop(run->o, run->pw, deadline_usec);
-}
-
-/*
- * REDIS_CLUSTER_CREATOR=yes: the first time the server starts, cluster-init runs beside it in a process of its
- * own, so the supervision loop never waits on the network. It waits for every node, this one included.
- */
-static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
-{
-	struct node_run *run = userdata;
-	sigset_t none;
-	pid_t creator;
-
-	(void)s;
-	(void)pid;
-	if (!run->o->creator || run->creator_started)
-		return;
-	run->creator_started = true;
-	creator = fork();
-	if (creator < 0) {
-		log_error("REDIS_CLUSTER_CREATOR: cannot start cluster-init: %s, ignoring", strerror(errno));
-		return;
-	}
-	if (creator == 0) {
-		(void)sigemptyset(&none);
-		(void)sigprocmask(SIG_SETMASK, &none, NULL);
-		_exit(node_cluster_init_run(run->o, run->pw));
-	}
-	run->creator = creator;
-	log_info("REDIS_CLUSTER_CREATOR: cluster-init runs in the background (pid %d)", (int)creator);
 }
 
 static void on_reaped(struct init_supervisor *s, pid_t pid, int status, void *userdata)
 {
 	struct node_run *run = userdata;
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	int which = -1;
 
 	(void)s;
-	if (pid != run->creator) {
+	for (int i = 0; i < HELPER__COUNT; i++)
+		if (run->helpers[i] == pid)
+			which = i;
+	if (which < 0) {
 		log_debug("reaped orphan pid %d", (int)pid);
 		return;
 	}
-	run->creator = 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		log_info("REDIS_CLUSTER_CREATOR: cluster-init succeeded");
+	run->helpers[which] = 0;
+	if (ok)
+		log_info("%s done", helper_names[which]);
 	else
-		log_error("REDIS_CLUSTER_CREATOR: cluster-init failed (%s %d): see its lines above; run `kvinit "
-			  "cluster-init` again once the cause is fixed",
+		log_error("%s failed (%s %d): see its lines above%s", helper_names[which],
 			  WIFEXITED(status) ? "status" : "signal",
-			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+			  which == HELPER_CREATOR ? "; run `kvinit cluster-init` again once the cause is fixed" : "");
 }
 
 int node_main(struct init_config *c, char **args)
@@ -413,7 +447,8 @@ int node_main(struct init_config *c, char **args)
 		log_info("starting %s (%s) on port %lld as %s%s%s", version, p.server.server_bin, (long long)o->port,
 			 user.set ? (user.name ? user.name : "its uid") : "root",
 			 p.has_announce_ip ? ", announcing " : "", p.has_announce_ip ? p.announce_ip : "");
-		struct node_run run = {.o = o, .pw = &p.password.value};
+		struct node_run run = {
+			.o = o, .pw = &p.password.value, .own_ip = p.has_announce_ip ? p.announce_ip : NULL};
 		struct init_role_hooks hooks = {
 			.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
 

@@ -36,9 +36,12 @@ def free_port():
 
 
 def secret_file(workdir, value=PASSWORD, name="redis_password", mode=0o400):
+    """The password file, written atomically: nodes starting at the same moment must never see it half-written."""
     path = Path(workdir) / name
-    path.write_text(value + "\n")
-    os.chmod(path, mode)
+    tmp = path.with_name(f".{name}.{os.getpid()}.{random.randrange(1 << 30)}")
+    tmp.write_text(value + "\n")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
     return path
 
 

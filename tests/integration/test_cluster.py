@@ -252,10 +252,49 @@ def test_cluster_creator_forms_the_cluster_from_a_node(start_node, workdir):
     nodes = [start_node(port=p) for p in ports[1:]]
     creator = start_node(port=ports[0], REDIS_CLUSTER_CREATOR="yes", REDIS_NODES=listed)
     nodes.insert(0, creator)
-    wait_until(lambda: "cluster-init succeeded" in creator.stderr, LONG, "the creator's cluster-init",
+    wait_until(lambda: "cluster-init (REDIS_CLUSTER_CREATOR) done" in creator.stderr, LONG, "the creator's cluster-init",
                launched=creator)
     assert all_ok(nodes)
     assert creator.poll() is None
+
+
+def test_cluster_heals_when_every_node_moved(start_node, workdir):
+    """All six nodes come back at new addresses (127.0.0.2 instead of 127.0.0.1, the old one no longer bound):
+    each fixes its own nodes.conf line and meets its peers by the names in REDIS_NODES; no cluster-init runs."""
+    ports = [free_port() for _ in range(6)]
+    old = {"REDIS_BIND": "127.0.0.1", "REDIS_CLUSTER_ANNOUNCE_IP": "127.0.0.1",
+           "REDIS_NODES": ",".join(f"127.0.0.1:{p}" for p in ports)}
+    nodes = [start_node(port=p, **old) for p in ports]
+    assert cluster_init(workdir, nodes).returncode == 0
+    roles(nodes[0].port, 3, nodes)
+    rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", ports[0])], password=PASSWORD)
+    for i in range(1000):
+        rc.set(f"moved:{i}", i)
+    rc.close()
+    # replicas first, so no master waits for a handover to a replica that is stopping too
+    replicas = [n for n in nodes if client(n.port).info("replication")["role"] == "slave"]
+    for n in replicas + [n for n in nodes if n not in replicas]:
+        n.send(signal.SIGTERM)
+        assert n.wait(SHORT) == 0, n.describe()
+
+    new = {"REDIS_BIND": "127.0.0.2", "REDIS_CLUSTER_ANNOUNCE_IP": "127.0.0.2",
+           "REDIS_NODES": ",".join(f"127.0.0.2:{p}" for p in ports)}
+    t0 = time.monotonic()
+    moved = [start_node(port=p, wait=False, **new) for p in ports]
+
+    def ok_everywhere():
+        try:
+            return all(redis.Redis(host="127.0.0.2", port=p, password=PASSWORD, socket_timeout=1)
+                       .execute_command("CLUSTER INFO").get("cluster_state") == "ok" for p in ports)
+        except redis.exceptions.RedisError:
+            return False
+
+    wait_until(ok_everywhere, LONG, "the moved cluster to be ok again")
+    print(f"\nall 6 nodes moved to new addresses: cluster ok {time.monotonic() - t0:.1f} s after they started")
+    rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.2", ports[0])], password=PASSWORD)
+    assert [rc.get(f"moved:{i}") for i in range(1000)] == [str(i).encode() for i in range(1000)]
+    rc.close()
+    assert any("heal: all 5 peers connected again" in n.stderr for n in moved), moved[0].stderr
 
 
 # --------------------------------------------------------------------------- graceful failover on stop
