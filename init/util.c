@@ -293,6 +293,11 @@ int init_write_file_atomic(const char *path, const char *data, size_t len, mode_
 		*ret_step = "cannot create a temp file";
 		return r;
 	}
+	/* The mode first: once the file is another user's, changing it would need CAP_FOWNER. */
+	if (fchmod(fd, mode) < 0) {
+		*ret_step = "cannot give the temp file its mode";
+		return -errno;
+	}
 	if (fchown(fd, uid, gid) < 0) {
 		struct stat tmp_st;
 
@@ -303,10 +308,6 @@ int init_write_file_atomic(const char *path, const char *data, size_t len, mode_
 			*ret_step = "cannot give the temp file its owner";
 			return r;
 		}
-	}
-	if (fchmod(fd, mode) < 0) {
-		*ret_step = "cannot give the temp file its mode";
-		return -errno;
 	}
 	r = write_all(fd, data, len);
 	if (r < 0) {

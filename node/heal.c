@@ -3,8 +3,8 @@
  * Self-healing addresses. A node that comes back with a new IP fixes its own line of nodes.conf before the server
  * starts (node.c), but its peers' lines still hold their old addresses, and when every node of a cluster moved
  * (all containers recreated, every pod rescheduled) nobody can reach anybody. So once the server is up, this
- * resolves every name of REDIS_NODES and meets each peer at its current address, until every peer the node knows
- * is connected again. Redis itself does the rest: a handshake that reaches a node it already knows updates that
+ * resolves every name of REDIS_NODES and meets each one at its current address, until the server knows every
+ * name's current address. Redis itself does the rest: a handshake that reaches a node it already knows updates that
  * node's address, and gossip spreads it.
  */
 #include <arpa/inet.h>
@@ -17,27 +17,27 @@
 #include "cluster.h"
 
 struct heal_scan {
-	unsigned known, disconnected;
-	char connected[1024][INET6_ADDRSTRLEN + 8]; /* "ip:port" of the peers that are connected */
-	unsigned n_connected;
+	unsigned known;				/* peers, handshakes excluded */
+	char addrs[1024][INET6_ADDRSTRLEN + 8]; /* "ip:port" of every node it knows, itself included */
+	unsigned n_addrs;
 };
 
+/*
+ * What the server knows: its peers and the addresses it has for them. (Not whether the links are up: a link that
+ * is still connecting, to an address that is gone, reads "connected" too.)
+ */
 static int scan_peers(const struct cluster_line *l, void *userdata)
 {
 	struct heal_scan *h = userdata;
-	char addr[sizeof(h->connected[0])];
 
-	if (l->myself || l->handshake)
+	if (l->handshake)
 		return 0;
-	h->known++;
-	if (strcmp(l->link, "connected") != 0 || cluster_has_flag(l->flags, "fail")) {
-		h->disconnected++;
-		return 0;
-	}
+	if (!l->myself)
+		h->known++;
 	/* "ip:port@cport[,hostname]" -> "ip:port" */
-	(void)snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(l->addr, "@"), l->addr);
-	if (h->n_connected < sizeof(h->connected) / sizeof(h->connected[0]))
-		(void)snprintf(h->connected[h->n_connected++], sizeof(h->connected[0]), "%s", addr);
+	if (h->n_addrs < sizeof(h->addrs) / sizeof(h->addrs[0]))
+		(void)snprintf(h->addrs[h->n_addrs++], sizeof(h->addrs[0]), "%.*s", (int)strcspn(l->addr, "@"),
+			       l->addr);
 	return 0;
 }
 
@@ -57,46 +57,50 @@ static bool resolve(const char *host, char *ip, size_t size)
 	return ok;
 }
 
-/* Meets every listed node that is not connected at its current address; returns how many it met. */
+/*
+ * Meets every listed node whose name resolves to an address the server does not know; returns how many names
+ * are not known at their current address (met now, or not resolvable yet).
+ */
 static unsigned meet_moved(redisContext *self, const struct node_addr *nodes, size_t n, const struct heal_scan *h,
-			   const char *own_ip, unsigned own_port)
+			   unsigned *ret_met)
 {
-	unsigned met = 0;
+	unsigned missing = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		char ip[INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN + 8], port[8];
 		const char *argv[] = {"CLUSTER", "MEET", ip, port};
-		bool connected = false;
+		bool known = false;
 		redisReply *rep;
 
-		if (!resolve(nodes[i].host, ip, sizeof(ip)))
-			continue; /* not resolvable yet: its container may still be starting */
-		if (nodes[i].port == own_port && own_ip && strcmp(ip, own_ip) == 0)
+		if (!resolve(nodes[i].host, ip, sizeof(ip))) {
+			missing++; /* not resolvable yet: its container may still be starting */
 			continue;
+		}
 		(void)snprintf(addr, sizeof(addr), "%s:%u", ip, nodes[i].port);
-		for (unsigned j = 0; j < h->n_connected && !connected; j++)
-			connected = strcmp(h->connected[j], addr) == 0;
-		if (connected)
+		for (unsigned j = 0; j < h->n_addrs && !known; j++)
+			known = strcmp(h->addrs[j], addr) == 0;
+		if (known)
 			continue;
+		missing++;
 		(void)snprintf(port, sizeof(port), "%u", nodes[i].port);
 		rep = redisCommandArgv(self, 4, argv, NULL);
 		if (rep && rep->type != REDIS_REPLY_ERROR) {
 			log_debug("heal: met %s at %s", nodes[i].host, addr);
-			met++;
+			(*ret_met)++;
 		}
 		freeReplyObject(rep);
 	}
-	return met;
+	return missing;
 }
 
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw, const char *own_ip)
+int node_heal_run(const struct init_options *o, const struct secrets_value *pw)
 {
 	uint64_t t0 = init_now_usec(), deadline = t0 + (uint64_t)o->init_timeout * USEC_PER_MSEC;
 	struct cluster_peer self = {0};
 	struct node_addr *nodes = NULL;
 	struct init_error err;
 	struct heal_scan *h = NULL;
-	unsigned met = 0, rounds = 0;
+	unsigned met = 0, rounds = 0, missing;
 	size_t n = 0;
 	int code = 1;
 
@@ -129,19 +133,21 @@ int node_heal_run(const struct init_options *o, const struct secrets_value *pw, 
 			code = 0; /* a node in no cluster yet: forming it is cluster-init's work */
 			goto out;
 		}
-		if (!h->disconnected) {
+		missing = meet_moved(self.ctx, nodes, n, h, &met);
+		if (!missing) {
 			if (met)
-				log_info("heal: all %u peers connected again (%.0f ms)", h->known,
+				log_info("heal: every node of REDIS_NODES is known at its current address again (%.0f "
+					 "ms)",
 					 (double)(init_now_usec() - t0) / 1000.0);
 			code = 0;
 			goto out;
 		}
 		if (init_now_usec() >= deadline) {
-			log_warn("heal: %u of %u peers still unreachable after %.0f s: are their names in REDIS_NODES?",
-				 h->disconnected, h->known, (double)(init_now_usec() - t0) / 1e6);
+			log_warn(
+				"heal: %u node(s) of REDIS_NODES still not known at their current address after %.0f s",
+				missing, (double)(init_now_usec() - t0) / 1e6);
 			goto out;
 		}
-		met += meet_moved(self.ctx, nodes, n, h, own_ip, (unsigned)o->port);
 		(void)nanosleep(&pause, NULL);
 	}
 out:

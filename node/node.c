@@ -294,7 +294,8 @@ static char **child_environment(void)
  * Work that talks to the network runs beside the server in processes of its own, started the first time the
  * server is up, so the supervision loop never waits on it:
  *   cluster-init   REDIS_CLUSTER_CREATOR=yes: forms or extends the cluster (it waits for every node, this one too);
- *   heal           REDIS_NODES with dynamic IPs: meets the peers again at their current addresses (heal.c).
+ *   heal           REDIS_NODES with dynamic IPs (no REDIS_CLUSTER_ANNOUNCE_IP): meets the peers again at their
+ *                  current addresses (heal.c).
  */
 enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER__COUNT };
 
@@ -303,7 +304,6 @@ static const char *const helper_names[HELPER__COUNT] = {"cluster-init (REDIS_CLU
 struct node_run {
 	const struct init_options *o;
 	const struct secrets_value *pw; /* kept: the stop hook and the helpers authenticate with it */
-	const char *own_ip;		/* the address this node announces, or NULL */
 	pid_t helpers[HELPER__COUNT];	/* while they run */
 	bool started;
 };
@@ -314,7 +314,7 @@ static int run_helper(struct node_run *run, enum helper which)
 	case HELPER_CREATOR:
 		return node_cluster_init_run(run->o, run->pw);
 	case HELPER_HEAL:
-		return node_heal_run(run->o, run->pw, run->own_ip);
+		return node_heal_run(run->o, run->pw);
 	default:
 		return 1;
 	}
@@ -350,7 +350,8 @@ static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
 	run->started = true;
 	if (o->creator)
 		start_helper(run, HELPER_CREATOR);
-	if (o->cluster_enabled && o->dynamic_ips && *o->nodes)
+	/* Only where the node announces its own address: an announced one (NAT, host ports) never matches the names. */
+	if (o->cluster_enabled && o->dynamic_ips && !*o->announce_ip && *o->nodes)
 		start_helper(run, HELPER_HEAL);
 }
 
@@ -447,8 +448,7 @@ int node_main(struct init_config *c, char **args)
 		log_info("starting %s (%s) on port %lld as %s%s%s", version, p.server.server_bin, (long long)o->port,
 			 user.set ? (user.name ? user.name : "its uid") : "root",
 			 p.has_announce_ip ? ", announcing " : "", p.has_announce_ip ? p.announce_ip : "");
-		struct node_run run = {
-			.o = o, .pw = &p.password.value, .own_ip = p.has_announce_ip ? p.announce_ip : NULL};
+		struct node_run run = {.o = o, .pw = &p.password.value};
 		struct init_role_hooks hooks = {
 			.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
 

@@ -127,7 +127,7 @@ int node_cli_main(struct init_config *c, char **args);
 int node_cluster_init_main(struct init_config *c, char **args);
 struct secrets_value;
 int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw, const char *own_ip);
+int node_heal_run(const struct init_options *o, const struct secrets_value *pw);
 void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

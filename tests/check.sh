@@ -29,7 +29,7 @@ done
 
 # pytest suites: the counts come from its summary line.
 # E2E=1 (make check without SANITIZE) adds the Docker end-to-end suite; -s shows the figures it measures.
-suites=(tests/integration)
+suites=(tests/integration tests/kubernetes)
 [[ ${E2E:-0} == 1 ]] && suites+=(tests/e2e)
 for suite in "${suites[@]}"; do
 	[[ -d $root/$suite ]] || continue

@@ -5,7 +5,7 @@ set -euo pipefail
 
 declare -A groups=(
 	[build]="gcc make pkg-config libcap-dev libseccomp-dev libhiredis-dev libinih-dev"
-	[test]="libcmocka-dev redis-server redis-tools python3-pytest python3-redis tini dumb-init catatonit util-linux procps"
+	[test]="libcmocka-dev redis-server redis-tools python3-pytest python3-redis python3-yaml yamllint tini dumb-init catatonit util-linux procps"
 	[lint]="cppcheck clang-tidy clang-format shellcheck"
 	[bench]="tini dumb-init catatonit hyperfine redis-server redis-tools"
 )

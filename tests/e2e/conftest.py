@@ -44,12 +44,13 @@ def sh(*args, check=True, timeout=LONG, env=None, **kw):
     return r
 
 
-def compose(layout, *args, check=True, timeout=LONG):
+def compose(layout, *args, check=True, timeout=LONG, overrides=()):
     spec = LAYOUTS[layout]
     tool = ["docker", "compose"] if sh("docker", "compose", "version", check=False).returncode == 0 \
         else ["docker-compose"]
-    return sh(*tool, "--project-directory", COMPOSE_DIR, "-p", spec["project"], "-f", COMPOSE_DIR / spec["file"],
-              *args, check=check, timeout=timeout)
+    files = [arg for f in (COMPOSE_DIR / spec["file"], *overrides) for arg in ("-f", f)]
+    return sh(*tool, "--project-directory", COMPOSE_DIR, "-p", spec["project"], *files, *args, check=check,
+              timeout=timeout)
 
 
 def password():

@@ -190,6 +190,31 @@ class TestMain:
         rc.close()
 
 
+    def test_nodes_that_all_moved_heal_by_themselves(self, stack, hosts_line):
+        """Every node recreated at another static address: each fixes its own nodes.conf line and meets its peers
+        by name; no cluster-init runs. Then one node alone moves."""
+        here = Path(__file__).resolve().parent
+        nodes = list(MAIN_PORTS)
+        rc = cluster_client("redis-node-0", 6379)
+        for i in range(1000):
+            rc.set(f"moved:{i}", i)
+        rc.close()
+        for overrides, moved in (([here / "moved-ips.override.yml"], nodes),
+                                 ([here / "moved-one-ip.override.yml"], ["redis-node-5"])):
+            compose("main", "stop", *moved)
+            t0 = time.monotonic()
+            compose("main", "up", "-d", "--no-deps", *moved, overrides=overrides)
+            wait_until(lambda: all(health(n, "--ready").returncode == 0 for n in nodes), 60,
+                       f"the cluster ok again after {len(moved)} node(s) moved")
+            print(f"\n{len(moved)} node(s) at new addresses: every node ready {time.monotonic() - t0:.1f} s after up")
+            ip = inspect(moved[0])["NetworkSettings"]["Networks"]["infra_net"]["IPAddress"]
+            assert ip == ("172.19.0.80" if len(moved) == 6 else "172.19.0.95"), ip
+            assert inspect("redis-cluster-init")["State"]["Status"] == "exited", "cluster-init must not have run"
+            rc = cluster_client("redis-node-0", 6379)
+            assert [rc.get(f"moved:{i}") for i in range(1000)] == [str(i).encode() for i in range(1000)]
+            rc.close()
+
+
 # =========================================================================== the other layouts
 
 
