@@ -23,6 +23,7 @@ struct cluster_peer {
 	unsigned slots_assigned; /* in the whole cluster as this node sees it */
 	unsigned own_slots;	 /* served by this node */
 	bool is_master;
+	char master_id[41]; /* a replica's master, from its own line */
 	long long keys;
 	unsigned long long epoch;
 	long long node_timeout;

@@ -82,6 +82,7 @@ static int scan_myself(const struct cluster_line *l, void *userdata)
 	p->epoch = l->epoch;
 	p->own_slots = l->nslots;
 	p->is_master = l->is_master;
+	(void)snprintf(p->master_id, sizeof(p->master_id), "%s", l->is_master ? "" : l->master);
 	return 1;
 }
 
@@ -233,7 +234,7 @@ static int read_replies(struct cluster_peer *p, size_t count, const char *what, 
 			return -EIO;
 		}
 		if (rep->type == REDIS_REPLY_ERROR) {
-			if (strstr(rep->str, "already busy") || strstr(rep->str, "already"))
+			if (strstr(rep->str, "already"))
 				*ret_busy = true;
 			else if (!strstr(rep->str, "config epoch") && !strstr(rep->str, "does not know any other node"))
 				log_debug("%s: %s: %s", name, what, rep->str), failed++;
@@ -249,7 +250,6 @@ static void set_node_timeout(struct run *r, const long long *values)
 
 	for (size_t i = 0; i < r->n; i++) {
 		const char *argv[] = {"CONFIG", "SET", "cluster-node-timeout", v};
-		bool busy = false;
 		redisReply *rep;
 
 		(void)snprintf(v, sizeof(v), "%lld", values[i]);
@@ -258,7 +258,6 @@ static void set_node_timeout(struct run *r, const long long *values)
 			log_warn("cannot set cluster-node-timeout to %s: %s, ignoring", v,
 				 rep ? rep->str : r->peers[i].ctx->errstr);
 		freeReplyObject(rep);
-		(void)busy;
 	}
 }
 
@@ -500,19 +499,12 @@ static int create_or_finish(struct run *r, const uint64_t *coverage, bool replic
 		for (size_t i = 0; i < r->n; i++) {
 			const char *master_id = r->peers[plan[i].master].id;
 			const char *argv[] = {"CLUSTER", "REPLICATE", master_id};
-			bool busy = false;
 			redisReply *rep;
 
-			if (plan[i].role != NODE_ROLE_REPLICA || r->peers[i].own_slots)
+			/* a replica of that master already, by its own word (another replica of it may exist too) */
+			if (plan[i].role != NODE_ROLE_REPLICA || r->peers[i].own_slots ||
+			    strcmp(r->peers[i].master_id, master_id) == 0)
 				continue;
-			if (r->peers[i].nodes_text) {
-				char needle[64];
-
-				/* already a replica of that master: "<id> <addr> myself,slave <master_id>" */
-				(void)snprintf(needle, sizeof(needle), "slave %s", master_id);
-				if (strstr(r->peers[i].nodes_text, needle))
-					continue;
-			}
 			rep = redisCommandArgv(r->peers[i].ctx, 3, argv, NULL);
 			if (!rep)
 				return -EIO;
@@ -521,7 +513,6 @@ static int create_or_finish(struct run *r, const uint64_t *coverage, bool replic
 				pending++;
 			}
 			freeReplyObject(rep);
-			(void)busy;
 		}
 		if (!pending)
 			break;

@@ -79,6 +79,29 @@ def owner_container(writer):
     return next(name for name, p in MAIN_PORTS.items() if p == port)
 
 
+def take_down_a_master(how, stop, timeout):
+    """Stops (by `stop`) the master a writer is writing to; returns it and the writer once writes have resumed on
+    its successor, and prints the longest time without an acknowledged write."""
+    writer = main_writer()
+    victim = owner_container(writer)
+    writer.start()
+    wait_until(lambda: len(writer.acked) > 50, 30, "the writer to get going")
+    stop(victim)
+    wait_until(lambda: owner_container(writer) != victim, timeout, "another master for {w}")
+    n = len(writer.acked)
+    wait_until(lambda: len(writer.acked) > n + 50, timeout, "writes to resume")
+    writer.stop.set()
+    writer.join(10)
+    print(f"\nwrite gap, {how} of master {victim}: {writer.gap() * 1000:.0f} ms")
+    return victim, writer
+
+
+def bring_back_as_replica(victim, start):
+    start()
+    wait_until(lambda: health(victim, "--ready").returncode == 0, 90, f"{victim} back and ready")
+    assert "role:slave" in sh("docker", "exec", victim, "/usr/bin/kvinit", "cli", "info", "replication").stdout
+
+
 # =========================================================================== main layout
 
 
@@ -142,39 +165,15 @@ class TestMain:
         assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
 
     def test_graceful_stop_of_a_master_loses_nothing(self, stack, hosts_line):
-        writer = main_writer()
-        victim = owner_container(writer)
-        writer.start()
-        wait_until(lambda: len(writer.acked) > 50, 30, "the writer to get going")
-        compose("main", "stop", victim)
-        wait_until(lambda: owner_container(writer) != victim, 30, "another master for {w}")
-        n = len(writer.acked)
-        wait_until(lambda: len(writer.acked) > n + 50, 30, "writes to resume")
-        writer.stop.set()
-        writer.join(10)
-        print(f"\nwrite gap, graceful stop of master {victim}: {writer.gap() * 1000:.0f} ms")
+        victim, writer = take_down_a_master("graceful stop", lambda v: compose("main", "stop", v), 30)
         assert "took over in" in compose("main", "logs", "--no-color", victim).stdout
         missing = writer.lost(lambda: node_client(*writer.owner()))
         assert not missing, f"acknowledged writes lost: {missing[:10]}"
-        compose("main", "start", victim)
-        wait_until(lambda: health(victim, "--ready").returncode == 0, 60, f"{victim} back and ready")
-        assert "role:slave" in sh("docker", "exec", victim, "/usr/bin/kvinit", "cli", "info", "replication").stdout
+        bring_back_as_replica(victim, lambda: compose("main", "start", victim))
 
     def test_docker_kill_of_a_master_promotes_its_replica(self, stack, hosts_line):
-        writer = main_writer()
-        victim = owner_container(writer)
-        writer.start()
-        wait_until(lambda: len(writer.acked) > 50, 30, "the writer to get going")
-        sh("docker", "kill", victim)
-        wait_until(lambda: owner_container(writer) != victim, 60, "the replica to be promoted")
-        n = len(writer.acked)
-        wait_until(lambda: len(writer.acked) > n + 50, 60, "writes to resume")
-        writer.stop.set()
-        writer.join(10)
-        print(f"\nwrite gap, docker kill of master {victim}: {writer.gap() * 1000:.0f} ms")
-        sh("docker", "start", victim)
-        wait_until(lambda: health(victim, "--ready").returncode == 0, 90, f"{victim} back and ready")
-        assert "role:slave" in sh("docker", "exec", victim, "/usr/bin/kvinit", "cli", "info", "replication").stdout
+        victim, _ = take_down_a_master("docker kill", lambda v: sh("docker", "kill", v), 60)
+        bring_back_as_replica(victim, lambda: sh("docker", "start", victim))
 
     def test_down_and_up_keeps_every_key(self, stack, hosts_line):
         rc = cluster_client("redis-node-0", 6379)
