@@ -31,7 +31,7 @@ int node_cli_main(struct init_config *c, char **args)
 	char host[64], port[16], **argv, **env, *auth = NULL;
 	size_t nargs = 0, nenv = 0, a = 0, e = 0;
 
-	if (secrets_load_password(environ, "/run/secrets/redis_password", &pw, &err) < 0 ||
+	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0 ||
 	    node_server_detect(o->server_bin, &server, &err) < 0) {
 		log_error("%s", err.msg);
 		secrets_password_free(&pw);

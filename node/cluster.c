@@ -42,11 +42,41 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/*
+ * Connects to host:port (an address) and authenticates, with timeout_ms for the connect and for each command.
+ * NULL when it cannot, with why saying so in one line that names the node.
+ */
+redisContext *cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+			      char *why, size_t size)
+{
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
+	redisContext *ctx = redisConnectWithTimeout(host, (int)port, tv);
+	redisReply *rep;
+
+	if (!ctx || ctx->err) {
+		(void)snprintf(why, size, "cannot connect to %s:%u: %s", host, port,
+			       ctx ? ctx->errstr : "out of memory");
+		redisFree(ctx);
+		return NULL;
+	}
+	(void)redisSetTimeout(ctx, tv);
+	if (!pw->data)
+		return ctx;
+	rep = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		(void)snprintf(why, size, "AUTH refused by %s:%u: %s", host, port, rep ? rep->str : ctx->errstr);
+		freeReplyObject(rep);
+		redisFree(ctx);
+		return NULL;
+	}
+	freeReplyObject(rep);
+	return ctx;
+}
+
 /* One try: resolve, connect, AUTH, PING. On failure p->why says what went wrong, in a few words. */
 static bool try_connect(struct cluster_peer *p, const struct secrets_value *pw, unsigned timeout_ms)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
 	redisReply *reply;
 	int r;
 
@@ -62,23 +92,11 @@ static bool try_connect(struct cluster_peer *p, const struct secrets_value *pw, 
 		(void)inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, p->ip, sizeof(p->ip));
 	freeaddrinfo(res);
 
-	p->ctx = redisConnectWithTimeout(p->ip, (int)p->addr.port, tv);
-	if (!p->ctx || p->ctx->err) {
-		(void)snprintf(p->why, sizeof(p->why), "%s", p->ctx ? p->ctx->errstr : "out of memory");
-		cluster_peer_close(p);
+	p->ctx = cluster_connect(p->ip, p->addr.port, pw, timeout_ms, p->why, sizeof(p->why));
+	if (!p->ctx)
 		return false;
-	}
+	/* commands may take longer than a connect: MEET and ADDSLOTSRANGE on a busy node */
 	(void)redisSetTimeout(p->ctx, (struct timeval){.tv_sec = 5});
-	if (pw->data) {
-		reply = redisCommand(p->ctx, "AUTH %b", pw->data, pw->len);
-		if (!reply || reply->type == REDIS_REPLY_ERROR) {
-			(void)snprintf(p->why, sizeof(p->why), "auth: %s", reply ? reply->str : p->ctx->errstr);
-			freeReplyObject(reply);
-			cluster_peer_close(p);
-			return false;
-		}
-		freeReplyObject(reply);
-	}
 	reply = redisCommand(p->ctx, "PING");
 	if (!reply || reply->type == REDIS_REPLY_ERROR) {
 		(void)snprintf(p->why, sizeof(p->why), "PING: %s", reply ? reply->str : p->ctx->errstr);

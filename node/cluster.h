@@ -40,6 +40,8 @@ struct cluster_line {
 
 void cluster_peer_close(struct cluster_peer *p);
 void cluster_peers_free(struct cluster_peer *peers, size_t n);
+redisContext *cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+			      char *why, size_t size);
 void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size);
 int cluster_connect_all(struct cluster_peer *peers, size_t n, const struct secrets_value *pw, uint64_t deadline_usec,
 			struct init_error *err);

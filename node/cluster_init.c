@@ -797,7 +797,7 @@ int node_cluster_init_main(struct init_config *c, char **args)
 			  "...'");
 		return INIT_EXIT_USAGE;
 	}
-	if (secrets_load_password(environ, "/run/secrets/redis_password", &pw, &err) < 0) {
+	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0) {
 		log_error("%s", err.msg);
 		return INIT_EXIT_USAGE;
 	}

@@ -13,33 +13,6 @@
 
 #include "cluster.h"
 
-static redisContext *connect_auth(const char *host, unsigned port, const struct secrets_value *pw, unsigned ms,
-				  char *why, size_t size)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
-	redisContext *ctx = redisConnectWithTimeout(host, (int)port, tv);
-	redisReply *rep;
-
-	if (!ctx || ctx->err) {
-		(void)snprintf(why, size, "cannot connect to %s:%u: %s", host, port,
-			       ctx ? ctx->errstr : "out of memory");
-		redisFree(ctx);
-		return NULL;
-	}
-	(void)redisSetTimeout(ctx, tv);
-	if (!pw->data)
-		return ctx;
-	rep = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		(void)snprintf(why, size, "AUTH refused by %s:%u: %s", host, port, rep ? rep->str : ctx->errstr);
-		freeReplyObject(rep);
-		redisFree(ctx);
-		return NULL;
-	}
-	freeReplyObject(rep);
-	return ctx;
-}
-
 static char *info_replication(redisContext *ctx)
 {
 	redisReply *rep = redisCommand(ctx, "INFO replication");
@@ -106,7 +79,7 @@ void node_failover_on_stop(const struct init_options *o, const struct secrets_va
 		return;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	self = connect_auth(host, (unsigned)o->port, pw, 1000, why, sizeof(why));
+	self = cluster_connect(host, (unsigned)o->port, pw, 1000, why, sizeof(why));
 	if (!self)
 		goto skip;
 	rep = redisCommand(self, "CLUSTER NODES");
@@ -134,7 +107,7 @@ void node_failover_on_stop(const struct init_options *o, const struct secrets_va
 		if (!info)
 			goto out;
 	}
-	replica = connect_auth(replica_ip, replica_port, pw, 1000, why, sizeof(why));
+	replica = cluster_connect(replica_ip, replica_port, pw, 1000, why, sizeof(why));
 	if (!replica)
 		goto skip;
 	rep = redisCommand(replica, "CLUSTER FAILOVER");

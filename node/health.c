@@ -54,30 +54,15 @@ static redisReply *command(redisContext *ctx, const char *cmd)
 
 static int probe(const struct init_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
 {
-	struct timeval tv = {.tv_sec = 2};
 	char host[64], value[64], role[16];
 	redisContext *ctx;
-	redisReply *reply;
+	redisReply *reply = NULL;
 	int ok = 0;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	ctx = redisConnectWithTimeout(host, (int)o->port, tv);
-	if (!ctx || ctx->err) {
-		(void)snprintf(why, size, "cannot connect to %s:%lld: %s", host, (long long)o->port,
-			       ctx ? ctx->errstr : "out of memory");
-		redisFree(ctx);
+	ctx = cluster_connect(host, (unsigned)o->port, pw, 2000, why, size);
+	if (!ctx)
 		return 0;
-	}
-	(void)redisSetTimeout(ctx, tv);
-	if (pw->data) {
-		reply = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
-		if (!reply || reply->type == REDIS_REPLY_ERROR) {
-			(void)snprintf(why, size, "AUTH refused by %s:%lld: %s", host, (long long)o->port,
-				       reply ? reply->str : ctx->errstr);
-			goto out;
-		}
-		freeReplyObject(reply);
-	}
 	reply = command(ctx, "PING");
 	if (!reply) {
 		(void)snprintf(why, size, "no answer to PING from %s:%lld: %s", host, (long long)o->port, ctx->errstr);
@@ -155,7 +140,7 @@ int node_health_main(struct init_config *c, char **args)
 			return INIT_EXIT_USAGE;
 		}
 	}
-	if (secrets_load_password(environ, "/run/secrets/redis_password", &pw, &err) < 0) {
+	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0) {
 		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
 		return 1;
 	}

@@ -20,8 +20,6 @@
 
 extern char **environ;
 
-#define DEFAULT_SECRET "/run/secrets/redis_password"
-
 /* Everything the node role works out before it writes or starts anything. */
 struct node_plan {
 	struct init_config *c;
@@ -112,7 +110,7 @@ static int plan_node(struct init_config *c, struct node_plan *p)
 		return INIT_EXIT_USAGE;
 	}
 
-	r = secrets_load_password(environ, DEFAULT_SECRET, &p->password, &err);
+	r = secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &p->password, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return INIT_EXIT_USAGE;

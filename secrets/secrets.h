@@ -11,6 +11,9 @@ struct init_error;
 /* Large enough for any password or key a person would paste; small enough that a wrong path is noticed. */
 #define SECRETS_MAX_SIZE 4096
 
+/* Where Docker puts the secret named redis_password; used when REDIS_PASSWORD_FILE is not set. */
+#define SECRETS_DEFAULT_PASSWORD_FILE "/run/secrets/redis_password"
+
 /* A secret owned by the holder: data has len + 1 bytes, NUL-terminated; release it with secrets_wipe(). */
 struct secrets_value {
 	char *data;

@@ -237,7 +237,8 @@ def test_wrong_password_is_a_clear_error(start_nodes, workdir):
     r = cluster_init(workdir, nodes, REDIS_PASSWORD_FILE=env_file, KVINIT_INIT_TIMEOUT="3s",
                      REDIS_CLUSTER_REPLICAS=0)
     assert r.returncode != 0
-    assert "gave up waiting for 3 of 3 nodes" in r.stderr and "auth: WRONGPASS" in r.stderr, r.stderr
+    assert "gave up waiting for 3 of 3 nodes" in r.stderr, r.stderr
+    assert "AUTH refused by 127.0.0.1:" in r.stderr and "WRONGPASS" in r.stderr, r.stderr
 
 
 def test_bad_nodes_list_is_refused(workdir):
