@@ -181,7 +181,8 @@ int init_supervise(const struct init_supervise_args *args);
 void init_process_setup(void);
 int init_resolve_user(const struct init_options *o, struct init_user *ret_user);
 int init_run(const struct init_options *o, const struct init_user *user, char *const *argv, char *const *envp,
-	     const struct init_role_hooks *hooks);
+	     const struct init_role_hooks *hooks, const int *keep_caps, size_t n_keep);
+bool init_bounding_has(int cap);
 struct init_loop *init_supervisor_loop(struct init_supervisor *s);
 pid_t init_supervisor_child(const struct init_supervisor *s);
 

@@ -66,7 +66,7 @@ static int run_main(struct init_config *c, char **args)
 	}
 	code = init_resolve_user(&c->opt, &user);
 	if (code == 0)
-		code = init_run(&c->opt, &user, args, NULL, NULL);
+		code = init_run(&c->opt, &user, args, NULL, NULL, NULL, 0);
 	init_user_free(&user);
 	return code;
 }

@@ -78,10 +78,21 @@ int init_resolve_user(const struct init_options *o, struct init_user *ret_user)
 	return 0;
 }
 
-/* Drops kvinit's own privileges and supervises argv until the end; returns kvinit's exit code. */
-int init_run(const struct init_options *o, const struct init_user *user, char *const *argv, char *const *envp,
-	     const struct init_role_hooks *hooks)
+/* Whether cap is in the bounding set kvinit started with (true when that is unknown). */
+bool init_bounding_has(int cap)
 {
+	return cap >= 0 && cap < 64 && (bounding_set & (1ULL << cap));
+}
+
+/*
+ * Drops kvinit's own privileges, but for keep_caps (those of them the bounding set still has), and supervises argv
+ * until the end; returns kvinit's exit code.
+ */
+int init_run(const struct init_options *o, const struct init_user *user, char *const *argv, char *const *envp,
+	     const struct init_role_hooks *hooks, const int *keep_caps, size_t n_keep)
+{
+	int keep[8];
+	size_t n = 0;
 	struct init_supervise_args args = {
 		.argv = argv,
 		.envp = envp,
@@ -95,7 +106,10 @@ int init_run(const struct init_options *o, const struct init_user *user, char *c
 		args.hooks = *hooks;
 	if (!o->seccomp)
 		log_warn("KVINIT_SECCOMP=no: the child runs without a seccomp filter");
-	r = init_privs_restrict_self(NULL, 0, user->set, bounding_set);
+	for (size_t i = 0; i < n_keep && n < sizeof(keep) / sizeof(keep[0]); i++)
+		if (init_bounding_has(keep_caps[i]))
+			keep[n++] = keep_caps[i];
+	r = init_privs_restrict_self(keep, n, user->set, bounding_set);
 	if (r < 0) {
 		log_error("cannot drop kvinit's own capabilities: %s", strerror(-r));
 		return INIT_EXIT_SYSCALL;

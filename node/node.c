@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/capability.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,7 +26,11 @@ struct node_plan {
 	struct init_config *c;
 	struct node_server server;
 	struct secrets_password password;
-	char hash[65];
+	/* The passwords it accepts and the one it sends; with a password file, the files of a rotation too. */
+	struct secrets_rotation rotation;
+	struct secrets_paths paths;
+	struct secrets_set initial; /* the files as first read */
+	bool rotating;
 	char announce_ip[64];
 	bool has_announce_ip;
 	unsigned bus_port;
@@ -35,7 +40,9 @@ static void plan_free(struct node_plan *p)
 {
 	node_server_free(&p->server);
 	secrets_password_free(&p->password);
-	explicit_bzero(p->hash, sizeof(p->hash));
+	secrets_rotation_free(&p->rotation);
+	secrets_paths_free(&p->paths);
+	secrets_set_wipe(&p->initial);
 }
 
 int node_defaults(struct init_config *c, struct init_error *err)
@@ -82,6 +89,56 @@ static int pick_announce_ip(struct node_plan *p, struct init_error *err)
 		return 0;
 	}
 	p->has_announce_ip = true;
+	return 0;
+}
+
+/*
+ * The passwords the node starts with: the one just loaded, and with a password file the next and previous files
+ * beside it (see secrets/rotation.c), which must be valid when they exist and are not empty.
+ */
+static int plan_rotation(struct node_plan *p)
+{
+	const struct secrets_value *pw = &p->password.value;
+	struct init_error err;
+	char shown[320];
+	int r;
+
+	p->rotation.grace_usec = (uint64_t)p->c->opt.rotation_grace * USEC_PER_MSEC;
+	p->rotating = p->password.source == SECRETS_SRC_FILE || p->password.source == SECRETS_SRC_DEFAULT_FILE;
+	if (p->rotating) {
+		r = secrets_paths_resolve(environ, p->password.path, &p->paths, &err);
+		if (r < 0) {
+			log_error("%s", err.msg);
+			return r == -ENOMEM ? INIT_EXIT_SYSCALL : INIT_EXIT_USAGE;
+		}
+		secrets_set_read(&p->paths, &p->initial);
+		for (int i = SECRETS_NEXT; i < SECRETS__SLOTS; i++) {
+			r = p->initial.error[i];
+			if (r == 0 || secrets_slot_absent(i, r))
+				continue;
+			init_escape_control(shown, sizeof(shown), p->paths.path[i]);
+			log_error("the %s password file '%s': %s", secrets_slot_name(i), shown, secrets_strerror(r));
+			return INIT_EXIT_USAGE;
+		}
+		/* the current password is the one loaded, whatever the file holds a moment later */
+		secrets_wipe(&p->initial.value[SECRETS_CURRENT]);
+		p->initial.error[SECRETS_CURRENT] = 0;
+	}
+	if (pw->data) {
+		struct secrets_value *v = &p->initial.value[SECRETS_CURRENT];
+
+		v->data = malloc(pw->len + 1);
+		if (!v->data) {
+			log_error("out of memory");
+			return INIT_EXIT_SYSCALL;
+		}
+		memcpy(v->data, pw->data, pw->len + 1);
+		v->len = pw->len;
+		if (secrets_rotation_update(&p->rotation, &p->initial, init_now_usec()) < 0) {
+			log_error("out of memory");
+			return INIT_EXIT_SYSCALL;
+		}
+	}
 	return 0;
 }
 
@@ -134,8 +191,9 @@ static int plan_node(struct init_config *c, struct node_plan *p)
 				 p->password.path);
 		break;
 	}
-	if (p->password.value.data)
-		secrets_sha256_hex(p->password.value.data, p->password.value.len, p->hash);
+	r = plan_rotation(p);
+	if (r != 0)
+		return r;
 
 	r = node_server_detect(o->server_bin, &p->server, &err);
 	if (r < 0) {
@@ -153,7 +211,8 @@ static int plan_node(struct init_config *c, struct node_plan *p)
 static int render_plan(const struct node_plan *p, bool redact, char **ret_text)
 {
 	const struct init_options *o = &p->c->opt;
-	const char *hashes[] = {p->hash};
+	const struct secrets_rotation *rot = &p->rotation;
+	const char *hashes[SECRETS_MAX_ACCEPTED];
 	struct node_render_input in = {
 		.opt = o,
 		.source = p->c->source,
@@ -161,12 +220,15 @@ static int render_plan(const struct node_plan *p, bool redact, char **ret_text)
 		.base_config_present = access(o->base_config, F_OK) == 0,
 		.announce_ip = p->has_announce_ip ? p->announce_ip : NULL,
 		.pass_hashes = hashes,
-		.n_hashes = p->password.value.data ? 1 : 0,
-		.masterauth = p->password.value.data,
+		.n_hashes = rot->n,
+		.masterauth = rot->n ? rot->entry[rot->current].value.data : NULL,
 		.redact = redact,
 	};
 	struct init_error err;
 	int r;
+
+	for (size_t k = 0; k < rot->n; k++)
+		hashes[k] = rot->entry[secrets_rotation_order(rot, k)].hash;
 
 	r = node_render(&in, ret_text, &err);
 	if (r < 0) {
@@ -286,33 +348,78 @@ static char **child_environment(void)
 	return env;
 }
 
-/* ---- while the server runs: failover on stop, and helpers beside the server ---- */
+/* Writes the rendered config where the server reads it: 0600, the server user's when kvinit switches to it. */
+static int write_config(const struct node_plan *p, const struct init_user *user)
+{
+	const struct init_options *o = &p->c->opt;
+	bool give = geteuid() == 0 && user->set;
+	const char *step = NULL;
+	char *text = NULL;
+	int r;
+
+	if (render_plan(p, false, &text) != 0)
+		return INIT_EXIT_USAGE;
+	r = make_config_dir(o->rendered_config, user->gid, give);
+	if (r == 0)
+		r = init_write_file_atomic(o->rendered_config, text, strlen(text), 0600, give ? user->uid : geteuid(),
+					   give ? user->gid : getegid(), &step);
+	else
+		step = "cannot create its directory";
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (r < 0) {
+		log_error("KVINIT_RENDERED_CONFIG='%s': %s: %s", o->rendered_config, step, strerror(-r));
+		return INIT_EXIT_SYSCALL;
+	}
+	return 0;
+}
+
+/* ---- while the server runs: failover on stop, password rotation, and helpers beside the server ---- */
 
 /*
- * Work that talks to the network runs beside the server in processes of its own, started the first time the
- * server is up, so the supervision loop never waits on it:
+ * Work that talks to the network runs beside the server in processes of its own, so the supervision loop never
+ * waits on it:
  *   cluster-init   REDIS_CLUSTER_CREATOR=yes: forms or extends the cluster (it waits for every node, this one too);
  *   heal           REDIS_NODES with dynamic IPs (no REDIS_CLUSTER_ANNOUNCE_IP): meets the peers again at their
- *                  current addresses (heal.c).
+ *                  current addresses (heal.c);
+ *   rotate         after a change of the password files: brings the server to the new set (rotate.c).
+ * The first two start the first time the server is up.
  */
-enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER__COUNT };
+enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER__COUNT };
 
-static const char *const helper_names[HELPER__COUNT] = {"cluster-init (REDIS_CLUSTER_CREATOR)", "heal"};
+static const char *const helper_names[HELPER__COUNT] = {"cluster-init (REDIS_CLUSTER_CREATOR)", "heal",
+							"password rotation"};
 
 struct node_run {
+	struct node_plan *plan; /* its rotation is what the server accepts and sends */
 	const struct init_options *o;
-	const struct secrets_value *pw; /* kept: the stop hook and the helpers authenticate with it */
-	pid_t helpers[HELPER__COUNT];	/* while they run */
-	bool started;
+	const struct init_user *user;
+	struct init_loop *loop;
+	struct secrets_watch *watch;
+	struct init_timer expiry; /* the end of the next grace period */
+	pid_t helpers[HELPER__COUNT]; /* while they run */
+	bool rotate_again;	      /* a change came while the rotate helper ran */
+	bool started, stopping;
 };
+
+/* The password kvinit sends: the current one. */
+static const struct secrets_value *current_password(const struct node_run *run)
+{
+	const struct secrets_rotation *rot = &run->plan->rotation;
+	static const struct secrets_value none = {0};
+
+	return rot->n ? &rot->entry[rot->current].value : &none;
+}
 
 static int run_helper(struct node_run *run, enum helper which)
 {
 	switch (which) {
 	case HELPER_CREATOR:
-		return node_cluster_init_run(run->o, run->pw);
+		return node_cluster_init_run(run->o, current_password(run));
 	case HELPER_HEAL:
-		return node_heal_run(run->o, run->pw);
+		return node_heal_run(run->o, current_password(run));
+	case HELPER_ROTATE:
+		return node_rotate_apply(run->o, &run->plan->rotation);
 	default:
 		return 1;
 	}
@@ -336,16 +443,88 @@ static void start_helper(struct node_run *run, enum helper which)
 	log_debug("%s runs beside the server (pid %d)", helper_names[which], (int)pid);
 }
 
+/* The rotation changed: the config a restart reads, and the running server (a stale helper is replaced). */
+static void rotation_changed(struct node_run *run)
+{
+	const struct secrets_rotation *rot = &run->plan->rotation;
+	char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
+	uint64_t next = secrets_rotation_next_expiry(rot);
+
+	secrets_rotation_describe(rot, accepted, sizeof(accepted));
+	log_info("password rotation: accepting %s, sending #%.8s", accepted, rot->entry[rot->current].hash);
+	(void)write_config(run->plan, run->user); /* it says why when it cannot; the running server is what counts */
+	if (next)
+		init_timer_arm(run->loop, &run->expiry, next);
+	else
+		init_timer_disarm(run->loop, &run->expiry);
+	if (run->stopping)
+		return;
+	if (run->helpers[HELPER_ROTATE] > 0) {
+		run->rotate_again = true;
+		if (kill(run->helpers[HELPER_ROTATE], SIGTERM) < 0 && errno != ESRCH)
+			log_warn("cannot stop the stale password rotation: %s", strerror(errno));
+		return;
+	}
+	start_helper(run, HELPER_ROTATE);
+}
+
+static void on_secrets_changed(const struct secrets_set *set, void *userdata)
+{
+	struct node_run *run = userdata;
+	char shown[320];
+	int r;
+
+	for (int i = 0; i < SECRETS__SLOTS; i++) {
+		if (set->error[i] == 0 || secrets_slot_absent(i, set->error[i]))
+			continue;
+		init_escape_control(shown, sizeof(shown), run->plan->paths.path[i]);
+		log_warn("the %s password file '%s': %s; it keeps counting as it was", secrets_slot_name(i), shown,
+			 secrets_strerror(set->error[i]));
+	}
+	r = secrets_rotation_update(&run->plan->rotation, set, init_now_usec());
+	if (r < 0)
+		log_error("password rotation: %s, ignoring this change", strerror(-r));
+	else if (r > 0)
+		rotation_changed(run);
+}
+
+static void on_expiry(struct init_loop *loop, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)loop;
+	if (secrets_rotation_expire(&run->plan->rotation, init_now_usec()))
+		rotation_changed(run);
+	else if (secrets_rotation_next_expiry(&run->plan->rotation))
+		init_timer_arm(run->loop, &run->expiry, secrets_rotation_next_expiry(&run->plan->rotation));
+}
+
+static void start_watching(struct node_run *run)
+{
+	struct node_plan *p = run->plan;
+	int r;
+
+	if (!p->rotating)
+		return;
+	r = secrets_watch_new(run->loop, &p->paths, &p->initial, (uint64_t)run->o->secret_poll * USEC_PER_MSEC,
+			      on_secrets_changed, run, &run->watch);
+	if (r < 0)
+		log_error("cannot watch the password files: %s; a new password needs a restart", strerror(-r));
+	if (secrets_rotation_next_expiry(&p->rotation))
+		init_timer_arm(run->loop, &run->expiry, secrets_rotation_next_expiry(&p->rotation));
+}
+
 static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
 {
 	struct node_run *run = userdata;
 	const struct init_options *o = run->o;
 
-	(void)s;
 	(void)pid;
 	if (run->started)
 		return;
 	run->started = true;
+	run->loop = init_supervisor_loop(s);
+	start_watching(run);
 	if (o->creator)
 		start_helper(run, HELPER_CREATOR);
 	/* Only where the node announces its own address: an announced one (NAT, host ports) never matches the names. */
@@ -358,10 +537,11 @@ static void on_stop(struct init_supervisor *s, uint64_t deadline_usec, void *use
 	struct node_run *run = userdata;
 
 	(void)s;
+	run->stopping = true;
 	for (int i = 0; i < HELPER__COUNT; i++)
 		if (run->helpers[i] > 0 && kill(run->helpers[i], SIGTERM) < 0 && errno != ESRCH)
 			log_warn("cannot stop %s: %s, ignoring", helper_names[i], strerror(errno));
-	node_failover_on_stop(run->o, run->pw, deadline_usec);
+	node_failover_on_stop(run->o, current_password(run), deadline_usec);
 }
 
 static void on_reaped(struct init_supervisor *s, pid_t pid, int status, void *userdata)
@@ -379,13 +559,40 @@ static void on_reaped(struct init_supervisor *s, pid_t pid, int status, void *us
 		return;
 	}
 	run->helpers[which] = 0;
-	if (ok)
+	if (which == HELPER_ROTATE && run->rotate_again && !run->stopping) {
+		run->rotate_again = false;
+		start_helper(run, HELPER_ROTATE);
+		return;
+	}
+	if (ok && which == HELPER_ROTATE) {
+		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
+
+		secrets_rotation_describe(&run->plan->rotation, accepted, sizeof(accepted));
+		log_info("password rotation applied: the server accepts %s and sends #%.8s", accepted,
+			 run->plan->rotation.entry[run->plan->rotation.current].hash);
+	} else if (ok) {
 		log_info("%s done", helper_names[which]);
-	else
+	} else if (!run->stopping) {
 		log_error("%s failed (%s %d): see its lines above%s", helper_names[which],
 			  WIFEXITED(status) ? "status" : "signal",
 			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
 			  which == HELPER_CREATOR ? "; run `kvinit cluster-init` again once the cause is fixed" : "");
+	}
+}
+
+/*
+ * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's, and a way to
+ * read secret files root does not own (DAC_READ_SEARCH where the container has it, else DAC_OVERRIDE).
+ */
+static size_t rotation_caps(const struct node_plan *p, int *caps)
+{
+	size_t n = 0;
+
+	if (!p->rotating)
+		return 0;
+	caps[n++] = CAP_CHOWN;
+	caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
+	return n;
 }
 
 int node_main(struct init_config *c, char **args)
@@ -394,11 +601,9 @@ int node_main(struct init_config *c, char **args)
 	struct node_plan p;
 	struct init_user user = {0};
 	_cleanup_free_ char **env = NULL;
-	char *text = NULL, version[48];
-	const char *step = NULL;
+	char version[48];
 	char *argv[3];
-	bool as_root = geteuid() == 0;
-	int code, r;
+	int caps[2], code;
 
 	if (args[0]) {
 		log_error("node: unexpected argument '%s' (settings come from the environment; see kvinit --help)",
@@ -408,32 +613,22 @@ int node_main(struct init_config *c, char **args)
 	code = plan_node(c, &p);
 	if (code == 0)
 		code = init_resolve_user(o, &user);
-	if (code == 0)
+	if (code == 0) {
+		/* rendered once before anything is written: a bad setting leaves no trace */
+		char *text = NULL;
+
 		code = render_plan(&p, false, &text);
+		if (text) {
+			explicit_bzero(text, strlen(text));
+			free(text);
+		}
+	}
 	if (code == 0)
 		code = prepare_data_dir(o->data_dir, &user);
 	if (code == 0)
 		code = repair_nodes_conf(&p);
-	if (code == 0) {
-		r = make_config_dir(o->rendered_config, user.gid, as_root && user.set);
-		if (r == 0) {
-			/* 0600, and the server user's when kvinit switches to it: only the server reads it */
-			bool give = as_root && user.set;
-
-			r = init_write_file_atomic(o->rendered_config, text, strlen(text), 0600,
-						   give ? user.uid : geteuid(), give ? user.gid : getegid(), &step);
-		} else {
-			step = "cannot create its directory";
-		}
-		if (r < 0) {
-			log_error("KVINIT_RENDERED_CONFIG='%s': %s: %s", o->rendered_config, step, strerror(-r));
-			code = INIT_EXIT_SYSCALL;
-		}
-	}
-	if (text) {
-		explicit_bzero(text, strlen(text));
-		free(text);
-	}
+	if (code == 0)
+		code = write_config(&p, &user);
 	if (code == 0) {
 		env = child_environment();
 		if (!env) {
@@ -442,18 +637,20 @@ int node_main(struct init_config *c, char **args)
 		}
 	}
 	if (code == 0) {
+		struct node_run run = {.plan = &p, .o = o, .user = &user};
+		struct init_role_hooks hooks = {
+			.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
+
+		run.expiry = (struct init_timer){.fn = on_expiry, .userdata = &run};
 		node_server_describe(&p.server, version, sizeof(version));
 		log_info("starting %s (%s) on port %lld as %s%s%s", version, p.server.server_bin, (long long)o->port,
 			 user.set ? (user.name ? user.name : "its uid") : "root",
 			 p.has_announce_ip ? ", announcing " : "", p.has_announce_ip ? p.announce_ip : "");
-		struct node_run run = {.o = o, .pw = &p.password.value};
-		struct init_role_hooks hooks = {
-			.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
-
 		argv[0] = p.server.server_bin;
 		argv[1] = (char *)o->rendered_config;
 		argv[2] = NULL;
-		code = init_run(o, &user, argv, env, &hooks);
+		code = init_run(o, &user, argv, env, &hooks, caps, rotation_caps(&p, caps));
+		secrets_watch_free(run.watch);
 	}
 	init_user_free(&user);
 	plan_free(&p);

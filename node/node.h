@@ -128,6 +128,8 @@ int node_cluster_init_main(struct init_config *c, char **args);
 struct secrets_value;
 int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
 int node_heal_run(const struct init_options *o, const struct secrets_value *pw);
+struct secrets_rotation;
+int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot);
 void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct init_error;
 
@@ -66,5 +67,89 @@ void secrets_password_free(struct secrets_password *p);
 
 /* SHA-256 (FIPS 180-4) of data as 64 lowercase hex characters and a NUL: the "#<hash>" form of Redis ACL rules. */
 void secrets_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* ---- rotation (rotation.c): the password files and the set of passwords the node accepts; pure, no I/O ---- */
+
+/*
+ * The three files of a rotation: the current password, the next one (accepted, not yet sent) and the previous
+ * one (still accepted, no longer sent). Missing or empty next/previous files mean "none".
+ */
+enum secrets_slot { SECRETS_CURRENT, SECRETS_NEXT, SECRETS_PREVIOUS, SECRETS__SLOTS };
+
+struct secrets_paths {
+	char *path[SECRETS__SLOTS];
+};
+
+/*
+ * The files next to current_path: REDIS_PASSWORD_NEXT_FILE and REDIS_PASSWORD_PREVIOUS_FILE when set, else
+ * "<current_path>_next" and "<current_path>_previous". Returns 0 or -ENOMEM, -EINVAL with err filled.
+ */
+int secrets_paths_resolve(char *const *envp, const char *current_path, struct secrets_paths *ret,
+			  struct init_error *err);
+void secrets_paths_free(struct secrets_paths *p);
+const char *secrets_slot_name(enum secrets_slot slot);
+
+/* One read of the three files. error[slot] is 0 with a value, else the code of secrets_read_file(). */
+struct secrets_set {
+	struct secrets_value value[SECRETS__SLOTS];
+	int error[SECRETS__SLOTS];
+};
+
+/* Reads every file of p into ret (zeroed first); never fails as a whole. */
+void secrets_set_read(const struct secrets_paths *p, struct secrets_set *ret);
+/* Same values and the same errors in every slot. */
+bool secrets_set_equal(const struct secrets_set *a, const struct secrets_set *b);
+void secrets_set_wipe(struct secrets_set *s);
+/* A slot without a password that is not a problem: the file is missing or empty (next and previous only). */
+bool secrets_slot_absent(enum secrets_slot slot, int error);
+
+/* One password the node accepts. */
+struct secrets_accepted {
+	struct secrets_value value;
+	char hash[65];
+	unsigned slots;		/* (1 << slot) for every file that holds it now; 0 once it left them all */
+	uint64_t expires_usec;	/* when slots is 0: the end of its grace period */
+};
+
+#define SECRETS_MAX_ACCEPTED 8
+
+/*
+ * What the node accepts and sends. A password that leaves every file stays accepted for grace_usec, except one
+ * that left the previous file, which goes at once: removing `_previous` is how an operator says "the old one is
+ * done". A slot whose file cannot be read (an empty or missing current file, a next file with a line break)
+ * keeps what it held, so a half-written file never takes a password away.
+ */
+struct secrets_rotation {
+	struct secrets_accepted entry[SECRETS_MAX_ACCEPTED];
+	size_t n;
+	size_t current; /* the entry that is sent; valid when n > 0 */
+	uint64_t grace_usec;
+};
+
+/* Folds one read into r. Returns 1 when what the node accepts or sends changed, 0 when not, -ENOMEM. */
+int secrets_rotation_update(struct secrets_rotation *r, const struct secrets_set *set, uint64_t now_usec);
+/* Drops passwords whose grace ended by now_usec; returns 1 when one went. */
+int secrets_rotation_expire(struct secrets_rotation *r, uint64_t now_usec);
+/* The earliest end of a grace period, or 0 when none runs. */
+uint64_t secrets_rotation_next_expiry(const struct secrets_rotation *r);
+/* The entry at position k when the sent one comes first and the others follow in the order they came. */
+size_t secrets_rotation_order(const struct secrets_rotation *r, size_t k);
+/* "#1a2b3c4d #5e6f7a8b" (accepted, the sent one first) into buf. */
+void secrets_rotation_describe(const struct secrets_rotation *r, char *buf, size_t size);
+void secrets_rotation_free(struct secrets_rotation *r);
+
+/* ---- watching (watch.c) ---- */
+struct init_loop;
+struct secrets_watch;
+/* A change of the files, read twice the same; the set stays the watch's (valid until the next call). */
+typedef void (*secrets_watch_fn)(const struct secrets_set *set, void *userdata);
+
+/*
+ * Watches the files of paths (which must outlive the watch) from loop: inotify on each file and its directory,
+ * plus a read every poll_usec (0: none). initial is what the owner has now (copied). Calls fn on a change.
+ */
+int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
+		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret);
+void secrets_watch_free(struct secrets_watch *w);
 
 #endif

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Applying a password rotation to the running server, in a helper process beside it (node.c starts it after every
+ * change of the password files and stops it when a newer change makes it stale). Three steps, each safe to repeat:
+ *   1. the default user gets every accepted password, so the new one works before anyone is told to send it;
+ *   2. masterauth becomes the current password, but only once every replication peer accepts it: this node's
+ *      master, and on a master its replicas (any of them may be its master after a failover), so a replication
+ *      link that reconnects never meets a password its master does not know yet;
+ *   3. the default user keeps exactly the accepted passwords: what left the files (see secrets/rotation.c) goes.
+ * Client connections are never touched: one authenticated with a password that is dropped stays open.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.h"
+
+#define ROTATE_RETRY_MSEC   200
+#define ROTATE_REPORT_EVERY (10 * USEC_PER_SEC)
+
+static void pause_retry(void)
+{
+	struct timespec ts = {.tv_nsec = ROTATE_RETRY_MSEC * 1000000L};
+
+	(void)nanosleep(&ts, NULL);
+}
+
+/* Says why it waits, at most every ROTATE_REPORT_EVERY. */
+static void report_waiting(uint64_t *last_usec, const char *what, const char *why)
+{
+	uint64_t now = init_now_usec();
+
+	if (*last_usec && now - *last_usec < ROTATE_REPORT_EVERY)
+		return;
+	*last_usec = now;
+	log_info("password rotation: waiting for %s: %s", what, why);
+}
+
+/* The local server, with whichever accepted password it takes: it may not know the current one yet. */
+static redisContext *connect_local(const struct init_options *o, const struct secrets_rotation *rot)
+{
+	char host[64], why[256];
+	uint64_t reported = 0;
+
+	node_probe_host(o->bind, host, sizeof(host));
+	for (;;) {
+		for (size_t k = 0; k < rot->n; k++) {
+			const struct secrets_value *pw = &rot->entry[secrets_rotation_order(rot, k)].value;
+			redisContext *ctx = cluster_connect(host, (unsigned)o->port, pw, 2000, why, sizeof(why));
+
+			if (ctx)
+				return ctx;
+		}
+		report_waiting(&reported, "this node's server", why);
+		pause_retry();
+	}
+}
+
+/* ACL SETUSER default [resetpass] #<hash>... */
+static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, bool exact)
+{
+	const char *argv[3 + 1 + SECRETS_MAX_ACCEPTED];
+	char rules[SECRETS_MAX_ACCEPTED][66];
+	redisReply *reply;
+	int argc = 0, r = 0;
+
+	argv[argc++] = "ACL";
+	argv[argc++] = "SETUSER";
+	argv[argc++] = "default";
+	if (exact)
+		argv[argc++] = "resetpass";
+	for (size_t i = 0; i < rot->n; i++) {
+		(void)snprintf(rules[i], sizeof(rules[i]), "#%s", rot->entry[i].hash);
+		argv[argc++] = rules[i];
+	}
+	reply = redisCommandArgv(ctx, argc, argv, NULL);
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		log_error("password rotation: ACL SETUSER default failed: %s", reply ? reply->str : ctx->errstr);
+		r = -EIO;
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+static bool masterauth_is(redisContext *ctx, const struct secrets_value *pw)
+{
+	redisReply *reply = redisCommand(ctx, "CONFIG GET masterauth");
+	bool same = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+		    reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len == pw->len &&
+		    memcmp(reply->element[1]->str, pw->data, pw->len) == 0;
+
+	freeReplyObject(reply);
+	return same;
+}
+
+/* Does host:port take pw? why says what it answered when not. */
+static bool peer_accepts(const char *host, unsigned port, const struct secrets_value *pw, char *why, size_t size)
+{
+	redisContext *ctx = cluster_connect(host, port, pw, 1000, why, size);
+
+	redisFree(ctx);
+	return ctx != NULL;
+}
+
+/*
+ * The first replication peer that does not take pw, as "host:port" in who, or false when all do. Peers come from
+ * INFO replication: master_host/master_port on a replica, slaveN:ip=..,port=.. on a master.
+ */
+static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw, char *who, size_t who_size,
+			       char *why, size_t why_size)
+{
+	redisReply *reply = redisCommand(ctx, "INFO replication");
+	char host[NODE_HOST_MAX], port[16], field[16];
+	bool refusing = false;
+
+	if (!reply || reply->type != REDIS_REPLY_STRING) {
+		(void)snprintf(who, who_size, "this node");
+		(void)snprintf(why, why_size, "INFO replication: %s", reply && reply->str ? reply->str : ctx->errstr);
+		freeReplyObject(reply);
+		return true;
+	}
+	if (cluster_info_field(reply->str, "master_host", host, sizeof(host)) &&
+	    cluster_info_field(reply->str, "master_port", port, sizeof(port)) &&
+	    !peer_accepts(host, (unsigned)atoi(port), pw, why, why_size)) {
+		(void)snprintf(who, who_size, "its master %s:%s", host, port);
+		refusing = true;
+	}
+	for (int i = 0; i < 64 && !refusing; i++) {
+		char line[512];
+		const char *ip, *p;
+
+		(void)snprintf(field, sizeof(field), "slave%d", i);
+		if (!cluster_info_field(reply->str, field, line, sizeof(line)))
+			break;
+		ip = strstr(line, "ip=");
+		p = strstr(line, "port=");
+		if (!ip || !p)
+			continue;
+		(void)snprintf(host, sizeof(host), "%.*s", (int)strcspn(ip + 3, ","), ip + 3);
+		if (!peer_accepts(host, (unsigned)atoi(p + 5), pw, why, why_size)) {
+			(void)snprintf(who, who_size, "its replica %s:%d", host, atoi(p + 5));
+			refusing = true;
+		}
+	}
+	freeReplyObject(reply);
+	return refusing;
+}
+
+static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, const char *hash)
+{
+	char who[NODE_HOST_MAX + 32], why[256], what[NODE_HOST_MAX + 96];
+	uint64_t reported = 0;
+	redisReply *reply;
+	int r = 0;
+
+	if (masterauth_is(ctx, pw))
+		return 0;
+	while (find_refusing_peer(ctx, pw, who, sizeof(who), why, sizeof(why))) {
+		(void)snprintf(what, sizeof(what), "%s to accept #%.8s before masterauth switches", who, hash);
+		report_waiting(&reported, what, why);
+		pause_retry();
+	}
+	reply = redisCommand(ctx, "CONFIG SET masterauth %b", pw->data, pw->len);
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		log_error("password rotation: CONFIG SET masterauth failed: %s", reply ? reply->str : ctx->errstr);
+		r = -EIO;
+	} else {
+		log_info("password rotation: masterauth is #%.8s (every replication peer accepts it)", hash);
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot)
+{
+	const struct secrets_accepted *cur = &rot->entry[rot->current];
+	redisContext *ctx;
+	int r;
+
+	if (rot->n == 0)
+		return 1;
+	ctx = connect_local(o, rot);
+	r = set_passwords(ctx, rot, false);
+	if (r == 0)
+		r = switch_masterauth(ctx, &cur->value, cur->hash);
+	if (r == 0)
+		r = set_passwords(ctx, rot, true);
+	redisFree(ctx);
+	return r < 0 ? 1 : 0;
+}
