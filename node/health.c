@@ -122,6 +122,29 @@ out:
 	return ok;
 }
 
+/*
+ * The password to probe with: the current one, and during a rotation the next and previous ones when the server
+ * refuses it (it has not taken a new current password yet).
+ */
+static int probe_any(const struct init_options *o, bool ready, const struct secrets_password *pw, char *why,
+		     size_t size)
+{
+	struct secrets_paths paths = {0};
+	struct secrets_set set = {0};
+	struct init_error err;
+	int ok = probe(o, ready, &pw->value, why, size);
+
+	if (ok || !pw->path || !strstr(why, "AUTH refused") || secrets_paths_resolve(environ, pw->path, &paths, &err) < 0)
+		return ok;
+	secrets_set_read(&paths, &set);
+	for (int i = SECRETS_NEXT; i < SECRETS__SLOTS && !ok; i++)
+		if (set.error[i] == 0)
+			ok = probe(o, ready, &set.value[i], why, size);
+	secrets_set_wipe(&set);
+	secrets_paths_free(&paths);
+	return ok;
+}
+
 int node_health_main(struct init_config *c, char **args)
 {
 	struct secrets_password pw = {0};
@@ -144,7 +167,7 @@ int node_health_main(struct init_config *c, char **args)
 		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
 		return 1;
 	}
-	ok = probe(&c->opt, ready, &pw.value, why, sizeof(why));
+	ok = probe_any(&c->opt, ready, &pw, why, sizeof(why));
 	secrets_password_free(&pw);
 	(void)printf("%s%s: %s\n", ok ? "" : "not ", ready ? "ready" : "live", why);
 	(void)fflush(stdout);

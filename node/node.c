@@ -452,6 +452,16 @@ static void rotation_changed(struct node_run *run)
 
 	secrets_rotation_describe(rot, accepted, sizeof(accepted));
 	log_info("password rotation: accepting %s, sending #%.8s", accepted, rot->entry[rot->current].hash);
+	for (size_t i = 0; i < rot->n; i++) {
+		uint64_t now = init_now_usec(), end = rot->entry[i].expires_usec;
+		char left[32];
+
+		if (rot->entry[i].slots)
+			continue;
+		init_format_duration(left, sizeof(left), end > now ? (end - now) / USEC_PER_MSEC : 0);
+		log_info("password rotation: #%.8s is in no file any more: accepted for %s more (KVINIT_ROTATION_GRACE)",
+			 rot->entry[i].hash, left);
+	}
 	(void)write_config(run->plan, run->user); /* it says why when it cannot; the running server is what counts */
 	if (next)
 		init_timer_arm(run->loop, &run->expiry, next);

@@ -114,17 +114,25 @@ static int find_value(const struct secrets_rotation *r, const struct secrets_val
 	return -1;
 }
 
-/* Makes room for one more entry: the retired password closest to its end goes first. */
+/*
+ * Makes room for one more entry: the retired password closest to the end of its grace goes first. One that has
+ * just left its file (no end set yet) is the newest of all, and goes only when nothing else can.
+ */
 static void make_room(struct secrets_rotation *r)
 {
 	size_t oldest = SIZE_MAX;
 
 	if (r->n < SECRETS_MAX_ACCEPTED)
 		return;
-	for (size_t i = 0; i < r->n; i++)
-		if (r->entry[i].slots == 0 &&
-		    (oldest == SIZE_MAX || r->entry[i].expires_usec < r->entry[oldest].expires_usec))
+	for (size_t i = 0; i < r->n; i++) {
+		const struct secrets_accepted *e = &r->entry[i];
+
+		if (e->slots)
+			continue;
+		if (oldest == SIZE_MAX || (e->expires_usec &&
+					   (!r->entry[oldest].expires_usec || e->expires_usec < r->entry[oldest].expires_usec)))
 			oldest = i;
+	}
 	if (oldest != SIZE_MAX)
 		drop_entry(r, oldest);
 }
@@ -150,12 +158,14 @@ static int add_value(struct secrets_rotation *r, const struct secrets_value *v)
 int secrets_rotation_update(struct secrets_rotation *r, const struct secrets_set *set, uint64_t now_usec)
 {
 	unsigned before[SECRETS_MAX_ACCEPTED];
-	size_t n_before = r->n, current_before = r->current;
+	const struct secrets_value *added[SECRETS__SLOTS] = {0};
+	size_t n_before = r->n;
 	bool changed = false;
 
 	for (size_t i = 0; i < r->n; i++)
 		before[i] = r->entry[i].slots;
 
+	/* 1. the files' bits on the passwords known already; new ones wait for step 3 */
 	for (int slot = 0; slot < SECRETS__SLOTS; slot++) {
 		unsigned bit = 1U << slot;
 		int k;
@@ -167,32 +177,44 @@ int secrets_rotation_update(struct secrets_rotation *r, const struct secrets_set
 		if (set->error[slot] < 0)
 			continue; /* missing or empty: none */
 		k = find_value(r, &set->value[slot]);
-		if (k < 0) {
-			k = add_value(r, &set->value[slot]);
-			if (k < 0)
-				return k;
-			changed = true;
-		}
-		r->entry[k].slots |= bit;
-		if (slot == SECRETS_CURRENT)
-			r->current = (size_t)k;
+		if (k < 0)
+			added[slot] = &set->value[slot];
+		else
+			r->entry[k].slots |= bit;
 	}
 
-	/* What left every file: at once when it left the previous file, else after the grace period. */
+	/* 2. what left every file: at once when it left the previous file, else after the grace period */
 	for (size_t i = r->n; i-- > 0;) {
 		struct secrets_accepted *e = &r->entry[i];
-		unsigned was = i < n_before ? before[i] : 0;
 
-		if (e->slots || !was)
-			continue;
-		if ((was & (1U << SECRETS_PREVIOUS)) || r->grace_usec == 0) {
-			drop_entry(r, i);
+		if (e->slots != before[i])
 			changed = true;
+		if (e->slots || !before[i])
 			continue;
-		}
-		e->expires_usec = now_usec + r->grace_usec;
+		if ((before[i] & (1U << SECRETS_PREVIOUS)) || r->grace_usec == 0)
+			drop_entry(r, i);
+		else
+			e->expires_usec = now_usec + r->grace_usec;
 	}
-	return changed || r->n != n_before || r->current != current_before ? 1 : 0;
+
+	/* 3. the new passwords (one in two files is added once) */
+	for (int slot = 0; slot < SECRETS__SLOTS; slot++) {
+		int k;
+
+		if (!added[slot])
+			continue;
+		k = find_value(r, added[slot]);
+		if (k < 0)
+			k = add_value(r, added[slot]);
+		if (k < 0)
+			return k;
+		r->entry[k].slots |= 1U << slot;
+		changed = true;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		if (r->entry[i].slots & (1U << SECRETS_CURRENT))
+			r->current = i;
+	return changed || r->n != n_before ? 1 : 0;
 }
 
 int secrets_rotation_expire(struct secrets_rotation *r, uint64_t now_usec)

@@ -126,7 +126,7 @@ struct secrets_rotation {
 	uint64_t grace_usec;
 };
 
-/* Folds one read into r. Returns 1 when what the node accepts or sends changed, 0 when not, -ENOMEM. */
+/* Folds one read into r. Returns 1 when anything changed (a password, a file it is in), 0 when not, -ENOMEM. */
 int secrets_rotation_update(struct secrets_rotation *r, const struct secrets_set *set, uint64_t now_usec);
 /* Drops passwords whose grace ended by now_usec; returns 1 when one went. */
 int secrets_rotation_expire(struct secrets_rotation *r, uint64_t now_usec);
