@@ -4,6 +4,10 @@
 #                                                         cluster-init waited for, and how to connect
 #   stack.sh down  [LAYOUT=...] [PURGE=1]                 stops it; volumes kept unless PURGE=1
 #   stack.sh hosts                                        the hosts line for host access to the main layout
+#   stack.sh rotate        [LAYOUT=...]                   a new random password, live: steps 1 and 2 of README.md,
+#                                                         "Rotating the password" (the old one still works)
+#   stack.sh rotate-finish [LAYOUT=...]                   step 3: the nodes refuse the old password
+# ROTATE_TIMEOUT (default 60) bounds each wait of rotate and rotate-finish, in seconds.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,15 +22,18 @@ die() {
 case $layout in
 main)
 	files=(docker-compose.yml) project=kvinit init_service=redis-cluster-init first_node=redis-node-0
+	nodes=(redis-node-0 redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5)
 	host_hint="add this line to /etc/hosts once (make hosts prints it): $hosts_line
    then: redis-cli -c -h redis-node-0 -p 6379 --askpass"
 	;;
 cache-cluster)
 	files=(docker-compose.cache-cluster.yml) project=kvinit-cache init_service=redis-cache-init first_node=redis-node-1
+	nodes=(redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5 redis-node-6)
 	host_hint="none: the cache cluster serves applications inside its compose network"
 	;;
 announce)
 	files=(docker-compose.announce.yml) project=kvinit-announce init_service=cluster-init first_node=valkey0
+	nodes=(valkey0 valkey1 valkey2 valkey3)
 	host_hint="redis-cli -c -p 6379 --askpass (redirects point at the published ports of \${ANNOUNCE_IP:-172.30.0.1})"
 	;;
 *)
@@ -48,20 +55,47 @@ compose_cmd() {
 	fi
 }
 
-up() {
-	local t0 t_start t_end cid state="" code deadline secret
-	t0=$(date +%s.%N)
-	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
-	compose_cmd
+# The password file the compose files mount: REDIS_PASSWORD_SECRET_FILE from the environment or compose/.env,
+# relative to compose/ as compose resolves it. The rotation files are beside it: <file>_next and <file>_previous.
+secret_file() {
+	local f=${REDIS_PASSWORD_SECRET_FILE:-}
+	[[ -n $f || ! -r $here/.env ]] || f=$(sed -n 's/^REDIS_PASSWORD_SECRET_FILE=//p' "$here/.env" | tail -n1)
+	f=${f:-./secrets/redis_password}
+	[[ $f == /* ]] || f=$here/${f#./}
+	echo "$f"
+}
 
-	# The password: a random one the first time, readable by root only (kvinit reads it as root, then drops).
-	mkdir -p "$here/secrets"
-	secret="$here/secrets/redis_password"
+new_password() {
+	head -c 24 /dev/urandom | base64 | tr -d '/+=\n'
+}
+
+# The secrets, readable by root only (kvinit reads them as root, then drops): a random password the first time,
+# and the two rotation files, empty ("no rotation under way"). They must exist before compose starts a node:
+# Docker would make a missing bind-mount source a directory.
+make_secrets() {
+	local f
+	mkdir -p "$(dirname "$secret")"
 	if [[ ! -s $secret ]]; then
-		(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$secret" && echo >>"$secret")
+		(umask 077 && new_password >"$secret" && echo >>"$secret")
 		chmod 0600 "$secret"
 		echo "make up: created $secret (mode 0600)"
 	fi
+	for f in "${secret}_next" "${secret}_previous"; do
+		[[ ! -d $f ]] || die "$f is a directory (Docker makes one when a secret file is missing): rmdir it"
+		if [[ ! -e $f ]]; then
+			(umask 077 && : >"$f")
+			chmod 0600 "$f"
+			echo "make up: created $f (empty, mode 0600)"
+		fi
+	done
+}
+
+up() {
+	local t0 t_start t_end cid state="" code deadline
+	t0=$(date +%s.%N)
+	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
+	compose_cmd
+	make_secrets
 
 	t_start=$(date +%s.%N)
 	"${compose[@]}" up -d --remove-orphans || die "'${compose[*]} up' failed (see above)"
@@ -102,10 +136,146 @@ down() {
 	fi
 }
 
+# --- Password rotation (README.md, "Rotating the password"). Every file is written in place (`>` truncates and
+# writes the same inode): each node bind-mounts the file itself, and a file replaced by a rename (mv, sed -i, an
+# editor's save) never reaches a running container. The password is never on a command line: it goes through
+# printf (a builtin) into the files or a pipe, and `kvinit cli` reads the node's own copy of a file.
+
+# The running node containers; checks that each mounts the files this script writes and sees what they hold.
+find_nodes() {
+	local svc cid src name want got
+	cids=()
+	declare -gA node_port=()
+	for svc in "${nodes[@]}"; do
+		cid=$("${compose[@]}" ps -q "$svc" 2>/dev/null || true)
+		[[ -n $cid && $(docker inspect -f '{{.State.Running}}' "$cid" 2>/dev/null) == true ]] ||
+			die "$svc is not running: \`make up${layout:+ LAYOUT=$layout}\` first"
+		for name in redis_password redis_password_next redis_password_previous; do
+			src=$(docker inspect -f "{{range .Mounts}}{{if eq .Destination \"/run/secrets/$name\"}}{{.Source}}{{end}}{{end}}" "$cid")
+			[[ -n $src ]] || die "$svc has no /run/secrets/$name: it was created from an older compose file; \`make up\` recreates it (a restart of every node)"
+			[[ $src -ef ${secret}${name#redis_password} ]] || die "$svc mounts $src as $name, not ${secret}${name#redis_password}"
+			# docker cp reads the file through the container's own mount: a different content means the host file
+			# was replaced, and the node still sees the old one.
+			want=$(sha256sum <"$src" | cut -d' ' -f1)
+			got=$(docker cp "$cid:/run/secrets/$name" - 2>/dev/null | tar -xO 2>/dev/null | sha256sum | cut -d' ' -f1)
+			[[ $got == "$want" ]] || die "$svc does not see the current $src: the file was replaced instead of written in place (mv, sed -i, an editor); \`docker restart\` that node, or \`make up\`"
+		done
+		node_port[$cid]=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$cid" |
+			sed -n 's/^REDIS_PORT_NUMBER=//p' | tail -n1)
+		cids+=("$cid")
+	done
+}
+
+# Runs CHECK CID for the containers in $pending, all at once; keeps in $pending those where it failed.
+check_pending() {
+	local i cid pids=() still=()
+	for cid in "${pending[@]}"; do "$@" "$cid" & pids+=($!); done
+	for i in "${!pids[@]}"; do wait "${pids[$i]}" || still+=("${pending[$i]}"); done
+	pending=("${still[@]}")
+}
+
+# wait_all WHAT HINT CHECK: check_pending until every node passes, or dies after ROTATE_TIMEOUT naming the nodes
+# that did not, WHAT was waited for, and HINT.
+wait_all() {
+	local what=$1 hint=$2 check=$3 deadline=$((SECONDS + ${ROTATE_TIMEOUT:-60}))
+	pending=("${cids[@]}")
+	while :; do
+		check_pending "$check"
+		((${#pending[@]} == 0)) && return 0
+		((SECONDS < deadline)) ||
+			die "$what: not within ${ROTATE_TIMEOUT:-60}s on: $(docker inspect -f '{{.Name}}' "${pending[@]}" | tr -d / | xargs)$hint"
+		sleep 0.1
+	done
+}
+
+# The node's own copy of a file, read by kvinit cli, which puts it in redis-cli's REDISCLI_AUTH only.
+accepts_file() {
+	[[ $(docker exec -e "REDIS_PASSWORD_FILE=/run/secrets/$1" "$2" /usr/bin/kvinit cli ping 2>/dev/null) == PONG ]]
+}
+accepts_next() { accepts_file redis_password_next "$1"; }
+accepts_current() { accepts_file redis_password "$1"; }
+ready() { docker exec "$1" /usr/bin/kvinit health --ready >/dev/null 2>&1; }
+
+# The old password, through a pipe to redis-cli --askpass: it exists in no file any more.
+refuses_old() {
+	local out
+	out=$(printf '%s\n' "$old" | docker exec -i "$1" redis-cli --askpass -p "${node_port[$1]:-6379}" ping 2>&1) || true
+	[[ $out == *WRONGPASS* || $out == *NOAUTH* ]]
+}
+
+since() {
+	awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+rotate() {
+	local next previous new t_written
+	compose_cmd
+	next=${secret}_next previous=${secret}_previous
+	[[ -s $secret ]] || die "no password in $secret: \`make up\` first"
+	[[ -f $next && -f $previous ]] || die "no $next or $previous: \`make up\` creates them"
+	[[ ! -s $previous ]] || die "the last rotation is not finished ($previous holds the password before): \`make rotate-finish\` first"
+	find_nodes
+
+	# Step 1: the new password into redis_password_next; every node then accepts the old and the new one.
+	# A rotation stopped before step 2 left its password there: it is taken up again.
+	if [[ -s $next ]]; then
+		echo "make rotate: $next already holds a new password (an unfinished rotate): going on with it"
+	else
+		new=$(new_password)
+		printf '%s\n' "$new" >"$next"
+		echo "make rotate: step 1: a new password written into $next"
+	fi
+	t_written=$(date +%s.%N)
+	wait_all "every node to accept the new password" \
+		" (they all still accept the old one; to call the rotation off, empty $next in place: : >$next)" accepts_next
+	echo "make rotate: every node accepts the new password ($(since "$t_written") s after it was written)"
+
+	# Step 2: the old password into _previous, the new one into redis_password, _next emptied. The nodes send
+	# the new one from now on (masterauth, failover) and still accept the old one.
+	new=$(<"$next")
+	old=$(<"$secret")
+	printf '%s\n' "$old" >"$previous"
+	printf '%s\n' "$new" >"$secret"
+	: >"$next"
+	echo "make rotate: step 2: the old password moved to $previous, the new one is in $secret"
+	wait_all "every node to accept the password in $secret" "" accepts_current
+	wait_all "every node to be ready (cluster ok, replication link up)" "" ready
+	if [[ $layout == main ]] && "${compose[@]}" ps -q redis-exporter 2>/dev/null | grep -q .; then
+		# The exporter reads the password once, at start.
+		"${compose[@]}" restart redis-exporter >/dev/null 2>&1 || echo "make rotate: could not restart redis-exporter" >&2
+		echo "make rotate: redis-exporter restarted with the new password"
+	fi
+	echo "make rotate: done: every node accepts both passwords and sends the new one."
+	echo "next: move every client to the new password ($secret), then: make rotate-finish${layout:+ LAYOUT=$layout}"
+}
+
+rotate_finish() {
+	local previous
+	compose_cmd
+	previous=${secret}_previous
+	[[ -f $previous ]] || die "no $previous: \`make up\` creates it"
+	if [[ ! -s $previous ]]; then
+		echo "make rotate-finish: $previous is empty: no rotation to finish"
+		return 0
+	fi
+	[[ ! -s ${secret}_next ]] || die "${secret}_next is not empty: a rotate is half done; \`make rotate\` first"
+	find_nodes
+	# Step 3: _previous emptied; every node drops the old password at once.
+	old=$(<"$previous")
+	: >"$previous"
+	echo "make rotate-finish: step 3: $previous emptied"
+	wait_all "every node to refuse the old password" "" refuses_old
+	wait_all "every node to accept the password in $secret" "" accepts_current
+	echo "make rotate-finish: done: every node refuses the old password and accepts the one in $secret"
+}
+
 action=${1:-}
+secret=$(secret_file)
 case $action in
 up) up ;;
 down) down ;;
 hosts) echo "$hosts_line" ;;
-*) die "usage: stack.sh up|down|hosts" ;;
+rotate) rotate ;;
+rotate-finish) rotate_finish ;;
+*) die "usage: stack.sh up|down|hosts|rotate|rotate-finish" ;;
 esac

@@ -124,6 +124,8 @@ static int plan_rotation(struct node_plan *p)
 		secrets_wipe(&p->initial.value[SECRETS_CURRENT]);
 		p->initial.error[SECRETS_CURRENT] = 0;
 	}
+	if (!p->rotating)
+		p->initial.error[SECRETS_NEXT] = p->initial.error[SECRETS_PREVIOUS] = -ENOENT;
 	if (pw->data) {
 		struct secrets_value *v = &p->initial.value[SECRETS_CURRENT];
 

@@ -174,7 +174,7 @@ int secrets_rotation_update(struct secrets_rotation *r, const struct secrets_set
 			continue; /* unreadable: the slot keeps what it held */
 		for (size_t i = 0; i < r->n; i++)
 			r->entry[i].slots &= ~bit;
-		if (set->error[slot] < 0)
+		if (set->error[slot] < 0 || !set->value[slot].data)
 			continue; /* missing or empty: none */
 		k = find_value(r, &set->value[slot]);
 		if (k < 0)
