@@ -592,9 +592,21 @@ static void on_reaped(struct init_supervisor *s, pid_t pid, int status, void *us
 	}
 }
 
+/* Whether root can read the file at path without overriding its permissions (Kubernetes' secret files, 0400 root). */
+static bool root_may_read(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return false;
+	return (st.st_uid == 0 && (st.st_mode & S_IRUSR)) || (st.st_gid == 0 && (st.st_mode & S_IRGRP)) ||
+	       (st.st_mode & S_IROTH);
+}
+
 /*
- * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's, and a way to
- * read secret files root does not own (DAC_READ_SEARCH where the container has it, else DAC_OVERRIDE).
+ * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's and, when the
+ * password file is not root's to read (a compose secret is the host user's file), DAC_READ_SEARCH where the
+ * container has it, else DAC_OVERRIDE.
  */
 static size_t rotation_caps(const struct node_plan *p, int *caps)
 {
@@ -603,7 +615,8 @@ static size_t rotation_caps(const struct node_plan *p, int *caps)
 	if (!p->rotating)
 		return 0;
 	caps[n++] = CAP_CHOWN;
-	caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
+	if (!root_may_read(p->password.path))
+		caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
 	return n;
 }
 
