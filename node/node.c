@@ -605,17 +605,21 @@ static bool root_may_read(const char *path)
 
 /*
  * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's and, when the
- * password file is not root's to read (a compose secret is the host user's file), DAC_READ_SEARCH where the
+ * password files are not root's to read (a compose secret is the host user's file), DAC_READ_SEARCH where the
  * container has it, else DAC_OVERRIDE.
  */
 static size_t rotation_caps(const struct node_plan *p, int *caps)
 {
+	bool keep_dac = false;
 	size_t n = 0;
 
 	if (!p->rotating)
 		return 0;
 	caps[n++] = CAP_CHOWN;
-	if (!root_may_read(p->password.path))
+	for (int i = 0; i < SECRETS__SLOTS; i++)
+		if (access(p->paths.path[i], F_OK) == 0 && !root_may_read(p->paths.path[i]))
+			keep_dac = true;
+	if (keep_dac)
 		caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
 	return n;
 }
