@@ -134,7 +134,8 @@ static int probe_any(const struct init_options *o, bool ready, const struct secr
 	struct init_error err;
 	int ok = probe(o, ready, &pw->value, why, size);
 
-	if (ok || !pw->path || !strstr(why, "AUTH refused") || secrets_paths_resolve(environ, pw->path, &paths, &err) < 0)
+	if (ok || !pw->path || !strstr(why, "AUTH refused") ||
+	    secrets_paths_resolve(environ, pw->path, &paths, &err) < 0)
 		return ok;
 	secrets_set_read(&paths, &set);
 	for (int i = SECRETS_NEXT; i < SECRETS__SLOTS && !ok; i++)

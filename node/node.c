@@ -398,7 +398,7 @@ struct node_run {
 	const struct init_user *user;
 	struct init_loop *loop;
 	struct secrets_watch *watch;
-	struct init_timer expiry; /* the end of the next grace period */
+	struct init_timer expiry;     /* the end of the next grace period */
 	pid_t helpers[HELPER__COUNT]; /* while they run */
 	bool rotate_again;	      /* a change came while the rotate helper ran */
 	bool started, stopping;
@@ -461,8 +461,9 @@ static void rotation_changed(struct node_run *run)
 		if (rot->entry[i].slots)
 			continue;
 		init_format_duration(left, sizeof(left), end > now ? (end - now) / USEC_PER_MSEC : 0);
-		log_info("password rotation: #%.8s is in no file any more: accepted for %s more (KVINIT_ROTATION_GRACE)",
-			 rot->entry[i].hash, left);
+		log_info(
+			"password rotation: #%.8s is in no file any more: accepted for %s more (KVINIT_ROTATION_GRACE)",
+			rot->entry[i].hash, left);
 	}
 	(void)write_config(run->plan, run->user); /* it says why when it cannot; the running server is what counts */
 	if (next)

@@ -107,8 +107,8 @@ static bool peer_accepts(const char *host, unsigned port, const struct secrets_v
  * The first replication peer that does not take pw, as "host:port" in who, or false when all do. Peers come from
  * INFO replication: master_host/master_port on a replica, slaveN:ip=..,port=.. on a master.
  */
-static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw, char *who, size_t who_size,
-			       char *why, size_t why_size)
+static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw, char *who, size_t who_size, char *why,
+			       size_t why_size)
 {
 	redisReply *reply = redisCommand(ctx, "INFO replication");
 	char host[NODE_HOST_MAX], port[16], field[16];

@@ -13,7 +13,7 @@
 
 static const char *const slot_names[SECRETS__SLOTS] = {"current", "next", "previous"};
 static const char *const slot_vars[SECRETS__SLOTS] = {"REDIS_PASSWORD_FILE", "REDIS_PASSWORD_NEXT_FILE",
-						       "REDIS_PASSWORD_PREVIOUS_FILE"};
+						      "REDIS_PASSWORD_PREVIOUS_FILE"};
 static const char *const slot_suffixes[SECRETS__SLOTS] = {"", "_next", "_previous"};
 
 const char *secrets_slot_name(enum secrets_slot slot)
@@ -129,8 +129,8 @@ static void make_room(struct secrets_rotation *r)
 
 		if (e->slots)
 			continue;
-		if (oldest == SIZE_MAX || (e->expires_usec &&
-					   (!r->entry[oldest].expires_usec || e->expires_usec < r->entry[oldest].expires_usec)))
+		if (oldest == SIZE_MAX || (e->expires_usec && (!r->entry[oldest].expires_usec ||
+							       e->expires_usec < r->entry[oldest].expires_usec)))
 			oldest = i;
 	}
 	if (oldest != SIZE_MAX)

@@ -107,8 +107,8 @@ bool secrets_slot_absent(enum secrets_slot slot, int error);
 struct secrets_accepted {
 	struct secrets_value value;
 	char hash[65];
-	unsigned slots;		/* (1 << slot) for every file that holds it now; 0 once it left them all */
-	uint64_t expires_usec;	/* when slots is 0: the end of its grace period */
+	unsigned slots;	       /* (1 << slot) for every file that holds it now; 0 once it left them all */
+	uint64_t expires_usec; /* when slots is 0: the end of its grace period */
 };
 
 #define SECRETS_MAX_ACCEPTED 8

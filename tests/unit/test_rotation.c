@@ -35,8 +35,7 @@ static struct secrets_set files(const char *current, const char *next, const cha
 	return set;
 }
 
-static int update(struct secrets_rotation *r, const char *current, const char *next, const char *previous,
-		  uint64_t now)
+static int update(struct secrets_rotation *r, const char *current, const char *next, const char *previous, uint64_t now)
 {
 	struct secrets_set set = files(current, next, previous);
 	int changed = secrets_rotation_update(r, &set, now);
