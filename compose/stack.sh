@@ -141,27 +141,52 @@ down() {
 # editor's save) never reaches a running container. The password is never on a command line: it goes through
 # printf (a builtin) into the files or a pipe, and `kvinit cli` reads the node's own copy of a file.
 
-# The running node containers; checks that each mounts the files this script writes and sees what they hold.
+# The running container of a compose service, by the labels both compose versions set (faster than compose ps).
+service_container() {
+	docker ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"
+}
+
+# The running node containers (cids, and node_port and node_name by container); checks that each mounts the files
+# this script writes and sees what they hold.
 find_nodes() {
-	local svc cid src name want got
+	local svc cid name src started mounts port
+	local restart_hint="restart that node (docker restart, one node at a time): it then mounts the file as it is now"
+	local -A running=()
+	# name|start time|REDIS_PORT_NUMBER|mount target=source|...
+	# shellcheck disable=SC2016 # $kv is a variable of docker's Go template
+	local inspect_format='{{.Name}}|{{.State.StartedAt}}|{{range .Config.Env}}{{$kv := split . "="}}'
+	# shellcheck disable=SC2016
+	inspect_format+='{{if eq (index $kv 0) "REDIS_PORT_NUMBER"}}{{index $kv 1}}{{end}}{{end}}|'
+	inspect_format+='{{range .Mounts}}{{.Destination}}={{.Source}}|{{end}}'
+	declare -gA node_port=() node_name=()
+	while read -r svc cid; do running[$svc]=$cid; done < <(docker ps --filter "label=com.docker.compose.project=$project" \
+		--format '{{.Label "com.docker.compose.service"}} {{.ID}}')
 	cids=()
-	declare -gA node_port=()
+	copy_dir=$(mktemp -d) # removed on exit (the trap below)
 	for svc in "${nodes[@]}"; do
-		cid=$("${compose[@]}" ps -q "$svc" 2>/dev/null || true)
-		[[ -n $cid && $(docker inspect -f '{{.State.Running}}' "$cid" 2>/dev/null) == true ]] ||
-			die "$svc is not running: \`make up${layout:+ LAYOUT=$layout}\` first"
+		cid=${running[$svc]:-}
+		[[ -n $cid ]] || die "$svc is not running: \`make up${layout:+ LAYOUT=$layout}\` first"
+		IFS='|' read -r name started port mounts < <(docker inspect -f "$inspect_format" "$cid")
+		node_name[$cid]=${name#/} node_port[$cid]=${port:-6379}
+		# docker cp reads the files through the container's own mounts: a different content means the host file
+		# was replaced (a new inode under the same name), and the node still sees the old one.
+		docker cp "$cid:/run/secrets" - 2>/dev/null | tar -x -C "$copy_dir" 2>/dev/null || true
 		for name in redis_password redis_password_next redis_password_previous; do
-			src=$(docker inspect -f "{{range .Mounts}}{{if eq .Destination \"/run/secrets/$name\"}}{{.Source}}{{end}}{{end}}" "$cid")
-			[[ -n $src ]] || die "$svc has no /run/secrets/$name: it was created from an older compose file; \`make up\` recreates it (a restart of every node)"
-			[[ $src -ef ${secret}${name#redis_password} ]] || die "$svc mounts $src as $name, not ${secret}${name#redis_password}"
-			# docker cp reads the file through the container's own mount: a different content means the host file
-			# was replaced, and the node still sees the old one.
-			want=$(sha256sum <"$src" | cut -d' ' -f1)
-			got=$(docker cp "$cid:/run/secrets/$name" - 2>/dev/null | tar -xO 2>/dev/null | sha256sum | cut -d' ' -f1)
-			[[ $got == "$want" ]] || die "$svc does not see the current $src: the file was replaced instead of written in place (mv, sed -i, an editor); \`docker restart\` that node, or \`make up\`"
+			src=$(tr '|' '\n' <<<"$mounts" | sed -n "s#^/run/secrets/$name=##p")
+			[[ -n $src ]] || die "$svc has no /run/secrets/$name: it was created from an older compose file;" \
+				"\`make up\` recreates it (a restart of every node)"
+			[[ $src -ef ${secret}${name#redis_password} ]] ||
+				die "$svc mounts $src as $name, not ${secret}${name#redis_password}"
+			cmp -s "$copy_dir/secrets/$name" "$src" || die "$svc does not see the current $src: the file was" \
+				"replaced instead of written in place (mv, sed -i, an editor); $restart_hint"
 		done
-		node_port[$cid]=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$cid" |
-			sed -n 's/^REDIS_PORT_NUMBER=//p' | tail -n1)
+		rm -rf "${copy_dir:?}/secrets"
+		# The same content under a new inode: kvinit says so in its log when the old file loses its last name.
+		# (grep without -q reads to the end: docker logs must not die of SIGPIPE under pipefail.)
+		if docker logs --since "$started" "$cid" 2>&1 | grep -F "was replaced, not written" >/dev/null; then
+			die "$svc logged that a password file was replaced instead of written in place" \
+				"(docker logs ${node_name[$cid]}); $restart_hint"
+		fi
 		cids+=("$cid")
 	done
 }
@@ -177,14 +202,17 @@ check_pending() {
 # wait_all WHAT HINT CHECK: check_pending until every node passes, or dies after ROTATE_TIMEOUT naming the nodes
 # that did not, WHAT was waited for, and HINT.
 wait_all() {
-	local what=$1 hint=$2 check=$3 deadline=$((SECONDS + ${ROTATE_TIMEOUT:-60}))
+	local what=$1 hint=$2 check=$3 cid deadline=$((SECONDS + ${ROTATE_TIMEOUT:-60}))
 	pending=("${cids[@]}")
 	while :; do
 		check_pending "$check"
 		((${#pending[@]} == 0)) && return 0
-		((SECONDS < deadline)) ||
-			die "$what: not within ${ROTATE_TIMEOUT:-60}s on: $(docker inspect -f '{{.Name}}' "${pending[@]}" | tr -d / | xargs)$hint"
-		sleep 0.1
+		if ((SECONDS >= deadline)); then
+			local names=()
+			for cid in "${pending[@]}"; do names+=("${node_name[$cid]}"); done
+			die "$what: not within ${ROTATE_TIMEOUT:-60}s on ${names[*]}$hint"
+		fi
+		sleep 0.2 # each round execs into every pending node: not too often on a busy host
 	done
 }
 
@@ -208,12 +236,12 @@ since() {
 }
 
 rotate() {
-	local next previous new t_written
-	compose_cmd
+	local next previous new t_written exporter
 	next=${secret}_next previous=${secret}_previous
 	[[ -s $secret ]] || die "no password in $secret: \`make up\` first"
 	[[ -f $next && -f $previous ]] || die "no $next or $previous: \`make up\` creates them"
-	[[ ! -s $previous ]] || die "the last rotation is not finished ($previous holds the password before): \`make rotate-finish\` first"
+	[[ ! -s $previous ]] ||
+		die "the last rotation is not finished ($previous holds the password before): \`make rotate-finish\` first"
 	find_nodes
 
 	# Step 1: the new password into redis_password_next; every node then accepts the old and the new one.
@@ -240,10 +268,14 @@ rotate() {
 	echo "make rotate: step 2: the old password moved to $previous, the new one is in $secret"
 	wait_all "every node to accept the password in $secret" "" accepts_current
 	wait_all "every node to be ready (cluster ok, replication link up)" "" ready
-	if [[ $layout == main ]] && "${compose[@]}" ps -q redis-exporter 2>/dev/null | grep -q .; then
+	exporter=$(service_container redis-exporter)
+	if [[ -n $exporter ]]; then
 		# The exporter reads the password once, at start.
-		"${compose[@]}" restart redis-exporter >/dev/null 2>&1 || echo "make rotate: could not restart redis-exporter" >&2
-		echo "make rotate: redis-exporter restarted with the new password"
+		if docker restart "$exporter" >/dev/null; then
+			echo "make rotate: redis-exporter restarted: it reads the password only at its start"
+		else
+			echo "make rotate: could not restart redis-exporter: restart it, it still uses the old password" >&2
+		fi
 	fi
 	echo "make rotate: done: every node accepts both passwords and sends the new one."
 	echo "next: move every client to the new password ($secret), then: make rotate-finish${layout:+ LAYOUT=$layout}"
@@ -251,7 +283,6 @@ rotate() {
 
 rotate_finish() {
 	local previous
-	compose_cmd
 	previous=${secret}_previous
 	[[ -f $previous ]] || die "no $previous: \`make up\` creates it"
 	if [[ ! -s $previous ]]; then
@@ -271,6 +302,8 @@ rotate_finish() {
 
 action=${1:-}
 secret=$(secret_file)
+copy_dir=
+trap '[[ -z $copy_dir ]] || rm -rf "$copy_dir"' EXIT
 case $action in
 up) up ;;
 down) down ;;

@@ -150,6 +150,7 @@ typedef void (*secrets_watch_fn)(const struct secrets_set *set, void *userdata);
  */
 int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
 		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret);
+/* Once the loop has ended (the watch does not take itself out of it). */
 void secrets_watch_free(struct secrets_watch *w);
 
 #endif

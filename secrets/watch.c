@@ -192,12 +192,8 @@ void secrets_watch_free(struct secrets_watch *w)
 {
 	if (!w)
 		return;
-	init_timer_disarm(w->loop, &w->debounce);
-	init_timer_disarm(w->loop, &w->poll);
-	if (w->fd >= 0) {
-		(void)init_loop_remove_io(w->loop, w->fd);
+	if (w->fd >= 0)
 		(void)close(w->fd);
-	}
 	secrets_set_wipe(&w->delivered);
 	secrets_set_wipe(&w->candidate);
 	free(w);
