@@ -401,6 +401,9 @@ struct node_run {
 	struct init_timer expiry;     /* the end of the next grace period */
 	pid_t helpers[HELPER__COUNT]; /* while they run */
 	bool rotate_again;	      /* a change came while the rotate helper ran */
+	/* every password the server may take: what it was given since its last completed rotation */
+	struct secrets_value login[2 * SECRETS_MAX_ACCEPTED];
+	size_t n_login;
 	bool started, stopping;
 };
 
@@ -421,7 +424,7 @@ static int run_helper(struct node_run *run, enum helper which)
 	case HELPER_HEAL:
 		return node_heal_run(run->o, current_password(run));
 	case HELPER_ROTATE:
-		return node_rotate_apply(run->o, &run->plan->rotation);
+		return node_rotate_apply(run->o, &run->plan->rotation, run->login, run->n_login);
 	default:
 		return 1;
 	}
@@ -443,6 +446,39 @@ static void start_helper(struct node_run *run, enum helper which)
 	}
 	run->helpers[which] = pid;
 	log_debug("%s runs beside the server (pid %d)", helper_names[which], (int)pid);
+}
+
+static void login_add(struct node_run *run, const struct secrets_value *v)
+{
+	struct secrets_value *slot;
+
+	for (size_t i = 0; i < run->n_login; i++)
+		if (run->login[i].len == v->len && memcmp(run->login[i].data, v->data, v->len) == 0)
+			return;
+	if (run->n_login == sizeof(run->login) / sizeof(run->login[0])) {
+		secrets_wipe(&run->login[0]);
+		memmove(&run->login[0], &run->login[1], (run->n_login - 1) * sizeof(run->login[0]));
+		run->login[--run->n_login] = (struct secrets_value){0};
+	}
+	slot = &run->login[run->n_login];
+	slot->data = malloc(v->len + 1);
+	if (!slot->data)
+		return; /* the passwords of the rotation itself are tried first anyway */
+	memcpy(slot->data, v->data, v->len + 1);
+	slot->len = v->len;
+	run->n_login++;
+}
+
+/* The server holds exactly the rotation's passwords now (it started with them, or a rotation completed). */
+static void login_reset(struct node_run *run)
+{
+	const struct secrets_rotation *rot = &run->plan->rotation;
+
+	for (size_t i = 0; i < run->n_login; i++)
+		secrets_wipe(&run->login[i]);
+	run->n_login = 0;
+	for (size_t i = 0; i < rot->n; i++)
+		login_add(run, &rot->entry[i].value);
 }
 
 /* The rotation changed: the config a restart reads, and the running server (a stale helper is replaced). */
@@ -472,6 +508,9 @@ static void rotation_changed(struct node_run *run)
 		init_timer_disarm(run->loop, &run->expiry);
 	if (run->stopping)
 		return;
+	/* a helper started now may hand the server any of these before it is stopped */
+	for (size_t i = 0; i < rot->n; i++)
+		login_add(run, &rot->entry[i].value);
 	if (run->helpers[HELPER_ROTATE] > 0) {
 		run->rotate_again = true;
 		if (kill(run->helpers[HELPER_ROTATE], SIGTERM) < 0 && errno != ESRCH)
@@ -519,6 +558,7 @@ static void start_watching(struct node_run *run)
 
 	if (!p->rotating)
 		return;
+	login_reset(run);
 	r = secrets_watch_new(run->loop, &p->paths, &p->initial, (uint64_t)run->o->secret_poll * USEC_PER_MSEC,
 			      on_secrets_changed, run, &run->watch);
 	if (r < 0)
@@ -580,6 +620,7 @@ static void on_reaped(struct init_supervisor *s, pid_t pid, int status, void *us
 	if (ok && which == HELPER_ROTATE) {
 		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
 
+		login_reset(run);
 		secrets_rotation_describe(&run->plan->rotation, accepted, sizeof(accepted));
 		log_info("password rotation applied: the server accepts %s and sends #%.8s", accepted,
 			 run->plan->rotation.entry[run->plan->rotation.current].hash);
@@ -681,6 +722,8 @@ int node_main(struct init_config *c, char **args)
 		argv[2] = NULL;
 		code = init_run(o, &user, argv, env, &hooks, caps, rotation_caps(&p, caps));
 		secrets_watch_free(run.watch);
+		for (size_t i = 0; i < run.n_login; i++)
+			secrets_wipe(&run.login[i]);
 	}
 	init_user_free(&user);
 	plan_free(&p);

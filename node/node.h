@@ -129,7 +129,8 @@ struct secrets_value;
 int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
 int node_heal_run(const struct init_options *o, const struct secrets_value *pw);
 struct secrets_rotation;
-int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot);
+int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
+		      const struct secrets_value *login, size_t n_login);
 void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

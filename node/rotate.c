@@ -34,19 +34,24 @@ static void report_waiting(uint64_t *last_usec, const char *what, const char *wh
 	if (*last_usec && now - *last_usec < ROTATE_REPORT_EVERY)
 		return;
 	*last_usec = now;
-	log_info("password rotation: waiting for %s: %s", what, why);
+	log_warn("password rotation: waiting for %s: %s", what, why);
 }
 
-/* The local server, with whichever accepted password it takes: it may not know the current one yet. */
-static redisContext *connect_local(const struct init_options *o, const struct secrets_rotation *rot)
+/*
+ * The local server, with whichever password it takes: it may not know the current one yet, and may no longer know
+ * one that left the files; login holds every password it was given since its last completed rotation.
+ */
+static redisContext *connect_local(const struct init_options *o, const struct secrets_rotation *rot,
+				   const struct secrets_value *login, size_t n_login)
 {
 	char host[64], why[256];
 	uint64_t reported = 0;
 
 	node_probe_host(o->bind, host, sizeof(host));
 	for (;;) {
-		for (size_t k = 0; k < rot->n; k++) {
-			const struct secrets_value *pw = &rot->entry[secrets_rotation_order(rot, k)].value;
+		for (size_t k = 0; k < rot->n + n_login; k++) {
+			const struct secrets_value *pw =
+				k < rot->n ? &rot->entry[secrets_rotation_order(rot, k)].value : &login[k - rot->n];
 			redisContext *ctx = cluster_connect(host, (unsigned)o->port, pw, 2000, why, sizeof(why));
 
 			if (ctx)
@@ -172,7 +177,8 @@ static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, 
 	return r;
 }
 
-int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot)
+int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
+		      const struct secrets_value *login, size_t n_login)
 {
 	const struct secrets_accepted *cur = &rot->entry[rot->current];
 	redisContext *ctx;
@@ -180,7 +186,7 @@ int node_rotate_apply(const struct init_options *o, const struct secrets_rotatio
 
 	if (rot->n == 0)
 		return 1;
-	ctx = connect_local(o, rot);
+	ctx = connect_local(o, rot, login, n_login);
 	r = set_passwords(ctx, rot, false);
 	if (r == 0)
 		r = switch_masterauth(ctx, &cur->value, cur->hash);
