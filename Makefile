@@ -48,7 +48,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 HEADERS   := $(wildcard init/*.h init/*.def node/*.h secrets/*.h)
 
-.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts
+.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
+	rotate-finish
 all: $(BUILD)/kvinit
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)/.deps-ok
@@ -139,6 +140,8 @@ help:
 	@echo "make image      the images kvinit and kvinit-exporter, from Debian packages"
 	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce); make down [PURGE=1]"
 	@echo "make hosts      the hosts line for host access to the main layout"
+	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
+	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
 
 # --- Container images (images/README.md): kvinit:$(VERSION) and kvinit-exporter:$(VERSION), both also :latest, built
 # FROM scratch from Debian packages (cached in $(BUILD)/debs) with no registry; a rebuild with no change is fast.
@@ -168,6 +171,12 @@ down:
 
 hosts:
 	@compose/stack.sh hosts
+
+rotate:
+	@compose/stack.sh rotate
+
+rotate-finish:
+	@compose/stack.sh rotate-finish
 
 e2e: image
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e

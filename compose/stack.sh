@@ -41,6 +41,7 @@ announce)
 	exit 100
 	;;
 esac
+layout_arg=${LAYOUT:+ LAYOUT=$layout} # for the hints this script prints
 
 # `docker compose` (v2) when present, else Debian's docker-compose 1.29: the files work with both.
 compose_cmd() {
@@ -165,7 +166,7 @@ find_nodes() {
 	copy_dir=$(mktemp -d) # removed on exit (the trap below)
 	for svc in "${nodes[@]}"; do
 		cid=${running[$svc]:-}
-		[[ -n $cid ]] || die "$svc is not running: \`make up${layout:+ LAYOUT=$layout}\` first"
+		[[ -n $cid ]] || die "$svc is not running: \`make up$layout_arg\` first"
 		IFS='|' read -r name started port mounts < <(docker inspect -f "$inspect_format" "$cid")
 		node_name[$cid]=${name#/} node_port[$cid]=${port:-6379}
 		# docker cp reads the files through the container's own mounts: a different content means the host file
@@ -216,18 +217,22 @@ wait_all() {
 	done
 }
 
+# Every probe gives up after 10 s (timeout), so that a node that hangs cannot hold a wait past ROTATE_TIMEOUT.
 # The node's own copy of a file, read by kvinit cli, which puts it in redis-cli's REDISCLI_AUTH only.
 accepts_file() {
-	[[ $(docker exec -e "REDIS_PASSWORD_FILE=/run/secrets/$1" "$2" /usr/bin/kvinit cli ping 2>/dev/null) == PONG ]]
+	local out
+	out=$(timeout 10 docker exec -e "REDIS_PASSWORD_FILE=/run/secrets/$1" "$2" kvinit cli ping 2>/dev/null) || true
+	[[ $out == PONG ]]
 }
 accepts_next() { accepts_file redis_password_next "$1"; }
 accepts_current() { accepts_file redis_password "$1"; }
-ready() { docker exec "$1" /usr/bin/kvinit health --ready >/dev/null 2>&1; }
+ready() { timeout 10 docker exec "$1" kvinit health --ready >/dev/null 2>&1; }
 
 # The old password, through a pipe to redis-cli --askpass: it exists in no file any more.
 refuses_old() {
 	local out
-	out=$(printf '%s\n' "$old" | docker exec -i "$1" redis-cli --askpass -p "${node_port[$1]:-6379}" ping 2>&1) || true
+	out=$(printf '%s\n' "$old" | timeout 10 docker exec -i "$1" redis-cli --askpass -p "${node_port[$1]}" ping 2>&1) ||
+		true
 	[[ $out == *WRONGPASS* || $out == *NOAUTH* ]]
 }
 
@@ -278,7 +283,7 @@ rotate() {
 		fi
 	fi
 	echo "make rotate: done: every node accepts both passwords and sends the new one."
-	echo "next: move every client to the new password ($secret), then: make rotate-finish${layout:+ LAYOUT=$layout}"
+	echo "next: move every client to the new password ($secret), then: make rotate-finish$layout_arg"
 }
 
 rotate_finish() {
