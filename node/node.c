@@ -126,20 +126,10 @@ static int plan_rotation(struct node_plan *p)
 	}
 	if (!p->rotating)
 		p->initial.error[SECRETS_NEXT] = p->initial.error[SECRETS_PREVIOUS] = -ENOENT;
-	if (pw->data) {
-		struct secrets_value *v = &p->initial.value[SECRETS_CURRENT];
-
-		v->data = malloc(pw->len + 1);
-		if (!v->data) {
-			log_error("out of memory");
-			return INIT_EXIT_SYSCALL;
-		}
-		memcpy(v->data, pw->data, pw->len + 1);
-		v->len = pw->len;
-		if (secrets_rotation_update(&p->rotation, &p->initial, init_now_usec()) < 0) {
-			log_error("out of memory");
-			return INIT_EXIT_SYSCALL;
-		}
+	if (pw->data && (secrets_value_copy(pw->data, pw->len, &p->initial.value[SECRETS_CURRENT]) < 0 ||
+			 secrets_rotation_update(&p->rotation, &p->initial, init_now_usec()) < 0)) {
+		log_error("out of memory");
+		return INIT_EXIT_SYSCALL;
 	}
 	return 0;
 }
@@ -450,23 +440,17 @@ static void start_helper(struct node_run *run, enum helper which)
 
 static void login_add(struct node_run *run, const struct secrets_value *v)
 {
-	struct secrets_value *slot;
-
 	for (size_t i = 0; i < run->n_login; i++)
-		if (run->login[i].len == v->len && memcmp(run->login[i].data, v->data, v->len) == 0)
+		if (secrets_value_equal(&run->login[i], v))
 			return;
 	if (run->n_login == sizeof(run->login) / sizeof(run->login[0])) {
 		secrets_wipe(&run->login[0]);
 		memmove(&run->login[0], &run->login[1], (run->n_login - 1) * sizeof(run->login[0]));
 		run->login[--run->n_login] = (struct secrets_value){0};
 	}
-	slot = &run->login[run->n_login];
-	slot->data = malloc(v->len + 1);
-	if (!slot->data)
-		return; /* the passwords of the rotation itself are tried first anyway */
-	memcpy(slot->data, v->data, v->len + 1);
-	slot->len = v->len;
-	run->n_login++;
+	/* out of memory: the passwords of the rotation itself are tried first anyway */
+	if (secrets_value_copy(v->data, v->len, &run->login[run->n_login]) == 0)
+		run->n_login++;
 }
 
 /* The server holds exactly the rotation's passwords now (it started with them, or a rotation completed). */

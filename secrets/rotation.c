@@ -77,15 +77,10 @@ void secrets_set_read(const struct secrets_paths *p, struct secrets_set *ret)
 		ret->error[i] = secrets_read_file(p->path[i], &ret->value[i], NULL);
 }
 
-static bool same_value(const struct secrets_value *a, const struct secrets_value *b)
-{
-	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
-}
-
 bool secrets_set_equal(const struct secrets_set *a, const struct secrets_set *b)
 {
 	for (int i = 0; i < SECRETS__SLOTS; i++)
-		if (a->error[i] != b->error[i] || !same_value(&a->value[i], &b->value[i]))
+		if (a->error[i] != b->error[i] || !secrets_value_equal(&a->value[i], &b->value[i]))
 			return false;
 	return true;
 }
@@ -109,7 +104,7 @@ static void drop_entry(struct secrets_rotation *r, size_t i)
 static int find_value(const struct secrets_rotation *r, const struct secrets_value *v)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (same_value(&r->entry[i].value, v))
+		if (secrets_value_equal(&r->entry[i].value, v))
 			return (int)i;
 	return -1;
 }
@@ -140,19 +135,16 @@ static void make_room(struct secrets_rotation *r)
 static int add_value(struct secrets_rotation *r, const struct secrets_value *v)
 {
 	struct secrets_accepted *e;
-	char *copy;
 
 	make_room(r);
 	if (r->n >= SECRETS_MAX_ACCEPTED) /* three slots never fill eight entries without a retired one */
 		return -ENOSPC;
-	copy = malloc(v->len + 1);
-	if (!copy)
+	e = &r->entry[r->n];
+	*e = (struct secrets_accepted){0};
+	if (secrets_value_copy(v->data, v->len, &e->value) < 0)
 		return -ENOMEM;
-	memcpy(copy, v->data, v->len + 1);
-	e = &r->entry[r->n++];
-	*e = (struct secrets_accepted){.value = {.data = copy, .len = v->len}};
-	secrets_sha256_hex(copy, v->len, e->hash);
-	return (int)(r->n - 1);
+	secrets_sha256_hex(e->value.data, e->value.len, e->hash);
+	return (int)r->n++;
 }
 
 int secrets_rotation_update(struct secrets_rotation *r, const struct secrets_set *set, uint64_t now_usec)

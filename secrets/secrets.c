@@ -43,6 +43,23 @@ void secrets_wipe(struct secrets_value *v)
 	*v = (struct secrets_value){0};
 }
 
+int secrets_value_copy(const char *data, size_t len, struct secrets_value *ret)
+{
+	char *copy = malloc(len + 1);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	*ret = (struct secrets_value){.data = copy, .len = len};
+	return 0;
+}
+
+bool secrets_value_equal(const struct secrets_value *a, const struct secrets_value *b)
+{
+	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
 void secrets_password_free(struct secrets_password *p)
 {
 	secrets_wipe(&p->value);
@@ -253,8 +270,8 @@ int secrets_load_password(char *const *envp, const char *default_path, struct se
 			  struct init_error *err)
 {
 	const char *file = env_get(envp, "REDIS_PASSWORD_FILE"), *env = env_get(envp, "REDIS_PASSWORD");
+	struct secrets_value value;
 	size_t len;
-	char *copy;
 	int r;
 
 	if (file && env) {
@@ -281,15 +298,10 @@ int secrets_load_password(char *const *envp, const char *default_path, struct se
 		(void)snprintf(err->msg, sizeof(err->msg), "REDIS_PASSWORD: %s", secrets_strerror(r));
 		return r;
 	}
-	copy = malloc(len + 1);
-	if (!copy) {
+	if (secrets_value_copy(env, len, &value) < 0) {
 		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -ENOMEM;
 	}
-	memcpy(copy, env, len + 1);
-	*ret = (struct secrets_password){
-		.value = {.data = copy, .len = len},
-		.source = SECRETS_SRC_ENV,
-	};
+	*ret = (struct secrets_password){.value = value, .source = SECRETS_SRC_ENV};
 	return 0;
 }

@@ -42,6 +42,10 @@ const char *secrets_strerror(int r);
 
 /* Wipes and frees the secret and zeroes v; safe on a zeroed struct and when called twice. */
 void secrets_wipe(struct secrets_value *v);
+/* A copy of len bytes of data, NUL-terminated, into *ret (not touched on failure). 0 or -ENOMEM. */
+int secrets_value_copy(const char *data, size_t len, struct secrets_value *ret);
+/* The same bytes. */
+bool secrets_value_equal(const struct secrets_value *a, const struct secrets_value *b);
 
 enum secrets_source { SECRETS_SRC_NONE, SECRETS_SRC_FILE, SECRETS_SRC_DEFAULT_FILE, SECRETS_SRC_ENV };
 

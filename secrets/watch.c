@@ -158,14 +158,10 @@ int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths,
 	/* The owner's starting point, copied: a change since then is found by the first read. */
 	for (int i = 0; i < SECRETS__SLOTS; i++) {
 		w->delivered.error[i] = initial->error[i];
-		if (initial->value[i].data) {
-			w->delivered.value[i].data = malloc(initial->value[i].len + 1);
-			if (!w->delivered.value[i].data) {
-				secrets_watch_free(w);
-				return -ENOMEM;
-			}
-			memcpy(w->delivered.value[i].data, initial->value[i].data, initial->value[i].len + 1);
-			w->delivered.value[i].len = initial->value[i].len;
+		if (initial->value[i].data &&
+		    secrets_value_copy(initial->value[i].data, initial->value[i].len, &w->delivered.value[i]) < 0) {
+			secrets_watch_free(w);
+			return -ENOMEM;
 		}
 	}
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
