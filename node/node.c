@@ -340,25 +340,29 @@ static char **child_environment(void)
 	return env;
 }
 
-/* Writes the rendered config where the server reads it: 0600, the server user's when kvinit switches to it. */
-static int write_config(const struct node_plan *p, const struct init_user *user)
+static void free_text(char **text)
+{
+	if (*text) {
+		explicit_bzero(*text, strlen(*text));
+		free(*text);
+		*text = NULL;
+	}
+}
+
+/* Writes a rendered config where the server reads it: 0600, the server user's when kvinit switches to it. */
+static int write_config(const struct node_plan *p, const struct init_user *user, const char *text)
 {
 	const struct init_options *o = &p->c->opt;
 	bool give = geteuid() == 0 && user->set;
 	const char *step = NULL;
-	char *text = NULL;
 	int r;
 
-	if (render_plan(p, false, &text) != 0)
-		return INIT_EXIT_USAGE;
 	r = make_config_dir(o->rendered_config, user->gid, give);
 	if (r == 0)
 		r = init_write_file_atomic(o->rendered_config, text, strlen(text), 0600, give ? user->uid : geteuid(),
 					   give ? user->gid : getegid(), &step);
 	else
 		step = "cannot create its directory";
-	explicit_bzero(text, strlen(text));
-	free(text);
 	if (r < 0) {
 		log_error("KVINIT_RENDERED_CONFIG='%s': %s: %s", o->rendered_config, step, strerror(-r));
 		return INIT_EXIT_SYSCALL;
@@ -465,12 +469,23 @@ static void login_reset(struct node_run *run)
 		login_add(run, &rot->entry[i].value);
 }
 
+/* The timer for the end of the next grace period, if one runs. */
+static void arm_expiry(struct node_run *run)
+{
+	uint64_t next = secrets_rotation_next_expiry(&run->plan->rotation);
+
+	if (next)
+		init_timer_arm(run->loop, &run->expiry, next);
+	else
+		init_timer_disarm(run->loop, &run->expiry);
+}
+
 /* The rotation changed: the config a restart reads, and the running server (a stale helper is replaced). */
 static void rotation_changed(struct node_run *run)
 {
 	const struct secrets_rotation *rot = &run->plan->rotation;
 	char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
-	uint64_t next = secrets_rotation_next_expiry(rot);
+	char *text = NULL;
 
 	secrets_rotation_describe(rot, accepted, sizeof(accepted));
 	log_info("password rotation: accepting %s, sending #%.8s", accepted, rot->entry[rot->current].hash);
@@ -485,11 +500,11 @@ static void rotation_changed(struct node_run *run)
 			"password rotation: #%.8s is in no file any more: accepted for %s more (KVINIT_ROTATION_GRACE)",
 			rot->entry[i].hash, left);
 	}
-	(void)write_config(run->plan, run->user); /* it says why when it cannot; the running server is what counts */
-	if (next)
-		init_timer_arm(run->loop, &run->expiry, next);
-	else
-		init_timer_disarm(run->loop, &run->expiry);
+	/* each says why when it cannot; the running server is what counts */
+	if (render_plan(run->plan, false, &text) == 0)
+		(void)write_config(run->plan, run->user, text);
+	free_text(&text);
+	arm_expiry(run);
 	if (run->stopping)
 		return;
 	/* a helper started now may hand the server any of these before it is stopped */
@@ -531,8 +546,8 @@ static void on_expiry(struct init_loop *loop, void *userdata)
 	(void)loop;
 	if (secrets_rotation_expire(&run->plan->rotation, init_now_usec()))
 		rotation_changed(run);
-	else if (secrets_rotation_next_expiry(&run->plan->rotation))
-		init_timer_arm(run->loop, &run->expiry, secrets_rotation_next_expiry(&run->plan->rotation));
+	else
+		arm_expiry(run);
 }
 
 static void start_watching(struct node_run *run)
@@ -547,8 +562,7 @@ static void start_watching(struct node_run *run)
 			      on_secrets_changed, run, &run->watch);
 	if (r < 0)
 		log_error("cannot watch the password files: %s; a new password needs a restart", strerror(-r));
-	if (secrets_rotation_next_expiry(&p->rotation))
-		init_timer_arm(run->loop, &run->expiry, secrets_rotation_next_expiry(&p->rotation));
+	arm_expiry(run);
 }
 
 static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
@@ -656,7 +670,7 @@ int node_main(struct init_config *c, char **args)
 	struct node_plan p;
 	struct init_user user = {0};
 	_cleanup_free_ char **env = NULL;
-	char version[48];
+	char *text = NULL, version[48];
 	char *argv[3];
 	int caps[2], code;
 
@@ -668,22 +682,16 @@ int node_main(struct init_config *c, char **args)
 	code = plan_node(c, &p);
 	if (code == 0)
 		code = init_resolve_user(o, &user);
-	if (code == 0) {
-		/* rendered once before anything is written: a bad setting leaves no trace */
-		char *text = NULL;
-
+	/* rendered before anything is written: a bad setting leaves no trace */
+	if (code == 0)
 		code = render_plan(&p, false, &text);
-		if (text) {
-			explicit_bzero(text, strlen(text));
-			free(text);
-		}
-	}
 	if (code == 0)
 		code = prepare_data_dir(o->data_dir, &user);
 	if (code == 0)
 		code = repair_nodes_conf(&p);
 	if (code == 0)
-		code = write_config(&p, &user);
+		code = write_config(&p, &user, text);
+	free_text(&text);
 	if (code == 0) {
 		env = child_environment();
 		if (!env) {
