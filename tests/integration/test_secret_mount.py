@@ -7,21 +7,13 @@ import os
 import time
 
 import pytest
-import redis
 
 from conftest import LONG, KVINIT_BIN, UNSHARE, wait_until
 
-from nodes import client, free_port, node_env, secret_file
+from nodes import answers, free_port, node_env, secret_file
+from test_rotation import accepts, write_in_place
 
 OLD, NEW, REPLACED = "old password", "new password", "replaced password"
-
-
-def accepts(port, password):
-    """The node answers PING with this password (WRONGPASS is a ResponseError in redis-py 4.3.4)."""
-    try:
-        return client(port, password).ping()
-    except (redis.exceptions.ConnectionError, redis.exceptions.ResponseError, redis.exceptions.TimeoutError):
-        return False
 
 
 @pytest.fixture
@@ -37,15 +29,8 @@ def mounted_node(launch, workdir):
                   env=node_env(workdir, port, REDIS_PASSWORD_FILE=target, REDIS_CLUSTER_ENABLED="no"))
     node.port = port
     node.host_file = host_file
-    wait_until(lambda: accepts(port, OLD), LONG, "the node to accept the first password", launched=node)
+    wait_until(lambda: answers(port, OLD), LONG, "the node to accept the first password", launched=node)
     return node
-
-
-def write_in_place(path, value):
-    """What `printf '%s\\n' "$pw" > file` does: same inode, truncated, then written."""
-    with open(path, "r+") as f:
-        f.truncate(0)
-        f.write(value + "\n")
 
 
 def test_in_place_write_reaches_the_node(mounted_node):
