@@ -123,9 +123,9 @@ static int plan_rotation(struct node_plan *p)
 		/* the current password is the one loaded, whatever the file holds a moment later */
 		secrets_wipe(&p->initial.value[SECRETS_CURRENT]);
 		p->initial.error[SECRETS_CURRENT] = 0;
-	}
-	if (!p->rotating)
+	} else {
 		p->initial.error[SECRETS_NEXT] = p->initial.error[SECRETS_PREVIOUS] = -ENOENT;
+	}
 	if (pw->data && (secrets_value_copy(pw->data, pw->len, &p->initial.value[SECRETS_CURRENT]) < 0 ||
 			 secrets_rotation_update(&p->rotation, &p->initial, init_now_usec()) < 0)) {
 		log_error("out of memory");
