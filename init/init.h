@@ -105,6 +105,13 @@ struct init_error {
 	char msg[512];
 };
 
+/*
+ * Sets err's message and returns code, so that a failing function says what failed and returns it in one
+ * statement: `return init_error_set(err, -EINVAL, "REDIS_NODES='%s': %s", value, rule);`. code is passed through
+ * untouched (a -errno, or whatever the caller's contract returns); err may be NULL.
+ */
+int init_error_set(struct init_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 int init_config_defaults(struct init_config *c, struct init_error *err);
 int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value, struct init_error *err);
 int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argind, char *const *envp,

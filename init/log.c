@@ -75,3 +75,15 @@ void init_log(enum init_log_level level, const char *fmt, ...)
 		;
 	errno = saved_errno;
 }
+
+int init_error_set(struct init_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	va_start(ap, fmt);
+	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
