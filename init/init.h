@@ -112,6 +112,15 @@ struct init_error {
  */
 int init_error_set(struct init_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * The exit-code contract. Helpers return -errno (or a count) and never pick an exit code; a role's main function
+ * returns a final status >= 0 (the child's, health's 0/1, ...) or -errno after the one log line, and this maps it:
+ * an error in what the user gave (-EINVAL, -ERANGE, -EBADMSG, -E2BIG, -ENAMETOOLONG) is 100 (usage or
+ * configuration), any other -errno is `failure` (111 for the supervising roles: a system call failed before the
+ * child started; 1 for cluster-init).
+ */
+int init_exit_status(int r, int failure);
+
 int init_config_defaults(struct init_config *c, struct init_error *err);
 int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value, struct init_error *err);
 int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argind, char *const *envp,

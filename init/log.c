@@ -87,3 +87,19 @@ int init_error_set(struct init_error *err, int code, const char *fmt, ...)
 	va_end(ap);
 	return code;
 }
+
+int init_exit_status(int r, int failure)
+{
+	if (r >= 0)
+		return r;
+	switch (-r) {
+	case EINVAL:
+	case ERANGE:
+	case EBADMSG:
+	case E2BIG:
+	case ENAMETOOLONG:
+		return INIT_EXIT_USAGE;
+	default:
+		return failure;
+	}
+}
