@@ -50,6 +50,7 @@ void init_log(enum init_log_level level, const char *fmt, ...) __attribute__((fo
 #define USEC_PER_SEC  1000000ULL
 
 uint64_t init_now_usec(void);
+void init_sleep_ms(unsigned ms);
 int init_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value);
 int init_parse_duration_ms(const char *s, int64_t *ret_ms);
 int init_parse_bool(const char *s, bool *ret_value);

@@ -20,6 +20,15 @@ uint64_t init_now_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* Sleeps the whole time even when a handled signal interrupts it: callers poll, and a short pause would spin. */
+void init_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 /* Decimal only: "010" is ten, never eight. Rejects, never clamps. */
 int init_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret_value)
 {
