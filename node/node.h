@@ -16,10 +16,18 @@ struct node_server {
 	char *server_bin; /* absolute path of redis-server or valkey-server */
 	char *cli_bin;	  /* the matching redis-cli or valkey-cli, or NULL */
 	enum node_flavor flavor;
-	unsigned version; /* major * 10000 + minor * 100 + patch */
+	unsigned version; /* NODE_VERSION(major, minor, patch) */
 };
 
-#define NODE_VERSION(major, minor, patch) ((major)*10000U + (minor)*100U + (patch))
+/*
+ * A version as one number that orders like the tuple (major, minor, patch), each part 0-999: release candidates
+ * and unstable builds report parts above 99 (Redis 7.2-rc1 is 7.1.240, Valkey unstable 255.255.255).
+ */
+#define NODE_VERSION_PART_MAX		  999U
+#define NODE_VERSION(major, minor, patch) ((major)*1000000U + (minor)*1000U + (patch))
+#define NODE_VERSION_MAJOR(v)		  ((v) / 1000000U)
+#define NODE_VERSION_MINOR(v)		  ((v) / 1000U % 1000U)
+#define NODE_VERSION_PATCH(v)		  ((v) % 1000U)
 
 int node_server_parse_version(const char *text, enum node_flavor *ret_flavor, unsigned *ret_version);
 int node_server_detect(const char *explicit_bin, struct node_server *ret, struct init_error *err);

@@ -35,8 +35,28 @@ const char *node_directive_name(enum node_directive d)
 
 void node_server_describe(const struct node_server *s, char *buf, size_t size)
 {
-	(void)snprintf(buf, size, "%s %u.%u.%u", s->flavor == NODE_VALKEY ? "Valkey" : "Redis", s->version / 10000,
-		       s->version / 100 % 100, s->version % 100);
+	(void)snprintf(buf, size, "%s %u.%u.%u", s->flavor == NODE_VALKEY ? "Valkey" : "Redis",
+		       NODE_VERSION_MAJOR(s->version), NODE_VERSION_MINOR(s->version), NODE_VERSION_PATCH(s->version));
+}
+
+/*
+ * One part of a version, up to `end` ('.'), or for the last part (end 0) up to a blank or the end of the text.
+ * Decimal digits only: sscanf's %u would take "+7" and " 7" and wrap "99999999999".
+ */
+static const char *version_part(const char *p, char end, unsigned *ret_part)
+{
+	unsigned v = 0;
+	const char *q = p;
+
+	for (; *q >= '0' && *q <= '9'; q++) {
+		v = v * 10 + (unsigned)(*q - '0');
+		if (v > NODE_VERSION_PART_MAX)
+			return NULL;
+	}
+	if (q == p || (end ? *q != end : *q && *q != ' '))
+		return NULL;
+	*ret_part = v;
+	return end ? q + 1 : q;
 }
 
 /* "Redis server v=7.0.15 sha=00000000:0 ..." or "Valkey server v=8.0.1 ..." */
@@ -53,7 +73,13 @@ int node_server_parse_version(const char *text, enum node_flavor *ret_flavor, un
 	else
 		return -EBADMSG;
 	v = strstr(text, " v=");
-	if (!v || sscanf(v + 3, "%u.%u.%u", &major, &minor, &patch) != 3 || major > 99 || minor > 99 || patch > 99)
+	if (v)
+		v = version_part(v + 3, '.', &major);
+	if (v)
+		v = version_part(v, '.', &minor);
+	if (v)
+		v = version_part(v, '\0', &patch);
+	if (!v)
 		return -EBADMSG;
 	*ret_flavor = flavor;
 	*ret_version = NODE_VERSION(major, minor, patch);
@@ -134,42 +160,34 @@ int node_server_detect(const char *explicit_bin, struct node_server *ret, struct
 	int r;
 
 	if (explicit_bin && *explicit_bin) {
-		if (access(explicit_bin, X_OK) < 0) {
-			(void)snprintf(err->msg, sizeof(err->msg), "REDIS_SERVER_BIN='%s': %s", explicit_bin,
-				       strerror(errno));
-			return -errno;
-		}
+		if (access(explicit_bin, X_OK) < 0)
+			return init_error_set(err, -errno, "REDIS_SERVER_BIN='%s': %s", explicit_bin, strerror(errno));
 		s.server_bin = strdup(explicit_bin);
 	} else {
 		s.server_bin = find_on_path("valkey-server");
 		if (!s.server_bin)
 			s.server_bin = find_on_path("redis-server");
-		if (!s.server_bin) {
-			(void)snprintf(err->msg, sizeof(err->msg),
-				       "neither valkey-server nor redis-server is on PATH: install one or set "
-				       "REDIS_SERVER_BIN");
-			return -ENOENT;
-		}
+		if (!s.server_bin)
+			return init_error_set(err, -ENOENT,
+					      "neither valkey-server nor redis-server is on PATH: install one or set "
+					      "REDIS_SERVER_BIN");
 	}
-	if (!s.server_bin) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!s.server_bin)
+		return init_error_set(err, -ENOMEM, "out of memory");
 
 	r = read_version_line(s.server_bin, line, sizeof(line));
 	if (r == 0)
 		r = node_server_parse_version(line, &s.flavor, &s.version);
 	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg),
-			       "'%s --version' did not say which server it is (got '%.60s')", s.server_bin,
-			       r == -EBADMSG ? line : strerror(-r));
+		(void)init_error_set(err, r, "'%s --version' did not say which server it is (got '%.60s')",
+				     s.server_bin, r == -EBADMSG ? line : strerror(-r));
 		node_server_free(&s);
 		return r;
 	}
 	if (s.version < NODE_VERSION(6, 0, 0)) {
-		(void)snprintf(err->msg, sizeof(err->msg),
-			       "'%s' is version %u.%u.%u: kvinit needs 6.0 or later (ACL users)", s.server_bin,
-			       s.version / 10000, s.version / 100 % 100, s.version % 100);
+		(void)init_error_set(err, -ENOTSUP, "'%s' is version %u.%u.%u: kvinit needs 6.0 or later (ACL users)",
+				     s.server_bin, NODE_VERSION_MAJOR(s.version), NODE_VERSION_MINOR(s.version),
+				     NODE_VERSION_PATCH(s.version));
 		node_server_free(&s);
 		return -ENOTSUP;
 	}
