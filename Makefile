@@ -27,7 +27,7 @@ LIBS_PC   := libcap inih hiredis
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -Inode -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 # kvinit runs at every container start, so by default its small libraries are linked in: each shared library
@@ -40,13 +40,13 @@ else
 KV_LIBS     = $(shell $(PKG_CONFIG) --libs $(LIBS_PC) 2>/dev/null)
 endif
 
-LIB_SRCS  := $(filter-out init/main.c init/seccomp_gen.c,$(wildcard init/*.c node/*.c secrets/*.c))
+LIB_SRCS  := $(filter-out init/main.c init/seccomp_gen.c,$(wildcard init/*.c node/*.c node/*/*.c secrets/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/init/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
-HEADERS   := $(wildcard init/*.h init/*.def node/*.h secrets/*.h)
+HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*/*.h secrets/*.h)
 
 .PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
 	rotate-finish
@@ -100,13 +100,13 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/kvinit $(HELPERS)
 	KVINIT_BIN=$(BUILD)/kvinit KVINIT_PROBE=$(BUILD)/tests/probe $(PYTHON) -m pytest -q tests/integration
 
-C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/helpers/*.c)
+C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/helpers/*.c)
 SHELL_SCRIPTS = $(shell grep -rlE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh' .ci tests images compose 2>/dev/null)
 
 lint: deps $(BUILD)/.deps-ok
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --std=c11 \
-		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Iinit init node secrets
-	clang-tidy --quiet $(wildcard init/*.c node/*.c secrets/*.c images/*.c) -- $(KV_CPPFLAGS) -std=gnu11
+		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Iinit -Inode init node secrets
+	clang-tidy --quiet $(wildcard init/*.c node/*.c node/*/*.c secrets/*.c images/*.c) -- $(KV_CPPFLAGS) -std=gnu11
 	shellcheck $(SHELL_SCRIPTS)
 	clang-format --dry-run --Werror $(C_SOURCES)
 	@echo "lint: ok"
