@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster.h"
+
+#define WAIT_REPLICA_MS	 20
+#define WAIT_TAKEOVER_MS 10
 
 static char *info_replication(redisContext *ctx)
 {
@@ -22,52 +24,57 @@ static char *info_replication(redisContext *ctx)
 	return text;
 }
 
-struct own_slots {
-	unsigned n;
-};
-
 static int scan_own(const struct cluster_line *l, void *userdata)
 {
 	if (!l->myself)
 		return 0;
-	((struct own_slots *)userdata)->n = l->is_master ? l->nslots : 0;
+	*(unsigned *)userdata = l->is_master ? l->nslots : 0;
 	return 1;
 }
 
-/*
- * The online replica with the greatest replication offset, from the master's INFO replication:
- * "slave0:ip=10.0.0.5,port=6379,state=online,offset=1234,lag=0".
- */
-static bool best_replica(const char *info, char *ip, size_t ip_size, unsigned *ret_port)
+/* The slots this node serves by its own word, 0 when it cannot say. */
+static unsigned own_slots(redisContext *self)
 {
-	long long best = -1;
+	redisReply *rep = redisCommand(self, "CLUSTER NODES");
+	struct init_error err = {{0}};
+	unsigned n = 0;
 
-	for (const char *p = strstr(info, "\nslave"); p; p = strstr(p + 1, "\nslave")) {
-		char rip[64], state[16];
-		unsigned port;
-		long long offset;
+	if (rep && rep->type == REDIS_REPLY_STRING && cluster_each_line(rep->str, scan_own, &n, &err) < 0)
+		log_warn("failover: CLUSTER NODES %s, ignoring", err.msg);
+	freeReplyObject(rep);
+	return n;
+}
 
-		if (sscanf(p, "\nslave%*u:ip=%63[^,],port=%u,state=%15[^,],offset=%lld", rip, &port, state, &offset) !=
-		    4)
-			continue;
-		if (strcmp(state, "online") != 0 || offset <= best)
-			continue;
-		best = offset;
-		(void)snprintf(ip, ip_size, "%s", rip);
-		*ret_port = port;
-	}
-	return best >= 0;
+/*
+ * The online replica with the greatest replication offset, from the master's INFO replication. -EAGAIN while it
+ * has replicas but none online (one in its first sync comes online within moments), -ENOENT when it has none.
+ */
+static int best_replica(const char *info, struct cluster_replica *ret)
+{
+	struct cluster_replica replicas[64];
+	size_t n = cluster_info_replicas(info, replicas, sizeof(replicas) / sizeof(replicas[0]));
+	const struct cluster_replica *best = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (replicas[i].online && replicas[i].offset >= 0 && (!best || replicas[i].offset > best->offset))
+			best = &replicas[i];
+	if (!best)
+		return n ? -EAGAIN : -ENOENT;
+	*ret = *best;
+	return 0;
 }
 
 void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
 {
 	uint64_t t0 = init_now_usec(), until;
-	char host[64], why[256], replica_ip[64], role[16];
-	struct own_slots own = {0};
-	redisContext *self = NULL, *replica = NULL;
+	char host[64], role[16];
+	struct init_error why = {{0}};
+	struct cluster_replica replica = {0};
+	redisContext *self = NULL, *to = NULL;
 	redisReply *rep = NULL;
 	_cleanup_free_ char *info = NULL;
-	unsigned replica_port = 0;
+	unsigned own;
+	int r;
 
 	if (!o->cluster_enabled || !o->failover_timeout)
 		return;
@@ -79,69 +86,58 @@ void node_failover_on_stop(const struct init_options *o, const struct secrets_va
 		return;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	self = cluster_connect(host, (unsigned)o->port, pw, 1000, why, sizeof(why));
-	if (!self)
+	if (cluster_connect(host, (unsigned)o->port, pw, 1000, &self, &why) < 0)
 		goto skip;
-	rep = redisCommand(self, "CLUSTER NODES");
-	if (rep && rep->type == REDIS_REPLY_STRING)
-		(void)cluster_each_line(rep->str, scan_own, &own);
-	freeReplyObject(rep);
-	rep = NULL;
+	own = own_slots(self);
 	info = info_replication(self);
-	if (!own.n || !info) {
+	if (!own || !info) {
 		log_debug("failover: this node serves no slots, nothing to hand over");
 		goto out;
 	}
-	/* A replica still in its first sync comes online within moments: wait for it, inside the timeout. */
-	while (!best_replica(info, replica_ip, sizeof(replica_ip), &replica_port)) {
-		struct timespec ms = {.tv_nsec = 20 * 1000000L};
-
-		if (!strstr(info, "\nslave0:") || init_now_usec() >= until) {
+	while ((r = best_replica(info, &replica)) < 0) {
+		if (r == -ENOENT || init_now_usec() >= until) {
 			log_warn(
 				"failover: this master has no replica online: its slots are unserved until it is back");
 			goto out;
 		}
-		(void)nanosleep(&ms, NULL);
+		init_sleep_ms(WAIT_REPLICA_MS);
 		free(info);
 		info = info_replication(self);
 		if (!info)
 			goto out;
 	}
-	replica = cluster_connect(replica_ip, replica_port, pw, 1000, why, sizeof(why));
-	if (!replica)
+	if (cluster_connect(replica.ip, replica.port, pw, 1000, &to, &why) < 0)
 		goto skip;
-	rep = redisCommand(replica, "CLUSTER FAILOVER");
+	rep = redisCommand(to, "CLUSTER FAILOVER");
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		(void)snprintf(why, sizeof(why), "CLUSTER FAILOVER on %s:%u: %s", replica_ip, replica_port,
-			       rep ? rep->str : replica->errstr);
+		(void)init_error_set(&why, -EREMOTEIO, "CLUSTER FAILOVER on %s:%u: %s", replica.ip, replica.port,
+				     rep ? rep->str : to->errstr);
 		goto skip;
 	}
-	log_info("failover: asked replica %s:%u to take over %u slots", replica_ip, replica_port, own.n);
+	log_info("failover: asked replica '%s:%u' to take over %u slots", replica.ip, replica.port, own);
 
 	/* Done when this node calls itself a replica: the replica has the slots and the epoch that says so. */
 	for (;;) {
-		struct timespec ms = {.tv_nsec = 10 * 1000000L};
-
 		free(info);
 		info = info_replication(self);
 		if (info && cluster_info_field(info, "role", role, sizeof(role)) && strcmp(role, "slave") == 0) {
-			log_info("failover: %s:%u took over in %.0f ms", replica_ip, replica_port,
+			log_info("failover: '%s:%u' took over in %.0f ms", replica.ip, replica.port,
 				 (double)(init_now_usec() - t0) / 1000.0);
 			goto out;
 		}
 		if (init_now_usec() >= until) {
-			log_warn("failover: %s:%u did not take over within %.0f ms, stopping anyway", replica_ip,
-				 replica_port, (double)(until - t0) / 1000.0);
+			log_warn("failover: '%s:%u' did not take over within %.0f ms, stopping anyway", replica.ip,
+				 replica.port, (double)(until - t0) / 1000.0);
 			goto out;
 		}
-		(void)nanosleep(&ms, NULL);
+		init_sleep_ms(WAIT_TAKEOVER_MS);
 	}
 skip:
-	log_warn("failover: %s, stopping without a handover", why);
+	log_warn("failover: %s, stopping without a handover", why.msg);
 out:
 	freeReplyObject(rep);
-	if (replica)
-		redisFree(replica);
+	if (to)
+		redisFree(to);
 	if (self)
 		redisFree(self);
 }

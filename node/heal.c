@@ -7,12 +7,9 @@
  * name's current address. Redis itself does the rest: a handshake that reaches a node it already knows updates that
  * node's address, and gossip spreads it.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster.h"
 
@@ -41,27 +38,11 @@ static int scan_peers(const struct cluster_line *l, void *userdata)
 	return 0;
 }
 
-static bool resolve(const char *host, char *ip, size_t size)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	bool ok;
-
-	if (getaddrinfo(host, NULL, &hints, &res) != 0)
-		return false;
-	if (res->ai_family == AF_INET6)
-		ok = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, ip,
-			       (socklen_t)size);
-	else
-		ok = inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, ip, (socklen_t)size);
-	freeaddrinfo(res);
-	return ok;
-}
-
 /*
  * Meets every listed node whose name resolves to an address the server does not know; returns how many names
  * are not known at their current address (met now, or not resolvable yet).
  */
-static unsigned meet_moved(redisContext *self, const struct node_addr *nodes, size_t n, const struct heal_scan *h,
+static unsigned meet_moved(redisContext *self, const struct cluster_addr *nodes, size_t n, const struct heal_scan *h,
 			   unsigned *ret_met)
 {
 	unsigned missing = 0;
@@ -69,10 +50,11 @@ static unsigned meet_moved(redisContext *self, const struct node_addr *nodes, si
 	for (size_t i = 0; i < n; i++) {
 		char ip[INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN + 8], port[8];
 		const char *argv[] = {"CLUSTER", "MEET", ip, port};
+		struct init_error err = {{0}};
 		bool known = false;
 		redisReply *rep;
 
-		if (!resolve(nodes[i].host, ip, sizeof(ip))) {
+		if (cluster_resolve(nodes[i].host, ip, sizeof(ip), &err) < 0) {
 			missing++; /* not resolvable yet: its container may still be starting */
 			continue;
 		}
@@ -85,7 +67,7 @@ static unsigned meet_moved(redisContext *self, const struct node_addr *nodes, si
 		(void)snprintf(port, sizeof(port), "%u", nodes[i].port);
 		rep = redisCommandArgv(self, 4, argv, NULL);
 		if (rep && rep->type != REDIS_REPLY_ERROR) {
-			log_debug("heal: met %s at %s", nodes[i].host, addr);
+			log_debug("heal: met '%s' at '%s'", nodes[i].host, addr);
 			(*ret_met)++;
 		}
 		freeReplyObject(rep);
@@ -93,66 +75,74 @@ static unsigned meet_moved(redisContext *self, const struct node_addr *nodes, si
 	return missing;
 }
 
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw)
+/* Until every name of REDIS_NODES is known at its current address, or init_timeout; logs what it gives up on. */
+static int heal(const struct init_options *o, const struct secrets_value *pw, const struct cluster_addr *nodes,
+		size_t n, struct heal_scan *h)
 {
 	uint64_t t0 = init_now_usec(), deadline = t0 + (uint64_t)o->init_timeout * USEC_PER_MSEC;
 	struct cluster_peer self = {0};
-	struct node_addr *nodes = NULL;
-	struct init_error err;
-	struct heal_scan *h = NULL;
-	unsigned met = 0, rounds = 0, missing;
-	size_t n = 0;
-	int code = 1;
+	struct init_error err = {{0}};
+	unsigned met = 0, missing;
+	int r;
 
-	if (node_parse_nodes(o->nodes, "REDIS_NODES", (unsigned)o->port, &nodes, &n, &err) < 0) {
-		log_error("heal: %s", err.msg);
-		return 1;
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		goto out;
 	node_probe_host(o->bind, self.addr.host, sizeof(self.addr.host));
 	self.addr.port = (unsigned)o->port;
-	if (cluster_connect_all(&self, 1, pw, deadline, &err) < 0) {
+	r = cluster_connect_all(&self, 1, pw, deadline, &err);
+	if (r < 0) {
 		log_error("heal: %s", err.msg);
-		goto out;
+		return r;
 	}
-	for (;; rounds++) {
-		struct timespec pause = {.tv_nsec = (rounds < 20 ? 100 : 500) * 1000000L};
+	for (unsigned round = 0;; round++) {
 		redisReply *rep = redisCommand(self.ctx, "CLUSTER NODES");
 
 		*h = (struct heal_scan){0};
+		r = rep ? 0 : init_error_set(&err, -EIO, "lost the server: %s", self.ctx->errstr);
 		if (rep && rep->type == REDIS_REPLY_STRING)
-			(void)cluster_each_line(rep->str, scan_peers, h);
+			r = cluster_each_line(rep->str, scan_peers, h, &err);
 		freeReplyObject(rep);
-		if (!rep) {
-			log_error("heal: lost the server: %s", self.ctx->errstr);
-			goto out;
+		if (r < 0) {
+			log_error("heal: %s", err.msg);
+			break;
 		}
-		if (!h->known) {
-			code = 0; /* a node in no cluster yet: forming it is cluster-init's work */
-			goto out;
-		}
+		if (!h->known)
+			break; /* a node in no cluster yet: forming it is cluster-init's work */
 		missing = meet_moved(self.ctx, nodes, n, h, &met);
 		if (!missing) {
 			if (met)
 				log_info("heal: every node of REDIS_NODES is known at its current address again (%.0f "
 					 "ms)",
 					 (double)(init_now_usec() - t0) / 1000.0);
-			code = 0;
-			goto out;
+			break;
 		}
 		if (init_now_usec() >= deadline) {
 			log_warn(
 				"heal: %u node(s) of REDIS_NODES still not known at their current address after %.0f s",
 				missing, (double)(init_now_usec() - t0) / 1e6);
-			goto out;
+			r = -ETIMEDOUT;
+			break;
 		}
-		(void)nanosleep(&pause, NULL);
+		init_sleep_ms(round < 20 ? 100 : 500);
 	}
-out:
-	free(h);
-	free(nodes);
 	cluster_peer_close(&self);
-	return code;
+	return r;
+}
+
+int node_heal_run(const struct init_options *o, const struct secrets_value *pw)
+{
+	_cleanup_free_ struct cluster_addr *nodes = NULL;
+	_cleanup_free_ struct heal_scan *h = calloc(1, sizeof(*h));
+	struct init_error err = {{0}};
+	size_t n = 0;
+	int r;
+
+	if (!h) {
+		log_error("heal: out of memory");
+		return -ENOMEM;
+	}
+	r = cluster_parse_nodes(o->nodes, "REDIS_NODES", (unsigned)o->port, &nodes, &n, &err);
+	if (r < 0) {
+		log_error("heal: %s", err.msg);
+		return r;
+	}
+	return heal(o, pw, nodes, n, h);
 }

@@ -52,17 +52,24 @@ static redisReply *command(redisContext *ctx, const char *cmd)
 	return redisCommand(ctx, cmd);
 }
 
+/*
+ * One probe: > 0 healthy, 0 the server answered but is not (yet) healthy, < 0 no answer: the -errno of
+ * cluster_connect, -EACCES when the server refused the password. why says which, in one line.
+ */
 static int probe(const struct init_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
 {
-	char host[64], value[64], role[16];
+	char host[64], value[64] = "", role[16];
+	struct init_error err = {{0}};
 	redisContext *ctx;
 	redisReply *reply = NULL;
-	int ok = 0;
+	int ok = 0, r;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	ctx = cluster_connect(host, (unsigned)o->port, pw, 2000, why, size);
-	if (!ctx)
-		return 0;
+	r = cluster_connect(host, (unsigned)o->port, pw, 2000, &ctx, &err);
+	if (r < 0) {
+		(void)snprintf(why, size, "%s", err.msg);
+		return r;
+	}
 	reply = command(ctx, "PING");
 	if (!reply) {
 		(void)snprintf(why, size, "no answer to PING from %s:%lld: %s", host, (long long)o->port, ctx->errstr);
@@ -126,24 +133,23 @@ out:
  * The password to probe with: the current one, and during a rotation the next and previous ones when the server
  * refuses it (it has not taken a new current password yet).
  */
-static int probe_any(const struct init_options *o, bool ready, const struct secrets_password *pw, char *why,
-		     size_t size)
+static bool probe_any(const struct init_options *o, bool ready, const struct secrets_password *pw, char *why,
+		      size_t size)
 {
 	struct secrets_paths paths = {0};
 	struct secrets_set set = {0};
 	struct init_error err;
-	int ok = probe(o, ready, &pw->value, why, size);
+	int r = probe(o, ready, &pw->value, why, size);
 
-	if (ok || !pw->path || !strstr(why, "AUTH refused") ||
-	    secrets_paths_resolve(environ, pw->path, &paths, &err) < 0)
-		return ok;
+	if (r != -EACCES || !pw->path || secrets_paths_resolve(environ, pw->path, &paths, &err) < 0)
+		return r > 0;
 	secrets_set_read(&paths, &set);
-	for (int i = SECRETS_NEXT; i < SECRETS__SLOTS && !ok; i++)
+	for (int i = SECRETS_NEXT; i < SECRETS__SLOTS && r <= 0; i++)
 		if (set.error[i] == 0)
-			ok = probe(o, ready, &set.value[i], why, size);
+			r = probe(o, ready, &set.value[i], why, size);
 	secrets_set_wipe(&set);
 	secrets_paths_free(&paths);
-	return ok;
+	return r > 0;
 }
 
 int node_health_main(struct init_config *c, char **args)
@@ -151,8 +157,7 @@ int node_health_main(struct init_config *c, char **args)
 	struct secrets_password pw = {0};
 	struct init_error err;
 	char why[512];
-	bool ready = false;
-	int ok;
+	bool ready = false, ok;
 
 	for (; *args; args++) {
 		if (strcmp(*args, "--ready") == 0) {

@@ -436,7 +436,7 @@ static void start_helper(struct node_run *run, enum helper which)
 	if (pid == 0) {
 		(void)sigemptyset(&none);
 		(void)sigprocmask(SIG_SETMASK, &none, NULL);
-		_exit(run_helper(run, which));
+		_exit(run_helper(run, which) == 0 ? 0 : 1); /* the helpers return 0 or -errno */
 	}
 	run->helpers[which] = pid;
 	log_debug("%s runs beside the server (pid %d)", helper_names[which], (int)pid);

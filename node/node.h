@@ -82,50 +82,7 @@ int node_nodes_conf_fix_text(const char *text, size_t len, const char *ip, unsig
 int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsigned bus_port, char **ret_old,
 			   struct init_error *err);
 
-/* ---- cluster planning (plan.c): pure, no I/O ---- */
-#define NODE_SLOTS    16384
-#define NODE_HOST_MAX 256
-
-struct node_addr {
-	char host[NODE_HOST_MAX]; /* as written: an IP address (IPv6 without brackets) or an RFC 1123 name */
-	unsigned port;
-};
-
-/*
- * Parses REDIS_NODES: entries separated by spaces, commas or semicolons (any mix, runs of them count as one);
- * each `host`, `host:port`, `[ipv6]` or `[ipv6]:port`; a bare IPv6 address (two or more colons, no brackets) is a
- * host without port. The port defaults to default_port. Refused, with one line in err naming the entry and the rule:
- * an empty list, an empty entry host, a host that is neither an IP nor an RFC 1123 name, a port outside 1-65535
- * or not decimal, a duplicate host:port, more than 1000 entries. `var` names the variable in messages.
- */
-int node_parse_nodes(const char *list, const char *var, unsigned default_port, struct node_addr **ret_nodes,
-		     size_t *ret_n, struct init_error *err);
-
-enum node_role { NODE_ROLE_MASTER, NODE_ROLE_REPLICA };
-
-struct node_plan_entry {
-	enum node_role role;
-	size_t master;	      /* a replica's master: index into the node list; a master: its own index */
-	unsigned first, last; /* a master's slot range, inclusive */
-};
-
-/*
- * The deterministic plan for n nodes in list order. host_keys[i] says which machine node i is on (its resolved
- * address; equal keys = same machine; NULL = a machine of its own). masters = n / (replicas + 1), at least 1 (else
- * -EINVAL with a message). Masters are chosen in list order, each time the first node on a host with the fewest
- * masters so far, so masters spread over machines (losing one machine must not lose a majority of them); slot
- * ranges follow list order and match redis-cli --cluster create exactly. Replicas are handed out round-robin over
- * the masters, each time the first remaining node on a different host than that master if there is one, else the
- * first remaining; nodes left over (5 nodes with replicas 1) become extra replicas of the masters with the fewest
- * replicas, lowest index first, again preferring a different host. A last pass swaps the masters of two replicas
- * where that takes a replica off its master's host without putting the other on its own. ret has n entries,
- * index-aligned with the node list. Returns the number of masters. *ret_same_host (may be NULL) is the number of
- * replicas that still share their master's host.
- */
-int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas, struct node_plan_entry *ret,
-		      size_t *ret_same_host, struct init_error *err);
-
-/* ---- roles (node.c, health.c, cli.c) ---- */
+/* ---- roles (node.c, health.c, cli.c, cluster/cluster_init.c) and the helpers beside the server ---- */
 void node_probe_host(const char *bind, char *buf, size_t size);
 int node_defaults(struct init_config *c, struct init_error *err);
 int node_main(struct init_config *c, char **args);
@@ -133,6 +90,11 @@ int node_render_main(struct init_config *c, char **args);
 int node_health_main(struct init_config *c, char **args);
 int node_cli_main(struct init_config *c, char **args);
 int node_cluster_init_main(struct init_config *c, char **args);
+/*
+ * The helpers node.c runs beside the server, each in a process of its own: cluster-init for REDIS_CLUSTER_CREATOR,
+ * heal.c and rotate.c return 0 when done, or -errno after logging what failed. The failover on stop runs in kvinit
+ * itself while the server stops and cannot fail: it logs and carries on.
+ */
 struct secrets_value;
 int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
 int node_heal_run(const struct init_options *o, const struct secrets_value *pw);

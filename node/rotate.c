@@ -12,19 +12,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster.h"
 
 #define ROTATE_RETRY_MSEC   200
 #define ROTATE_REPORT_EVERY (10 * USEC_PER_SEC)
-
-static void pause_retry(void)
-{
-	struct timespec ts = {.tv_nsec = ROTATE_RETRY_MSEC * 1000000L};
-
-	(void)nanosleep(&ts, NULL);
-}
 
 /* Says why it waits, at most every ROTATE_REPORT_EVERY. */
 static void report_waiting(uint64_t *last_usec, const char *what, const char *why)
@@ -44,26 +36,27 @@ static void report_waiting(uint64_t *last_usec, const char *what, const char *wh
 static redisContext *connect_local(const struct init_options *o, const struct secrets_rotation *rot,
 				   const struct secrets_value *login, size_t n_login)
 {
-	char host[64], why[256];
+	struct init_error why = {{0}};
 	uint64_t reported = 0;
+	char host[64];
 
 	node_probe_host(o->bind, host, sizeof(host));
 	for (;;) {
 		for (size_t k = 0; k < rot->n + n_login; k++) {
 			const struct secrets_value *pw =
 				k < rot->n ? &rot->entry[secrets_rotation_order(rot, k)].value : &login[k - rot->n];
-			redisContext *ctx = cluster_connect(host, (unsigned)o->port, pw, 2000, why, sizeof(why));
+			redisContext *ctx;
 
-			if (ctx)
+			if (cluster_connect(host, (unsigned)o->port, pw, 2000, &ctx, &why) == 0)
 				return ctx;
 		}
-		report_waiting(&reported, "this node's server", why);
-		pause_retry();
+		report_waiting(&reported, "this node's server", why.msg);
+		init_sleep_ms(ROTATE_RETRY_MSEC);
 	}
 }
 
 /* ACL SETUSER default [resetpass] #<hash>... */
-static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, bool exact)
+static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, bool exact, struct init_error *err)
 {
 	const char *argv[3 + 1 + SECRETS_MAX_ACCEPTED];
 	char rules[SECRETS_MAX_ACCEPTED][66];
@@ -80,10 +73,9 @@ static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, 
 		argv[argc++] = rules[i];
 	}
 	reply = redisCommandArgv(ctx, argc, argv, NULL);
-	if (!reply || reply->type == REDIS_REPLY_ERROR) {
-		log_error("password rotation: ACL SETUSER default failed: %s", reply ? reply->str : ctx->errstr);
-		r = -EIO;
-	}
+	if (!reply || reply->type == REDIS_REPLY_ERROR)
+		r = init_error_set(err, reply ? -EREMOTEIO : -EIO, "ACL SETUSER default failed: %s",
+				   reply ? reply->str : ctx->errstr);
 	freeReplyObject(reply);
 	return r;
 }
@@ -100,51 +92,46 @@ static bool masterauth_is(redisContext *ctx, const struct secrets_value *pw)
 }
 
 /* Does host:port take pw? why says what it answered when not. */
-static bool peer_accepts(const char *host, unsigned port, const struct secrets_value *pw, char *why, size_t size)
+static bool peer_accepts(const char *host, unsigned port, const struct secrets_value *pw, struct init_error *why)
 {
-	redisContext *ctx = cluster_connect(host, port, pw, 1000, why, size);
+	redisContext *ctx;
 
+	if (cluster_connect(host, port, pw, 1000, &ctx, why) < 0)
+		return false;
 	redisFree(ctx);
-	return ctx != NULL;
+	return true;
 }
 
 /*
  * The first replication peer that does not take pw, as "host:port" in who, or false when all do. Peers come from
  * INFO replication: master_host/master_port on a replica, slaveN:ip=..,port=.. on a master.
  */
-static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw, char *who, size_t who_size, char *why,
-			       size_t why_size)
+static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw, char *who, size_t who_size,
+			       struct init_error *why)
 {
 	redisReply *reply = redisCommand(ctx, "INFO replication");
-	char host[NODE_HOST_MAX], port[16], field[16];
+	struct cluster_replica replicas[64];
+	char host[CLUSTER_HOST_MAX], port[16];
 	bool refusing = false;
+	size_t n;
 
 	if (!reply || reply->type != REDIS_REPLY_STRING) {
 		(void)snprintf(who, who_size, "this node");
-		(void)snprintf(why, why_size, "INFO replication: %s", reply && reply->str ? reply->str : ctx->errstr);
+		(void)init_error_set(why, -EIO, "INFO replication: %s", reply && reply->str ? reply->str : ctx->errstr);
 		freeReplyObject(reply);
 		return true;
 	}
 	if (cluster_info_field(reply->str, "master_host", host, sizeof(host)) &&
 	    cluster_info_field(reply->str, "master_port", port, sizeof(port)) &&
-	    !peer_accepts(host, (unsigned)atoi(port), pw, why, why_size)) {
+	    !peer_accepts(host, (unsigned)atoi(port), pw, why)) {
 		(void)snprintf(who, who_size, "its master %s:%s", host, port);
 		refusing = true;
 	}
-	for (int i = 0; i < 64 && !refusing; i++) {
-		char line[512];
-		const char *ip, *p;
-
-		(void)snprintf(field, sizeof(field), "slave%d", i);
-		if (!cluster_info_field(reply->str, field, line, sizeof(line)))
-			break;
-		ip = strstr(line, "ip=");
-		p = strstr(line, "port=");
-		if (!ip || !p)
-			continue;
-		(void)snprintf(host, sizeof(host), "%.*s", (int)strcspn(ip + 3, ","), ip + 3);
-		if (!peer_accepts(host, (unsigned)atoi(p + 5), pw, why, why_size)) {
-			(void)snprintf(who, who_size, "its replica %s:%d", host, atoi(p + 5));
+	n = cluster_info_replicas(reply->str, replicas, sizeof(replicas) / sizeof(replicas[0]));
+	for (size_t i = 0; i < n && !refusing; i++) {
+		if (!peer_accepts(replicas[i].ip, replicas[i].port, pw, why)) {
+			(void)snprintf(who, who_size, "its replica %.*s:%u", CLUSTER_HOST_MAX - 1, replicas[i].ip,
+				       replicas[i].port);
 			refusing = true;
 		}
 	}
@@ -152,27 +139,28 @@ static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw
 	return refusing;
 }
 
-static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, const char *hash)
+static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, const char *hash,
+			     struct init_error *err)
 {
-	char who[NODE_HOST_MAX + 32], why[256], what[NODE_HOST_MAX + 96];
+	char who[CLUSTER_HOST_MAX + 32], what[CLUSTER_HOST_MAX + 96];
+	struct init_error why = {{0}};
 	uint64_t reported = 0;
 	redisReply *reply;
 	int r = 0;
 
 	if (masterauth_is(ctx, pw))
 		return 0;
-	while (find_refusing_peer(ctx, pw, who, sizeof(who), why, sizeof(why))) {
+	while (find_refusing_peer(ctx, pw, who, sizeof(who), &why)) {
 		(void)snprintf(what, sizeof(what), "%s to accept #%.8s before masterauth switches", who, hash);
-		report_waiting(&reported, what, why);
-		pause_retry();
+		report_waiting(&reported, what, why.msg);
+		init_sleep_ms(ROTATE_RETRY_MSEC);
 	}
 	reply = redisCommand(ctx, "CONFIG SET masterauth %b", pw->data, pw->len);
-	if (!reply || reply->type == REDIS_REPLY_ERROR) {
-		log_error("password rotation: CONFIG SET masterauth failed: %s", reply ? reply->str : ctx->errstr);
-		r = -EIO;
-	} else {
+	if (!reply || reply->type == REDIS_REPLY_ERROR)
+		r = init_error_set(err, reply ? -EREMOTEIO : -EIO, "CONFIG SET masterauth failed: %s",
+				   reply ? reply->str : ctx->errstr);
+	else
 		log_info("password rotation: masterauth is #%.8s (every replication peer accepts it)", hash);
-	}
 	freeReplyObject(reply);
 	return r;
 }
@@ -180,18 +168,24 @@ static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, 
 int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login)
 {
-	const struct secrets_accepted *cur = &rot->entry[rot->current];
+	const struct secrets_accepted *cur;
+	struct init_error err = {{0}};
 	redisContext *ctx;
 	int r;
 
-	if (rot->n == 0)
-		return 1;
+	if (rot->n == 0) {
+		log_error("password rotation: no accepted password to apply");
+		return -ENOENT;
+	}
+	cur = &rot->entry[rot->current];
 	ctx = connect_local(o, rot, login, n_login);
-	r = set_passwords(ctx, rot, false);
+	r = set_passwords(ctx, rot, false, &err);
 	if (r == 0)
-		r = switch_masterauth(ctx, &cur->value, cur->hash);
+		r = switch_masterauth(ctx, &cur->value, cur->hash, &err);
 	if (r == 0)
-		r = set_passwords(ctx, rot, true);
+		r = set_passwords(ctx, rot, true, &err);
 	redisFree(ctx);
-	return r < 0 ? 1 : 0;
+	if (r < 0)
+		log_error("password rotation: %s", err.msg);
+	return r;
 }

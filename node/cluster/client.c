@@ -1,17 +1,121 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Talking to a set of nodes with hiredis: connect (waiting, with progress lines), send one command to all of them
- * at once and collect the replies, and read what they say about the cluster. cluster_init.c decides; this file
- * does the talking.
+ * Talking to nodes with hiredis: resolve a name, connect and authenticate (a refused password and a failed
+ * connection are told apart by their code), wait until a set of nodes answers (with progress lines), send one
+ * command to all of them at once and collect the replies, and ask each what it is (cluster_inspect). decide.c
+ * decides what to do with the answers; apply.c does it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster.h"
+
+/* How long commands may take once connected: MEET and ADDSLOTSRANGE on a busy node take longer than a connect. */
+#define COMMAND_TIMEOUT_SEC 5
+
+int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_error *err)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	char ip[INET6_ADDRSTRLEN];
+	const void *addr;
+	bool ok;
+	int r;
+
+	r = getaddrinfo(host, NULL, &hints, &res);
+	if (r != 0)
+		return init_error_set(err,
+				      r == EAI_SYSTEM	? -errno
+				      : r == EAI_MEMORY ? -ENOMEM
+							: -EHOSTUNREACH,
+				      "DNS: %s", gai_strerror(r));
+	if (res->ai_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)(const void *)res->ai_addr)->sin6_addr;
+	else
+		addr = &((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr;
+	ok = inet_ntop(res->ai_family, addr, ip, sizeof(ip)) != NULL;
+	freeaddrinfo(res);
+	if (!ok || strlen(ip) >= size)
+		return init_error_set(err, -EAFNOSUPPORT, "DNS: '%s' resolved to an address kvinit cannot use", host);
+	memcpy(ret_ip, ip, strlen(ip) + 1);
+	return 0;
+}
+
+/* A failed hiredis context as -errno: its I/O errors leave errno set (a receive timeout is EAGAIN). */
+static int context_errno(const redisContext *ctx, int saved_errno)
+{
+	if (!ctx)
+		return -ENOMEM;
+	switch (ctx->err) {
+	case REDIS_ERR_IO:
+		if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+			return -ETIMEDOUT;
+		return saved_errno > 0 ? -saved_errno : -EIO;
+	case REDIS_ERR_EOF:
+		return -ECONNRESET;
+	case REDIS_ERR_OOM:
+		return -ENOMEM;
+	case REDIS_ERR_PROTOCOL:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+/* The replies to AUTH that mean this password is not one the server takes (NOAUTH: it takes none). */
+static bool password_refused(const char *reply)
+{
+	return strncmp(reply, "WRONGPASS", 9) == 0 || strncmp(reply, "NOAUTH", 6) == 0 ||
+	       strncmp(reply, "ERR invalid password", 20) == 0 || strncmp(reply, "ERR AUTH", 8) == 0;
+}
+
+int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+		    redisContext **ret_ctx, struct init_error *err)
+{
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
+	redisContext *ctx;
+	redisReply *rep;
+	int saved, r;
+
+	errno = 0;
+	ctx = redisConnectWithTimeout(host, (int)port, tv);
+	saved = errno;
+	if (!ctx || ctx->err) {
+		r = init_error_set(err, context_errno(ctx, saved), "cannot connect to %s:%u: %s", host, port,
+				   ctx ? ctx->errstr : "out of memory");
+		redisFree(ctx);
+		return r;
+	}
+	(void)redisSetTimeout(ctx, tv);
+	if (pw->data) {
+		errno = 0;
+		rep = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
+		saved = errno;
+		if (!rep)
+			r = init_error_set(err, context_errno(ctx, saved),
+					   "lost the connection to %s:%u during AUTH: %s", host, port, ctx->errstr);
+		else if (rep->type == REDIS_REPLY_ERROR && password_refused(rep->str))
+			r = init_error_set(err, -EACCES, "AUTH refused by %s:%u: %s", host, port, rep->str);
+		else if (rep->type == REDIS_REPLY_ERROR)
+			r = init_error_set(err, -EREMOTEIO, "AUTH failed on %s:%u: %s", host, port, rep->str);
+		else
+			r = 0;
+		freeReplyObject(rep);
+		if (r < 0) {
+			redisFree(ctx);
+			return r;
+		}
+	}
+	*ret_ctx = ctx;
+	return 0;
+}
+
+void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size)
+{
+	(void)snprintf(buf, size, strchr(p->addr.host, ':') ? "[%s]:%u" : "%s:%u", p->addr.host, p->addr.port);
+}
 
 void cluster_peer_close(struct cluster_peer *p)
 {
@@ -29,74 +133,29 @@ void cluster_peers_free(struct cluster_peer *peers, size_t n)
 	free(peers);
 }
 
-void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size)
+int cluster_find_peer(const struct cluster_peer *peers, size_t n, const char *id)
 {
-	(void)snprintf(buf, size, strchr(p->addr.host, ':') ? "[%s]:%u" : "%s:%u", p->addr.host, p->addr.port);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/*
- * Connects to host:port (an address) and authenticates, with timeout_ms for the connect and for each command.
- * NULL when it cannot, with why saying so in one line that names the node.
- */
-redisContext *cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-			      char *why, size_t size)
-{
-	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
-	redisContext *ctx = redisConnectWithTimeout(host, (int)port, tv);
-	redisReply *rep;
-
-	if (!ctx || ctx->err) {
-		(void)snprintf(why, size, "cannot connect to %s:%u: %s", host, port,
-			       ctx ? ctx->errstr : "out of memory");
-		redisFree(ctx);
-		return NULL;
-	}
-	(void)redisSetTimeout(ctx, tv);
-	if (!pw->data)
-		return ctx;
-	rep = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		(void)snprintf(why, size, "AUTH refused by %s:%u: %s", host, port, rep ? rep->str : ctx->errstr);
-		freeReplyObject(rep);
-		redisFree(ctx);
-		return NULL;
-	}
-	freeReplyObject(rep);
-	return ctx;
+	for (size_t i = 0; i < n; i++)
+		if (peers[i].id[0] && strcmp(peers[i].id, id) == 0)
+			return (int)i;
+	return -1;
 }
 
 /* One try: resolve, connect, AUTH, PING. On failure p->why says what went wrong, in a few words. */
 static bool try_connect(struct cluster_peer *p, const struct secrets_value *pw, unsigned timeout_ms)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	struct init_error e = {{0}};
 	redisReply *reply;
 	int r;
 
-	r = getaddrinfo(p->addr.host, NULL, &hints, &res);
-	if (r != 0) {
-		(void)snprintf(p->why, sizeof(p->why), "DNS: %s", gai_strerror(r));
+	r = cluster_resolve(p->addr.host, p->ip, sizeof(p->ip), &e);
+	if (r == 0)
+		r = cluster_connect(p->ip, p->addr.port, pw, timeout_ms, &p->ctx, &e);
+	if (r < 0) {
+		(void)snprintf(p->why, sizeof(p->why), "%.*s", (int)sizeof(p->why) - 1, e.msg);
 		return false;
 	}
-	if (res->ai_family == AF_INET6)
-		(void)inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, p->ip,
-				sizeof(p->ip));
-	else
-		(void)inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, p->ip, sizeof(p->ip));
-	freeaddrinfo(res);
-
-	p->ctx = cluster_connect(p->ip, p->addr.port, pw, timeout_ms, p->why, sizeof(p->why));
-	if (!p->ctx)
-		return false;
-	/* commands may take longer than a connect: MEET and ADDSLOTSRANGE on a busy node */
-	(void)redisSetTimeout(p->ctx, (struct timeval){.tv_sec = 5});
+	(void)redisSetTimeout(p->ctx, (struct timeval){.tv_sec = COMMAND_TIMEOUT_SEC});
 	reply = redisCommand(p->ctx, "PING");
 	if (!reply || reply->type == REDIS_REPLY_ERROR) {
 		(void)snprintf(p->why, sizeof(p->why), "PING: %s", reply ? reply->str : p->ctx->errstr);
@@ -113,7 +172,7 @@ static bool try_connect(struct cluster_peer *p, const struct secrets_value *pw, 
 static void missing_list(const struct cluster_peer *peers, size_t n, char *buf, size_t size)
 {
 	size_t len = 0, missing = 0;
-	char name[NODE_HOST_MAX + 16];
+	char name[CLUSTER_HOST_MAX + 16];
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
@@ -144,25 +203,24 @@ int cluster_connect_all(struct cluster_peer *peers, size_t n, const struct secre
 			return 0;
 		now = init_now_usec();
 		missing_list(peers, n, list, sizeof(list));
-		if (now >= deadline_usec) {
-			(void)snprintf(err->msg, sizeof(err->msg), "gave up waiting for %zu of %zu nodes: %s", n - up,
-				       n, list);
-			return -ETIMEDOUT;
-		}
+		if (now >= deadline_usec)
+			return init_error_set(err, -ETIMEDOUT, "gave up waiting for %zu of %zu nodes: %s", n - up, n,
+					      list);
 		if (now >= next_progress) {
 			log_info("waiting for %zu of %zu nodes: %s", n - up, n, list);
 			next_progress = now + 3 * USEC_PER_SEC;
 		}
 		/* Fast at first (a node that is starting answers within tens of ms), then every half second. */
-		sleep_ms(delay_ms);
+		init_sleep_ms(delay_ms);
 		delay_ms = delay_ms * 3 / 2 < 500 ? delay_ms * 3 / 2 : 500;
 	}
 }
 
 int cluster_send_all(struct cluster_peer *peers, size_t n, const bool *which, redisReply **replies, int argc,
-		     const char **argv)
+		     const char **argv, struct init_error *err)
 {
-	int failed = 0;
+	char name[CLUSTER_HOST_MAX + 16];
+	int r = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if ((!which || which[i]) && peers[i].ctx)
@@ -173,13 +231,18 @@ int cluster_send_all(struct cluster_peer *peers, size_t n, const bool *which, re
 		replies[i] = NULL;
 		if ((which && !which[i]) || !peers[i].ctx)
 			continue;
-		if (redisGetReply(peers[i].ctx, &reply) != REDIS_OK || !reply) {
-			failed++;
+		if (redisGetReply(peers[i].ctx, &reply) == REDIS_OK && reply) {
+			replies[i] = reply;
 			continue;
 		}
-		replies[i] = reply;
+		/* the first failure is the one named; the other replies are still read */
+		if (r == 0) {
+			cluster_peer_name(&peers[i], name, sizeof(name));
+			r = init_error_set(err, -EIO, "lost %s during %s%s%s: %s", name, argv[0], argc > 1 ? " " : "",
+					   argc > 1 ? argv[1] : "", peers[i].ctx->errstr);
+		}
 	}
-	return failed;
+	return r;
 }
 
 void cluster_free_replies(redisReply **replies, size_t n)
@@ -190,116 +253,121 @@ void cluster_free_replies(redisReply **replies, size_t n)
 	}
 }
 
-/* "cluster_state:ok\r\n..." -> the value of one field. */
-bool cluster_info_field(const char *text, const char *field, char *buf, size_t size)
+int cluster_peer_each_line(const struct cluster_peer *p, int (*fn)(const struct cluster_line *l, void *userdata),
+			   void *userdata, struct init_error *err)
 {
-	size_t n = strlen(field);
+	struct init_error line_err = {{0}};
+	char name[CLUSTER_HOST_MAX + 16];
+	int r = cluster_each_line(p->nodes_text, fn, userdata, &line_err);
 
-	for (const char *p = text; p && *p;) {
-		if (strncmp(p, field, n) == 0 && p[n] == ':') {
-			(void)snprintf(buf, size, "%.*s", (int)strcspn(p + n + 1, "\r\n"), p + n + 1);
-			return true;
-		}
-		p = strchr(p, '\n');
-		p = p ? p + 1 : NULL;
-	}
-	return false;
+	if (r >= 0)
+		return r;
+	cluster_peer_name(p, name, sizeof(name));
+	return init_error_set(err, r, "%s: CLUSTER NODES %s", name, line_err.msg);
 }
 
-/*
- * One line of CLUSTER NODES: "<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link>
- * <slot>...". Slots being imported or migrated ("[...]") are not owned and are skipped.
- */
-int cluster_parse_line(const char *line, struct cluster_line *ret)
+static const char *reply_str(const redisReply *rep)
 {
-	struct cluster_line l = {0};
-	char slots[8192];
-	char *save = NULL, *tok;
-	int n;
+	return rep && (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS ||
+		       rep->type == REDIS_REPLY_ERROR)
+		       ? rep->str
+		       : NULL;
+}
 
-	slots[0] = '\0';
-	n = sscanf(line, "%40s %127s %127s %40s %*s %*s %llu %15s %8191[^\n]", l.id, l.addr, l.flags, l.master,
-		   &l.epoch, l.link, slots);
-	if (n < 6 || strlen(l.id) != 40)
-		return -EBADMSG;
-	for (tok = strtok_r(slots, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		unsigned a, b;
+/* CONFIG GET name -> value, or NULL (an unknown parameter answers an empty array). */
+static const char *config_value(const redisReply *rep)
+{
+	return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 ? reply_str(rep->element[1]) : NULL;
+}
 
-		if (tok[0] == '[')
-			continue;
-		if (sscanf(tok, "%u-%u", &a, &b) == 2 || (sscanf(tok, "%u", &a) == 1 && (b = a, true))) {
-			if (a > b || b >= NODE_SLOTS)
-				return -EBADMSG;
-			for (unsigned s = a; s <= b; s++)
-				l.slots[s / 64] |= 1ULL << (s % 64);
-			l.nslots += b - a + 1;
-		}
-	}
-	l.myself = cluster_has_flag(l.flags, "myself");
-	l.is_master = cluster_has_flag(l.flags, "master");
-	l.handshake = cluster_has_flag(l.flags, "handshake") || cluster_has_flag(l.flags, "noaddr");
-	*ret = l;
+/* A port from CONFIG GET, or fallback where it is unset (0) or not a port. */
+static unsigned config_port(const redisReply *rep, unsigned fallback)
+{
+	const char *s = config_value(rep);
+	int64_t v;
+
+	return s && init_parse_int(s, 1, 65535, &v) == 0 ? (unsigned)v : fallback;
+}
+
+static int scan_myself(const struct cluster_line *l, void *userdata)
+{
+	struct cluster_peer *p = userdata;
+
+	if (!l->myself)
+		return 0;
+	p->epoch = l->epoch;
+	p->own_slots = l->nslots;
+	p->is_master = l->is_master;
+	(void)snprintf(p->master_id, sizeof(p->master_id), "%s", l->is_master ? "" : l->master);
+	return 1;
+}
+
+/* One peer from its replies: rep[c * n + i] answers command c. */
+static int inspect_one(struct cluster_peer *p, redisReply **rep, size_t n, size_t i, long long default_timeout,
+		       struct init_error *err)
+{
+	enum { C_MYID, C_INFO, C_NODES, C_KEYS, C_AIP, C_APORT, C_ABUS, C_BUS, C_TIMEOUT };
+	const char *s, *info = reply_str(rep[C_INFO * n + i]);
+	char name[CLUSTER_HOST_MAX + 16], value[32];
+	int64_t timeout;
+	int r;
+
+	cluster_peer_name(p, name, sizeof(name));
+	if (!info || rep[C_INFO * n + i]->type == REDIS_REPLY_ERROR)
+		return init_error_set(err, -EREMOTEIO, "%s is not a cluster node: %s", name,
+				      info ? info : "no answer to CLUSTER INFO");
+	s = reply_str(rep[C_MYID * n + i]);
+	(void)snprintf(p->id, sizeof(p->id), "%s", s ? s : "");
+	p->known_nodes = cluster_info_field(info, "cluster_known_nodes", value, sizeof(value))
+				 ? (unsigned)strtoul(value, NULL, 10)
+				 : 0;
+	s = reply_str(rep[C_KEYS * n + i]);
+	p->keys = s ? cluster_info_keys(s) : 0;
+	free(p->nodes_text);
+	s = reply_str(rep[C_NODES * n + i]);
+	p->nodes_text = strdup(s ? s : "");
+	if (!p->nodes_text)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	r = cluster_peer_each_line(p, scan_myself, p, err);
+	if (r < 0)
+		return r;
+
+	/* The address the others must use: the announced one where set, else the one we reached. */
+	s = config_value(rep[C_AIP * n + i]);
+	(void)snprintf(p->meet_ip, sizeof(p->meet_ip), "%s", s && *s ? s : p->ip);
+	p->meet_port = config_port(rep[C_APORT * n + i], p->addr.port);
+	p->meet_bus = config_port(rep[C_ABUS * n + i], 0);
+	if (!p->meet_bus)
+		p->meet_bus = config_port(rep[C_BUS * n + i], p->addr.port + 10000);
+	s = config_value(rep[C_TIMEOUT * n + i]);
+	p->node_timeout = s && init_parse_int(s, 0, INT64_MAX, &timeout) == 0 ? timeout : default_timeout;
 	return 0;
 }
 
-bool cluster_has_flag(const char *flags, const char *flag)
+int cluster_inspect(struct cluster_peer *peers, size_t n, long long default_timeout, struct init_error *err)
 {
-	size_t n = strlen(flag);
+	/* in the order of inspect_one's enum */
+	static const char *const cmds[][3] = {
+		{"CLUSTER", "MYID", NULL},
+		{"CLUSTER", "INFO", NULL},
+		{"CLUSTER", "NODES", NULL},
+		{"INFO", "keyspace", NULL},
+		{"CONFIG", "GET", "cluster-announce-ip"},
+		{"CONFIG", "GET", "cluster-announce-port"},
+		{"CONFIG", "GET", "cluster-announce-bus-port"},
+		{"CONFIG", "GET", "cluster-port"},
+		{"CONFIG", "GET", "cluster-node-timeout"},
+	};
+	const size_t count = sizeof(cmds) / sizeof(cmds[0]);
+	_cleanup_free_ redisReply **rep = calloc(n * count, sizeof(redisReply *));
+	int r = 0;
 
-	for (const char *p = flags; p && *p;) {
-		if (strncmp(p, flag, n) == 0 && (p[n] == ',' || !p[n]))
-			return true;
-		p = strchr(p, ',');
-		p = p ? p + 1 : NULL;
-	}
-	return false;
-}
-
-/* Calls fn for every parseable line of a CLUSTER NODES text; stops when fn returns non-zero. */
-int cluster_each_line(const char *text, int (*fn)(const struct cluster_line *l, void *userdata), void *userdata)
-{
-	const char *p = text;
-
-	while (p && *p) {
-		const char *end = strchr(p, '\n');
-		char line[16384];
-		struct cluster_line l;
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		int r;
-
-		if (len < sizeof(line)) {
-			memcpy(line, p, len);
-			line[len] = '\0';
-			if (cluster_parse_line(line, &l) == 0) {
-				r = fn(&l, userdata);
-				if (r)
-					return r;
-			}
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return 0;
-}
-
-void cluster_format_ranges(const uint64_t *slots, char *buf, size_t size)
-{
-	size_t len = 0;
-	bool any = false;
-
-	buf[0] = '\0';
-	for (unsigned s = 0; s < NODE_SLOTS; s++) {
-		unsigned e = s;
-
-		if (!(slots[s / 64] & (1ULL << (s % 64))))
-			continue;
-		while (e + 1 < NODE_SLOTS && (slots[(e + 1) / 64] & (1ULL << ((e + 1) % 64))))
-			e++;
-		if (len + 16 < size)
-			len += (size_t)(e > s ? snprintf(buf + len, size - len, "%s%u-%u", any ? "," : "", s, e)
-					      : snprintf(buf + len, size - len, "%s%u", any ? "," : "", s));
-		any = true;
-		s = e;
-	}
-	if (!any)
-		(void)snprintf(buf, size, "-");
+	if (!rep)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	for (size_t c = 0; c < count && r == 0; c++)
+		r = cluster_send_all(peers, n, NULL, rep + c * n, cmds[c][2] ? 3 : 2, (const char **)cmds[c], err);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = inspect_one(&peers[i], rep, n, i, default_timeout, err);
+	cluster_free_replies(rep, n * count);
+	return r;
 }

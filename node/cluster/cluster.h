@@ -1,5 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* Inside node/: talking to many nodes at once (cluster.c), for cluster-init and failover. */
+/*
+ * node/cluster/: kvinit as a client of a Redis/Valkey Cluster, and `kvinit cluster-init`.
+ *   plan.c          REDIS_NODES, and the cluster plan: which node is a master with which slots, which replicates
+ *                   whom (pure)
+ *   parse.c         what servers say: CLUSTER NODES lines, CLUSTER INFO and INFO fields, replicas, slot sets (pure)
+ *   client.c        talking to nodes: resolve, connect and AUTH, wait for all, pipelined commands, inspect
+ *   decide.c        every decision of cluster-init: form, extend, leave alone or refuse; a new replica's master;
+ *                   what is left to do of a formation; when a wait is over (pure)
+ *   apply.c         carrying a decision out: slots, MEET, REPLICATE, waiting for cluster_state:ok
+ *   cluster_init.c  the cluster-init role: connect, inspect, decide, apply, print the shape
+ * The node role's helpers beside the server (failover.c, heal.c, rotate.c) and health.c use the client.
+ */
 #ifndef KVINIT_NODE_CLUSTER_H
 #define KVINIT_NODE_CLUSTER_H
 
@@ -10,49 +21,234 @@
 #include "node.h"
 #include "secrets.h"
 
+#define CLUSTER_SLOTS	 16384
+#define CLUSTER_HOST_MAX 256
+#define CLUSTER_ID_LEN	 40 /* a node id: 40 hex digits */
+
+/* ---- REDIS_NODES and the cluster plan (plan.c): pure ---- */
+struct cluster_addr {
+	char host[CLUSTER_HOST_MAX]; /* as written: an IP address (IPv6 without brackets) or an RFC 1123 name */
+	unsigned port;
+};
+
+/*
+ * Parses REDIS_NODES: entries separated by spaces, commas or semicolons (any mix, runs of them count as one);
+ * each `host`, `host:port`, `[ipv6]` or `[ipv6]:port`; a bare IPv6 address (two or more colons, no brackets) is a
+ * host without port. The port defaults to default_port. Refused, with one line in err naming the entry and the rule:
+ * an empty list, an empty entry host, a host that is neither an IP nor an RFC 1123 name, a port outside 1-65535
+ * or not decimal, a duplicate host:port, more than 1000 entries. `var` names the variable in messages.
+ */
+int cluster_parse_nodes(const char *list, const char *var, unsigned default_port, struct cluster_addr **ret_nodes,
+			size_t *ret_n, struct init_error *err);
+
+enum cluster_role { CLUSTER_MASTER, CLUSTER_REPLICA };
+
+struct cluster_plan_entry {
+	enum cluster_role role;
+	size_t master;	      /* a replica's master: index into the node list; a master: its own index */
+	unsigned first, last; /* a master's slot range, inclusive */
+};
+
+/*
+ * The deterministic cluster plan for n nodes in list order. host_keys[i] says which machine node i is on (its
+ * resolved address; equal keys = same machine; NULL = a machine of its own). masters = n / (replicas + 1), at least
+ * 1 (else -EINVAL with a message). Masters are chosen in list order, each time the first node on a host with the
+ * fewest masters so far, so masters spread over machines (losing one machine must not lose a majority of them);
+ * slot ranges follow list order and match redis-cli --cluster create exactly. Replicas are handed out round-robin
+ * over the masters, each time the first remaining node on a different host than that master if there is one, else
+ * the first remaining; nodes left over (5 nodes with replicas 1) become extra replicas of the masters with the
+ * fewest replicas, lowest index first, again preferring a different host. A last pass swaps the masters of two
+ * replicas where that takes a replica off its master's host without putting the other on its own. ret has n
+ * entries, index-aligned with the node list. Returns the number of masters. *ret_same_host (may be NULL) is the
+ * number of replicas that still share their master's host.
+ */
+int cluster_plan(size_t n, const char *const *host_keys, unsigned replicas, struct cluster_plan_entry *ret,
+		 size_t *ret_same_host, struct init_error *err);
+
+/* ---- what servers say (parse.c): pure ---- */
+struct cluster_slots {
+	uint64_t bits[CLUSTER_SLOTS / 64];
+};
+
+static inline bool cluster_slots_has(const struct cluster_slots *s, unsigned slot)
+{
+	return s->bits[slot / 64] & (1ULL << (slot % 64));
+}
+
+static inline void cluster_slots_add(struct cluster_slots *s, unsigned slot)
+{
+	s->bits[slot / 64] |= 1ULL << (slot % 64);
+}
+
+unsigned cluster_slots_count(const struct cluster_slots *s);
+void cluster_slots_merge(struct cluster_slots *into, const struct cluster_slots *from);
+/* "0-5460,5462" (or "-" for none), cut at a whole range with "..." when it does not fit. */
+void cluster_format_ranges(const struct cluster_slots *s, char *buf, size_t size);
+
+/* One line of CLUSTER NODES. */
+struct cluster_line {
+	char id[CLUSTER_ID_LEN + 1];
+	char master[CLUSTER_ID_LEN + 1]; /* a replica's master; "" for "-" */
+	char addr[320];			 /* "ip:port@cport[,hostname]" as the node wrote it */
+	char flags[128], link[16];
+	unsigned long long epoch;
+	struct cluster_slots slots; /* served; slots being imported or migrated ("[...]") are not */
+	unsigned nslots;
+	bool myself, is_master, handshake, failed;
+};
+
+/*
+ * Parses one line (len bytes, no line end needed; any length): "<id> <ip:port@cport[,hostname]> <flags> <master>
+ * <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>...", where a slot is "N", "N-M" or an import or
+ * migration in progress, "[N->-<id>]" or "[N-<-<id>]". Refuses (-EBADMSG, err naming the field) an id or master that
+ * is not 40 hex digits, a missing or malformed field, a slot outside 0-16383, a range whose first slot is above its
+ * last, and a slot listed twice.
+ */
+int cluster_parse_line(const char *line, size_t len, struct cluster_line *ret, struct init_error *err);
+/*
+ * Calls fn for every line of a CLUSTER NODES text (blank lines skipped) and stops at the first fn that returns
+ * non-zero, returning that. A line that does not parse stops it with -EBADMSG and err saying which line and why.
+ */
+int cluster_each_line(const char *text, int (*fn)(const struct cluster_line *l, void *userdata), void *userdata,
+		      struct init_error *err);
+bool cluster_has_flag(const char *flags, const char *flag);
+/* Whether the line's node is at address ip (its "ip:port@..." host, compared as an address where both are one). */
+bool cluster_line_host_is(const struct cluster_line *l, const char *ip);
+
+/* "cluster_state:ok\r\n..." -> the value of one field; false when the field is not there. */
+bool cluster_info_field(const char *text, const char *field, char *buf, size_t size);
+/* The keys of every database in INFO keyspace ("db0:keys=12,expires=0,..."). */
+long long cluster_info_keys(const char *keyspace);
+
+/* A master's replica, from its INFO replication: "slave0:ip=10.0.0.5,port=6379,state=online,offset=1234,lag=0". */
+struct cluster_replica {
+	char ip[CLUSTER_HOST_MAX];
+	unsigned port;
+	bool online;
+	long long offset;
+};
+
+/* The replicas INFO replication lists, at most max of them, in its order; returns how many. */
+size_t cluster_info_replicas(const char *info, struct cluster_replica *ret, size_t max);
+
+/* ---- talking to nodes (client.c) ---- */
+/* Resolves host to one address in text form ("DNS: <reason>" in err when it cannot). */
+int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_error *err);
+/*
+ * Connects to host:port (an address) and authenticates with pw (none when pw->data is NULL), with timeout_ms for the
+ * connect and for each command. -EACCES when the server refused the password (WRONGPASS, NOAUTH, any error reply
+ * to AUTH); another -errno when there is no usable connection (-ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, -EIO...).
+ * err says which in one line naming host:port.
+ */
+int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+		    redisContext **ret_ctx, struct init_error *err);
+
 struct cluster_peer {
-	struct node_addr addr;	   /* as listed in REDIS_NODES */
+	struct cluster_addr addr;  /* as listed in REDIS_NODES */
 	char ip[INET6_ADDRSTRLEN]; /* what the name resolved to */
 	redisContext *ctx;	   /* NULL until it answered PING */
 	char why[192];		   /* why it did not, for progress lines */
-	/* what inspection found */
-	char id[41];
+	/* what cluster_inspect found */
+	char id[CLUSTER_ID_LEN + 1];
 	char meet_ip[INET6_ADDRSTRLEN]; /* the address and ports other nodes reach it at (announced, else real) */
 	unsigned meet_port, meet_bus;
 	unsigned known_nodes;
-	unsigned slots_assigned; /* in the whole cluster as this node sees it */
-	unsigned own_slots;	 /* served by this node */
+	unsigned own_slots; /* served by this node */
 	bool is_master;
-	char master_id[41]; /* a replica's master, from its own line */
+	char master_id[CLUSTER_ID_LEN + 1]; /* a replica's master, from its own line */
 	long long keys;
 	unsigned long long epoch;
 	long long node_timeout;
 	char *nodes_text; /* its CLUSTER NODES */
 };
 
-struct cluster_line {
-	char id[41], addr[128], flags[128], master[41], link[16];
-	unsigned long long epoch;
-	uint64_t slots[NODE_SLOTS / 64];
-	unsigned nslots;
-	bool myself, is_master, handshake;
-};
-
+void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size);
 void cluster_peer_close(struct cluster_peer *p);
 void cluster_peers_free(struct cluster_peer *peers, size_t n);
-redisContext *cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-			      char *why, size_t size);
-void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size);
+/* Connects to every peer (resolve, connect, AUTH, PING), retrying until deadline_usec, with progress lines. */
 int cluster_connect_all(struct cluster_peer *peers, size_t n, const struct secrets_value *pw, uint64_t deadline_usec,
 			struct init_error *err);
-/* Sends argv to every peer (or those with which[i]) at once, then reads every reply; returns how many failed. */
+/*
+ * Sends argv to every connected peer (or those with which[i]) at once, then reads every reply into replies[i]
+ * (NULL for a peer left out). -EIO, with err naming the first peer that did not answer, when any did not.
+ */
 int cluster_send_all(struct cluster_peer *peers, size_t n, const bool *which, redisReply **replies, int argc,
-		     const char **argv);
+		     const char **argv, struct init_error *err);
 void cluster_free_replies(redisReply **replies, size_t n);
-bool cluster_info_field(const char *text, const char *field, char *buf, size_t size);
-int cluster_parse_line(const char *line, struct cluster_line *ret);
-bool cluster_has_flag(const char *flags, const char *flag);
-int cluster_each_line(const char *text, int (*fn)(const struct cluster_line *l, void *userdata), void *userdata);
-void cluster_format_ranges(const uint64_t *slots, char *buf, size_t size);
+/* Asks every peer what it is (ids, known nodes, slots, keys, meeting address, node timeout) into the peers. */
+int cluster_inspect(struct cluster_peer *peers, size_t n, long long default_timeout, struct init_error *err);
+/* cluster_each_line over a peer's CLUSTER NODES, err naming the peer. */
+int cluster_peer_each_line(const struct cluster_peer *p, int (*fn)(const struct cluster_line *l, void *userdata),
+			   void *userdata, struct init_error *err);
+/* A peer's index by node id, or -1. */
+int cluster_find_peer(const struct cluster_peer *peers, size_t n, const char *id);
+
+/* ---- cluster-init's decisions (decide.c): pure ---- */
+enum cluster_action {
+	CLUSTER_FORM,	/* create the cluster, or finish a half-formed one, by the plan */
+	CLUSTER_EXTEND, /* a formed cluster, and empty nodes to attach as replicas */
+	CLUSTER_FORMED, /* a formed cluster with every node: nothing to do */
+};
+
+struct cluster_decision {
+	enum cluster_action action;
+	bool replicas_attached;	     /* FORM: a replica exists already, so the node timeout stays as it is */
+	struct cluster_slots served; /* FORM: slots some master serves already */
+};
+
+/*
+ * What cluster-init does with the nodes as cluster_inspect found them. ret_member (n entries) says, for EXTEND,
+ * which nodes are in the formed cluster already. Refuses with -EINVAL and a line "<node> <why>" in err: a node that
+ * holds keys outside a cluster, nodes of two clusters, a node that is neither in the formed cluster nor empty.
+ */
+int cluster_decide(const struct cluster_peer *peers, size_t n, struct cluster_decision *ret, bool *ret_member,
+		   struct init_error *err);
+
+/*
+ * EXTEND: a master for every node that is not a member, in list order, from the formed cluster as members[0]'s
+ * CLUSTER NODES shows it: the master with the fewest replicas, on another host than the new node when there is
+ * one; ties go to the master with the lowest slot. Each choice counts for the next. ret_master[i] is the master's
+ * id for a new node, "" for a member. -EINVAL when the cluster has no master with slots.
+ */
+int cluster_choose_masters(const struct cluster_peer *peers, size_t n, const bool *member,
+			   char (*ret_master)[CLUSTER_ID_LEN + 1], struct init_error *err);
+
+/*
+ * FORM: the node timeouts. ret_original[i] is what to put back afterwards (a node still at the formation value was
+ * left there by an init that died: the configured one), ret_fast[i] what to set while slots are handed out.
+ */
+#define CLUSTER_FORMATION_TIMEOUT_MS 500
+void cluster_formation_timeouts(const struct cluster_peer *peers, size_t n, long long configured,
+				long long *ret_original, long long *ret_fast);
+/* FORM: the config epoch to give node i (distinct, so no two masters start equal), or 0 to leave it alone. */
+unsigned long long cluster_config_epoch(const struct cluster_peer *peers, size_t i);
+/* FORM: the next run of [*from, last] that no master serves; false when none is left. */
+bool cluster_next_unserved(const struct cluster_slots *served, unsigned *from, unsigned last, unsigned *ret_first,
+			   unsigned *ret_last);
+/* FORM: the master node i must still replicate (its id), or NULL when it is not a replica of the plan or already is. */
+const char *cluster_replicate_target(const struct cluster_peer *peers, const struct cluster_plan_entry *plan, size_t i);
+
+/* Whether every node knows every other one (no handshake left): 1 yes, 0 not yet, or -EBADMSG. */
+int cluster_all_known(const struct cluster_peer *peers, size_t n, struct init_error *err);
+/*
+ * Whether the nodes in `which` (all when NULL) see every slot served, each by the same master: 1 yes, 0 not yet,
+ * -ENOMEM or -EBADMSG.
+ */
+int cluster_slots_agree(const struct cluster_peer *peers, size_t n, const bool *which, struct init_error *err);
+
+/* An error reply to a command of a formation: work another init did already, harmless, or a failure. */
+enum cluster_reply_kind { CLUSTER_REPLY_FAILED, CLUSTER_REPLY_DONE_BEFORE, CLUSTER_REPLY_HARMLESS };
+enum cluster_reply_kind cluster_reply_kind(const char *error);
+
+/* ---- carrying a decision out (apply.c) ---- */
+struct cluster_run {
+	const struct init_options *o;
+	struct cluster_peer *peers;
+	size_t n;
+	uint64_t deadline;
+	struct init_error *err;
+};
+
+int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member);
 
 #endif

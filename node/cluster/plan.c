@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "node.h"
+#include "cluster.h"
 
 /* Redis Cluster's own documented limit; it also keeps the O(n^2) checks below cheap. */
 #define PLAN_MAX_NODES 1000
@@ -63,8 +63,7 @@ static int refuse(struct init_error *err, const char *var, const char *p, size_t
 	char shown[PLAN_SHOWN_MAX + 4];
 
 	show_entry(p, len, shown, sizeof(shown));
-	(void)snprintf(err->msg, sizeof(err->msg), "%s: entry '%s': %s", var, shown, rule);
-	return -EINVAL;
+	return init_error_set(err, -EINVAL, "%s: entry '%s': %s", var, shown, rule);
 }
 
 /* Decimal digits only: strtol alone would take "+1", " 1" and "-0". */
@@ -89,7 +88,7 @@ static int copy_host(const char *p, size_t len, char *host, const char **ret_rul
 		*ret_rule = RULE_HOST_EMPTY;
 		return -EINVAL;
 	}
-	if (len >= NODE_HOST_MAX) {
+	if (len >= CLUSTER_HOST_MAX) {
 		*ret_rule = RULE_HOST;
 		return -EINVAL;
 	}
@@ -99,10 +98,10 @@ static int copy_host(const char *p, size_t len, char *host, const char **ret_rul
 }
 
 /* One entry: `host`, `host:port`, `[ipv6]`, `[ipv6]:port`, or a bare IPv6 address (two or more ':') as host. */
-static int parse_entry(const char *p, size_t len, unsigned default_port, struct node_addr *ret_addr,
+static int parse_entry(const char *p, size_t len, unsigned default_port, struct cluster_addr *ret_addr,
 		       const char **ret_rule)
 {
-	struct node_addr a = {.port = default_port};
+	struct cluster_addr a = {.port = default_port};
 	const char *colon, *port = NULL;
 	size_t host_len = len, colons = 0;
 
@@ -153,7 +152,7 @@ static int parse_entry(const char *p, size_t len, unsigned default_port, struct 
 	return 0;
 }
 
-static struct entry_key make_key(const struct node_addr *a, const char *p, size_t len)
+static struct entry_key make_key(const struct cluster_addr *a, const char *p, size_t len)
 {
 	struct entry_key k = {.text = p, .len = len};
 
@@ -164,7 +163,7 @@ static struct entry_key make_key(const struct node_addr *a, const char *p, size_
 	return k;
 }
 
-static bool same_entry(const struct node_addr *a, const struct entry_key *ka, const struct node_addr *b,
+static bool same_entry(const struct cluster_addr *a, const struct entry_key *ka, const struct cluster_addr *b,
 		       const struct entry_key *kb)
 {
 	if (a->port != b->port || ka->family != kb->family)
@@ -174,39 +173,33 @@ static bool same_entry(const struct node_addr *a, const struct entry_key *ka, co
 	return strcasecmp(a->host, b->host) == 0;
 }
 
-int node_parse_nodes(const char *list, const char *var, unsigned default_port, struct node_addr **ret_nodes,
-		     size_t *ret_n, struct init_error *err)
+int cluster_parse_nodes(const char *list, const char *var, unsigned default_port, struct cluster_addr **ret_nodes,
+			size_t *ret_n, struct init_error *err)
 {
-	_cleanup_free_ struct node_addr *nodes = NULL;
+	_cleanup_free_ struct cluster_addr *nodes = NULL;
 	_cleanup_free_ struct entry_key *keys = NULL;
 	size_t n = 0, cap = 0, len;
 	const char *p;
 
-	if (default_port < 1 || default_port > 65535) {
-		(void)snprintf(err->msg, sizeof(err->msg), "%s: default port %u is not from 1 to 65535", var,
-			       default_port);
-		return -EINVAL;
-	}
+	if (default_port < 1 || default_port > 65535)
+		return init_error_set(err, -EINVAL, "%s: default port %u is not from 1 to 65535", var, default_port);
 	if (!list)
 		list = "";
 	for (p = next_entry(list, &len); len; p = next_entry(p + len, &len))
 		cap++;
-	if (!cap) {
-		(void)snprintf(err->msg, sizeof(err->msg),
-			       "%s: no nodes: list them as host, host:port or [ipv6]:port, separated by spaces, commas "
-			       "or semicolons",
-			       var);
-		return -EINVAL;
-	}
+	if (!cap)
+		return init_error_set(
+			err, -EINVAL,
+			"%s: no nodes: list them as host, host:port or [ipv6]:port, separated by spaces, commas "
+			"or semicolons",
+			var);
 	/* Room for the limit only: the loop below still reaches the entry past it, to name it. */
 	if (cap > PLAN_MAX_NODES)
 		cap = PLAN_MAX_NODES;
 	nodes = calloc(cap, sizeof(*nodes));
 	keys = calloc(cap, sizeof(*keys));
-	if (!nodes || !keys) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!nodes || !keys)
+		return init_error_set(err, -ENOMEM, "out of memory");
 	for (p = next_entry(list, &len); len; p = next_entry(p + len, &len)) {
 		const char *rule = NULL;
 		size_t dup;
@@ -243,7 +236,7 @@ int node_parse_nodes(const char *list, const char *var, unsigned default_port, s
  */
 static void slot_ranges(size_t masters, unsigned *first, unsigned *last)
 {
-	const float per_master = (float)NODE_SLOTS / (float)masters;
+	const float per_master = (float)CLUSTER_SLOTS / (float)masters;
 	float cursor = 0.0f;
 	long start = 0;
 
@@ -251,8 +244,8 @@ static void slot_ranges(size_t masters, unsigned *first, unsigned *last)
 		const float end_f = cursor + per_master - 1;
 		long end = (long)((double)end_f + 0.5);
 
-		if (end > NODE_SLOTS || j == masters - 1)
-			end = NODE_SLOTS - 1;
+		if (end > CLUSTER_SLOTS || j == masters - 1)
+			end = CLUSTER_SLOTS - 1;
 		if (end < start)
 			end = start;
 		first[j] = (unsigned)start;
@@ -279,13 +272,13 @@ struct planner {
 	size_t *masters_on;
 	size_t *replicas_of;
 	bool *placed;
-	struct node_plan_entry *plan;
+	struct cluster_plan_entry *plan;
 };
 
-/* calloc leaves every entry a NODE_ROLE_MASTER (0): only a placed one is. */
+/* calloc leaves every entry a CLUSTER_MASTER (0): only a placed one is. */
 static bool is_master(const struct planner *pl, size_t i)
 {
-	return pl->placed[i] && pl->plan[i].role == NODE_ROLE_MASTER;
+	return pl->placed[i] && pl->plan[i].role == CLUSTER_MASTER;
 }
 
 /*
@@ -352,7 +345,7 @@ static size_t pick_extra_master(const struct planner *pl, size_t node)
 
 static void place_replica(struct planner *pl, size_t node, size_t m)
 {
-	pl->plan[node] = (struct node_plan_entry){.role = NODE_ROLE_REPLICA, .master = m};
+	pl->plan[node] = (struct cluster_plan_entry){.role = CLUSTER_REPLICA, .master = m};
 	pl->placed[node] = true;
 	pl->replicas_of[m]++;
 }
@@ -366,15 +359,15 @@ static void place_replica(struct planner *pl, size_t node, size_t m)
  */
 static void spread_replicas(struct planner *pl)
 {
-	struct node_plan_entry *plan = pl->plan;
+	struct cluster_plan_entry *plan = pl->plan;
 
 	for (size_t i = 0; i < pl->n; i++) {
-		if (plan[i].role != NODE_ROLE_REPLICA || !same_machine(pl->keys, i, plan[i].master))
+		if (plan[i].role != CLUSTER_REPLICA || !same_machine(pl->keys, i, plan[i].master))
 			continue;
 		for (size_t j = 0; j < pl->n; j++) {
 			size_t mi = plan[i].master, mj = plan[j].master;
 
-			if (j == i || plan[j].role != NODE_ROLE_REPLICA)
+			if (j == i || plan[j].role != CLUSTER_REPLICA)
 				continue;
 			if (same_machine(pl->keys, j, mi) || same_machine(pl->keys, i, mj))
 				continue;
@@ -396,7 +389,7 @@ static size_t plan_with(struct planner *pl, size_t masters, unsigned replicas, u
 	for (size_t k = 0; k < masters; k++) {
 		size_t m = pick_master(pl);
 
-		pl->plan[m] = (struct node_plan_entry){.role = NODE_ROLE_MASTER, .master = m};
+		pl->plan[m] = (struct cluster_plan_entry){.role = CLUSTER_MASTER, .master = m};
 		pl->placed[m] = true;
 		pl->masters_on[pl->machine[m]]++;
 		left--;
@@ -426,33 +419,29 @@ static size_t plan_with(struct planner *pl, size_t masters, unsigned replicas, u
 	}
 	spread_replicas(pl);
 	for (size_t i = 0; i < pl->n; i++)
-		if (pl->plan[i].role == NODE_ROLE_REPLICA && same_machine(pl->keys, i, pl->plan[i].master))
+		if (pl->plan[i].role == CLUSTER_REPLICA && same_machine(pl->keys, i, pl->plan[i].master))
 			same_host++;
 	return same_host;
 }
 
-int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas, struct node_plan_entry *ret,
-		      size_t *ret_same_host, struct init_error *err)
+int cluster_plan(size_t n, const char *const *host_keys, unsigned replicas, struct cluster_plan_entry *ret,
+		 size_t *ret_same_host, struct init_error *err)
 {
 	size_t masters = n / ((size_t)replicas + 1), same_host;
 	_cleanup_free_ size_t *machine = NULL, *masters_on = NULL, *replicas_of = NULL;
 	_cleanup_free_ unsigned *first = NULL, *last = NULL;
 	_cleanup_free_ bool *placed = NULL;
-	_cleanup_free_ struct node_plan_entry *plan = NULL;
+	_cleanup_free_ struct cluster_plan_entry *plan = NULL;
 	struct planner pl;
 
-	if (!masters) {
-		(void)snprintf(err->msg, sizeof(err->msg),
-			       "%zu node%s cannot hold 1 master with %u replica%s: need at least %zu node%s", n,
-			       n == 1 ? "" : "s", replicas, replicas == 1 ? "" : "s", (size_t)replicas + 1,
-			       replicas ? "s" : "");
-		return -EINVAL;
-	}
-	if (masters > NODE_SLOTS) {
-		(void)snprintf(err->msg, sizeof(err->msg), "%zu masters cannot share %d slots: use more replicas",
-			       masters, NODE_SLOTS);
-		return -EINVAL;
-	}
+	if (!masters)
+		return init_error_set(err, -EINVAL,
+				      "%zu node%s cannot hold 1 master with %u replica%s: need at least %zu node%s", n,
+				      n == 1 ? "" : "s", replicas, replicas == 1 ? "" : "s", (size_t)replicas + 1,
+				      replicas ? "s" : "");
+	if (masters > CLUSTER_SLOTS)
+		return init_error_set(err, -EINVAL, "%zu masters cannot share %d slots: use more replicas", masters,
+				      CLUSTER_SLOTS);
 	machine = calloc(n, sizeof(*machine));
 	masters_on = calloc(n, sizeof(*masters_on));
 	replicas_of = calloc(n, sizeof(*replicas_of));
@@ -460,10 +449,8 @@ int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas,
 	plan = calloc(n, sizeof(*plan));
 	first = calloc(masters, sizeof(*first));
 	last = calloc(masters, sizeof(*last));
-	if (!machine || !masters_on || !replicas_of || !placed || !plan || !first || !last) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!machine || !masters_on || !replicas_of || !placed || !plan || !first || !last)
+		return init_error_set(err, -ENOMEM, "out of memory");
 	pl = (struct planner){
 		.n = n,
 		.keys = host_keys,

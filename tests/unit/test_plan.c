@@ -10,11 +10,11 @@
 #include <cmocka.h>
 
 #include "init.h"
-#include "node.h"
+#include "cluster.h"
 
 #define M (-1) /* in an expected plan: a master; any other value is a replica's master */
 
-/* ---- node_parse_nodes ---- */
+/* ---- cluster_parse_nodes ---- */
 
 struct want_addr {
 	const char *host;
@@ -23,11 +23,11 @@ struct want_addr {
 
 static void parse_ok(const char *list, unsigned default_port, const struct want_addr *want, size_t n_want)
 {
-	struct node_addr *nodes = NULL;
+	struct cluster_addr *nodes = NULL;
 	struct init_error err = {{0}};
 	size_t n = 0;
 
-	if (node_parse_nodes(list, "REDIS_NODES", default_port, &nodes, &n, &err) != 0)
+	if (cluster_parse_nodes(list, "REDIS_NODES", default_port, &nodes, &n, &err) != 0)
 		fail_msg("'%s': %s", list, err.msg);
 	assert_int_equal(n, n_want);
 	for (size_t i = 0; i < n; i++) {
@@ -39,11 +39,11 @@ static void parse_ok(const char *list, unsigned default_port, const struct want_
 
 static void parse_refused(const char *list, const char *var, unsigned default_port, const char *msg)
 {
-	struct node_addr sentinel, *nodes = &sentinel;
+	struct cluster_addr sentinel, *nodes = &sentinel;
 	struct init_error err = {{0}};
 	size_t n = 42;
 
-	assert_int_equal(node_parse_nodes(list, var, default_port, &nodes, &n, &err), -EINVAL);
+	assert_int_equal(cluster_parse_nodes(list, var, default_port, &nodes, &n, &err), -EINVAL);
 	assert_string_equal(err.msg, msg);
 	/* ret_ out-parameters are written only on success */
 	assert_ptr_equal(nodes, &sentinel);
@@ -184,7 +184,7 @@ static void test_parse_long_entry(void **state)
 
 static void test_parse_limit(void **state)
 {
-	struct node_addr *nodes = NULL;
+	struct cluster_addr *nodes = NULL;
 	struct init_error err = {{0}};
 	char *list = malloc(1001 * sizeof("n1000 "));
 	size_t len = 0, n = 0;
@@ -193,7 +193,7 @@ static void test_parse_limit(void **state)
 	assert_non_null(list);
 	for (int i = 0; i < 1000; i++)
 		len += (size_t)sprintf(list + len, "n%d ", i);
-	assert_int_equal(node_parse_nodes(list, "REDIS_NODES", 6379, &nodes, &n, &err), 0);
+	assert_int_equal(cluster_parse_nodes(list, "REDIS_NODES", 6379, &nodes, &n, &err), 0);
 	assert_int_equal(n, 1000);
 	assert_string_equal(nodes[999].host, "n999");
 	free(nodes);
@@ -203,7 +203,7 @@ static void test_parse_limit(void **state)
 	free(list);
 }
 
-/* ---- node_plan_cluster ---- */
+/* ---- cluster_plan ---- */
 
 /*
  * redis-cli.c, clusterManagerCommandCreate: single-precision floats, each end rounded with lround; (long)(x + 0.5)
@@ -211,15 +211,15 @@ static void test_parse_limit(void **state)
  */
 static void reference_slots(size_t masters, unsigned *first, unsigned *last)
 {
-	float slots_per_node = NODE_SLOTS / (float)masters, cursor = 0.0f;
+	float slots_per_node = CLUSTER_SLOTS / (float)masters, cursor = 0.0f;
 	long start = 0;
 
 	for (size_t j = 0; j < masters; j++) {
 		float end_f = cursor + slots_per_node - 1;
 		long end = (long)((double)end_f + 0.5);
 
-		if (end > NODE_SLOTS || j == masters - 1)
-			end = NODE_SLOTS - 1;
+		if (end > CLUSTER_SLOTS || j == masters - 1)
+			end = CLUSTER_SLOTS - 1;
 		if (end < start)
 			end = start;
 		first[j] = (unsigned)start;
@@ -230,9 +230,9 @@ static void reference_slots(size_t masters, unsigned *first, unsigned *last)
 }
 
 /* What every plan must be: masters own themselves, every slot has one owner, replicas spread evenly. */
-static void check_plan(const struct node_plan_entry *plan, size_t n, unsigned replicas, int masters)
+static void check_plan(const struct cluster_plan_entry *plan, size_t n, unsigned replicas, int masters)
 {
-	static unsigned char owned[NODE_SLOTS];
+	static unsigned char owned[CLUSTER_SLOTS];
 	size_t count[1000] = {0}, min = SIZE_MAX, max = 0;
 	unsigned next = 0;
 	int seen = 0;
@@ -240,28 +240,28 @@ static void check_plan(const struct node_plan_entry *plan, size_t n, unsigned re
 	assert_true(n <= 1000);
 	memset(owned, 0, sizeof(owned));
 	for (size_t i = 0; i < n; i++) {
-		if (plan[i].role == NODE_ROLE_MASTER) {
+		if (plan[i].role == CLUSTER_MASTER) {
 			assert_int_equal(plan[i].master, i);
 			/* in list order the ranges follow each other */
 			assert_int_equal(plan[i].first, next);
 			assert_true(plan[i].first <= plan[i].last);
-			assert_true(plan[i].last < NODE_SLOTS);
+			assert_true(plan[i].last < CLUSTER_SLOTS);
 			for (unsigned s = plan[i].first; s <= plan[i].last; s++)
 				owned[s]++;
 			next = plan[i].last + 1;
 			seen++;
 			continue;
 		}
-		assert_int_equal(plan[i].role, NODE_ROLE_REPLICA);
+		assert_int_equal(plan[i].role, CLUSTER_REPLICA);
 		assert_true(plan[i].master < n);
-		assert_int_equal(plan[plan[i].master].role, NODE_ROLE_MASTER);
+		assert_int_equal(plan[plan[i].master].role, CLUSTER_MASTER);
 		count[plan[i].master]++;
 	}
 	assert_int_equal(seen, masters);
-	for (size_t s = 0; s < NODE_SLOTS; s++)
+	for (size_t s = 0; s < CLUSTER_SLOTS; s++)
 		assert_int_equal(owned[s], 1);
 	for (size_t i = 0; i < n; i++) {
-		if (plan[i].role != NODE_ROLE_MASTER)
+		if (plan[i].role != CLUSTER_MASTER)
 			continue;
 		min = count[i] < min ? count[i] : min;
 		max = count[i] > max ? count[i] : max;
@@ -270,10 +270,10 @@ static void check_plan(const struct node_plan_entry *plan, size_t n, unsigned re
 	assert_true(max - min <= 1);
 }
 
-static int plan(size_t n, const char *const *keys, unsigned replicas, struct node_plan_entry *ret, size_t *same_host)
+static int plan(size_t n, const char *const *keys, unsigned replicas, struct cluster_plan_entry *ret, size_t *same_host)
 {
 	struct init_error err = {{0}};
-	int r = node_plan_cluster(n, keys, replicas, ret, same_host, &err);
+	int r = cluster_plan(n, keys, replicas, ret, same_host, &err);
 
 	if (r < 0)
 		fail_msg("%zu nodes, %u replicas: %s", n, replicas, err.msg);
@@ -282,14 +282,14 @@ static int plan(size_t n, const char *const *keys, unsigned replicas, struct nod
 }
 
 /* want[i] is M for a master, else the index of node i's master. */
-static void assert_roles(const struct node_plan_entry *got, const int *want, size_t n)
+static void assert_roles(const struct cluster_plan_entry *got, const int *want, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (want[i] == M) {
-			assert_int_equal(got[i].role, NODE_ROLE_MASTER);
+			assert_int_equal(got[i].role, CLUSTER_MASTER);
 			continue;
 		}
-		assert_int_equal(got[i].role, NODE_ROLE_REPLICA);
+		assert_int_equal(got[i].role, CLUSTER_REPLICA);
 		assert_int_equal(got[i].master, (size_t)want[i]);
 	}
 }
@@ -324,7 +324,7 @@ static void test_plan_shapes(void **state)
 		{9, 1, 4, {M, M, M, M, 0, 1, 2, 3, 0}},
 		{9, 2, 3, {M, M, M, 0, 1, 2, 0, 1, 2}},
 	};
-	struct node_plan_entry ret[9];
+	struct cluster_plan_entry ret[9];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -338,7 +338,7 @@ static void test_plan_shapes(void **state)
 
 static void test_plan_slots(void **state)
 {
-	struct node_plan_entry ret[6];
+	struct cluster_plan_entry ret[6];
 
 	(void)state;
 	assert_int_equal(plan(3, distinct, 0, ret, NULL), 3);
@@ -376,7 +376,7 @@ static void test_plan_slots(void **state)
 /* Every master count from 1 to 1000 against redis-cli's own arithmetic. */
 static void test_plan_slots_match_redis_cli(void **state)
 {
-	struct node_plan_entry *ret = calloc(1000, sizeof(*ret));
+	struct cluster_plan_entry *ret = calloc(1000, sizeof(*ret));
 	unsigned first[1000], last[1000];
 
 	(void)state;
@@ -411,7 +411,7 @@ static void test_plan_slots_float_cases(void **state)
 		{125, 117, 15335, 15466}, {125, 118, 15467, 15597}, {500, 221, 7242, 7274},  {500, 222, 7275, 7306},
 		{500, 333, 10912, 10943}, {500, 334, 10944, 10976}, {1000, 305, 4997, 5012}, {1000, 306, 5013, 5029},
 	};
-	struct node_plan_entry *ret = calloc(1000, sizeof(*ret));
+	struct cluster_plan_entry *ret = calloc(1000, sizeof(*ret));
 
 	(void)state;
 	assert_non_null(ret);
@@ -438,7 +438,7 @@ static void test_plan_refusals(void **state)
 		 "5 nodes cannot hold 1 master with 4294967295 replicas: need at least 4294967296 nodes"},
 		{16385, 0, "16385 masters cannot share 16384 slots: use more replicas"},
 	};
-	struct node_plan_entry ret[4], before[4];
+	struct cluster_plan_entry ret[4], before[4];
 
 	(void)state;
 	memset(ret, 0xab, sizeof(ret));
@@ -447,8 +447,7 @@ static void test_plan_refusals(void **state)
 		struct init_error err = {{0}};
 		size_t same_host = 77;
 
-		assert_int_equal(node_plan_cluster(cases[i].n, distinct, cases[i].replicas, ret, &same_host, &err),
-				 -EINVAL);
+		assert_int_equal(cluster_plan(cases[i].n, distinct, cases[i].replicas, ret, &same_host, &err), -EINVAL);
 		assert_string_equal(err.msg, cases[i].msg);
 		assert_int_equal(same_host, 77);
 		assert_memory_equal(ret, before, sizeof(ret));
@@ -460,7 +459,7 @@ static void test_plan_three_machines(void **state)
 	static const char *const keys[] = {"A", "A", "B", "B", "C", "C"};
 	/* handed out in list order, C's master would keep node 5 on C: the replicas trade masters instead */
 	static const int want[] = {M, 4, M, 0, M, 2};
-	struct node_plan_entry ret[6];
+	struct cluster_plan_entry ret[6];
 	size_t same_host = 99;
 
 	(void)state;
@@ -468,7 +467,7 @@ static void test_plan_three_machines(void **state)
 	assert_roles(ret, want, 6);
 	assert_int_equal(same_host, 0);
 	for (size_t i = 0; i < 6; i++)
-		if (ret[i].role == NODE_ROLE_REPLICA)
+		if (ret[i].role == CLUSTER_REPLICA)
 			assert_string_not_equal(keys[i], keys[ret[i].master]);
 }
 
@@ -476,7 +475,7 @@ static void test_plan_one_machine(void **state)
 {
 	static const char *const keys[] = {"A", "A", "A", "A", "A", "A"};
 	static const int want[] = {M, M, M, 0, 1, 2};
-	struct node_plan_entry ret[6];
+	struct cluster_plan_entry ret[6];
 	size_t same_host = 99;
 
 	(void)state;
@@ -489,7 +488,7 @@ static void test_plan_two_machines(void **state)
 {
 	static const char *const keys[] = {"A", "A", "B", "B"};
 	static const int want[] = {M, 2, M, 0};
-	struct node_plan_entry ret[4];
+	struct cluster_plan_entry ret[4];
 	size_t same_host = 99;
 
 	(void)state;
@@ -503,7 +502,7 @@ static void test_plan_leftover_other_machine(void **state)
 {
 	static const char *const keys[] = {"A", "B", "A", "B", "A"};
 	static const int want[] = {M, M, 1, 0, 1};
-	struct node_plan_entry ret[5];
+	struct cluster_plan_entry ret[5];
 	size_t same_host = 99;
 
 	(void)state;
@@ -517,7 +516,7 @@ static void test_plan_masters_balanced(void **state)
 {
 	static const char *const keys[] = {"A", "A", "A", "A", "B", "B", "B", "B", "C", "C", "C", "C"};
 	static const int want[] = {M, M, 8, 9, M, M, 0, 1, M, M, 4, 5};
-	struct node_plan_entry ret[12];
+	struct cluster_plan_entry ret[12];
 	size_t same_host = 99;
 
 	(void)state;
@@ -531,7 +530,7 @@ static void test_plan_spread_order(void **state)
 {
 	static const char *const keys[] = {"A", "B", "A", "C", "B", "D", "A"};
 	static const int want[] = {M, M, 1, M, 0, 3, 1};
-	struct node_plan_entry ret[7];
+	struct cluster_plan_entry ret[7];
 	size_t same_host = 99;
 
 	(void)state;
@@ -544,7 +543,7 @@ static void test_plan_unknown_machines(void **state)
 {
 	static const char *const keys[] = {"A", NULL, "A", NULL};
 	static const int want[] = {M, M, 1, 0};
-	struct node_plan_entry ret[4];
+	struct cluster_plan_entry ret[4];
 	size_t same_host = 99;
 
 	(void)state;
@@ -560,7 +559,7 @@ static void test_plan_deterministic(void **state)
 {
 	static const char *const keys[] = {"10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3", "10.0.0.2",
 					   "10.0.0.1", "10.0.0.3", "10.0.0.3", "10.0.0.1", "10.0.0.2"};
-	struct node_plan_entry a[10], b[10];
+	struct cluster_plan_entry a[10], b[10];
 	size_t same_a = 99, same_b = 98;
 
 	(void)state;
@@ -572,7 +571,7 @@ static void test_plan_deterministic(void **state)
 		for (size_t i = 0; i < 10; i++) {
 			assert_int_equal(a[i].role, b[i].role);
 			assert_int_equal(a[i].master, b[i].master);
-			if (a[i].role == NODE_ROLE_MASTER) {
+			if (a[i].role == CLUSTER_MASTER) {
 				assert_int_equal(a[i].first, b[i].first);
 				assert_int_equal(a[i].last, b[i].last);
 			}
@@ -583,13 +582,13 @@ static void test_plan_deterministic(void **state)
 static void test_plan_no_replicas(void **state)
 {
 	static const char *const keys[] = {"A", "A", "A", "B", "B"};
-	struct node_plan_entry ret[5];
+	struct cluster_plan_entry ret[5];
 	size_t same_host = 99;
 
 	(void)state;
 	assert_int_equal(plan(5, keys, 0, ret, &same_host), 5);
 	for (size_t i = 0; i < 5; i++)
-		assert_int_equal(ret[i].role, NODE_ROLE_MASTER);
+		assert_int_equal(ret[i].role, CLUSTER_MASTER);
 	assert_int_equal(same_host, 0);
 }
 

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Carrying out what decide.c decided, to every node at once where the commands allow: form the cluster by the plan
+ * (or finish a half-formed one), or attach new nodes to a formed one as replicas; then wait until the nodes agree.
+ * Every command is safe to send twice: a reply saying the work was done already is not an error, so two inits that
+ * run at once end in one cluster.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define POLL_MS 20
+
+static int check_deadline(const struct cluster_run *r, const char *what)
+{
+	if (init_now_usec() < r->deadline)
+		return 0;
+	return init_error_set(r->err, -ETIMEDOUT, "timed out waiting for %s", what);
+}
+
+/* Reads `count` pipelined replies from p; an error reply that says the work is done already sets *ret_busy. */
+static int read_replies(struct cluster_run *r, struct cluster_peer *p, size_t count, const char *what, bool *ret_busy)
+{
+	char name[CLUSTER_HOST_MAX + 16];
+	bool busy = false;
+
+	cluster_peer_name(p, name, sizeof(name));
+	for (size_t i = 0; i < count; i++) {
+		redisReply *rep = NULL;
+
+		if (redisGetReply(p->ctx, (void **)&rep) != REDIS_OK || !rep)
+			return init_error_set(r->err, -EIO, "%s: %s: %s", name, what, p->ctx->errstr);
+		/* a failure that matters shows as a wait that does not end: the timeout names what is missing */
+		if (rep->type == REDIS_REPLY_ERROR) {
+			enum cluster_reply_kind kind = cluster_reply_kind(rep->str);
+
+			busy = busy || kind == CLUSTER_REPLY_DONE_BEFORE;
+			if (kind == CLUSTER_REPLY_FAILED)
+				log_debug("%s: %s: '%s'", name, what, rep->str);
+		}
+		freeReplyObject(rep);
+	}
+	if (ret_busy)
+		*ret_busy = busy;
+	return 0;
+}
+
+/* Not fatal: the formation is only slower (or keeps 500 ms until the next run puts the configured value back). */
+static void set_node_timeout(struct cluster_run *r, const long long *values)
+{
+	char v[32], name[CLUSTER_HOST_MAX + 16];
+
+	for (size_t i = 0; i < r->n; i++) {
+		const char *argv[] = {"CONFIG", "SET", "cluster-node-timeout", v};
+		redisReply *rep;
+
+		(void)snprintf(v, sizeof(v), "%lld", values[i]);
+		rep = redisCommandArgv(r->peers[i].ctx, 4, argv, NULL);
+		if (!rep || rep->type == REDIS_REPLY_ERROR) {
+			cluster_peer_name(&r->peers[i], name, sizeof(name));
+			log_warn("%s: cannot set cluster-node-timeout to '%s': %s, ignoring", name, v,
+				 rep ? rep->str : r->peers[i].ctx->errstr);
+		}
+		freeReplyObject(rep);
+	}
+}
+
+/* Every node meets every other it does not know yet, all pipelined. */
+static int meet_all(struct cluster_run *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct cluster_peer *a = &r->peers[i];
+		size_t sent = 0;
+		int res;
+
+		for (size_t j = 0; j < r->n; j++) {
+			const struct cluster_peer *b = &r->peers[j];
+			char port[8], bus[8];
+			const char *argv[] = {"CLUSTER", "MEET", b->meet_ip, port, bus};
+
+			if (i == j || (b->id[0] && a->nodes_text && strstr(a->nodes_text, b->id)))
+				continue;
+			(void)snprintf(port, sizeof(port), "%u", b->meet_port);
+			(void)snprintf(bus, sizeof(bus), "%u", b->meet_bus);
+			(void)redisAppendCommandArgv(a->ctx, 5, argv, NULL);
+			sent++;
+		}
+		res = read_replies(r, &r->peers[i], sent, "CLUSTER MEET", NULL);
+		if (res < 0)
+			return res;
+	}
+	return 0;
+}
+
+/* Polls until every node knows every other one. */
+static int wait_all_known(struct cluster_run *r)
+{
+	for (;;) {
+		int res = cluster_inspect(r->peers, r->n, r->o->node_timeout, r->err);
+
+		if (res == 0)
+			res = cluster_all_known(r->peers, r->n, r->err);
+		if (res != 0)
+			return res < 0 ? res : 0;
+		res = check_deadline(r, "the nodes to meet each other");
+		if (res < 0)
+			return res;
+		init_sleep_ms(POLL_MS);
+	}
+}
+
+/* Polls until the nodes in `which` (all when NULL) say cluster_state:ok and agree on who serves every slot. */
+static int wait_ok(struct cluster_run *r, const bool *which, const char *what)
+{
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
+	const char *argv[] = {"CLUSTER", "INFO"};
+
+	if (!rep)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (;;) {
+		bool ok = true;
+		char value[16];
+		int res = cluster_send_all(r->peers, r->n, which, rep, 2, argv, r->err);
+
+		for (size_t i = 0; i < r->n && res == 0 && ok; i++)
+			if (rep[i])
+				ok = rep[i]->type == REDIS_REPLY_STRING &&
+				     cluster_info_field(rep[i]->str, "cluster_state", value, sizeof(value)) &&
+				     strcmp(value, "ok") == 0;
+		cluster_free_replies(rep, r->n);
+		if (res == 0 && ok)
+			res = cluster_inspect(r->peers, r->n, r->o->node_timeout, r->err);
+		if (res == 0 && ok)
+			res = cluster_slots_agree(r->peers, r->n, which, r->err);
+		if (res < 0)
+			return res;
+		if (ok && res > 0)
+			return 0;
+		res = check_deadline(r, what);
+		if (res < 0)
+			return res;
+		init_sleep_ms(POLL_MS);
+	}
+}
+
+/* Slots of [first, last] that no master serves yet, as ADDSLOTSRANGE commands appended to p's pipeline. */
+static size_t add_unserved_slots(struct cluster_peer *p, const struct cluster_slots *served, unsigned first,
+				 unsigned last)
+{
+	unsigned from = first, a, b;
+	size_t sent = 0;
+
+	while (cluster_next_unserved(served, &from, last, &a, &b)) {
+		char sa[8], sb[8];
+		const char *argv[] = {"CLUSTER", "ADDSLOTSRANGE", sa, sb};
+
+		(void)snprintf(sa, sizeof(sa), "%u", a);
+		(void)snprintf(sb, sizeof(sb), "%u", b);
+		(void)redisAppendCommandArgv(p->ctx, 4, argv, NULL);
+		sent++;
+	}
+	return sent;
+}
+
+/* Distinct config epochs, then the slots to every planned master at once. */
+static int hand_out_slots(struct cluster_run *r, const struct cluster_decision *d,
+			  const struct cluster_plan_entry *plan, bool *masters, size_t *sent)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		unsigned long long epoch = cluster_config_epoch(r->peers, i);
+		char value[24];
+		const char *argv[] = {"CLUSTER", "SET-CONFIG-EPOCH", value};
+		int res;
+
+		if (!epoch)
+			continue;
+		(void)snprintf(value, sizeof(value), "%llu", epoch);
+		(void)redisAppendCommandArgv(r->peers[i].ctx, 3, argv, NULL);
+		res = read_replies(r, &r->peers[i], 1, "CLUSTER SET-CONFIG-EPOCH", NULL);
+		if (res < 0)
+			return res;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		if (plan[i].role == CLUSTER_MASTER)
+			sent[i] = add_unserved_slots(&r->peers[i], &d->served, plan[i].first, plan[i].last);
+	for (size_t i = 0; i < r->n; i++) {
+		bool busy = false;
+		int res;
+
+		if (plan[i].role != CLUSTER_MASTER)
+			continue;
+		masters[i] = true;
+		res = read_replies(r, &r->peers[i], sent[i], "CLUSTER ADDSLOTSRANGE", &busy);
+		if (res < 0)
+			return res;
+		if (busy)
+			log_info("some slots were already assigned (another cluster-init at work?), going on");
+	}
+	return 0;
+}
+
+/* Replicas last, once the configured node timeout is back: retried until each one's master is known to it. */
+static int attach_replicas(struct cluster_run *r, const struct cluster_plan_entry *plan)
+{
+	char name[CLUSTER_HOST_MAX + 16];
+
+	for (;;) {
+		size_t pending = 0;
+		int res;
+
+		for (size_t i = 0; i < r->n; i++) {
+			const char *master_id = cluster_replicate_target(r->peers, plan, i);
+			const char *argv[] = {"CLUSTER", "REPLICATE", master_id};
+			redisReply *rep;
+
+			if (!master_id)
+				continue;
+			rep = redisCommandArgv(r->peers[i].ctx, 3, argv, NULL);
+			cluster_peer_name(&r->peers[i], name, sizeof(name));
+			if (!rep)
+				return init_error_set(r->err, -EIO, "%s: CLUSTER REPLICATE %s: %s", name, master_id,
+						      r->peers[i].ctx->errstr);
+			if (rep->type == REDIS_REPLY_ERROR) {
+				log_debug("%s: CLUSTER REPLICATE %s: '%s', retrying", name, master_id, rep->str);
+				pending++;
+			}
+			freeReplyObject(rep);
+		}
+		if (!pending)
+			return 0;
+		res = check_deadline(r, "the replicas to attach");
+		if (res == 0) {
+			init_sleep_ms(POLL_MS);
+			res = cluster_inspect(r->peers, r->n, r->o->node_timeout, r->err);
+		}
+		if (res < 0)
+			return res;
+	}
+}
+
+/* Creates the cluster by the plan, or finishes a half-formed one: only what is missing is sent. */
+static int form(struct cluster_run *r, const struct cluster_decision *d)
+{
+	_cleanup_free_ struct cluster_plan_entry *plan = calloc(r->n, sizeof(*plan));
+	_cleanup_free_ const char **hosts = calloc(r->n, sizeof(*hosts));
+	_cleanup_free_ long long *original = calloc(r->n, sizeof(*original));
+	_cleanup_free_ long long *fast = calloc(r->n, sizeof(*fast));
+	_cleanup_free_ bool *masters = calloc(r->n, sizeof(*masters));
+	_cleanup_free_ size_t *sent = calloc(r->n, sizeof(*sent));
+	size_t same_host = 0;
+	int m, res;
+
+	if (!plan || !hosts || !original || !fast || !masters || !sent)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		hosts[i] = r->peers[i].ip;
+	m = cluster_plan(r->n, hosts, (unsigned)r->o->replicas, plan, &same_host, r->err);
+	if (m < 0)
+		return m;
+	if (m < 3)
+		log_warn("%d master%s: Redis Cluster needs a majority of 3 or more masters to fail a master over, so "
+			 "with %d a failed master stays failed until it comes back",
+			 m, m == 1 ? "" : "s", m);
+	if (same_host)
+		log_warn("%zu replica%s share a host with their master: a failure of that host loses both", same_host,
+			 same_host == 1 ? "" : "s");
+	log_info("creating a cluster of %d masters and %zu replicas", m, r->n - (size_t)m);
+
+	/* The short node timeout only while no replica exists (see the top of cluster_init.c). */
+	if (!d->replicas_attached) {
+		cluster_formation_timeouts(r->peers, r->n, r->o->node_timeout, original, fast);
+		set_node_timeout(r, fast);
+	}
+	res = hand_out_slots(r, d, plan, masters, sent);
+	if (res == 0)
+		res = meet_all(r);
+	if (res == 0)
+		res = wait_all_known(r);
+	if (res == 0)
+		res = wait_ok(r, masters, "the masters to report cluster_state:ok");
+	if (!d->replicas_attached)
+		set_node_timeout(r, original);
+	if (res == 0)
+		res = attach_replicas(r, plan);
+	if (res == 0)
+		res = wait_ok(r, NULL, "every node to report cluster_state:ok");
+	return res;
+}
+
+/* Meets the new nodes and makes each a replica of the master cluster_choose_masters picks. */
+static int extend(struct cluster_run *r, const bool *member)
+{
+	_cleanup_free_ char(*master)[CLUSTER_ID_LEN + 1] = calloc(r->n, sizeof(*master));
+	char name[CLUSTER_HOST_MAX + 16];
+	int res;
+
+	if (!master)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	res = meet_all(r);
+	if (res == 0)
+		res = wait_all_known(r);
+	if (res == 0)
+		res = cluster_choose_masters(r->peers, r->n, member, master, r->err);
+	if (res < 0)
+		return res;
+	for (size_t i = 0; i < r->n; i++) {
+		const char *argv[] = {"CLUSTER", "REPLICATE", master[i]};
+		redisReply *rep;
+
+		if (member[i])
+			continue;
+		rep = redisCommandArgv(r->peers[i].ctx, 3, argv, NULL);
+		cluster_peer_name(&r->peers[i], name, sizeof(name));
+		if (!rep || rep->type == REDIS_REPLY_ERROR) {
+			res = init_error_set(r->err, rep ? -EREMOTEIO : -EIO, "%s: CLUSTER REPLICATE %s: %s", name,
+					     master[i], rep ? rep->str : r->peers[i].ctx->errstr);
+			freeReplyObject(rep);
+			return res;
+		}
+		freeReplyObject(rep);
+		log_info("added %s as a replica of '%.40s'", name, master[i]);
+	}
+	return wait_ok(r, NULL, "every node to report cluster_state:ok");
+}
+
+int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member)
+{
+	switch (d->action) {
+	case CLUSTER_FORM:
+		return form(r, d);
+	case CLUSTER_EXTEND:
+		return extend(r, member);
+	case CLUSTER_FORMED:
+		log_info("the cluster is formed and has every node: nothing to do");
+		return 0;
+	}
+	return init_error_set(r->err, -EINVAL, "unknown decision %d", (int)d->action);
+}
