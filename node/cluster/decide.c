@@ -179,7 +179,7 @@ static const struct cluster_line *choose_master(const struct lines_scan *ls, con
 			continue;
 		for (size_t b = 0; b < ls->n; b++)
 			count += strcmp(ls->lines[b].master, m->id) == 0;
-		other_host = strncmp(m->addr, p->meet_ip, strlen(p->meet_ip)) != 0;
+		other_host = !cluster_line_host_is(m, p->meet_ip);
 		low = (unsigned)__builtin_ffsll((long long)m->slots.bits[0]);
 		if (!best || (other_host && !best_other_host) ||
 		    (other_host == best_other_host &&

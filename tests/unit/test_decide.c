@@ -344,6 +344,24 @@ static void assert_master(const char *got, size_t want)
 	assert_string_equal(got, id);
 }
 
+/* Hosts compared by prefix took 10.0.0.12 for 10.0.0.1. */
+static void test_choose_other_host_by_address(void **state)
+{
+	static const struct spec s[] = {MASTER("10.0.0.12", 0, 8191), MASTER("10.0.0.2", 8192, 16383),
+					REPLICA("10.0.0.3", 1), EMPTY("10.0.0.1")};
+	static const bool member[] = {true, true, true, false};
+	char master[4][CLUSTER_ID_LEN + 1];
+	struct world w;
+
+	(void)state;
+	build(&w, s, 4, member);
+	choose(&w, member, master);
+	/* both masters are on other hosts than 10.0.0.1: the one without a replica */
+	assert_master(master[3], 0);
+	assert_string_equal(master[0], "");
+	unbuild(&w);
+}
+
 static void test_choose_prefers_other_host(void **state)
 {
 	static const struct spec s[] = {
@@ -543,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_decide_single_node_cluster),
 		cmocka_unit_test(test_decide_refusals),
 		cmocka_unit_test(test_decide_bad_nodes_text),
+		cmocka_unit_test(test_choose_other_host_by_address),
 		cmocka_unit_test(test_choose_prefers_other_host),
 		cmocka_unit_test(test_choose_no_master),
 		cmocka_unit_test(test_formation_timeouts),
