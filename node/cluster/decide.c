@@ -163,6 +163,15 @@ static int scan_lines(const struct cluster_line *l, void *userdata)
 	return 0;
 }
 
+/* A master's lowest slot (CLUSTER_SLOTS for none): the tie-break between equal candidates. */
+static unsigned lowest_slot(const struct cluster_line *l)
+{
+	for (unsigned w = 0; w < CLUSTER_SLOTS / 64; w++)
+		if (l->slots.bits[w])
+			return w * 64 + (unsigned)__builtin_ctzll(l->slots.bits[w]);
+	return CLUSTER_SLOTS;
+}
+
 /* The master for new node p: see cluster_choose_masters. NULL when there is no master with slots. */
 static const struct cluster_line *choose_master(const struct lines_scan *ls, const struct cluster_peer *p)
 {
@@ -180,7 +189,7 @@ static const struct cluster_line *choose_master(const struct lines_scan *ls, con
 		for (size_t b = 0; b < ls->n; b++)
 			count += strcmp(ls->lines[b].master, m->id) == 0;
 		other_host = !cluster_line_host_is(m, p->meet_ip);
-		low = (unsigned)__builtin_ffsll((long long)m->slots.bits[0]);
+		low = lowest_slot(m);
 		if (!best || (other_host && !best_other_host) ||
 		    (other_host == best_other_host &&
 		     (count < best_count || (count == best_count && low < best_low)))) {

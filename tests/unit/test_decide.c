@@ -382,6 +382,51 @@ static void test_choose_prefers_other_host(void **state)
 	unbuild(&w);
 }
 
+static void test_choose_fewest_replicas_and_counts(void **state)
+{
+	static const struct spec s[] = {
+		MASTER("10.0.0.1", 0, 5460),
+		MASTER("10.0.0.2", 5461, 10922),
+		MASTER("10.0.0.3", 10923, 16383),
+		REPLICA("10.0.0.4", 0),
+		EMPTY("10.0.0.5"),
+		EMPTY("10.0.0.6"),
+		EMPTY("10.0.0.7"),
+	};
+	static const bool member[] = {true, true, true, true, false, false, false};
+	char master[7][CLUSTER_ID_LEN + 1];
+	struct world w;
+
+	(void)state;
+	build(&w, s, 7, member);
+	choose(&w, member, master);
+	/* each choice counts for the next: masters 1 and 2 first, then master 0 ties with them at one replica */
+	assert_master(master[4], 1);
+	assert_master(master[5], 2);
+	assert_master(master[6], 0);
+	unbuild(&w);
+}
+
+/* Ties go to the lowest slot, wherever the master's line is and wherever its slots start. */
+static void test_choose_lowest_slot(void **state)
+{
+	static const struct spec s[] = {
+		MASTER("10.0.0.2", 5461, 10922),
+		MASTER("10.0.0.3", 10923, 16383),
+		MASTER("10.0.0.1", 0, 5460),
+		EMPTY("10.0.0.4"),
+	};
+	static const bool member[] = {true, true, true, false};
+	char master[4][CLUSTER_ID_LEN + 1];
+	struct world w;
+
+	(void)state;
+	build(&w, s, 4, member);
+	choose(&w, member, master);
+	assert_master(master[3], 2);
+	unbuild(&w);
+}
+
 static void test_choose_no_master(void **state)
 {
 	static const struct spec s[] = {MASTER("10.0.0.1", 1, 0), EMPTY("10.0.0.2")};
@@ -563,6 +608,8 @@ int main(void)
 		cmocka_unit_test(test_decide_bad_nodes_text),
 		cmocka_unit_test(test_choose_other_host_by_address),
 		cmocka_unit_test(test_choose_prefers_other_host),
+		cmocka_unit_test(test_choose_fewest_replicas_and_counts),
+		cmocka_unit_test(test_choose_lowest_slot),
 		cmocka_unit_test(test_choose_no_master),
 		cmocka_unit_test(test_formation_timeouts),
 		cmocka_unit_test(test_config_epoch),
