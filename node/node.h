@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The node/ module: the Redis/Valkey node role, its health probe, cli and config rendering. */
+/*
+ * The node/ module: the Redis/Valkey node role, its health probe, cli and config rendering. node/cluster/ (its own
+ * header, cluster.h) talks to the cluster and runs cluster-init.
+ */
 #ifndef KVINIT_NODE_H
 #define KVINIT_NODE_H
 
