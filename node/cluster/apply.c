@@ -32,7 +32,7 @@ static int read_replies(struct cluster_run *r, struct cluster_peer *p, size_t co
 
 		if (redisGetReply(p->ctx, (void **)&rep) != REDIS_OK || !rep)
 			return init_error_set(r->err, -EIO, "%s: %s: %s", name, what, p->ctx->errstr);
-		/* a failure that matters shows as a wait that does not end: the timeout names what is missing */
+		/* any other error is left to the wait that follows, which times out if it mattered */
 		if (rep->type == REDIS_REPLY_ERROR) {
 			enum cluster_reply_kind kind = cluster_reply_kind(rep->str);
 

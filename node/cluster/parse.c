@@ -206,7 +206,8 @@ int cluster_parse_line(const char *line, size_t len, struct cluster_line *ret, s
 	for (size_t i = 4; i < 7; i++)
 		if (!parse_number(f[i], flen[i], ULLONG_MAX, &number))
 			return refuse_field(err, names[i], f[i], flen[i], "not a number");
-	l.epoch = number;
+		else if (i == 6)
+			l.epoch = number;
 
 	for (const char *slot; next_field(&p, end, &slot, &slot_len);) {
 		r = parse_slots(slot, slot_len, &l, err);
