@@ -240,25 +240,39 @@ static int attach_replicas(struct cluster_run *r, const struct cluster_plan_entr
 	}
 }
 
+int cluster_plan_peers(const struct cluster_run *r, struct cluster_plan_entry *ret, size_t *ret_same_host,
+		       struct init_error *err)
+{
+	_cleanup_free_ const char **hosts = calloc(r->n, sizeof(*hosts));
+
+	if (!hosts)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		hosts[i] = r->peers[i].ip;
+	return cluster_plan(r->n, hosts, (unsigned)r->o->replicas, ret, ret_same_host, err);
+}
+
 /* Creates the cluster by the plan, or finishes a half-formed one: only what is missing is sent. */
 static int form(struct cluster_run *r, const struct cluster_decision *d)
 {
 	_cleanup_free_ struct cluster_plan_entry *plan = calloc(r->n, sizeof(*plan));
-	_cleanup_free_ const char **hosts = calloc(r->n, sizeof(*hosts));
-	_cleanup_free_ long long *original = calloc(r->n, sizeof(*original));
-	_cleanup_free_ long long *fast = calloc(r->n, sizeof(*fast));
-	_cleanup_free_ bool *masters = calloc(r->n, sizeof(*masters));
-	_cleanup_free_ size_t *sent = calloc(r->n, sizeof(*sent));
+	_cleanup_free_ long long *original = NULL, *fast = NULL;
+	_cleanup_free_ bool *masters = NULL;
+	_cleanup_free_ size_t *sent = NULL;
 	size_t same_host = 0;
 	int m, res;
 
-	if (!plan || !hosts || !original || !fast || !masters || !sent)
+	if (!plan)
 		return init_error_set(r->err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < r->n; i++)
-		hosts[i] = r->peers[i].ip;
-	m = cluster_plan(r->n, hosts, (unsigned)r->o->replicas, plan, &same_host, r->err);
+	m = cluster_plan_peers(r, plan, &same_host, r->err);
 	if (m < 0)
 		return m;
+	original = calloc(r->n, sizeof(*original));
+	fast = calloc(r->n, sizeof(*fast));
+	masters = calloc(r->n, sizeof(*masters));
+	sent = calloc(r->n, sizeof(*sent));
+	if (!original || !fast || !masters || !sent)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
 	if (m < 3)
 		log_warn("%d master%s: Redis Cluster needs a majority of 3 or more masters to fail a master over, so "
 			 "with %d a failed master stays failed until it comes back",

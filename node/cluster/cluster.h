@@ -197,12 +197,14 @@ struct cluster_decision {
 };
 
 /*
- * What cluster-init does with the nodes as cluster_inspect found them. ret_member (n entries) says, for EXTEND,
- * which nodes are in the formed cluster already. Refuses with -EINVAL and a line "<node> <why>" in err: a node that
- * holds keys outside a cluster, nodes of two clusters, a node that is neither in the formed cluster nor empty.
+ * What cluster-init does with the nodes as cluster_inspect found them. plan is the cluster plan for them (NULL when
+ * REDIS_NODES cannot be planned): slots that only its masters serve, each within its range, are a formation in
+ * progress even where those masters have not met yet. ret_member (n entries) says, for EXTEND, which nodes are in
+ * the formed cluster already. Refuses with -EINVAL and a line "<node> <why>" in err: a node that holds keys outside
+ * a cluster, nodes of two clusters, a node that is neither in the formed cluster nor empty.
  */
-int cluster_decide(const struct cluster_peer *peers, size_t n, struct cluster_decision *ret, bool *ret_member,
-		   struct init_error *err);
+int cluster_decide(const struct cluster_peer *peers, size_t n, const struct cluster_plan_entry *plan,
+		   struct cluster_decision *ret, bool *ret_member, struct init_error *err);
 
 /*
  * EXTEND: a master for every node that is not a member, in list order, from the formed cluster as members[0]'s
@@ -249,6 +251,9 @@ struct cluster_run {
 	struct init_error *err;
 };
 
+/* cluster_plan for the peers, by their resolved addresses and REDIS_CLUSTER_REPLICAS. */
+int cluster_plan_peers(const struct cluster_run *r, struct cluster_plan_entry *ret, size_t *ret_same_host,
+		       struct init_error *err);
 int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member);
 
 #endif

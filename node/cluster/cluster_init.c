@@ -65,11 +65,13 @@ static int run(const struct init_options *o, const struct cluster_addr *addrs, s
 	struct cluster_run r = {.o = o, .n = n, .err = &err};
 	struct cluster_decision d;
 	_cleanup_free_ bool *member = calloc(n, sizeof(*member));
+	_cleanup_free_ struct cluster_plan_entry *plan = calloc(n, sizeof(*plan));
+	struct init_error plan_err;
 	uint64_t t0 = init_now_usec();
 	int res;
 
 	r.peers = calloc(n, sizeof(*r.peers));
-	if (!r.peers || !member) {
+	if (!r.peers || !member || !plan) {
 		free(r.peers);
 		log_error("cluster-init: out of memory");
 		return -ENOMEM;
@@ -83,8 +85,10 @@ static int run(const struct init_options *o, const struct cluster_addr *addrs, s
 		log_info("all %zu nodes answer (%.0f ms)", n, (double)(init_now_usec() - t0) / 1000.0);
 		res = cluster_inspect(r.peers, n, o->node_timeout, &err);
 	}
+	/* a list that cannot be planned can still be extended: forming says what is wrong with it */
 	if (res == 0)
-		res = cluster_decide(r.peers, n, &d, member, &err);
+		res = cluster_decide(r.peers, n, cluster_plan_peers(&r, plan, NULL, &plan_err) >= 0 ? plan : NULL, &d,
+				     member, &err);
 	if (res == 0)
 		res = cluster_apply(&r, &d, member);
 	if (res == 0) {

@@ -51,14 +51,73 @@ static int scan_knows(const struct cluster_line *l, void *userdata)
 	return 0;
 }
 
+/* A master's lowest slot (CLUSTER_SLOTS for none): the tie-break between equal candidates. */
+static unsigned lowest_slot(const struct cluster_line *l)
+{
+	for (unsigned w = 0; w < CLUSTER_SLOTS / 64; w++)
+		if (l->slots.bits[w])
+			return w * 64 + (unsigned)__builtin_ctzll(l->slots.bits[w]);
+	return CLUSTER_SLOTS;
+}
+
+/* A master's highest slot (0 for none). */
+static unsigned highest_slot(const struct cluster_line *l)
+{
+	for (unsigned w = CLUSTER_SLOTS / 64; w-- > 0;)
+		if (l->slots.bits[w])
+			return w * 64 + 63 - (unsigned)__builtin_clzll(l->slots.bits[w]);
+	return 0;
+}
+
+struct plan_scan {
+	const struct cluster_peer *peers;
+	size_t n;
+	const struct cluster_plan_entry *plan;
+	bool off_plan;
+};
+
+static int scan_plan(const struct cluster_line *l, void *userdata)
+{
+	struct plan_scan *s = userdata;
+	int j;
+
+	if (!l->is_master || !l->nslots)
+		return 0;
+	j = cluster_find_peer(s->peers, s->n, l->id);
+	s->off_plan = j < 0 || s->plan[j].role != CLUSTER_MASTER || lowest_slot(l) < s->plan[j].first ||
+		      highest_slot(l) > s->plan[j].last;
+	return s->off_plan;
+}
+
+/*
+ * Whether every slot any node reports served is served by a master of the plan, within its planned range: 1 yes,
+ * 0 no, or -EBADMSG. That is what an init leaves between handing out the slots and the MEETs, and what a second
+ * init started at the same time sees.
+ */
+static int within_plan(const struct cluster_peer *peers, size_t n, const struct cluster_plan_entry *plan,
+		       struct init_error *err)
+{
+	struct plan_scan s = {.peers = peers, .n = n, .plan = plan};
+
+	if (!plan)
+		return 0;
+	for (size_t i = 0; i < n && !s.off_plan; i++) {
+		int r = cluster_peer_each_line(&peers[i], scan_plan, &s, err);
+
+		if (r < 0)
+			return r;
+	}
+	return !s.off_plan;
+}
+
 /* The one line of a refusal: "<node> <why>". */
 static int refuse(struct init_error *err, const char *node, const char *why)
 {
 	return init_error_set(err, -EINVAL, "%.200s %s", node, why);
 }
 
-int cluster_decide(const struct cluster_peer *peers, size_t n, struct cluster_decision *ret, bool *ret_member,
-		   struct init_error *err)
+int cluster_decide(const struct cluster_peer *peers, size_t n, const struct cluster_plan_entry *plan,
+		   struct cluster_decision *ret, bool *ret_member, struct init_error *err)
 {
 	_cleanup_free_ size_t *parent = NULL;
 	_cleanup_free_ struct cluster_slots *served = NULL; /* by cluster (union-find root) */
@@ -66,6 +125,7 @@ int cluster_decide(const struct cluster_peer *peers, size_t n, struct cluster_de
 	_cleanup_free_ struct cluster_decision *d = NULL;
 	char name[CLUSTER_HOST_MAX + 16], other[2 * CLUSTER_HOST_MAX + 40];
 	int full = -1, with_slots = -1, r;
+	bool split = false;
 
 	if (!n)
 		return init_error_set(err, -EINVAL, "no nodes");
@@ -109,15 +169,23 @@ int cluster_decide(const struct cluster_peer *peers, size_t n, struct cluster_de
 
 		if (!covered)
 			continue;
-		if (with_slots >= 0 && uf_find(parent, (size_t)with_slots) != root) {
+		if (!split && with_slots >= 0 && uf_find(parent, (size_t)with_slots) != root) {
+			split = true;
 			cluster_peer_name(&peers[with_slots], other, sizeof(other));
 			cluster_peer_name(&peers[i], name, sizeof(name));
 			(void)snprintf(other + strlen(other), sizeof(other) - strlen(other), " and %.200s", name);
-			return refuse(err, other, "belong to two different clusters: refusing to merge them");
 		}
 		with_slots = (int)i;
 		if (covered == CLUSTER_SLOTS)
 			full = (int)root;
+	}
+	/* nodes with slots that do not know each other: a formation of this plan before its MEETs, or two clusters */
+	if (split) {
+		r = full < 0 ? within_plan(peers, n, plan, err) : 0;
+		if (r < 0)
+			return r;
+		if (!r)
+			return refuse(err, other, "belong to two different clusters: refusing to merge them");
 	}
 
 	if (full < 0) {
@@ -161,15 +229,6 @@ static int scan_lines(const struct cluster_line *l, void *userdata)
 	if (m->n < m->max && !l->handshake)
 		m->lines[m->n++] = *l;
 	return 0;
-}
-
-/* A master's lowest slot (CLUSTER_SLOTS for none): the tie-break between equal candidates. */
-static unsigned lowest_slot(const struct cluster_line *l)
-{
-	for (unsigned w = 0; w < CLUSTER_SLOTS / 64; w++)
-		if (l->slots.bits[w])
-			return w * 64 + (unsigned)__builtin_ctzll(l->slots.bits[w]);
-	return CLUSTER_SLOTS;
 }
 
 /* The master for new node p: see cluster_choose_masters. NULL when there is no master with slots. */

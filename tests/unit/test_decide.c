@@ -132,9 +132,18 @@ static const struct spec three_masters_three_replicas[] = {
 	REPLICA("10.0.0.2", 0),	     REPLICA("10.0.0.3", 1),	      REPLICA("10.0.0.1", 2),
 };
 
+/* With the plan for one replica per master, as cluster-init computes it from the nodes' addresses. */
 static int decide(struct world *w, struct cluster_decision *d, bool *member, struct init_error *err)
 {
-	return cluster_decide(w->peers, w->n, d, member, err);
+	struct cluster_plan_entry plan[MAX_NODES];
+	const char *hosts[MAX_NODES];
+	struct init_error plan_err = {{0}};
+	int masters;
+
+	for (size_t i = 0; i < w->n; i++)
+		hosts[i] = w->peers[i].ip;
+	masters = cluster_plan(w->n, hosts, 1, plan, NULL, &plan_err);
+	return cluster_decide(w->peers, w->n, masters > 0 ? plan : NULL, d, member, err);
 }
 
 static void test_decide_form(void **state)
@@ -186,6 +195,51 @@ static void test_decide_finish(void **state)
 		assert_true(d.replicas_attached);
 		unbuild(&w);
 	}
+}
+
+/*
+ * Another init (or one that died) handed out the planned slots and has not sent the MEETs yet: masters that serve
+ * slots but do not know each other are a formation of this plan to finish, not two clusters.
+ */
+static void test_decide_finish_before_meet(void **state)
+{
+	static const struct spec slots_only[] = {
+		MASTER("10.0.0.1", 0, 5460),
+		MASTER("10.0.0.2", 5461, 10922),
+		MASTER("10.0.0.3", 10923, 16383),
+		EMPTY("10.0.0.4"),
+		EMPTY("10.0.0.5"),
+		EMPTY("10.0.0.6"),
+	};
+	static const struct spec partly[] = {
+		MASTER("10.0.0.1", 0, 100), MASTER("10.0.0.2", 5461, 10922),
+		EMPTY("10.0.0.3"),	    EMPTY("10.0.0.4"),
+		EMPTY("10.0.0.5"),	    EMPTY("10.0.0.6"),
+	};
+	static const bool alone[] = {false, false, false, false, false, false};
+	struct init_error err = {{0}};
+	struct cluster_decision d;
+	bool member[MAX_NODES];
+	struct world w;
+
+	(void)state;
+	build(&w, slots_only, 6, alone);
+	assert_int_equal(decide(&w, &d, member, &err), 0);
+	assert_int_equal(d.action, CLUSTER_FORM);
+	assert_int_equal(cluster_slots_count(&d.served), CLUSTER_SLOTS);
+	unbuild(&w);
+
+	/* two masters met already, the third not yet */
+	build(&w, slots_only, 6, (const bool[]){true, true, false, false, false, false});
+	assert_int_equal(decide(&w, &d, member, &err), 0);
+	assert_int_equal(d.action, CLUSTER_FORM);
+	unbuild(&w);
+
+	build(&w, partly, 6, alone);
+	assert_int_equal(decide(&w, &d, member, &err), 0);
+	assert_int_equal(d.action, CLUSTER_FORM);
+	assert_int_equal(cluster_slots_count(&d.served), 101 + 5462);
+	unbuild(&w);
 }
 
 static void test_decide_formed(void **state)
@@ -303,6 +357,33 @@ static void test_decide_refusals(void **state)
 	build(&w, outsider, 3, (const bool[]){true, true, false});
 	w.peers[2].known_nodes = 2;
 	expect_refusal(&w, "10.0.0.3:7002 is neither part of the formed cluster nor an empty node");
+	unbuild(&w);
+}
+
+/* Slots the plan does not give those nodes: two clusters after all. */
+static void test_decide_two_clusters_off_plan(void **state)
+{
+	static const struct spec off_range[] = {
+		MASTER("10.0.0.1", 0, 5460),
+		MASTER("10.0.0.2", 5000, 10922),
+		MASTER("10.0.0.3", 10923, 16383),
+		EMPTY("10.0.0.4"),
+		EMPTY("10.0.0.5"),
+		EMPTY("10.0.0.6"),
+	};
+	static const struct spec on_replica[] = {
+		MASTER("10.0.0.1", 0, 5460), MASTER("10.0.0.2", 5461, 10922), MASTER("10.0.0.3", 10923, 16383),
+		MASTER("10.0.0.4", 1, 0),    MASTER("10.0.0.5", 1, 0),	      MASTER("10.0.0.6", 16000, 16000),
+	};
+	static const bool alone[] = {false, false, false, false, false, false};
+	struct world w;
+
+	(void)state;
+	build(&w, off_range, 6, alone);
+	expect_refusal(&w, "10.0.0.1:7000 and 10.0.0.2:7001 belong to two different clusters: refusing to merge them");
+	unbuild(&w);
+	build(&w, on_replica, 6, alone);
+	expect_refusal(&w, "10.0.0.1:7000 and 10.0.0.2:7001 belong to two different clusters: refusing to merge them");
 	unbuild(&w);
 }
 
@@ -600,6 +681,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide_form),
 		cmocka_unit_test(test_decide_finish),
+		cmocka_unit_test(test_decide_finish_before_meet),
+		cmocka_unit_test(test_decide_two_clusters_off_plan),
 		cmocka_unit_test(test_decide_formed),
 		cmocka_unit_test(test_decide_extend),
 		cmocka_unit_test(test_decide_extend_empty_master),
