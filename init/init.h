@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -64,6 +65,40 @@ int init_write_file_atomic(const char *path, const char *data, size_t len, mode_
 			   const char **ret_step);
 void init_escape_control(char *buf, size_t size, const char *value);
 const char *init_env_lookup(char *const *envp, const char *name);
+
+/* ---- bounded file reads (file.c) ---- */
+#define INIT_READ_BENEATH 1U /* symlinks must stay inside the file's directory (a secret volume's are relative) */
+
+/*
+ * Reads the regular file at path into buf, NUL-terminated: at most size - 2 bytes of content (one byte more tells
+ * "too large"; the last is the NUL). Opened O_NONBLOCK|O_CLOEXEC, so a FIFO never blocks; never through stdio.
+ * Returns the content's length, or:
+ *   -EXDEV    with INIT_READ_BENEATH, a symlink leads outside the directory of path (absolute symlinks count as
+ *             outside). Not checked on kernels without openat2 (before 5.6).
+ *   -EBADFD   not a regular file: a directory, FIFO, socket or device
+ *   -EFBIG    more than size - 2 bytes
+ *   -EILSEQ   a NUL byte: buf then holds the content up to it, NUL-terminated, so the caller can say where it is
+ *   other     -errno of open or read (-ENOENT, -EACCES, -EIO, ...)
+ * *ret_st (may be NULL) gets the file's stat on success. On failure buf may hold part of the file: a caller reading
+ * a secret wipes it.
+ */
+int init_read_file_bounded(const char *path, unsigned flags, char *buf, size_t size, struct stat *ret_st);
+
+/* The largest value a NAME_FILE or a secret may hold, its trailing newline included. */
+#define INIT_VALUE_MAX 4096
+
+/*
+ * The Docker NAME_FILE convention, also used by secrets: a file that holds one value. Reads it (a trailing newline
+ * counts toward INIT_VALUE_MAX), strips one trailing "\n" or "\r\n" and checks the rest with init_check_value().
+ * Returns the value's length (buf holds it, NUL-terminated), or a code of init_read_file_bounded() or
+ * init_check_value().
+ */
+int init_read_value_file(const char *path, unsigned flags, char buf[INIT_VALUE_MAX + 2], struct stat *ret_st);
+/* The rules of a one-line value: 0, -ENODATA empty, -EFBIG over INIT_VALUE_MAX, -EILSEQ a NUL, -EBADMSG a line break.
+ */
+int init_check_value(const char *data, size_t len);
+/* The rule behind a code of those functions, as words that follow a name ("is empty"); strerror otherwise. */
+const char *init_value_strerror(int r);
 
 /* ---- options (options.c, options.def) ---- */
 enum init_restart { INIT_RESTART_NO, INIT_RESTART_ON_FAILURE, INIT_RESTART_ALWAYS };

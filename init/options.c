@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "init.h"
-#include "secrets.h"
 
 struct init_string_check {
 	const char *rule; /* for --help and the usual refusal */
@@ -504,8 +503,7 @@ static const struct {
 static int apply_env(struct init_config *c, enum init_option_id id, char *const *envp, struct init_error *err)
 {
 	const char *name = descs[id].env, *value = init_env_lookup(envp, name), *path;
-	char file_var[96], where[4200];
-	struct secrets_value secret = {0};
+	char file_var[96], where[4200], data[INIT_VALUE_MAX + 2];
 	int r;
 
 	if (value && !*value)
@@ -533,15 +531,14 @@ static int apply_env(struct init_config *c, enum init_option_id id, char *const 
 				       file_var);
 			return -EINVAL;
 		}
-		r = secrets_read_file(path, &secret, NULL);
+		r = init_read_value_file(path, INIT_READ_BENEATH, data, NULL);
 		if (r < 0) {
-			(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", file_var, path, secrets_strerror(r));
+			(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", file_var, path,
+				       init_value_strerror(r));
 			return r;
 		}
 		(void)snprintf(where, sizeof(where), "%s (from %s='%s')", descs[id].env, file_var, path);
-		r = apply(c, id, secret.data, INIT_SRC_ENV, where, err);
-		secrets_wipe(&secret);
-		return r;
+		return apply(c, id, data, INIT_SRC_ENV, where, err);
 	}
 	return value ? apply(c, id, value, INIT_SRC_ENV, name, err) : 0;
 }
