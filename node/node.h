@@ -9,6 +9,49 @@
 
 #include "init.h"
 
+/* ---- options (options.c, options.def): the node's table, on top of the PID-1 core's ---- */
+struct node_options {
+#define OPT_STR	     INIT_OPTION_FIELD_STR
+#define OPT_BOOL     INIT_OPTION_FIELD_BOOL
+#define OPT_INT	     INIT_OPTION_FIELD_INT
+#define OPT_DURATION INIT_OPTION_FIELD_DURATION
+#define OPT_ENUM     INIT_OPTION_FIELD_ENUM
+#include "options.def"
+};
+
+enum node_option_id {
+#define OPT_ID(field, ...) NODE_OPT_##field,
+#define OPT_STR		   OPT_ID
+#define OPT_BOOL	   OPT_ID
+#define OPT_INT		   OPT_ID
+#define OPT_DURATION	   OPT_ID
+#define OPT_ENUM	   OPT_ID
+#include "options.def"
+#undef OPT_ID
+	NODE_OPT__COUNT
+};
+
+/* What a node role runs with: the core's options (core.opt, for the supervision) and the node's. */
+struct node_config {
+	struct init_config core;
+	struct node_options opt;
+	enum init_option_source source[NODE_OPT__COUNT];
+};
+
+/* Both tables with their built-in defaults; then init_config_load(&c->core, ...) reads everything. */
+int node_config_defaults(struct node_config *c, struct init_error *err);
+void node_config_free(struct node_config *c);
+
+/* REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE's values, as the server spells them. */
+extern const char *const node_endpoint_names[];
+
+/* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
+#define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
+
+/* REDIS_EXTRA_FLAGS: 0, or -EINVAL with the rule it broke in err (NODE_EXTRA_FLAGS_RULE, or a directive kvinit owns).
+ */
+int node_extra_flags_check(const char *flags, struct init_error *err);
+
 /* ---- server detection (server.c) ---- */
 enum node_flavor { NODE_REDIS, NODE_VALKEY };
 
@@ -42,7 +85,7 @@ int node_detect_own_ipv4(char *buf, size_t size);
 
 /* ---- rendering (render.c): pure, no I/O ---- */
 struct node_render_input {
-	const struct init_options *opt;
+	const struct node_options *opt;
 	const enum init_option_source *source;
 	const struct node_server *server;
 	bool base_config_present;
@@ -119,18 +162,18 @@ int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas,
 
 /* ---- roles (node.c, health.c, cli.c) ---- */
 void node_probe_host(const char *bind, char *buf, size_t size);
-int node_defaults(struct init_config *c, struct init_error *err);
-int node_main(struct init_config *c, char **args);
-int node_render_main(struct init_config *c, char **args);
-int node_health_main(struct init_config *c, char **args);
-int node_cli_main(struct init_config *c, char **args);
-int node_cluster_init_main(struct init_config *c, char **args);
+int node_defaults(struct node_config *c, struct init_error *err);
+int node_main(struct node_config *c, char **args);
+int node_render_main(struct node_config *c, char **args);
+int node_health_main(struct node_config *c, char **args);
+int node_cli_main(struct node_config *c, char **args);
+int node_cluster_init_main(struct node_config *c, char **args);
 struct secrets_value;
-int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw);
+int node_cluster_init_run(const struct node_options *o, const struct secrets_value *pw);
+int node_heal_run(const struct node_options *o, const struct secrets_value *pw);
 struct secrets_rotation;
-int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
+int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
-void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
+void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

@@ -106,8 +106,7 @@ static int gate(FILE *f, const struct node_render_input *in, enum node_directive
 
 static int render_cluster(FILE *f, const struct node_render_input *in, struct init_error *err)
 {
-	const struct init_options *o = in->opt;
-	static const char *const endpoint[] = {"ip", "hostname", "unknown-endpoint"};
+	const struct node_options *o = in->opt;
 	unsigned bus = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
 	int r;
 
@@ -131,12 +130,12 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 			return r;
 		directive(f, "cluster-announce-hostname", o->announce_hostname);
 	}
-	r = gate(f, in, NODE_DIR_PREFERRED_ENDPOINT_TYPE, in->source[INIT_OPT_preferred_endpoint] != INIT_SRC_DEFAULT,
+	r = gate(f, in, NODE_DIR_PREFERRED_ENDPOINT_TYPE, in->source[NODE_OPT_preferred_endpoint] != INIT_SRC_DEFAULT,
 		 "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE", err);
 	if (r < 0)
 		return r;
 	if (r)
-		directive(f, "cluster-preferred-endpoint-type", endpoint[o->preferred_endpoint]);
+		directive(f, "cluster-preferred-endpoint-type", node_endpoint_names[o->preferred_endpoint]);
 	return 0;
 }
 
@@ -161,7 +160,7 @@ static void render_auth(FILE *f, const struct node_render_input *in)
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err)
 {
-	const struct init_options *o = in->opt;
+	const struct node_options *o = in->opt;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f;

@@ -20,7 +20,7 @@ static const char *const hashes[] = {"5e884898da28047151d0e56f8dc6292773603d0d6a
 				     "6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"};
 
 struct fixture {
-	struct init_config c;
+	struct node_config c;
 	struct node_server server;
 	struct node_render_input in;
 };
@@ -30,8 +30,8 @@ static void fixture_init(struct fixture *fx, char **env, unsigned version, enum 
 	struct init_error err;
 	int argind;
 
-	assert_int_equal(init_config_defaults(&fx->c, &err), 0);
-	if (init_config_load(&fx->c, 0, NULL, &argind, env, &err) != 0)
+	assert_int_equal(node_config_defaults(&fx->c, &err), 0);
+	if (init_config_load(&fx->c.core, 0, NULL, &argind, env, &err) != 0)
 		fail_msg("config: %s", err.msg);
 	fx->server = (struct node_server){.server_bin = "/usr/bin/redis-server", .flavor = flavor, .version = version};
 	fx->in = (struct node_render_input){
@@ -82,7 +82,7 @@ static void render_case(const char *golden, char **env, unsigned version, enum n
 		fail_msg("%s: %s", golden, err.msg);
 	compare_golden(golden, text);
 	free(text);
-	init_config_free(&fx.c);
+	node_config_free(&fx.c);
 }
 
 static void test_cluster_default(void **state)
@@ -165,7 +165,7 @@ static void expect_refusal(char **env, unsigned version, const char *want)
 	assert_null(text);
 	if (strcmp(err.msg, want) != 0)
 		fail_msg("got '%s', want '%s'", err.msg, want);
-	init_config_free(&fx.c);
+	node_config_free(&fx.c);
 }
 
 static void test_version_gated_asked(void **state)

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Role dispatch and exit codes: the only place that decides how kvinit exits. */
+/*
+ * kvinit's main: the roles, above init/ (the PID-1 core), node/ and secrets/. It reads the options of both tables
+ * for every role, runs the role and maps its result to the exit status with init_exit_status(): the only place
+ * that decides how kvinit exits.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,35 +22,41 @@ struct role {
 	bool supervises; /* runs the loop: signals blocked, read from a signalfd */
 	bool own_args;	 /* takes its arguments as they are: no kvinit flags after the role */
 	/* Sets the role's own defaults; runs before the INI file, environment and flags are read. */
-	int (*defaults)(struct init_config *c, struct init_error *err);
-	int (*main)(struct init_config *c, char **args);
+	int (*defaults)(struct node_config *c, struct init_error *err);
+	/* A final status >= 0, or -errno once it has said why. */
+	int (*main)(struct node_config *c, char **args);
+	/* The exit status of a -errno that is not the user's mistake (init_exit_status). */
+	int failure;
 };
 
-static int run_main(struct init_config *c, char **args);
+static int run_main(struct node_config *c, char **args)
+{
+	return init_run_main(&c->core, args);
+}
 
 static const struct role roles[] = {
 	{"node", "node [OPTIONS]", "render the server config, run and supervise the server (image default)", true,
-	 false, node_defaults, node_main},
+	 false, node_defaults, node_main, INIT_EXIT_SYSCALL},
 	{"cluster-init", "cluster-init [OPTIONS]", "one-shot: wait for REDIS_NODES, create or extend the cluster",
-	 false, false, node_defaults, node_cluster_init_main},
+	 false, false, node_defaults, node_cluster_init_main, 1},
 	{"health", "health [--live|--ready]", "probe this node: exit 0 healthy, 1 not", false, true, node_defaults,
-	 node_health_main},
+	 node_health_main, 1},
 	{"cli", "cli [redis-cli ARGS]", "redis-cli on this node, authenticated from the secret", false, true,
-	 node_defaults, node_cli_main},
+	 node_defaults, node_cli_main, INIT_EXIT_SYSCALL},
 	{"render", "render [OPTIONS]", "print the rendered server config, secrets redacted", false, false,
-	 node_defaults, node_render_main},
+	 node_defaults, node_render_main, INIT_EXIT_SYSCALL},
 	{"run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", true, false, NULL,
-	 run_main},
+	 run_main, INIT_EXIT_SYSCALL},
 };
 
-static void usage(FILE *out)
+static void usage(const struct node_config *c, FILE *out)
 {
 	(void)fprintf(out, "kvinit %s: PID 1 for Redis and Valkey Cluster containers\n\nUsage:\n", KVINIT_VERSION);
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
 		(void)fprintf(out, "  kvinit %-34s %s\n", roles[i].usage, roles[i].summary);
 	(void)fprintf(out, "  kvinit %-34s %s\n\n", "--version | --help", "");
 	(void)fprintf(out, "The role may also come from KVINIT_ROLE.\n\n");
-	init_config_help(out);
+	init_config_help(&c->core, out);
 	(void)fprintf(
 		out,
 		"\nDurations: 8s, 500ms, 2m, 1h; a bare number is seconds. An empty variable counts as unset.\n"
@@ -55,36 +65,28 @@ static void usage(FILE *out)
 		"executable; 100 usage or configuration error; 111 a system call failed before the child started.\n");
 }
 
-static int run_main(struct init_config *c, char **args)
-{
-	struct init_user user = {0};
-	int code;
-
-	if (!args[0]) {
-		log_error("run: no command given (usage: kvinit run [OPTIONS] [--] CMD [ARGS...])");
-		return INIT_EXIT_USAGE;
-	}
-	code = init_resolve_user(&c->opt, &user);
-	if (code == 0)
-		code = init_run(&c->opt, &user, args, NULL, NULL, NULL, 0);
-	init_user_free(&user);
-	return code;
-}
-
 int main(int argc, char **argv)
 {
 	const char *role_name = argc > 1 ? argv[1] : NULL, *env_role = getenv("KVINIT_ROLE");
 	const struct role *role = NULL;
-	struct init_config c;
+	struct node_config c;
 	struct init_error err;
-	int argind = 0, first = 2, code;
+	int argind = 0, first = 2, r;
 
-	if (role_name && (strcmp(role_name, "--help") == 0 || strcmp(role_name, "-h") == 0)) {
-		usage(stdout);
-		return 0;
-	}
 	if (role_name && strcmp(role_name, "--version") == 0) {
 		printf("kvinit %s\n", KVINIT_VERSION);
+		return 0;
+	}
+	/* Every role reads both tables: a bad node setting is refused whatever the role, as always. */
+	r = node_config_defaults(&c, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		node_config_free(&c);
+		return init_exit_status(r, INIT_EXIT_SYSCALL);
+	}
+	if (role_name && (strcmp(role_name, "--help") == 0 || strcmp(role_name, "-h") == 0)) {
+		usage(&c, stdout);
+		node_config_free(&c);
 		return 0;
 	}
 	/* No role on the command line (or only options): KVINIT_ROLE names it. */
@@ -97,33 +99,33 @@ int main(int argc, char **argv)
 			role = &roles[i];
 	if (!role) {
 		if (role_name)
-			(void)fprintf(stderr, "error kvinit[%d]: unknown role '%s' (see kvinit --help)\n",
-				      (int)getpid(), role_name);
+			log_error("unknown role '%s' (see kvinit --help)", role_name);
 		else
-			usage(stderr);
+			usage(&c, stderr);
+		node_config_free(&c);
 		return INIT_EXIT_USAGE;
 	}
 
 	if (role->supervises)
 		init_process_setup();
-	code = init_config_defaults(&c, &err);
-	if (code == 0 && role->defaults)
-		code = role->defaults(&c, &err);
-	if (code == 0)
-		code = init_config_load(&c, role->own_args ? 0 : argc - first, argv + first, &argind, environ, &err);
-	if (code == -ECANCELED) {
-		usage(stdout);
-		init_config_free(&c);
+	if (role->defaults)
+		r = role->defaults(&c, &err);
+	if (r == 0)
+		r = init_config_load(&c.core, role->own_args ? 0 : argc - first, argv + first, &argind, environ, &err);
+	if (r == -ECANCELED) {
+		usage(&c, stdout);
+		node_config_free(&c);
 		return 0;
 	}
-	if (code < 0) {
+	if (r < 0) {
+		/* whatever went wrong, it was while reading what the user gave */
 		log_error("%s", err.msg);
-		init_config_free(&c);
+		node_config_free(&c);
 		return INIT_EXIT_USAGE;
 	}
-	init_log_setup((enum init_log_level)c.opt.log_level, (enum init_log_format)c.opt.log_format);
+	init_log_setup((enum init_log_level)c.core.opt.log_level, (enum init_log_format)c.core.opt.log_format);
 
-	code = role->main(&c, argv + first + argind);
-	init_config_free(&c);
-	return code;
+	r = role->main(&c, argv + first + argind);
+	node_config_free(&c);
+	return init_exit_status(r, role->failure);
 }
