@@ -33,6 +33,28 @@ static inline void init_closep(const int *fd)
 #define _cleanup_free_	_cleanup_(init_freep)
 #define _cleanup_close_ _cleanup_(init_closep)
 
+/* ---- errors and exit codes (log.c) ---- */
+/* A message for the one function that gives up on a problem. */
+struct init_error {
+	char msg[512];
+};
+
+/*
+ * Sets err's message and returns code, so that a failing function says what failed and returns it in one
+ * statement: `return init_error_set(err, -EINVAL, "KVINIT_USER='%s': %s", value, rule);`. code is passed through
+ * untouched (a -errno, or whatever the caller's contract returns); err may be NULL.
+ */
+int init_error_set(struct init_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * The exit-code contract. Helpers return -errno (or a count) and never pick an exit code; a role's main function
+ * returns a final status >= 0 (the child's, health's 0/1, ...) or -errno after the one log line, and this maps it:
+ * an error in what the user gave (-EINVAL, -ERANGE, -EBADMSG, -E2BIG, -ENAMETOOLONG) is 100 (usage or
+ * configuration), any other -errno is `failure` (111 for the supervising roles: a system call failed before the
+ * child started; 1 for cluster-init).
+ */
+int init_exit_status(int r, int failure);
+
 /* ---- logging (log.c) ---- */
 enum init_log_level { INIT_LOG_ERROR, INIT_LOG_WARN, INIT_LOG_INFO, INIT_LOG_DEBUG };
 enum init_log_format { INIT_LOG_TEXT, INIT_LOG_JSON };
@@ -62,7 +84,7 @@ void init_format_duration(char *buf, size_t size, uint64_t ms);
 uint64_t init_backoff_delay_ms(unsigned restart, uint64_t cap_ms);
 int init_proc_status_masks(uint64_t *ret_sigign, uint64_t *ret_capbnd);
 int init_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
-			   const char **ret_step);
+			   struct init_error *err);
 void init_escape_control(char *buf, size_t size, const char *value);
 const char *init_env_lookup(char *const *envp, const char *name);
 
@@ -99,27 +121,6 @@ int init_read_value_file(const char *path, unsigned flags, char buf[INIT_VALUE_M
 int init_check_value(const char *data, size_t len);
 /* The rule behind a code of those functions, as words that follow a name ("is empty"); strerror otherwise. */
 const char *init_value_strerror(int r);
-
-/* A message for the one function that gives up on a problem. */
-struct init_error {
-	char msg[512];
-};
-
-/*
- * Sets err's message and returns code, so that a failing function says what failed and returns it in one
- * statement: `return init_error_set(err, -EINVAL, "REDIS_NODES='%s': %s", value, rule);`. code is passed through
- * untouched (a -errno, or whatever the caller's contract returns); err may be NULL.
- */
-int init_error_set(struct init_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/*
- * The exit-code contract. Helpers return -errno (or a count) and never pick an exit code; a role's main function
- * returns a final status >= 0 (the child's, health's 0/1, ...) or -errno after the one log line, and this maps it:
- * an error in what the user gave (-EINVAL, -ERANGE, -EBADMSG, -E2BIG, -ENAMETOOLONG) is 100 (usage or
- * configuration), any other -errno is `failure` (111 for the supervising roles: a system call failed before the
- * child started; 1 for cluster-init).
- */
-int init_exit_status(int r, int failure);
 
 /*
  * ---- options (options.c): the engine, and the PID-1 core's own table (options.def) ----

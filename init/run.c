@@ -72,7 +72,7 @@ int init_resolve_user(const struct init_options *o, struct init_user *ret_user)
 		return r == -ENOMEM ? r : -EINVAL;
 	}
 	if (user.set && geteuid() != 0 && (user.uid != geteuid() || user.gid != getegid())) {
-		log_error("KVINIT_USER='%s': switching users needs root, and kvinit runs as uid '%d'", o->user,
+		log_error("KVINIT_USER='%s': switching users needs root, and kvinit runs as uid %d", o->user,
 			  (int)geteuid());
 		init_user_free(&user);
 		return -EINVAL;

@@ -354,17 +354,17 @@ static int write_config(const struct node_plan *p, const struct init_user *user,
 {
 	const struct node_options *o = &p->c->opt;
 	bool give = geteuid() == 0 && user->set;
-	const char *step = NULL;
+	struct init_error err;
 	int r;
 
 	r = make_config_dir(o->rendered_config, user->gid, give);
 	if (r == 0)
 		r = init_write_file_atomic(o->rendered_config, text, strlen(text), 0600, give ? user->uid : geteuid(),
-					   give ? user->gid : getegid(), &step);
+					   give ? user->gid : getegid(), &err);
 	else
-		step = "cannot create its directory";
+		(void)init_error_set(&err, r, "cannot create its directory: %s", strerror(-r));
 	if (r < 0) {
-		log_error("KVINIT_RENDERED_CONFIG='%s': %s: %s", o->rendered_config, step, strerror(-r));
+		log_error("KVINIT_RENDERED_CONFIG='%s': %s", o->rendered_config, err.msg);
 		return INIT_EXIT_SYSCALL;
 	}
 	return 0;

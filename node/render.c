@@ -95,11 +95,9 @@ static int gate(FILE *f, const struct node_render_input *in, enum node_directive
 	if (node_server_knows(in->server, d))
 		return 1;
 	node_server_describe(in->server, version, sizeof(version));
-	if (asked) {
-		(void)snprintf(err->msg, sizeof(err->msg), "%s needs %s, which %s does not know", var,
-			       node_directive_name(d), version);
-		return -ENOTSUP;
-	}
+	if (asked)
+		return init_error_set(err, -ENOTSUP, "%s needs %s, which %s does not know", var, node_directive_name(d),
+				      version);
 	(void)fprintf(f, "# skipped: %s (%s does not know it)\n", node_directive_name(d), version);
 	return 0;
 }
@@ -167,10 +165,8 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 	int r = 0;
 
 	f = open_memstream(&text, &len);
-	if (!f) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!f)
+		return init_error_set(err, -ENOMEM, "out of memory");
 	(void)fputs("# Rendered by kvinit at every start: edit the environment or the base config, not this file.\n",
 		    f);
 	if (in->base_config_present)
@@ -195,10 +191,8 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 	}
 	if (r == 0)
 		render_auth(f, in);
-	if (fclose(f) != 0 && r == 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		r = -ENOMEM;
-	}
+	if (fclose(f) != 0 && r == 0)
+		r = init_error_set(err, -ENOMEM, "out of memory");
 	if (r < 0) {
 		if (text)
 			explicit_bzero(text, len);

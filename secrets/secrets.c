@@ -107,20 +107,13 @@ static int load_file(const char *path, enum secrets_source source, struct secret
 	if (r == -ENOENT && source == SECRETS_SRC_DEFAULT_FILE)
 		return r; /* the caller moves on to the next source */
 	init_escape_control(shown, sizeof(shown), path);
-	if (r < 0) {
-		if (source == SECRETS_SRC_FILE)
-			(void)snprintf(err->msg, sizeof(err->msg), "REDIS_PASSWORD_FILE='%s': %s", shown,
-				       secrets_strerror(r));
-		else
-			(void)snprintf(err->msg, sizeof(err->msg), "password file '%s': %s", shown,
-				       secrets_strerror(r));
-		return r;
-	}
+	if (r < 0 && source == SECRETS_SRC_FILE)
+		return init_error_set(err, r, "REDIS_PASSWORD_FILE='%s': %s", shown, secrets_strerror(r));
+	if (r < 0)
+		return init_error_set(err, r, "password file '%s': %s", shown, secrets_strerror(r));
 	copy = strdup(path);
-	if (!copy) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!copy)
+		return init_error_set(err, -ENOMEM, "out of memory");
 	*ret = (struct secrets_password){
 		.value = value,
 		.source = source,
@@ -139,11 +132,10 @@ int secrets_load_password(char *const *envp, const char *default_path, struct se
 	size_t len;
 	int r;
 
-	if (file && env) {
-		(void)snprintf(err->msg, sizeof(err->msg),
-			       "REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set: set only one (prefer the file)");
-		return -EINVAL;
-	}
+	if (file && env)
+		return init_error_set(
+			err, -EINVAL,
+			"REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set: set only one (prefer the file)");
 	if (file)
 		return load_file(file, SECRETS_SRC_FILE, ret, err);
 	if (default_path && *default_path) {
@@ -159,14 +151,10 @@ int secrets_load_password(char *const *envp, const char *default_path, struct se
 	/* A string from the environment cannot hold a NUL; strnlen stops early at a value far above the limit. */
 	len = strnlen(env, SECRETS_MAX_SIZE + 1);
 	r = init_check_value(env, len);
-	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "REDIS_PASSWORD: %s", secrets_strerror(r));
-		return r;
-	}
-	if (secrets_value_copy(env, len, &value) < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (r < 0)
+		return init_error_set(err, r, "REDIS_PASSWORD: %s", secrets_strerror(r));
+	if (secrets_value_copy(env, len, &value) < 0)
+		return init_error_set(err, -ENOMEM, "out of memory");
 	*ret = (struct secrets_password){.value = value, .source = SECRETS_SRC_ENV};
 	return 0;
 }

@@ -232,6 +232,22 @@ static void test_read_value_file(void **state)
 	assert_int_equal(init_check_value("a\rb", 3), -EBADMSG);
 }
 
+/* A failure says which step failed and why, in err; the path is untouched. */
+static void test_write_file_atomic(void **state)
+{
+	struct init_error err = {{0}};
+	char path[256], buf[16];
+
+	(void)state;
+	assert_int_equal(init_write_file_atomic(tpath(path, "small"), "new", 3, 0600, geteuid(), getegid(), &err), 0);
+	assert_int_equal(init_read_file_bounded(path, 0, buf, sizeof(buf), NULL), 3);
+	assert_string_equal(buf, "new");
+
+	assert_int_equal(init_write_file_atomic(tpath(path, "no-dir/file"), "x", 1, 0600, geteuid(), getegid(), &err),
+			 -ENOENT);
+	assert_string_equal(err.msg, "cannot create a temp file: No such file or directory");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +261,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_file_bounded, file_setup, file_teardown),
 		cmocka_unit_test_setup_teardown(test_read_file_not_regular, file_setup, file_teardown),
 		cmocka_unit_test_setup_teardown(test_read_value_file, file_setup, file_teardown),
+		cmocka_unit_test_setup_teardown(test_write_file_atomic, file_setup, file_teardown),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
