@@ -30,34 +30,68 @@ static const char *const owned_directives[] = {
 	"masteruser",
 	"aclfile",
 	"supervised",
+	/*
+	 * render.c writes `logfile ""`: the server logs to stdout, which kvinit's child shares with it, so its lines
+	 * reach `docker logs` and kubectl logs. A logfile would hide them in a file nobody reads (and fill the disk).
+	 */
+	"logfile",
 	NULL,
 };
 
-int node_extra_flags_check(const char *s, struct init_error *err)
+void node_extra_flags_free(struct node_extra_flags *f)
 {
-	_cleanup_free_ char *copy = strdup(s);
-	char *save = NULL;
-	bool want_arg = false;
+	free(f->tokens);
+	free(f->buf);
+	*f = (struct node_extra_flags){0};
+}
 
-	if (!copy)
+/*
+ * One tokenizer for the check and for render.c: tokens are separated by runs of blanks, wherever they are, so
+ * what the check sees is exactly what is rendered.
+ */
+int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, struct init_error *err)
+{
+	_cleanup_(node_extra_flags_free) struct node_extra_flags f = {0};
+	bool want_value = false;
+	char *p;
+
+	f.buf = strdup(flags);
+	/* a token and the blank after it take two bytes at least */
+	f.tokens = calloc(strlen(flags) / 2 + 1, sizeof(*f.tokens));
+	if (!f.buf || !f.tokens)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+	for (p = f.buf;;) {
+		char *tok;
+
+		p += strspn(p, " \t");
+		if (!*p)
+			break;
+		tok = p;
+		p += strcspn(p, " \t");
+		if (*p)
+			*p++ = '\0';
+		f.tokens[f.n++] = tok;
 		if (strncmp(tok, "--", 2) != 0) {
-			if (!want_arg && tok == copy)
+			/* a value: it needs a directive before it */
+			if (f.n == 1)
 				return init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE);
-			want_arg = false;
+			want_value = false;
 			continue;
 		}
-		if (want_arg || !tok[2])
+		if (want_value || !tok[2])
 			return init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE);
-		for (const char *p = tok + 2; *p; p++)
-			if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+		for (const char *c = tok + 2; *c; c++)
+			if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-'))
 				return init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE);
 		for (size_t i = 0; owned_directives[i]; i++)
 			if (strcmp(tok + 2, owned_directives[i]) == 0)
 				return init_error_set(err, -EINVAL,
 						      "'%s' is set by kvinit itself: use its own setting instead", tok);
-		want_arg = true;
+		want_value = true;
 	}
-	return want_arg ? init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE) : 0;
+	if (want_value)
+		return init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE);
+	*ret = f;
+	f = (struct node_extra_flags){0};
+	return 0;
 }

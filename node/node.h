@@ -48,9 +48,20 @@ extern const char *const node_endpoint_names[];
 /* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
 #define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
 
-/* REDIS_EXTRA_FLAGS: 0, or -EINVAL with the rule it broke in err (NODE_EXTRA_FLAGS_RULE, or a directive kvinit owns).
+/* REDIS_EXTRA_FLAGS split once into tokens, for the option check and for render.c alike. */
+struct node_extra_flags {
+	char *buf;     /* the value, each token NUL-terminated in place */
+	char **tokens; /* a directive is a token "--name"; its values are the tokens up to the next directive */
+	size_t n;
+};
+
+/*
+ * Splits flags at runs of blanks and checks every token: the first is a "--directive", each directive is lowercase
+ * letters, digits and '-', has one value at least and is not one kvinit owns. Returns 0, -ENOMEM, or -EINVAL with
+ * the rule it broke in err (NODE_EXTRA_FLAGS_RULE, or the directive kvinit owns).
  */
-int node_extra_flags_check(const char *flags, struct init_error *err);
+int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, struct init_error *err);
+void node_extra_flags_free(struct node_extra_flags *f);
 
 /* ---- server detection (server.c) ---- */
 enum node_flavor { NODE_REDIS, NODE_VALKEY };

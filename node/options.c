@@ -56,11 +56,14 @@ static const char *refuse_bind(const struct init_string_check *check, const char
 
 static const char *refuse_extra_flags(const struct init_string_check *check, const char *s, char *buf, size_t size)
 {
+	struct node_extra_flags flags;
 	struct init_error err;
-	int r = node_extra_flags_check(s, &err);
+	int r = node_extra_flags_parse(s, &flags, &err);
 
-	if (r == 0)
+	if (r == 0) {
+		node_extra_flags_free(&flags);
 		return NULL;
+	}
 	if (r == -ENOMEM)
 		return "out of memory";
 	(void)check;

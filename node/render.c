@@ -54,36 +54,31 @@ static void directive_uint(FILE *f, const char *name, unsigned long long value)
 	(void)fprintf(f, "%s %llu\n", name, value);
 }
 
-/* "--maxmemory 100mb --save 900 1" -> "maxmemory 100mb" and "save 900 1", each value quoted. */
-static void extra_flags(FILE *f, const char *flags)
+/* "--maxmemory 100mb --save 900 1" -> "maxmemory 100mb" and "save 900 1", each a line, each value quoted. */
+static int extra_flags(FILE *f, const char *flags, struct init_error *err)
 {
-	char quoted[1024];
-	const char *p = flags;
-	bool open_line = false;
+	_cleanup_(node_extra_flags_free) struct node_extra_flags x = {0};
+	struct init_error why;
+	char quoted[1024], shown[160];
+	int r;
 
-	while (*p) {
-		size_t n;
-
-		p += strspn(p, " \t");
-		n = strcspn(p, " \t");
-		if (!n)
-			break;
-		if (n > 2 && p[0] == '-' && p[1] == '-') {
-			(void)fprintf(f, "%s%.*s", open_line ? "\n" : "", (int)(n - 2), p + 2);
-			open_line = true;
-		} else {
-			char *tok = strndup(p, n);
-
-			if (tok) {
-				node_quote_config_value(tok, quoted, sizeof(quoted));
-				(void)fprintf(f, " %s", quoted);
-				free(tok);
-			}
-		}
-		p += n;
+	r = node_extra_flags_parse(flags, &x, &why);
+	if (r < 0) {
+		init_escape_control(shown, sizeof(shown), flags);
+		return init_error_set(err, r, "REDIS_EXTRA_FLAGS='%s': %s", shown, why.msg);
 	}
-	if (open_line)
+	(void)fputs("# REDIS_EXTRA_FLAGS\n", f);
+	for (size_t i = 0; i < x.n; i++) {
+		if (strncmp(x.tokens[i], "--", 2) == 0) {
+			(void)fprintf(f, "%s%s", i ? "\n" : "", x.tokens[i] + 2);
+			continue;
+		}
+		node_quote_config_value(x.tokens[i], quoted, sizeof(quoted));
+		(void)fprintf(f, " %s", quoted);
+	}
+	if (x.n)
 		(void)fputc('\n', f);
+	return 0;
 }
 
 /* A directive the server does not know: an error when asked for, else a comment saying it was left out. */
@@ -185,10 +180,8 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 		r = render_cluster(f, in, err);
 	else
 		directive(f, "cluster-enabled", "no");
-	if (r == 0 && *o->extra_flags) {
-		(void)fputs("# REDIS_EXTRA_FLAGS\n", f);
-		extra_flags(f, o->extra_flags);
-	}
+	if (r == 0 && *o->extra_flags)
+		r = extra_flags(f, o->extra_flags, err);
 	if (r == 0)
 		render_auth(f, in);
 	if (fclose(f) != 0 && r == 0)

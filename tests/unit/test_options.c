@@ -376,6 +376,12 @@ static void test_node_values(void **state)
 		{"REDIS_EXTRA_FLAGS=--maxmemory", "must be redis-server flags"},
 		{"REDIS_EXTRA_FLAGS=--MaxMemory 1", "must be redis-server flags"},
 		{"REDIS_CLUSTER_NODE_TIMEOUT=50", "must be a whole number from 100 to 3600000"},
+		/* issue 17: a leading blank hid the first token from the check, and this became a passwordless user */
+		{"REDIS_EXTRA_FLAGS= user evil on nopass +@all allkeys nopass",
+		 "REDIS_EXTRA_FLAGS=' user evil on nopass +@all allkeys nopass': must be redis-server flags"},
+		{"REDIS_EXTRA_FLAGS=  maxmemory 1mb", "must be redis-server flags"},
+		{"REDIS_EXTRA_FLAGS= --user evil on", "'--user' is set by kvinit itself"},
+		{"REDIS_EXTRA_FLAGS=--maxmemory 1mb  --logfile /data/log", "'--logfile' is set by kvinit itself"},
 	};
 	static const char *const good[] = {
 		"REDIS_CLUSTER_ANNOUNCE_IP=172.19.0.60",
@@ -386,6 +392,7 @@ static void test_node_values(void **state)
 		"REDIS_BIND=* -::*",
 		"REDIS_EXTRA_FLAGS=--maxmemory 100mb --maxmemory-policy allkeys-lru",
 		"REDIS_EXTRA_FLAGS=--save 900 1 --save 300 10",
+		"REDIS_EXTRA_FLAGS=  --maxmemory 100mb   --save 900 1  ",
 		"REDIS_PORT_NUMBER=7001",
 	};
 	struct node_config c;

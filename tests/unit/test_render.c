@@ -186,6 +186,45 @@ static void test_version_gated_asked(void **state)
 		"does not know");
 }
 
+/* The renderer's own guard, for a value that did not come through the option check. */
+static int render_extra_flags(const char *flags, char **ret_text, struct init_error *err)
+{
+	struct fixture fx;
+	char *env[] = {"KVINIT_CONFIG=/dev/null", NULL};
+	int r;
+
+	fixture_init(&fx, env, NODE_VERSION(7, 0, 15), NODE_REDIS);
+	free(fx.c.opt.extra_flags);
+	fx.c.opt.extra_flags = strdup(flags);
+	assert_non_null(fx.c.opt.extra_flags);
+	r = node_render(&fx.in, ret_text, err);
+	node_config_free(&fx.c);
+	return r;
+}
+
+/* Issue 17: whatever blanks surround REDIS_EXTRA_FLAGS, each directive is a line of its own. */
+static void test_extra_flags_lines(void **state)
+{
+	struct init_error err;
+	char *text = NULL;
+	const char *block;
+
+	(void)state;
+	assert_int_equal(render_extra_flags("  --maxmemory 100mb   --save 900 1  ", &text, &err), 0);
+	block = strstr(text, "# REDIS_EXTRA_FLAGS\n");
+	assert_non_null(block);
+	if (strncmp(block, "# REDIS_EXTRA_FLAGS\nmaxmemory 100mb\nsave 900 1\nuser default ", 60) != 0)
+		fail_msg("extra flags not one directive a line:\n%s", block);
+	free(text);
+
+	/* values before any directive are refused, never glued onto kvinit's own ACL line */
+	text = NULL;
+	assert_int_equal(render_extra_flags(" user evil on nopass +@all allkeys nopass", &text, &err), -EINVAL);
+	assert_null(text);
+	assert_string_equal(err.msg, "REDIS_EXTRA_FLAGS=' user evil on nopass +@all allkeys nopass': must be "
+				     "redis-server flags, each '--directive' followed by its values");
+}
+
 static void redact(struct fixture *fx)
 {
 	fx->in.redact = true;
@@ -222,10 +261,11 @@ static void test_quote(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cluster_default), cmocka_unit_test(test_standalone),
-		cmocka_unit_test(test_announce_ip),	cmocka_unit_test(test_hostname_endpoint),
-		cmocka_unit_test(test_version_gated),	cmocka_unit_test(test_version_gated_asked),
-		cmocka_unit_test(test_redacted),	cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_cluster_default),	  cmocka_unit_test(test_standalone),
+		cmocka_unit_test(test_announce_ip),	  cmocka_unit_test(test_hostname_endpoint),
+		cmocka_unit_test(test_version_gated),	  cmocka_unit_test(test_version_gated_asked),
+		cmocka_unit_test(test_redacted),	  cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_extra_flags_lines),
 	};
 
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
