@@ -108,7 +108,8 @@ struct node_render_input {
 };
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
-void node_quote_config_value(const char *value, char *buf, size_t size);
+/* value as redis.conf reads it, quoted and escaped where it must be (render.c says how). */
+void node_write_config_value(FILE *f, const char *value);
 
 /* ---- nodes.conf repair (nodes_conf.c) ---- */
 /*

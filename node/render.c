@@ -11,42 +11,35 @@
 
 /*
  * A value as redis.conf reads it (sdssplitargs): plain when it is a simple token, else in double quotes with
- * every byte outside printable ASCII, and '"' and '\', escaped as \xHH. No value can break out of its line.
+ * every byte outside printable ASCII, and '"', '\' and '\'', escaped as \xHH. No value can break out of its line.
+ * Written straight into f, so nothing is cut whatever its length (a byte takes 4 at most), and a secret has no copy
+ * outside the text the caller wipes.
  */
-void node_quote_config_value(const char *value, char *buf, size_t size)
+void node_write_config_value(FILE *f, const char *value)
 {
 	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/@+*,";
-	size_t len = 0;
 
 	if (*value && strspn(value, plain) == strlen(value)) {
-		(void)snprintf(buf, size, "%s", value);
+		(void)fputs(value, f);
 		return;
 	}
-	if (size < 3) {
-		if (size)
-			buf[0] = '\0';
-		return;
-	}
-	buf[len++] = '"';
-	for (; *value && len + 6 < size; value++) {
+	(void)fputc('"', f);
+	for (; *value; value++) {
 		unsigned char c = (unsigned char)*value;
 
 		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '\'')
-			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
+			(void)fprintf(f, "\\x%02x", c);
 		else
-			buf[len++] = (char)c;
+			(void)fputc(c, f);
 	}
-	buf[len++] = '"';
-	buf[len] = '\0';
+	(void)fputc('"', f);
 }
 
 static void directive(FILE *f, const char *name, const char *value)
 {
-	char quoted[8192];
-
-	node_quote_config_value(value, quoted, sizeof(quoted));
-	(void)fprintf(f, "%s %s\n", name, quoted);
-	explicit_bzero(quoted, sizeof(quoted)); /* it may have held masterauth */
+	(void)fprintf(f, "%s ", name);
+	node_write_config_value(f, value);
+	(void)fputc('\n', f);
 }
 
 static void directive_uint(FILE *f, const char *name, unsigned long long value)
@@ -59,7 +52,7 @@ static int extra_flags(FILE *f, const char *flags, struct init_error *err)
 {
 	_cleanup_(node_extra_flags_free) struct node_extra_flags x = {0};
 	struct init_error why;
-	char quoted[1024], shown[160];
+	char shown[160];
 	int r;
 
 	r = node_extra_flags_parse(flags, &x, &why);
@@ -73,8 +66,8 @@ static int extra_flags(FILE *f, const char *flags, struct init_error *err)
 			(void)fprintf(f, "%s%s", i ? "\n" : "", x.tokens[i] + 2);
 			continue;
 		}
-		node_quote_config_value(x.tokens[i], quoted, sizeof(quoted));
-		(void)fprintf(f, " %s", quoted);
+		(void)fputc(' ', f);
+		node_write_config_value(f, x.tokens[i]);
 	}
 	if (x.n)
 		(void)fputc('\n', f);
