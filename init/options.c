@@ -229,11 +229,14 @@ void init_config_free(struct init_config *c)
 
 /* ---- INI ---- */
 
+/* Far more than any INI file of these options; small enough that a wrong path is noticed. */
+#define INI_MAX_SIZE (1024 * 1024)
+
 struct ini_state {
 	struct init_config *c;
 	struct init_error *err;
-	const char *path;
-	FILE *f;
+	const char *path; /* as shown in messages */
+	const char *next; /* the text not read yet */
 	int line;
 	bool failed; /* err->msg holds the first problem */
 };
@@ -280,25 +283,31 @@ static void list_sections(const struct init_config *c, char *buf, size_t size)
 }
 
 /*
- * inih's line reader, wrapped: it counts lines, refuses a line longer than inih's buffer (inih would cut it and
- * read the rest as a line of its own), and checks section headers as they pass, empty sections included.
+ * inih's line reader, over the text read whole: it counts lines, refuses a line longer than inih's buffer (inih
+ * would cut it and read the rest as a line of its own), and checks section headers as they pass, empty sections
+ * included.
  */
 static char *read_ini_line(char *str, int num, void *stream)
 {
 	struct ini_state *st = stream;
 	char msg[160];
-	const char *p, *end;
+	const char *p, *end, *nl;
 	size_t len;
 
-	if (st->failed || !fgets(str, num, st->f))
+	if (st->failed || !*st->next)
 		return NULL;
 	st->line++;
-	len = strlen(str);
-	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->f)) {
+	nl = strchr(st->next, '\n');
+	len = nl ? (size_t)(nl - st->next) : strlen(st->next);
+	if (len > (size_t)num - 2) {
 		(void)snprintf(msg, sizeof(msg), "line longer than %d characters", num - 2);
 		ini_fail(st, msg);
 		return NULL;
 	}
+	len += nl ? 1 : 0;
+	memcpy(str, st->next, len);
+	str[len] = '\0';
+	st->next += len;
 	for (p = str; *p == ' ' || *p == '\t'; p++)
 		;
 	if (*p == '[') {
@@ -315,7 +324,7 @@ static char *read_ini_line(char *str, int num, void *stream)
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = user;
-	char where[160], msg[400], sections[96];
+	char where[200], msg[400], sections[96];
 
 	if (st->failed)
 		return 0;
@@ -341,25 +350,56 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 	return ini_fail(st, msg);
 }
 
+/* The line a NUL byte is on: text holds what came before it (init_read_file_bounded). */
+static int line_of_nul(const char *text)
+{
+	int line = 1;
+
+	for (const char *p = text; (p = strchr(p, '\n')); p++)
+		line++;
+	return line;
+}
+
+/*
+ * Reads the INI file whole first, the way secrets are read: a regular file only (a FIFO would block, /dev/zero
+ * never end, a directory or /proc/self/mem read as nothing), at most INI_MAX_SIZE bytes, no NUL byte (it would
+ * end a line early). /dev/null is the usual way to say "no file", so it reads as empty.
+ */
 static int parse_ini(struct init_config *c, const char *path, bool must_exist, struct init_error *err)
 {
-	struct ini_state st = {.c = c, .err = err, .path = path};
-	int r;
+	_cleanup_free_ char *text = NULL;
+	char shown[128];
+	struct ini_state st = {.c = c, .err = err, .path = shown};
+	int n, r;
 
-	st.f = fopen(path, "re");
-	if (!st.f) {
-		r = -errno;
-		if (r == -ENOENT && !must_exist)
-			return 0;
-		return init_error_set(err, r, "cannot open config file '%s': %s", path, strerror(-r));
-	}
+	init_escape_control(shown, sizeof(shown), path);
+	if (strcmp(path, "/dev/null") == 0)
+		return 0;
+	text = malloc(INI_MAX_SIZE + 2);
+	if (!text)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	n = init_read_file_bounded(path, 0, text, INI_MAX_SIZE + 2, NULL);
+	if (n == -ENOENT && !must_exist)
+		return 0;
+	if (n == -EBADFD)
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG='%s': %s", shown, init_value_strerror(n));
+	if (n == -EFBIG)
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG='%s': is larger than 1 MiB", shown);
+	if (n == -EILSEQ)
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG='%s': line %d contains a NUL byte", shown,
+				      line_of_nul(text));
+	if (n < 0)
+		return init_error_set(err, n, "cannot open config file '%s': %s", shown, strerror(-n));
+
+	st.next = text;
 	r = ini_parse_stream(read_ini_line, &st, on_ini_value, &st);
-	if (!st.failed && ferror(st.f))
-		(void)init_error_set(err, -EIO, "cannot read config file '%s'", path);
-	else if (!st.failed && r > 0)
-		(void)init_error_set(err, -EINVAL, "%s:%d: not a 'key = value' line or '[section]'", path, r);
-	(void)fclose(st.f);
-	return st.failed || r != 0 ? -EINVAL : 0;
+	if (st.failed)
+		return -EINVAL;
+	if (r < 0)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	if (r > 0)
+		return init_error_set(err, -EINVAL, "%s:%d: not a 'key = value' line or '[section]'", shown, r);
+	return 0;
 }
 
 /* ---- environment and flags ---- */
@@ -373,7 +413,7 @@ static int apply_env(const struct init_option_set *set, size_t id, char *const *
 {
 	const struct init_option_table *t = set->table;
 	const char *name = t->opts[id].env, *value = init_env_lookup(envp, name), *path;
-	char file_var[96], where[4200], data[INIT_VALUE_MAX + 2];
+	char file_var[96], shown[128], where[256], data[INIT_VALUE_MAX + 2];
 	int r;
 
 	if (value && !*value)
@@ -395,10 +435,11 @@ static int apply_env(const struct init_option_set *set, size_t id, char *const *
 	if (path && *path) {
 		if (value)
 			return init_error_set(err, -EINVAL, "%s and %s are both set: set only one", name, file_var);
+		init_escape_control(shown, sizeof(shown), path);
 		r = init_read_value_file(path, INIT_READ_BENEATH, data, NULL);
 		if (r < 0)
-			return init_error_set(err, r, "%s='%s': %s", file_var, path, init_value_strerror(r));
-		(void)snprintf(where, sizeof(where), "%s (from %s='%s')", t->opts[id].env, file_var, path);
+			return init_error_set(err, r, "%s='%s': %s", file_var, shown, init_value_strerror(r));
+		(void)snprintf(where, sizeof(where), "%s (from %s='%s')", t->opts[id].env, file_var, shown);
 		return apply(set, id, data, INIT_SRC_ENV, where, err);
 	}
 	return value ? apply(set, id, value, INIT_SRC_ENV, name, err) : 0;

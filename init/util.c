@@ -93,22 +93,38 @@ bool init_has_control_chars(const char *s)
 	return false;
 }
 
-/* value for an error line: control characters shown as \xHH, never written raw to the log. */
+/*
+ * value for an error line: control characters shown as \xHH, never written raw to the log. A value too long for
+ * buf is shown by its start and its length ("/very/long/pa... (131072 bytes)"), so what the line says after it,
+ * the reason, still fits the message.
+ */
 void init_escape_control(char *buf, size_t size, const char *value)
 {
-	size_t len = 0;
+	size_t len = 0, shown = 0, total = strlen(value), room = size;
+	char tail[48] = "";
 
 	if (!size)
 		return;
-	for (; *value && len + 5 < size; value++) {
+	for (const char *p = value; *p; p++)
+		shown += (unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f ? 4 : 1;
+	if (shown >= size) {
+		(void)snprintf(tail, sizeof(tail), "... (%zu bytes)", total);
+		room = size > strlen(tail) + 1 ? size - strlen(tail) : 1;
+	}
+	for (; *value; value++) {
 		unsigned char c = (unsigned char)*value;
+		size_t need = c < 0x20 || c == 0x7f ? 4 : 1;
 
-		if (c < 0x20 || c == 0x7f)
+		if (len + need >= room)
+			break;
+		if (need == 4)
 			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
 		else
 			buf[len++] = (char)c;
 	}
 	buf[len] = '\0';
+	if (*tail && room > 1)
+		(void)snprintf(buf + len, size - len, "%s", tail);
 }
 
 /* NAME's value in an environment block (possibly empty), or NULL; tests pass their own blocks. */

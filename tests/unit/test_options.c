@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -416,6 +417,97 @@ static void test_node_values(void **state)
 	}
 }
 
+/* Issue 17: KVINIT_CONFIG is read like a secret: a regular file, bounded, never blocking, no NUL byte. */
+static void test_config_not_a_text_file(void **state)
+{
+	static const struct {
+		const char *env;
+		int code;
+		const char *expect;
+	} cases[] = {
+		{"KVINIT_CONFIG=/dev/zero", -EINVAL, "KVINIT_CONFIG='/dev/zero': is not a regular file"},
+		{"KVINIT_CONFIG=/", -EINVAL, "KVINIT_CONFIG='/': is not a regular file"},
+		{"KVINIT_CONFIG=/proc/self/mem", -EIO, "cannot open config file '/proc/self/mem': Input/output error"},
+	};
+	struct init_config c;
+	struct init_error err;
+	char cfg[96], *env[] = {cfg, NULL}, big[64];
+	FILE *f;
+	int argind;
+
+	(void)state;
+	(void)alarm(5);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *e[] = {(char *)cases[i].env, NULL};
+
+		assert_int_equal(load(&c, &err, NULL, 0, e, &argind), cases[i].code);
+		if (strcmp(err.msg, cases[i].expect) != 0)
+			fail_msg("%s: got '%s', want '%s'", cases[i].env, err.msg, cases[i].expect);
+		init_config_free(&c);
+	}
+
+	/* port = 70\0 00 was read as 70 */
+	snprintf(cfg, sizeof(cfg), "KVINIT_CONFIG=%s", ini_path);
+	f = fopen(ini_path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite("[kvinit]\n\nmax-restarts = 70\0 00\n", 1, 33, f), 33);
+	fclose(f);
+	assert_int_equal(load(&c, &err, NULL, 0, env, &argind), -EINVAL);
+	assert_string_equal(err.msg + strlen(err.msg) - strlen("': line 3 contains a NUL byte"),
+			    "': line 3 contains a NUL byte");
+	assert_int_equal(strncmp(err.msg, "KVINIT_CONFIG='", 15), 0);
+	init_config_free(&c);
+
+	/* a FIFO without a writer: refused at once (the alarm turns a hang into a failure) */
+	assert_int_equal(unlink(ini_path), 0);
+	assert_int_equal(mkfifo(ini_path, 0600), 0);
+	assert_int_equal(load(&c, &err, NULL, 0, env, &argind), -EINVAL);
+	assert_non_null(strstr(err.msg, "': is not a regular file"));
+	init_config_free(&c);
+	(void)alarm(0);
+
+	/* more than 1 MiB */
+	assert_int_equal(unlink(ini_path), 0);
+	f = fopen(ini_path, "w");
+	assert_non_null(f);
+	memset(big, ';', sizeof(big));
+	big[sizeof(big) - 1] = '\n';
+	for (size_t n = 0; n <= 1024 * 1024; n += sizeof(big))
+		assert_int_equal(fwrite(big, 1, sizeof(big), f), sizeof(big));
+	fclose(f);
+	assert_int_equal(load(&c, &err, NULL, 0, env, &argind), -EINVAL);
+	assert_non_null(strstr(err.msg, "': is larger than 1 MiB"));
+	init_config_free(&c);
+}
+
+/* A 128 KB config path: shown by its start and length, so the reason still ends the message. */
+static void test_long_path_keeps_the_reason(void **state)
+{
+	static char env_config[140000], env_file[140000];
+	char *env[] = {env_config, NULL}, *env2[] = {"KVINIT_CONFIG=/dev/null", env_file, NULL};
+	struct init_config c;
+	struct node_config nc;
+	struct init_error err;
+	size_t n;
+	int argind;
+
+	(void)state;
+	n = (size_t)snprintf(env_config, sizeof(env_config), "KVINIT_CONFIG=/nonexistent/");
+	memset(env_config + n, 'd', 128000);
+	assert_int_not_equal(load(&c, &err, NULL, 0, env, &argind), 0);
+	assert_non_null(strstr(err.msg, "cannot open config file '/nonexistent/ddd"));
+	assert_non_null(strstr(err.msg, "... (128013 bytes)': "));
+	assert_non_null(strstr(err.msg, strerror(ENAMETOOLONG)));
+	init_config_free(&c);
+
+	n = (size_t)snprintf(env_file, sizeof(env_file), "REDIS_PORT_NUMBER_FILE=/nonexistent/");
+	memset(env_file + n, 'd', 128000);
+	assert_int_not_equal(load_node(&nc, &err, env2), 0);
+	assert_non_null(strstr(err.msg, "REDIS_PORT_NUMBER_FILE='/nonexistent/ddd"));
+	assert_non_null(strstr(err.msg, "... (128013 bytes)': "));
+	node_config_free(&nc);
+}
+
 /* Every variable, flag and INI key names one option: the core's and the node's tables never share one. */
 static void test_tables_are_disjoint(void **state)
 {
@@ -479,6 +571,8 @@ int main(void)
 		cmocka_unit_test(test_node_values),
 		cmocka_unit_test(test_tables_are_disjoint),
 		cmocka_unit_test_setup_teardown(test_node_ini, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_not_a_text_file, setup, teardown),
+		cmocka_unit_test(test_long_path_keeps_the_reason),
 	};
 
 	return cmocka_run_group_tests_name("options", tests, NULL, NULL);

@@ -92,6 +92,28 @@ static void test_control_chars(void **state)
 	assert_true(init_has_control_chars("del\x7f"));
 }
 
+/* A value too long for the message shows its start and its length, so the reason after it still fits. */
+static void test_escape_control(void **state)
+{
+	static char long_value[2000];
+	char buf[64];
+
+	(void)state;
+	init_escape_control(buf, sizeof(buf), "a\nb");
+	assert_string_equal(buf, "a\\x0ab");
+	memset(long_value, 'x', sizeof(long_value) - 1);
+	init_escape_control(buf, sizeof(buf), long_value);
+	assert_int_equal(strlen(buf), sizeof(buf) - 1);
+	assert_string_equal(buf + strlen(buf) - strlen("x... (1999 bytes)"), "x... (1999 bytes)");
+	/* exactly what fits is shown whole */
+	long_value[sizeof(buf) - 1] = '\0';
+	init_escape_control(buf, sizeof(buf), long_value);
+	assert_string_equal(buf, long_value);
+	long_value[sizeof(buf) - 2] = '\n';
+	init_escape_control(buf, sizeof(buf), long_value);
+	assert_non_null(strstr(buf, "... (63 bytes)"));
+}
+
 static void test_backoff(void **state)
 {
 	(void)state;
@@ -258,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_format_duration),
 		cmocka_unit_test(test_signal_name),
+		cmocka_unit_test(test_escape_control),
 		cmocka_unit_test_setup_teardown(test_read_file_bounded, file_setup, file_teardown),
 		cmocka_unit_test_setup_teardown(test_read_file_not_regular, file_setup, file_teardown),
 		cmocka_unit_test_setup_teardown(test_read_value_file, file_setup, file_teardown),
