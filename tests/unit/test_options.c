@@ -377,6 +377,12 @@ static void test_node_values(void **state)
 		{"REDIS_EXTRA_FLAGS=--maxmemory", "must be redis-server flags"},
 		{"REDIS_EXTRA_FLAGS=--MaxMemory 1", "must be redis-server flags"},
 		{"REDIS_CLUSTER_NODE_TIMEOUT=50", "must be a whole number from 100 to 3600000"},
+		/* issue 17: one rule for REDIS_NODES, the option layer's: spaces, commas or semicolons, no control
+		   chars */
+		{"REDIS_NODES=node-0:6379\tnode-1:6379", "REDIS_NODES='node-0:6379\\x09node-1:6379': must not contain "
+							 "control characters"},
+		{"REDIS_CLUSTER_NODES=node-0\nnode-1",
+		 "REDIS_CLUSTER_NODES='node-0\\x0anode-1': must not contain control"},
 		/* issue 17: a leading blank hid the first token from the check, and this became a passwordless user */
 		{"REDIS_EXTRA_FLAGS= user evil on nopass +@all allkeys nopass",
 		 "REDIS_EXTRA_FLAGS=' user evil on nopass +@all allkeys nopass': must be redis-server flags"},
@@ -395,6 +401,7 @@ static void test_node_values(void **state)
 		"REDIS_EXTRA_FLAGS=--save 900 1 --save 300 10",
 		"REDIS_EXTRA_FLAGS=  --maxmemory 100mb   --save 900 1  ",
 		"REDIS_PORT_NUMBER=7001",
+		"REDIS_NODES=node-0:6379, node-1:6379;node-2 [fd00::1]:6380",
 	};
 	struct node_config c;
 	struct init_error err;
