@@ -51,16 +51,15 @@ void node_extra_flags_free(struct node_extra_flags *f)
  */
 int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, struct init_error *err)
 {
-	_cleanup_(node_extra_flags_free) struct node_extra_flags f = {0};
-	bool want_value = false;
-	char *p;
-
-	f.buf = strdup(flags);
+	_cleanup_free_ char *buf = strdup(flags);
 	/* a token and the blank after it take two bytes at least */
-	f.tokens = calloc(strlen(flags) / 2 + 1, sizeof(*f.tokens));
-	if (!f.buf || !f.tokens)
+	_cleanup_free_ char **tokens = calloc(strlen(flags) / 2 + 1, sizeof(*tokens));
+	bool want_value = false;
+	size_t n = 0;
+
+	if (!buf || !tokens)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	for (p = f.buf;;) {
+	for (char *p = buf;;) {
 		char *tok;
 
 		p += strspn(p, " \t");
@@ -70,10 +69,10 @@ int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, stru
 		p += strcspn(p, " \t");
 		if (*p)
 			*p++ = '\0';
-		f.tokens[f.n++] = tok;
+		tokens[n++] = tok;
 		if (strncmp(tok, "--", 2) != 0) {
 			/* a value: it needs a directive before it */
-			if (f.n == 1)
+			if (n == 1)
 				return init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE);
 			want_value = false;
 			continue;
@@ -91,7 +90,8 @@ int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, stru
 	}
 	if (want_value)
 		return init_error_set(err, -EINVAL, NODE_EXTRA_FLAGS_RULE);
-	*ret = f;
-	f = (struct node_extra_flags){0};
+	*ret = (struct node_extra_flags){.buf = buf, .tokens = tokens, .n = n};
+	buf = NULL;
+	tokens = NULL;
 	return 0;
 }

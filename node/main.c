@@ -19,14 +19,14 @@ extern char **environ;
 
 struct role {
 	const char *name, *usage, *summary;
-	bool supervises; /* runs the loop: signals blocked, read from a signalfd */
-	bool own_args;	 /* takes its arguments as they are: no kvinit flags after the role */
 	/* Sets the role's own defaults; runs before the INI file, environment and flags are read. */
 	int (*defaults)(struct node_config *c, struct init_error *err);
 	/* A final status >= 0, or -errno once it has said why. */
 	int (*main)(struct node_config *c, char **args);
 	/* The exit status of a -errno that is not the user's mistake (init_exit_status). */
 	int failure;
+	bool supervises; /* runs the loop: signals blocked, read from a signalfd */
+	bool own_args;	 /* takes its arguments as they are: no kvinit flags after the role */
 };
 
 static int run_main(struct node_config *c, char **args)
@@ -35,18 +35,18 @@ static int run_main(struct node_config *c, char **args)
 }
 
 static const struct role roles[] = {
-	{"node", "node [OPTIONS]", "render the server config, run and supervise the server (image default)", true,
-	 false, node_defaults, node_main, INIT_EXIT_SYSCALL},
+	{"node", "node [OPTIONS]", "render the server config, run and supervise the server (image default)",
+	 node_defaults, node_main, INIT_EXIT_SYSCALL, true, false},
 	{"cluster-init", "cluster-init [OPTIONS]", "one-shot: wait for REDIS_NODES, create or extend the cluster",
-	 false, false, node_defaults, node_cluster_init_main, 1},
-	{"health", "health [--live|--ready]", "probe this node: exit 0 healthy, 1 not", false, true, node_defaults,
-	 node_health_main, 1},
-	{"cli", "cli [redis-cli ARGS]", "redis-cli on this node, authenticated from the secret", false, true,
-	 node_defaults, node_cli_main, INIT_EXIT_SYSCALL},
-	{"render", "render [OPTIONS]", "print the rendered server config, secrets redacted", false, false,
-	 node_defaults, node_render_main, INIT_EXIT_SYSCALL},
-	{"run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", true, false, NULL,
-	 run_main, INIT_EXIT_SYSCALL},
+	 node_defaults, node_cluster_init_main, 1, false, false},
+	{"health", "health [--live|--ready]", "probe this node: exit 0 healthy, 1 not", node_defaults, node_health_main,
+	 1, false, true},
+	{"cli", "cli [redis-cli ARGS]", "redis-cli on this node, authenticated from the secret", node_defaults,
+	 node_cli_main, INIT_EXIT_SYSCALL, false, true},
+	{"render", "render [OPTIONS]", "print the rendered server config, secrets redacted", node_defaults,
+	 node_render_main, INIT_EXIT_SYSCALL, false, false},
+	{"run", "run [OPTIONS] [--] CMD [ARGS...]", "supervise any command as PID 1 (tini-like)", NULL, run_main,
+	 INIT_EXIT_SYSCALL, true, false},
 };
 
 static void usage(const struct node_config *c, FILE *out)
