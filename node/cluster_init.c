@@ -24,7 +24,7 @@ extern char **environ;
 #define POLL_MS		     20
 
 struct run {
-	const struct init_options *o;
+	const struct node_options *o;
 	struct cluster_peer *peers;
 	size_t n;
 	uint64_t deadline;
@@ -741,7 +741,7 @@ static int decide_and_apply(struct run *r)
 	return 0;
 }
 
-int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw)
+int node_cluster_init_run(const struct node_options *o, const struct secrets_value *pw)
 {
 	struct init_error err = {{0}};
 	struct node_addr *addrs = NULL;
@@ -782,7 +782,7 @@ int node_cluster_init_run(const struct init_options *o, const struct secrets_val
 	return res == 0 ? 0 : 1;
 }
 
-int node_cluster_init_main(struct init_config *c, char **args)
+int node_cluster_init_main(struct node_config *c, char **args)
 {
 	struct secrets_password pw = {0};
 	struct init_error err;

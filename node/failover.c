@@ -59,7 +59,7 @@ static bool best_replica(const char *info, char *ip, size_t ip_size, unsigned *r
 	return best >= 0;
 }
 
-void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
+void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
 {
 	uint64_t t0 = init_now_usec(), until;
 	char host[64], why[256], replica_ip[64], role[16];

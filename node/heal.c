@@ -93,7 +93,7 @@ static unsigned meet_moved(redisContext *self, const struct node_addr *nodes, si
 	return missing;
 }
 
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw)
+int node_heal_run(const struct node_options *o, const struct secrets_value *pw)
 {
 	uint64_t t0 = init_now_usec(), deadline = t0 + (uint64_t)o->init_timeout * USEC_PER_MSEC;
 	struct cluster_peer self = {0};

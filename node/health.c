@@ -52,7 +52,7 @@ static redisReply *command(redisContext *ctx, const char *cmd)
 	return redisCommand(ctx, cmd);
 }
 
-static int probe(const struct init_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
+static int probe(const struct node_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
 {
 	char host[64], value[64], role[16];
 	redisContext *ctx;
@@ -126,7 +126,7 @@ out:
  * The password to probe with: the current one, and during a rotation the next and previous ones when the server
  * refuses it (it has not taken a new current password yet).
  */
-static int probe_any(const struct init_options *o, bool ready, const struct secrets_password *pw, char *why,
+static int probe_any(const struct node_options *o, bool ready, const struct secrets_password *pw, char *why,
 		     size_t size)
 {
 	struct secrets_paths paths = {0};
@@ -146,7 +146,7 @@ static int probe_any(const struct init_options *o, bool ready, const struct secr
 	return ok;
 }
 
-int node_health_main(struct init_config *c, char **args)
+int node_health_main(struct node_config *c, char **args)
 {
 	struct secrets_password pw = {0};
 	struct init_error err;

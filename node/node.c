@@ -23,7 +23,7 @@ extern char **environ;
 
 /* Everything the node role works out before it writes or starts anything. */
 struct node_plan {
-	struct init_config *c;
+	struct node_config *c;
 	struct node_server server;
 	struct secrets_password password;
 	/* The passwords it accepts and the one it sends; with a password file, the files of a rotation too. */
@@ -45,11 +45,11 @@ static void plan_free(struct node_plan *p)
 	secrets_set_wipe(&p->initial);
 }
 
-int node_defaults(struct init_config *c, struct init_error *err)
+int node_defaults(struct node_config *c, struct init_error *err)
 {
-	int r = init_config_set_default(c, INIT_OPT_restart, "on-failure", err);
+	int r = init_config_set_default(&c->core, INIT_OPT_restart, "on-failure", err);
 
-	return r < 0 ? r : init_config_set_default(c, INIT_OPT_user, "redis", err);
+	return r < 0 ? r : init_config_set_default(&c->core, INIT_OPT_user, "redis", err);
 }
 
 static const char *env_value(const char *name)
@@ -62,7 +62,7 @@ static const char *env_value(const char *name)
 /* The address this node announces: the explicit setting, else with dynamic IPs the pod's or container's own. */
 static int pick_announce_ip(struct node_plan *p, struct init_error *err)
 {
-	const struct init_options *o = &p->c->opt;
+	const struct node_options *o = &p->c->opt;
 	const char *pod_ip = env_value("POD_IP");
 	int r;
 
@@ -135,9 +135,9 @@ static int plan_rotation(struct node_plan *p)
 }
 
 /* Reads settings and secrets and checks everything that can be checked before anything is written. */
-static int plan_node(struct init_config *c, struct node_plan *p)
+static int plan_node(struct node_config *c, struct node_plan *p)
 {
-	const struct init_options *o = &c->opt;
+	const struct node_options *o = &c->opt;
 	struct init_error err;
 	int r;
 
@@ -202,7 +202,7 @@ static int plan_node(struct init_config *c, struct node_plan *p)
 
 static int render_plan(const struct node_plan *p, bool redact, char **ret_text)
 {
-	const struct init_options *o = &p->c->opt;
+	const struct node_options *o = &p->c->opt;
 	const struct secrets_rotation *rot = &p->rotation;
 	const char *hashes[SECRETS_MAX_ACCEPTED];
 	struct node_render_input in = {
@@ -278,7 +278,7 @@ static int prepare_data_dir(const char *dir, const struct init_user *user)
 /* Before the server reads nodes.conf: its own line must carry the address it will announce now. */
 static int repair_nodes_conf(const struct node_plan *p)
 {
-	const struct init_options *o = &p->c->opt;
+	const struct node_options *o = &p->c->opt;
 	char path[PATH_MAX], aside[PATH_MAX + 64];
 	_cleanup_free_ char *old = NULL;
 	struct init_error err;
@@ -352,19 +352,19 @@ static void free_text(char **text)
 /* Writes a rendered config where the server reads it: 0600, the server user's when kvinit switches to it. */
 static int write_config(const struct node_plan *p, const struct init_user *user, const char *text)
 {
-	const struct init_options *o = &p->c->opt;
+	const struct node_options *o = &p->c->opt;
 	bool give = geteuid() == 0 && user->set;
-	const char *step = NULL;
+	struct init_error err;
 	int r;
 
 	r = make_config_dir(o->rendered_config, user->gid, give);
 	if (r == 0)
 		r = init_write_file_atomic(o->rendered_config, text, strlen(text), 0600, give ? user->uid : geteuid(),
-					   give ? user->gid : getegid(), &step);
+					   give ? user->gid : getegid(), &err);
 	else
-		step = "cannot create its directory";
+		(void)init_error_set(&err, r, "cannot create its directory: %s", strerror(-r));
 	if (r < 0) {
-		log_error("KVINIT_RENDERED_CONFIG='%s': %s: %s", o->rendered_config, step, strerror(-r));
+		log_error("KVINIT_RENDERED_CONFIG='%s': %s", o->rendered_config, err.msg);
 		return INIT_EXIT_SYSCALL;
 	}
 	return 0;
@@ -388,7 +388,7 @@ static const char *const helper_names[HELPER__COUNT] = {"cluster-init (REDIS_CLU
 
 struct node_run {
 	struct node_plan *plan; /* its rotation is what the server accepts and sends */
-	const struct init_options *o;
+	const struct node_options *o;
 	const struct init_user *user;
 	struct init_loop *loop;
 	struct secrets_watch *watch;
@@ -568,7 +568,7 @@ static void start_watching(struct node_run *run)
 static void on_started(struct init_supervisor *s, pid_t pid, void *userdata)
 {
 	struct node_run *run = userdata;
-	const struct init_options *o = run->o;
+	const struct node_options *o = run->o;
 
 	(void)pid;
 	if (run->started)
@@ -664,9 +664,9 @@ static size_t rotation_caps(const struct node_plan *p, int *caps)
 	return n;
 }
 
-int node_main(struct init_config *c, char **args)
+int node_main(struct node_config *c, char **args)
 {
-	const struct init_options *o = &c->opt;
+	const struct node_options *o = &c->opt;
 	struct node_plan p;
 	struct init_user user = {0};
 	_cleanup_free_ char **env = NULL;
@@ -681,7 +681,7 @@ int node_main(struct init_config *c, char **args)
 	}
 	code = plan_node(c, &p);
 	if (code == 0)
-		code = init_resolve_user(o, &user);
+		code = init_resolve_user(&c->core.opt, &user);
 	/* rendered before anything is written: a bad setting leaves no trace */
 	if (code == 0)
 		code = render_plan(&p, false, &text);
@@ -712,7 +712,7 @@ int node_main(struct init_config *c, char **args)
 		argv[0] = p.server.server_bin;
 		argv[1] = (char *)o->rendered_config;
 		argv[2] = NULL;
-		code = init_run(o, &user, argv, env, &hooks, caps, rotation_caps(&p, caps));
+		code = init_run(&c->core.opt, &user, argv, env, &hooks, caps, rotation_caps(&p, caps));
 		secrets_watch_free(run.watch);
 		for (size_t i = 0; i < run.n_login; i++)
 			secrets_wipe(&run.login[i]);
@@ -722,7 +722,7 @@ int node_main(struct init_config *c, char **args)
 	return code;
 }
 
-int node_render_main(struct init_config *c, char **args)
+int node_render_main(struct node_config *c, char **args)
 {
 	struct node_plan p;
 	char *text = NULL;

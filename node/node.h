@@ -9,6 +9,60 @@
 
 #include "init.h"
 
+/* ---- options (options.c, options.def): the node's table, on top of the PID-1 core's ---- */
+struct node_options {
+#define OPT_STR	     INIT_OPTION_FIELD_STR
+#define OPT_BOOL     INIT_OPTION_FIELD_BOOL
+#define OPT_INT	     INIT_OPTION_FIELD_INT
+#define OPT_DURATION INIT_OPTION_FIELD_DURATION
+#define OPT_ENUM     INIT_OPTION_FIELD_ENUM
+#include "options.def"
+};
+
+enum node_option_id {
+#define OPT_ID(field, ...) NODE_OPT_##field,
+#define OPT_STR		   OPT_ID
+#define OPT_BOOL	   OPT_ID
+#define OPT_INT		   OPT_ID
+#define OPT_DURATION	   OPT_ID
+#define OPT_ENUM	   OPT_ID
+#include "options.def"
+#undef OPT_ID
+	NODE_OPT__COUNT
+};
+
+/* What a node role runs with: the core's options (core.opt, for the supervision) and the node's. */
+struct node_config {
+	struct init_config core;
+	struct node_options opt;
+	enum init_option_source source[NODE_OPT__COUNT];
+};
+
+/* Both tables with their built-in defaults; then init_config_load(&c->core, ...) reads everything. */
+int node_config_defaults(struct node_config *c, struct init_error *err);
+void node_config_free(struct node_config *c);
+
+/* REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE's values, as the server spells them. */
+extern const char *const node_endpoint_names[];
+
+/* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
+#define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
+
+/* REDIS_EXTRA_FLAGS split once into tokens, for the option check and for render.c alike. */
+struct node_extra_flags {
+	char *buf;     /* the value, each token NUL-terminated in place */
+	char **tokens; /* a directive is a token "--name"; its values are the tokens up to the next directive */
+	size_t n;
+};
+
+/*
+ * Splits flags at runs of blanks and checks every token: the first is a "--directive", each directive is lowercase
+ * letters, digits and '-', has one value at least and is not one kvinit owns. Returns 0, -ENOMEM, or -EINVAL with
+ * the rule it broke in err (NODE_EXTRA_FLAGS_RULE, or the directive kvinit owns).
+ */
+int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, struct init_error *err);
+void node_extra_flags_free(struct node_extra_flags *f);
+
 /* ---- server detection (server.c) ---- */
 enum node_flavor { NODE_REDIS, NODE_VALKEY };
 
@@ -42,7 +96,7 @@ int node_detect_own_ipv4(char *buf, size_t size);
 
 /* ---- rendering (render.c): pure, no I/O ---- */
 struct node_render_input {
-	const struct init_options *opt;
+	const struct node_options *opt;
 	const enum init_option_source *source;
 	const struct node_server *server;
 	bool base_config_present;
@@ -54,7 +108,8 @@ struct node_render_input {
 };
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
-void node_quote_config_value(const char *value, char *buf, size_t size);
+/* value as redis.conf reads it, quoted and escaped where it must be (render.c says how). */
+void node_write_config_value(FILE *f, const char *value);
 
 /* ---- nodes.conf repair (nodes_conf.c) ---- */
 /*
@@ -89,6 +144,8 @@ struct node_addr {
  * host without port. The port defaults to default_port. Refused, with one line in err naming the entry and the rule:
  * an empty list, an empty entry host, a host that is neither an IP nor an RFC 1123 name, a port outside 1-65535
  * or not decimal, a duplicate host:port, more than 1000 entries. `var` names the variable in messages.
+ * The rule for users is the option layer's: REDIS_NODES, like every option, refuses control characters before it
+ * gets here, so tabs and line breaks are no separators a user can write; the parser only takes them as blanks.
  */
 int node_parse_nodes(const char *list, const char *var, unsigned default_port, struct node_addr **ret_nodes,
 		     size_t *ret_n, struct init_error *err);
@@ -119,18 +176,18 @@ int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas,
 
 /* ---- roles (node.c, health.c, cli.c) ---- */
 void node_probe_host(const char *bind, char *buf, size_t size);
-int node_defaults(struct init_config *c, struct init_error *err);
-int node_main(struct init_config *c, char **args);
-int node_render_main(struct init_config *c, char **args);
-int node_health_main(struct init_config *c, char **args);
-int node_cli_main(struct init_config *c, char **args);
-int node_cluster_init_main(struct init_config *c, char **args);
+int node_defaults(struct node_config *c, struct init_error *err);
+int node_main(struct node_config *c, char **args);
+int node_render_main(struct node_config *c, char **args);
+int node_health_main(struct node_config *c, char **args);
+int node_cli_main(struct node_config *c, char **args);
+int node_cluster_init_main(struct node_config *c, char **args);
 struct secrets_value;
-int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw);
+int node_cluster_init_run(const struct node_options *o, const struct secrets_value *pw);
+int node_heal_run(const struct node_options *o, const struct secrets_value *pw);
 struct secrets_rotation;
-int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
+int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
-void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
+void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

@@ -287,7 +287,7 @@ int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsi
 	_cleanup_free_ char *text = NULL, *new_text = NULL, *old = NULL;
 	_cleanup_close_ int fd = -1;
 	struct nodes_conf_scan scan = {.line = 0};
-	const char *step = NULL;
+	struct init_error werr;
 	struct stat st;
 	size_t len = 0;
 	int r;
@@ -344,11 +344,9 @@ int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsi
 	if (r == 0)
 		return 0;
 
-	r = init_write_file_atomic(path, new_text, strlen(new_text), st.st_mode & 07777, st.st_uid, st.st_gid, &step);
-	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot rewrite '%s': %s: %s", path, step, strerror(-r));
-		return r;
-	}
+	r = init_write_file_atomic(path, new_text, strlen(new_text), st.st_mode & 07777, st.st_uid, st.st_gid, &werr);
+	if (r < 0)
+		return init_error_set(err, r, "cannot rewrite '%s': %s", path, werr.msg);
 	if (ret_old) {
 		*ret_old = old;
 		old = NULL;
