@@ -69,7 +69,9 @@ int node_nodes_conf_fix_text(const char *text, size_t len, const char *ip, unsig
 /*
  * Applies node_nodes_conf_fix_text to the file at path: atomically (temp file in the same directory, same owner
  * and mode, fsync, rename, fsync of the directory). Returns 1 when rewritten, 0 when nothing to do or the file does
- * not exist, -EBADMSG for a corrupt file; fills err with one line that says how to recover.
+ * not exist, -EBADMSG for a file that is not a nodes.conf (corrupt, no myself line, or over 64 MiB), with one line
+ * in err that says how to recover; -EINVAL for a path that is not a regular file or an invalid address; else the
+ * -errno of the failed call.
  */
 int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsigned bus_port, char **ret_old,
 			   struct init_error *err);
