@@ -37,8 +37,10 @@ bool node_server_knows(const struct node_server *s, enum node_directive d);
 const char *node_directive_name(enum node_directive d);
 void node_server_describe(const struct node_server *s, char *buf, size_t size);
 
-/* ---- what the node announces (address.c) ---- */
+/* ---- addresses (address.c) ---- */
 int node_detect_own_ipv4(char *buf, size_t size);
+/* Where this node can be reached from inside its container: loopback when it listens there, else its first bind. */
+void node_probe_host(const char *bind, char *buf, size_t size);
 
 /* ---- rendering (render.c): pure, no I/O ---- */
 struct node_render_input {
@@ -120,7 +122,6 @@ int node_plan_cluster(size_t n, const char *const *host_keys, unsigned replicas,
 		      size_t *ret_same_host, struct init_error *err);
 
 /* ---- roles (node.c, health.c, cli.c) ---- */
-void node_probe_host(const char *bind, char *buf, size_t size);
 int node_defaults(struct init_config *c, struct init_error *err);
 int node_main(struct init_config *c, char **args);
 int node_render_main(struct init_config *c, char **args);
