@@ -328,6 +328,18 @@ struct init_supervise_args {
 
 int init_supervise(const struct init_supervise_args *args);
 
+/* ---- helper processes beside the child (supervise.c) ---- */
+/* A helper's work: returns 0, an exit status of its own (1-255), or -errno. */
+typedef int (*init_helper_fn)(void *userdata);
+
+/*
+ * Runs fn(userdata) in a forked process with no signal blocked; it exits with init_exit_status(result, 1): 0, the
+ * status fn chose, 100 for an error in what the user gave, else 1. Returns 0 with the pid (the role's reaped hook
+ * gets its status), or -errno when fork fails. The helper runs on a copy of kvinit's memory, so what fn changes
+ * stays in the helper; it shares the loop's descriptors, so fn must not use the loop.
+ */
+int init_fork_helper(init_helper_fn fn, void *userdata, pid_t *ret_pid);
+
 /* ---- shared by the supervising roles (run.c) ---- */
 void init_process_setup(void);
 int init_resolve_user(const struct init_options *o, struct init_user *ret_user);

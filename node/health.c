@@ -13,40 +13,6 @@
 
 extern char **environ;
 
-/* Where this node can be reached from inside its container: loopback when it listens there, else its first bind. */
-void node_probe_host(const char *bind, char *buf, size_t size)
-{
-	const char *p = bind, *first = NULL;
-	size_t first_len = 0;
-
-	while (*p) {
-		size_t n;
-		const char *tok;
-
-		p += strspn(p, " ");
-		n = strcspn(p, " ");
-		if (!n)
-			break;
-		tok = *p == '-' ? p + 1 : p;
-		if ((size_t)(p + n - tok) == 1 && *tok == '*') {
-			(void)snprintf(buf, size, "127.0.0.1");
-			return;
-		}
-		if ((size_t)(p + n - tok) == 9 && strncmp(tok, "127.0.0.1", 9) == 0) {
-			(void)snprintf(buf, size, "127.0.0.1");
-			return;
-		}
-		if (!first && !(p + n - tok == 3 && strncmp(tok, "::*", 3) == 0)) {
-			first = tok;
-			first_len = (size_t)(p + n - tok);
-		}
-		p += n;
-	}
-	(void)snprintf(buf, size, "%.*s", (int)first_len, first ? first : "127.0.0.1");
-	if (!first)
-		(void)snprintf(buf, size, "127.0.0.1");
-}
-
 static redisReply *command(redisContext *ctx, const char *cmd)
 {
 	return redisCommand(ctx, cmd);
