@@ -40,13 +40,14 @@ else
 KV_LIBS     = $(shell $(PKG_CONFIG) --libs $(LIBS_PC) 2>/dev/null)
 endif
 
-LIB_SRCS  := $(filter-out init/main.c init/seccomp_gen.c,$(wildcard init/*.c node/*.c node/*/*.c secrets/*.c))
+# node/main.c sits above init/, node/ and secrets/: the roles and the exit status.
+LIB_SRCS  := $(filter-out node/main.c init/seccomp_gen.c,$(wildcard init/*.c node/*.c node/*/*.c secrets/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-MAIN_OBJ  := $(BUILD)/init/main.o
+MAIN_OBJ  := $(BUILD)/node/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
-HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*/*.h secrets/*.h)
+HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
 
 .PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
 	rotate-finish

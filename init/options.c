@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The options table (options.def) turned into defaults, INI, environment and flag parsing, validation and
- * --help. Precedence, lowest first: built-in default (a role may change it), INI file, environment, flag.
+ * The options engine: tables of option descriptors (the core's options.def, and those other modules add) turned
+ * into defaults, INI, environment and flag parsing, validation and --help. Precedence, lowest first: built-in
+ * default (a role may change it), INI file, environment, flag.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -10,13 +11,8 @@
 #include <string.h>
 
 #include "init.h"
-#include "secrets.h"
 
-struct init_string_check {
-	const char *rule; /* for --help and the usual refusal */
-	/* NULL when value is fine, else why not: rule, or a more precise line written into buf */
-	const char *(*refuse)(const struct init_string_check *check, const char *value, char *buf, size_t size);
-};
+/* ---- the core's table ---- */
 
 static const char *refuse_user(const struct init_string_check *check, const char *s, char *buf, size_t size)
 {
@@ -43,188 +39,23 @@ static const char *refuse_user(const struct init_string_check *check, const char
 	return NULL;
 }
 
-static const char *refuse_ip(const struct init_string_check *check, const char *s, char *buf, size_t size)
-{
-	(void)buf;
-	(void)size;
-	return !*s || init_valid_ip(s) ? NULL : check->rule;
-}
-
-static const char *refuse_hostname(const struct init_string_check *check, const char *s, char *buf, size_t size)
-{
-	(void)buf;
-	(void)size;
-	return !*s || init_valid_hostname(s) ? NULL : check->rule;
-}
-
-static const char *refuse_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
-{
-	(void)buf;
-	(void)size;
-	return s[0] == '/' && strlen(s) < 4096 ? NULL : check->rule;
-}
-
-static const char *refuse_optional_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
-{
-	return *s ? refuse_path(check, s, buf, size) : NULL;
-}
-
-/* redis.conf's bind: addresses separated by spaces, each may start with '-' (optional address), or '*'. */
-static const char *refuse_bind(const struct init_string_check *check, const char *s, char *buf, size_t size)
-{
-	_cleanup_free_ char *copy = strdup(s);
-	char *save = NULL;
-	int n = 0;
-
-	(void)buf;
-	(void)size;
-	if (!copy)
-		return "out of memory";
-	for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save), n++) {
-		const char *addr = tok[0] == '-' ? tok + 1 : tok;
-
-		if (strcmp(addr, "*") != 0 && strcmp(addr, "::*") != 0 && !init_valid_ip(addr))
-			return check->rule;
-	}
-	return n > 0 && n <= 16 ? NULL : check->rule;
-}
-
-/* Directives kvinit renders itself; setting them again in REDIS_EXTRA_FLAGS would silently undo its work. */
-static const char *const owned_directives[] = {
-	"port",
-	"bind",
-	"dir",
-	"daemonize",
-	"include",
-	"protected-mode",
-	"cluster-enabled",
-	"cluster-config-file",
-	"cluster-node-timeout",
-	"cluster-port",
-	"cluster-announce-ip",
-	"cluster-announce-port",
-	"cluster-announce-bus-port",
-	"cluster-announce-hostname",
-	"cluster-preferred-endpoint-type",
-	"appendonly",
-	"user",
-	"requirepass",
-	"masterauth",
-	"masteruser",
-	"aclfile",
-	"supervised",
-	NULL,
-};
-
-static const char *refuse_extra_flags(const struct init_string_check *check, const char *s, char *buf, size_t size)
-{
-	_cleanup_free_ char *copy = strdup(s);
-	char *save = NULL;
-	bool want_arg = false;
-
-	if (!copy)
-		return "out of memory";
-	for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-		if (strncmp(tok, "--", 2) != 0) {
-			if (!want_arg && tok == copy)
-				return check->rule;
-			want_arg = false;
-			continue;
-		}
-		if (want_arg || !tok[2])
-			return check->rule;
-		for (const char *p = tok + 2; *p; p++)
-			if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
-				return check->rule;
-		for (size_t i = 0; owned_directives[i]; i++) {
-			if (strcmp(tok + 2, owned_directives[i]) == 0) {
-				(void)snprintf(buf, size, "'%s' is set by kvinit itself: use its own setting instead",
-					       tok);
-				return buf;
-			}
-		}
-		want_arg = true;
-	}
-	return want_arg ? check->rule : NULL;
-}
-
 static const struct init_string_check init_check_user = {"must be a user name or uid[:gid]", refuse_user};
-static const struct init_string_check init_check_ip = {"must be an IPv4 or IPv6 address", refuse_ip};
-static const struct init_string_check init_check_hostname = {
-	"must be a hostname (RFC 1123: letters, digits, '-' and '.', labels of 1 to 63)", refuse_hostname};
-static const struct init_string_check init_check_path = {"must be an absolute path", refuse_path};
-static const struct init_string_check init_check_optional_path = {"must be empty or an absolute path",
-								  refuse_optional_path};
-static const struct init_string_check init_check_bind = {
-	"must be addresses separated by spaces, each an IP address or '*', optionally with a leading '-'", refuse_bind};
-static const struct init_string_check init_check_extra_flags = {
-	"must be redis-server flags, each '--directive' followed by its values", refuse_extra_flags};
-
 static const char *const init_restart_names[] = {"no", "on-failure", "always", NULL};
 static const char *const init_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const init_log_format_names[] = {"text", "json", NULL};
-static const char *const init_endpoint_names[] = {"ip", "hostname", "unknown-endpoint", NULL};
 
-enum opt_type { OPT_T_STR, OPT_T_BOOL, OPT_T_INT, OPT_T_DURATION, OPT_T_ENUM };
-
-struct opt_desc {
-	const char *field, *env, *section, *key, *def, *help;
-	enum opt_type type;
-	size_t offset;
-	int64_t min, max;
-	const char *const *names;
-	const struct init_string_check *check;
-};
-
-#define OFF(field) offsetof(struct init_options, field)
-static const struct opt_desc descs[INIT_OPT__COUNT] = {
-#define OPT_STR(f, e, s, k, d, c, h)                                                                                   \
-	{.field = #f,                                                                                                  \
-	 .env = e,                                                                                                     \
-	 .section = s,                                                                                                 \
-	 .key = k,                                                                                                     \
-	 .def = d,                                                                                                     \
-	 .help = h,                                                                                                    \
-	 .type = OPT_T_STR,                                                                                            \
-	 .offset = OFF(f),                                                                                             \
-	 .check = c},
-#define OPT_BOOL(f, e, s, k, d, h)                                                                                     \
-	{.field = #f, .env = e, .section = s, .key = k, .def = d, .help = h, .type = OPT_T_BOOL, .offset = OFF(f)},
-#define OPT_INT(f, e, s, k, d, lo, hi, h)                                                                              \
-	{.field = #f,                                                                                                  \
-	 .env = e,                                                                                                     \
-	 .section = s,                                                                                                 \
-	 .key = k,                                                                                                     \
-	 .def = d,                                                                                                     \
-	 .help = h,                                                                                                    \
-	 .type = OPT_T_INT,                                                                                            \
-	 .offset = OFF(f),                                                                                             \
-	 .min = lo,                                                                                                    \
-	 .max = hi},
-#define OPT_DURATION(f, e, s, k, d, lo, hi, h)                                                                         \
-	{.field = #f,                                                                                                  \
-	 .env = e,                                                                                                     \
-	 .section = s,                                                                                                 \
-	 .key = k,                                                                                                     \
-	 .def = d,                                                                                                     \
-	 .help = h,                                                                                                    \
-	 .type = OPT_T_DURATION,                                                                                       \
-	 .offset = OFF(f),                                                                                             \
-	 .min = lo,                                                                                                    \
-	 .max = hi},
-#define OPT_ENUM(f, e, s, k, d, n, h)                                                                                  \
-	{.field = #f,                                                                                                  \
-	 .env = e,                                                                                                     \
-	 .section = s,                                                                                                 \
-	 .key = k,                                                                                                     \
-	 .def = d,                                                                                                     \
-	 .help = h,                                                                                                    \
-	 .type = OPT_T_ENUM,                                                                                           \
-	 .offset = OFF(f),                                                                                             \
-	 .names = n},
+static const struct init_option_desc core_descs[] = {
+#define OPT_STR(...)	  INIT_OPTION_DESC_STR(struct init_options, __VA_ARGS__)
+#define OPT_BOOL(...)	  INIT_OPTION_DESC_BOOL(struct init_options, __VA_ARGS__)
+#define OPT_INT(...)	  INIT_OPTION_DESC_INT(struct init_options, __VA_ARGS__)
+#define OPT_DURATION(...) INIT_OPTION_DESC_DURATION(struct init_options, __VA_ARGS__)
+#define OPT_ENUM(...)	  INIT_OPTION_DESC_ENUM(struct init_options, __VA_ARGS__)
 #include "options.def"
 };
-#undef OFF
+
+static const struct init_option_table core_table = {.opts = core_descs, .n = INIT_OPT__COUNT};
+
+/* ---- values ---- */
 
 static void join_names(char *buf, size_t size, const char *const *names)
 {
@@ -237,27 +68,27 @@ static void join_names(char *buf, size_t size, const char *const *names)
 }
 
 /* The rule a value broke, in words a user can act on. */
-static void describe_rule(const struct opt_desc *d, char *buf, size_t size)
+static void describe_rule(const struct init_option_desc *d, char *buf, size_t size)
 {
 	char lo[32], hi[32], names[256];
 
 	switch (d->type) {
-	case OPT_T_STR:
+	case INIT_OPT_T_STR:
 		(void)snprintf(buf, size, "%s", d->check ? d->check->rule : "must be text");
 		break;
-	case OPT_T_BOOL:
+	case INIT_OPT_T_BOOL:
 		(void)snprintf(buf, size, "must be yes or no (true/false, on/off, 1/0 also work)");
 		break;
-	case OPT_T_INT:
+	case INIT_OPT_T_INT:
 		(void)snprintf(buf, size, "must be a whole number from %lld to %lld", (long long)d->min,
 			       (long long)d->max);
 		break;
-	case OPT_T_DURATION:
+	case INIT_OPT_T_DURATION:
 		init_format_duration(lo, sizeof(lo), (uint64_t)d->min);
 		init_format_duration(hi, sizeof(hi), (uint64_t)d->max);
 		(void)snprintf(buf, size, "must be a duration from %s to %s, such as 8s, 500ms or 2m", lo, hi);
 		break;
-	case OPT_T_ENUM:
+	case INIT_OPT_T_ENUM:
 		join_names(names, sizeof(names), d->names);
 		(void)snprintf(buf, size, "must be one of %s", names);
 		break;
@@ -265,12 +96,12 @@ static void describe_rule(const struct opt_desc *d, char *buf, size_t size)
 }
 
 /*
- * Parses value for d into the options; returns 0, -ENOMEM, or -EINVAL with the rule it broke in why (the table's
+ * Parses value for d into values; returns 0, -ENOMEM, or -EINVAL with the rule it broke in why (the table's
  * rule, or a more precise line from the option's check).
  */
-static int set_value(struct init_options *o, const struct opt_desc *d, const char *value, char *why, size_t size)
+static int set_value(void *values, const struct init_option_desc *d, const char *value, char *why, size_t size)
 {
-	char *field = (char *)o + d->offset;
+	char *field = (char *)values + d->offset;
 	int64_t n;
 	bool b;
 
@@ -281,7 +112,7 @@ static int set_value(struct init_options *o, const struct opt_desc *d, const cha
 	}
 
 	switch (d->type) {
-	case OPT_T_STR: {
+	case INIT_OPT_T_STR: {
 		char buf[256];
 		const char *refused = d->check ? d->check->refuse(d->check, value, buf, sizeof(buf)) : NULL;
 		char *copy;
@@ -297,22 +128,22 @@ static int set_value(struct init_options *o, const struct opt_desc *d, const cha
 		*(char **)(void *)field = copy;
 		return 0;
 	}
-	case OPT_T_BOOL:
+	case INIT_OPT_T_BOOL:
 		if (init_parse_bool(value, &b) < 0)
 			return -EINVAL;
 		*(bool *)(void *)field = b;
 		return 0;
-	case OPT_T_INT:
+	case INIT_OPT_T_INT:
 		if (init_parse_int(value, d->min, d->max, &n) < 0)
 			return -EINVAL;
 		*(int64_t *)(void *)field = n;
 		return 0;
-	case OPT_T_DURATION:
+	case INIT_OPT_T_DURATION:
 		if (init_parse_duration_ms(value, &n) < 0 || n < d->min || n > d->max)
 			return -EINVAL;
 		*(int64_t *)(void *)field = n;
 		return 0;
-	case OPT_T_ENUM:
+	case INIT_OPT_T_ENUM:
 		for (int i = 0; d->names[i]; i++) {
 			if (strcmp(d->names[i], value) == 0) {
 				*(int *)(void *)field = i;
@@ -324,40 +155,47 @@ static int set_value(struct init_options *o, const struct opt_desc *d, const cha
 	return -EINVAL;
 }
 
-static int apply(struct init_config *c, enum init_option_id id, const char *value, enum init_option_source src,
+static int apply(const struct init_option_set *set, size_t i, const char *value, enum init_option_source src,
 		 const char *where, struct init_error *err)
 {
-	const struct opt_desc *d = &descs[id];
 	char rule[320], shown[160];
 	int r;
 
-	r = set_value(&c->opt, d, value, rule, sizeof(rule));
-	if (r == -ENOMEM) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return r;
-	}
+	r = set_value(set->values, &set->table->opts[i], value, rule, sizeof(rule));
+	if (r == -ENOMEM)
+		return init_error_set(err, r, "out of memory");
 	if (r < 0) {
 		init_escape_control(shown, sizeof(shown), value);
-		(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", where, shown, rule);
-		return r;
+		return init_error_set(err, r, "%s='%s': %s", where, shown, rule);
 	}
-	c->source[id] = src;
+	set->source[i] = src;
 	return 0;
+}
+
+static int set_default(const struct init_option_set *set, size_t i, const char *value, struct init_error *err)
+{
+	char where[80];
+
+	(void)snprintf(where, sizeof(where), "default of %s", set->table->opts[i].env);
+	return apply(set, i, value, INIT_SRC_DEFAULT, where, err);
 }
 
 int init_config_set_default(struct init_config *c, enum init_option_id id, const char *value, struct init_error *err)
 {
-	char where[80];
-
-	(void)snprintf(where, sizeof(where), "default of %s", descs[id].env);
-	return apply(c, id, value, INIT_SRC_DEFAULT, where, err);
+	return set_default(&c->sets[0], (size_t)id, value, err);
 }
 
-int init_config_defaults(struct init_config *c, struct init_error *err)
+int init_config_add(struct init_config *c, const struct init_option_table *table, void *values,
+		    enum init_option_source *source, struct init_error *err)
 {
-	memset(c, 0, sizeof(*c));
-	for (int i = 0; i < INIT_OPT__COUNT; i++) {
-		int r = init_config_set_default(c, (enum init_option_id)i, descs[i].def, err);
+	struct init_option_set *set;
+
+	if (c->n_sets == INIT_MAX_OPTION_SETS)
+		return init_error_set(err, -E2BIG, "more than %d option tables", INIT_MAX_OPTION_SETS);
+	set = &c->sets[c->n_sets++];
+	*set = (struct init_option_set){.table = table, .values = values, .source = source};
+	for (size_t i = 0; i < table->n; i++) {
+		int r = set_default(set, i, table->opts[i].def, err);
 
 		if (r < 0)
 			return r;
@@ -365,14 +203,24 @@ int init_config_defaults(struct init_config *c, struct init_error *err)
 	return 0;
 }
 
+int init_config_defaults(struct init_config *c, struct init_error *err)
+{
+	*c = (struct init_config){0};
+	return init_config_add(c, &core_table, &c->opt, c->source, err);
+}
+
 void init_config_free(struct init_config *c)
 {
-	for (int i = 0; i < INIT_OPT__COUNT; i++) {
-		if (descs[i].type == OPT_T_STR) {
-			char **p = (char **)(void *)((char *)&c->opt + descs[i].offset);
+	for (size_t s = 0; s < c->n_sets; s++) {
+		const struct init_option_set *set = &c->sets[s];
 
-			free(*p);
-			*p = NULL;
+		for (size_t i = 0; i < set->table->n; i++) {
+			if (set->table->opts[i].type == INIT_OPT_T_STR) {
+				char **p = (char **)(void *)((char *)set->values + set->table->opts[i].offset);
+
+				free(*p);
+				*p = NULL;
+			}
 		}
 	}
 	free(c->config_path);
@@ -381,11 +229,14 @@ void init_config_free(struct init_config *c)
 
 /* ---- INI ---- */
 
+/* Far more than any INI file of these options; small enough that a wrong path is noticed. */
+#define INI_MAX_SIZE (1024 * 1024)
+
 struct ini_state {
 	struct init_config *c;
 	struct init_error *err;
-	const char *path;
-	FILE *f;
+	const char *path; /* as shown in messages */
+	const char *next; /* the text not read yet */
 	int line;
 	bool failed; /* err->msg holds the first problem */
 };
@@ -393,44 +244,75 @@ struct ini_state {
 static int ini_fail(struct ini_state *st, const char *msg)
 {
 	if (!st->failed)
-		(void)snprintf(st->err->msg, sizeof(st->err->msg), "%s:%d: %s", st->path, st->line, msg);
+		(void)init_error_set(st->err, -EINVAL, "%s:%d: %s", st->path, st->line, msg);
 	st->failed = true;
 	return 0;
 }
 
-static bool section_known(const char *name, size_t len)
+static bool section_known(const struct init_config *c, const char *name, size_t len)
 {
-	for (int i = 0; i < INIT_OPT__COUNT; i++)
-		if (strlen(descs[i].section) == len && strncmp(descs[i].section, name, len) == 0)
-			return true;
+	for (size_t s = 0; s < c->n_sets; s++)
+		for (size_t i = 0; i < c->sets[s].table->n; i++)
+			if (strlen(c->sets[s].table->opts[i].section) == len &&
+			    strncmp(c->sets[s].table->opts[i].section, name, len) == 0)
+				return true;
 	return false;
 }
 
+/* "[kvinit], [node] or [cluster]": every section of c's tables, in table order. */
+static void list_sections(const struct init_config *c, char *buf, size_t size)
+{
+	const char *names[16];
+	size_t n = 0, len = 0;
+
+	for (size_t s = 0; s < c->n_sets; s++) {
+		for (size_t i = 0; i < c->sets[s].table->n; i++) {
+			const char *section = c->sets[s].table->opts[i].section;
+			bool seen = false;
+
+			for (size_t k = 0; k < n; k++)
+				seen = seen || strcmp(names[k], section) == 0;
+			if (!seen && n < sizeof(names) / sizeof(names[0]))
+				names[n++] = section;
+		}
+	}
+	buf[0] = '\0';
+	for (size_t k = 0; k < n && len < size; k++)
+		len += (size_t)snprintf(buf + len, size - len, "%s[%s]", k ? (k + 1 < n ? ", " : " or ") : "",
+					names[k]);
+}
+
 /*
- * inih's line reader, wrapped: it counts lines, refuses a line longer than inih's buffer (inih would cut it and
- * read the rest as a line of its own), and checks section headers as they pass, empty sections included.
+ * inih's line reader, over the text read whole: it counts lines, refuses a line longer than inih's buffer (inih
+ * would cut it and read the rest as a line of its own), and checks section headers as they pass, empty sections
+ * included.
  */
 static char *read_ini_line(char *str, int num, void *stream)
 {
 	struct ini_state *st = stream;
 	char msg[160];
-	const char *p, *end;
+	const char *p, *end, *nl;
 	size_t len;
 
-	if (st->failed || !fgets(str, num, st->f))
+	if (st->failed || !*st->next)
 		return NULL;
 	st->line++;
-	len = strlen(str);
-	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->f)) {
+	nl = strchr(st->next, '\n');
+	len = nl ? (size_t)(nl - st->next) : strlen(st->next);
+	if (len > (size_t)num - 2) {
 		(void)snprintf(msg, sizeof(msg), "line longer than %d characters", num - 2);
 		ini_fail(st, msg);
 		return NULL;
 	}
+	len += nl ? 1 : 0;
+	memcpy(str, st->next, len);
+	str[len] = '\0';
+	st->next += len;
 	for (p = str; *p == ' ' || *p == '\t'; p++)
 		;
 	if (*p == '[') {
 		end = strchr(p, ']');
-		if (end && !section_known(p + 1, (size_t)(end - p - 1))) {
+		if (end && !section_known(st->c, p + 1, (size_t)(end - p - 1))) {
 			(void)snprintf(msg, sizeof(msg), "unknown section '%.*s'", (int)(end - p - 1), p + 1);
 			ini_fail(st, msg);
 			return NULL;
@@ -442,137 +324,164 @@ static char *read_ini_line(char *str, int num, void *stream)
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = user;
-	char where[160], msg[400];
+	char where[200], msg[400], sections[96];
 
 	if (st->failed)
 		return 0;
 	if (!*section) {
-		(void)snprintf(msg, sizeof(msg),
-			       "'%s' is outside a section (options go under [kvinit], [node] or [cluster])", name);
+		list_sections(st->c, sections, sizeof(sections));
+		(void)snprintf(msg, sizeof(msg), "'%s' is outside a section (options go under %s)", name, sections);
 		return ini_fail(st, msg);
 	}
-	for (int i = 0; i < INIT_OPT__COUNT; i++) {
-		if (strcmp(descs[i].section, section) != 0 || strcmp(descs[i].key, name) != 0)
-			continue;
-		(void)snprintf(where, sizeof(where), "%s:%d: %s", st->path, st->line, name);
-		if (apply(st->c, (enum init_option_id)i, value, INIT_SRC_INI, where, st->err) < 0)
-			st->failed = true;
-		return st->failed ? 0 : 1;
+	for (size_t s = 0; s < st->c->n_sets; s++) {
+		const struct init_option_set *set = &st->c->sets[s];
+
+		for (size_t i = 0; i < set->table->n; i++) {
+			if (strcmp(set->table->opts[i].section, section) != 0 ||
+			    strcmp(set->table->opts[i].key, name) != 0)
+				continue;
+			(void)snprintf(where, sizeof(where), "%s:%d: %s", st->path, st->line, name);
+			if (apply(set, i, value, INIT_SRC_INI, where, st->err) < 0)
+				st->failed = true;
+			return st->failed ? 0 : 1;
+		}
 	}
 	(void)snprintf(msg, sizeof(msg), "unknown key '%s' in section [%s]", name, section);
 	return ini_fail(st, msg);
 }
 
-int init_config_parse_ini(struct init_config *c, const char *path, bool must_exist, struct init_error *err)
+/* The line a NUL byte is on: text holds what came before it (init_read_file_bounded). */
+static int line_of_nul(const char *text)
 {
-	struct ini_state st = {.c = c, .err = err, .path = path};
-	int r;
+	int line = 1;
 
-	st.f = fopen(path, "re");
-	if (!st.f) {
-		r = -errno;
-		if (r == -ENOENT && !must_exist)
-			return 0;
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot open config file '%s': %s", path, strerror(-r));
-		return r;
-	}
+	for (const char *p = text; (p = strchr(p, '\n')); p++)
+		line++;
+	return line;
+}
+
+/*
+ * Reads the INI file whole first, the way secrets are read: a regular file only (a FIFO would block, /dev/zero
+ * never end, a directory or /proc/self/mem read as nothing), at most INI_MAX_SIZE bytes, no NUL byte (it would
+ * end a line early). /dev/null is the usual way to say "no file", so it reads as empty.
+ */
+static int parse_ini(struct init_config *c, const char *path, bool must_exist, struct init_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	char shown[128];
+	struct ini_state st = {.c = c, .err = err, .path = shown};
+	int n, r;
+
+	init_escape_control(shown, sizeof(shown), path);
+	if (strcmp(path, "/dev/null") == 0)
+		return 0;
+	text = malloc(INI_MAX_SIZE + 2);
+	if (!text)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	n = init_read_file_bounded(path, 0, text, INI_MAX_SIZE + 2, NULL);
+	if (n == -ENOENT && !must_exist)
+		return 0;
+	if (n == -EBADFD)
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG='%s': %s", shown, init_value_strerror(n));
+	if (n == -EFBIG)
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG='%s': is larger than 1 MiB", shown);
+	if (n == -EILSEQ)
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG='%s': line %d contains a NUL byte", shown,
+				      line_of_nul(text));
+	if (n < 0)
+		return init_error_set(err, n, "cannot open config file '%s': %s", shown, strerror(-n));
+
+	st.next = text;
 	r = ini_parse_stream(read_ini_line, &st, on_ini_value, &st);
-	if (!st.failed && ferror(st.f))
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot read config file '%s'", path);
-	else if (!st.failed && r > 0)
-		(void)snprintf(err->msg, sizeof(err->msg), "%s:%d: not a 'key = value' line or '[section]'", path, r);
-	(void)fclose(st.f);
-	return st.failed || r != 0 ? -EINVAL : 0;
+	if (st.failed)
+		return -EINVAL;
+	if (r < 0)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	if (r > 0)
+		return init_error_set(err, -EINVAL, "%s:%d: not a 'key = value' line or '[section]'", shown, r);
+	return 0;
 }
 
 /* ---- environment and flags ---- */
-
-/* Older names a user may bring from other images; the table's name wins, and both must agree. */
-static const struct {
-	const char *env;
-	enum init_option_id id;
-} env_aliases[] = {
-	{"REDIS_PORT", INIT_OPT_port},
-	{"REDIS_CLUSTER_NODES", INIT_OPT_nodes},
-};
 
 /*
  * One option from the environment: NAME, an alias of it, or NAME_FILE (the Docker convention: the value is read
  * from that file, one trailing newline stripped). An empty variable counts as unset, as compose files often
  * write "VAR=" for "not given".
  */
-static int apply_env(struct init_config *c, enum init_option_id id, char *const *envp, struct init_error *err)
+static int apply_env(const struct init_option_set *set, size_t id, char *const *envp, struct init_error *err)
 {
-	const char *name = descs[id].env, *value = init_env_lookup(envp, name), *path;
-	char file_var[96], where[4200];
-	struct secrets_value secret = {0};
+	const struct init_option_table *t = set->table;
+	const char *name = t->opts[id].env, *value = init_env_lookup(envp, name), *path;
+	char file_var[96], shown[128], where[256], data[INIT_VALUE_MAX + 2];
 	int r;
 
 	if (value && !*value)
 		value = NULL;
-	for (size_t i = 0; i < sizeof(env_aliases) / sizeof(env_aliases[0]); i++) {
-		const char *alias = env_aliases[i].id == id ? init_env_lookup(envp, env_aliases[i].env) : NULL;
+	for (size_t i = 0; i < t->n_aliases; i++) {
+		const char *alias = t->aliases[i].index == id ? init_env_lookup(envp, t->aliases[i].env) : NULL;
 
 		if (!alias || !*alias)
 			continue;
-		if (value && strcmp(value, alias) != 0) {
-			(void)snprintf(err->msg, sizeof(err->msg),
-				       "%s and %s are both set, to different values: set only %s", name,
-				       env_aliases[i].env, name);
-			return -EINVAL;
-		}
+		if (value && strcmp(value, alias) != 0)
+			return init_error_set(err, -EINVAL, "%s and %s are both set, to different values: set only %s",
+					      name, t->aliases[i].env, name);
 		value = alias;
-		name = env_aliases[i].env;
+		name = t->aliases[i].env;
 	}
 
-	(void)snprintf(file_var, sizeof(file_var), "%s_FILE", descs[id].env);
+	(void)snprintf(file_var, sizeof(file_var), "%s_FILE", t->opts[id].env);
 	path = init_env_lookup(envp, file_var);
 	if (path && *path) {
-		if (value) {
-			(void)snprintf(err->msg, sizeof(err->msg), "%s and %s are both set: set only one", name,
-				       file_var);
-			return -EINVAL;
-		}
-		r = secrets_read_file(path, &secret, NULL);
-		if (r < 0) {
-			(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': %s", file_var, path, secrets_strerror(r));
-			return r;
-		}
-		(void)snprintf(where, sizeof(where), "%s (from %s='%s')", descs[id].env, file_var, path);
-		r = apply(c, id, secret.data, INIT_SRC_ENV, where, err);
-		secrets_wipe(&secret);
-		return r;
+		if (value)
+			return init_error_set(err, -EINVAL, "%s and %s are both set: set only one", name, file_var);
+		init_escape_control(shown, sizeof(shown), path);
+		r = init_read_value_file(path, INIT_READ_BENEATH, data, NULL);
+		if (r < 0)
+			return init_error_set(err, r, "%s='%s': %s", file_var, shown, init_value_strerror(r));
+		(void)snprintf(where, sizeof(where), "%s (from %s='%s')", t->opts[id].env, file_var, shown);
+		return apply(set, id, data, INIT_SRC_ENV, where, err);
 	}
-	return value ? apply(c, id, value, INIT_SRC_ENV, name, err) : 0;
-}
-
-static int find_flag(const char *name, size_t len)
-{
-	for (int i = 0; i < INIT_OPT__COUNT; i++)
-		if (strlen(descs[i].key) == len && strncmp(descs[i].key, name, len) == 0)
-			return i;
-	return -1;
+	return value ? apply(set, id, value, INIT_SRC_ENV, name, err) : 0;
 }
 
 struct flag_value {
-	int id;
+	const struct init_option_set *set;
+	size_t index;
 	const char *value;
 };
+
+static bool find_flag(const struct init_config *c, const char *name, size_t len, struct flag_value *ret)
+{
+	for (size_t s = 0; s < c->n_sets; s++) {
+		for (size_t i = 0; i < c->sets[s].table->n; i++) {
+			const char *key = c->sets[s].table->opts[i].key;
+
+			if (strlen(key) == len && strncmp(key, name, len) == 0) {
+				*ret = (struct flag_value){.set = &c->sets[s], .index = i};
+				return true;
+			}
+		}
+	}
+	return false;
+}
 
 /*
  * Reads "--key value" and "--key=value" up to "--" or the first argument that is not a flag;
  * -ECANCELED for --help.
  * Collects them first: they win over everything, but the INI file they may name is read before them.
  */
-static int collect_flags(int argc, char **argv, struct flag_value *flags, int *ret_n, const char **ret_config,
-			 int *ret_argind, struct init_error *err)
+static int collect_flags(const struct init_config *c, int argc, char **argv, struct flag_value *flags, int *ret_n,
+			 const char **ret_config, int *ret_argind, struct init_error *err)
 {
+	const char *config = NULL;
 	int i, n = 0;
 
 	for (i = 0; i < argc; i++) {
 		const char *arg = argv[i], *name, *eq, *value;
+		struct flag_value flag = {0};
+		bool is_config;
 		size_t len;
-		int id;
 
 		if (strcmp(arg, "--") == 0) {
 			i++;
@@ -586,31 +495,25 @@ static int collect_flags(int argc, char **argv, struct flag_value *flags, int *r
 		eq = strchr(name, '=');
 		len = eq ? (size_t)(eq - name) : strlen(name);
 		value = eq ? eq + 1 : NULL;
-		if (len == 6 && strncmp(name, "config", 6) == 0) {
-			id = -2;
-		} else {
-			id = find_flag(name, len);
-			if (id < 0) {
-				(void)snprintf(err->msg, sizeof(err->msg),
-					       "unknown option '--%.*s' (see kvinit --help)", (int)len, name);
-				return -EINVAL;
-			}
-		}
+		is_config = len == 6 && strncmp(name, "config", 6) == 0;
+		if (!is_config && !find_flag(c, name, len, &flag))
+			return init_error_set(err, -EINVAL, "unknown option '--%.*s' (see kvinit --help)", (int)len,
+					      name);
 		/* Booleans take a value too: a bare "--seccomp" before a command named "yes" or "true" is ambiguous. */
 		if (!value) {
-			if (i + 1 >= argc) {
-				(void)snprintf(err->msg, sizeof(err->msg), "option '--%.*s' needs a value", (int)len,
-					       name);
-				return -EINVAL;
-			}
+			if (i + 1 >= argc)
+				return init_error_set(err, -EINVAL, "option '--%.*s' needs a value", (int)len, name);
 			value = argv[++i];
 		}
-		if (id == -2)
-			*ret_config = value;
-		else
-			flags[n++] = (struct flag_value){.id = id, .value = value};
+		if (is_config) {
+			config = value;
+		} else {
+			flag.value = value;
+			flags[n++] = flag;
+		}
 	}
 	*ret_n = n;
+	*ret_config = config;
 	*ret_argind = i;
 	return 0;
 }
@@ -623,38 +526,34 @@ int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argi
 	char where[96];
 	int n = 0, argind = 0, r;
 
-	if (!flags) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
-	r = collect_flags(argc, argv, flags, &n, &config, &argind, err);
+	if (!flags)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	r = collect_flags(c, argc, argv, flags, &n, &config, &argind, err);
 	if (r < 0)
 		return r;
 
 	env_config = init_env_lookup(envp, "KVINIT_CONFIG");
 	if (!config && env_config && *env_config)
 		config = env_config;
-	if (config && init_has_control_chars(config)) {
-		(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_CONFIG: must not contain control characters");
-		return -EINVAL;
-	}
+	if (config && init_has_control_chars(config))
+		return init_error_set(err, -EINVAL, "KVINIT_CONFIG: must not contain control characters");
 	c->config_path = strdup(config ? config : INIT_DEFAULT_CONFIG);
-	if (!c->config_path) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
-	r = init_config_parse_ini(c, c->config_path, config != NULL, err);
+	if (!c->config_path)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	r = parse_ini(c, c->config_path, config != NULL, err);
 	if (r < 0)
 		return r;
 
-	for (int i = 0; i < INIT_OPT__COUNT; i++) {
-		r = apply_env(c, (enum init_option_id)i, envp, err);
-		if (r < 0)
-			return r;
+	for (size_t s = 0; s < c->n_sets; s++) {
+		for (size_t i = 0; i < c->sets[s].table->n; i++) {
+			r = apply_env(&c->sets[s], i, envp, err);
+			if (r < 0)
+				return r;
+		}
 	}
 	for (int i = 0; i < n; i++) {
-		(void)snprintf(where, sizeof(where), "--%s", descs[flags[i].id].key);
-		r = apply(c, (enum init_option_id)flags[i].id, flags[i].value, INIT_SRC_FLAG, where, err);
+		(void)snprintf(where, sizeof(where), "--%s", flags[i].set->table->opts[flags[i].index].key);
+		r = apply(flags[i].set, flags[i].index, flags[i].value, INIT_SRC_FLAG, where, err);
 		if (r < 0)
 			return r;
 	}
@@ -662,19 +561,21 @@ int init_config_load(struct init_config *c, int argc, char **argv, int *ret_argi
 	return 0;
 }
 
-void init_config_help(FILE *out)
+void init_config_help(const struct init_config *c, FILE *out)
 {
 	char rule[320], flag[64];
 
 	(void)fprintf(out, "Options (flag, environment variable, INI key in [section] of KVINIT_CONFIG):\n");
 	(void)fprintf(out, "  --config=PATH  KVINIT_CONFIG  INI file (default %s; a missing default file is fine)\n",
 		      INIT_DEFAULT_CONFIG);
-	for (int i = 0; i < INIT_OPT__COUNT; i++) {
-		const struct opt_desc *d = &descs[i];
+	for (size_t s = 0; s < c->n_sets; s++) {
+		for (size_t i = 0; i < c->sets[s].table->n; i++) {
+			const struct init_option_desc *d = &c->sets[s].table->opts[i];
 
-		(void)snprintf(flag, sizeof(flag), "--%s", d->key);
-		describe_rule(d, rule, sizeof(rule));
-		(void)fprintf(out, "  %-18s %-22s [%s] %s\n  %-18s %s (default '%s'; %s)\n", flag, d->env, d->section,
-			      d->key, "", d->help, d->def, rule);
+			(void)snprintf(flag, sizeof(flag), "--%s", d->key);
+			describe_rule(d, rule, sizeof(rule));
+			(void)fprintf(out, "  %-18s %-22s [%s] %s\n  %-18s %s (default '%s'; %s)\n", flag, d->env,
+				      d->section, d->key, "", d->help, d->def, rule);
+		}
 	}
 }

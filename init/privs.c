@@ -123,27 +123,23 @@ int init_user_resolve(const char *spec, struct init_user *ret_user, struct init_
 	if (*spec >= '0' && *spec <= '9') {
 		r = numeric_user(spec, &u);
 		if (r < 0) {
-			(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': %s", spec,
-				       r == -ERANGE ? "uid and gid must be below 4294967295" : strerror(-r));
 			init_user_free(&u);
-			return r;
+			return init_error_set(err, r, "KVINIT_USER='%s': %s", spec,
+					      r == -ERANGE ? "uid and gid must be below 4294967295" : strerror(-r));
 		}
 	} else {
 		r = find_passwd(spec, 0, &u);
 		if (r < 0) {
-			(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': %s", spec,
-				       r == -ESRCH ? "no such user in " PASSWD_FILE : strerror(-r));
 			init_user_free(&u);
-			return r;
+			return init_error_set(err, r, "KVINIT_USER='%s': %s", spec,
+					      r == -ESRCH ? "no such user in " PASSWD_FILE : strerror(-r));
 		}
 	}
 	/* Supplementary groups are looked up now, once: the child must not read /etc/group between clone and exec. */
 	r = find_groups(&u);
 	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "KVINIT_USER='%s': cannot read %s: %s", spec, GROUP_FILE,
-			       strerror(-r));
 		init_user_free(&u);
-		return r;
+		return init_error_set(err, r, "KVINIT_USER='%s': cannot read %s: %s", spec, GROUP_FILE, strerror(-r));
 	}
 	*ret_user = u;
 	return 0;

@@ -56,7 +56,10 @@ void init_process_setup(void)
 			reset_to_default(sig);
 }
 
-/* Resolves KVINIT_USER; returns 0 or the exit code, having said why. */
+/*
+ * Resolves KVINIT_USER; returns 0, or having said why -ENOMEM or -EINVAL (whatever else failed, the user named a
+ * user kvinit cannot become).
+ */
 int init_resolve_user(const struct init_options *o, struct init_user *ret_user)
 {
 	struct init_user user = {0};
@@ -66,13 +69,13 @@ int init_resolve_user(const struct init_options *o, struct init_user *ret_user)
 	r = init_user_resolve(o->user, &user, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
-		return r == -ENOMEM ? INIT_EXIT_SYSCALL : INIT_EXIT_USAGE;
+		return r == -ENOMEM ? r : -EINVAL;
 	}
 	if (user.set && geteuid() != 0 && (user.uid != geteuid() || user.gid != getegid())) {
 		log_error("KVINIT_USER='%s': switching users needs root, and kvinit runs as uid %d", o->user,
 			  (int)geteuid());
 		init_user_free(&user);
-		return INIT_EXIT_USAGE;
+		return -EINVAL;
 	}
 	*ret_user = user;
 	return 0;
@@ -86,7 +89,7 @@ bool init_bounding_has(int cap)
 
 /*
  * Drops kvinit's own privileges, but for keep_caps (those of them the bounding set still has), and supervises argv
- * until the end; returns kvinit's exit code.
+ * until the end (init.h says what it returns).
  */
 int init_run(const struct init_options *o, const struct init_user *user, char *const *argv, char *const *envp,
 	     const struct init_role_hooks *hooks, const int *keep_caps, size_t n_keep)
@@ -115,4 +118,20 @@ int init_run(const struct init_options *o, const struct init_user *user, char *c
 		return INIT_EXIT_SYSCALL;
 	}
 	return init_supervise(&args);
+}
+
+int init_run_main(struct init_config *c, char **args)
+{
+	struct init_user user = {0};
+	int r;
+
+	if (!args[0]) {
+		log_error("run: no command given (usage: kvinit run [OPTIONS] [--] CMD [ARGS...])");
+		return -EINVAL;
+	}
+	r = init_resolve_user(&c->opt, &user);
+	if (r == 0)
+		r = init_run(&c->opt, &user, args, NULL, NULL, NULL, 0);
+	init_user_free(&user);
+	return r;
 }

@@ -426,3 +426,26 @@ int init_supervise(const struct init_supervise_args *args)
 	init_loop_free(s.loop);
 	return code;
 }
+
+/*
+ * Helper processes beside the child. A role's work that may wait on the network (forming the cluster, applying a
+ * password rotation) runs in a process of its own, so the loop never waits on it. The helper's result becomes its
+ * exit status here, with the same mapping as kvinit's own, and the role reads it when the loop reaps the helper.
+ */
+int init_fork_helper(init_helper_fn fn, void *userdata, pid_t *ret_pid)
+{
+	sigset_t none;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* kvinit blocks every signal to read them from its signalfd: the helper takes them as they come, so a
+		 * SIGTERM from the role's stop hook ends it */
+		(void)sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(init_exit_status(fn(userdata), 1));
+	}
+	*ret_pid = pid;
+	return 0;
+}

@@ -102,22 +102,38 @@ bool init_has_control_chars(const char *s)
 	return false;
 }
 
-/* value for an error line: control characters shown as \xHH, never written raw to the log. */
+/*
+ * value for an error line: control characters shown as \xHH, never written raw to the log. A value too long for
+ * buf is shown by its start and its length ("/very/long/pa... (131072 bytes)"), so what the line says after it,
+ * the reason, still fits the message.
+ */
 void init_escape_control(char *buf, size_t size, const char *value)
 {
-	size_t len = 0;
+	size_t len = 0, shown = 0, total = strlen(value), room = size;
+	char tail[48] = "";
 
 	if (!size)
 		return;
-	for (; *value && len + 5 < size; value++) {
+	for (const char *p = value; *p; p++)
+		shown += (unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f ? 4 : 1;
+	if (shown >= size) {
+		(void)snprintf(tail, sizeof(tail), "... (%zu bytes)", total);
+		room = size > strlen(tail) + 1 ? size - strlen(tail) : 1;
+	}
+	for (; *value; value++) {
 		unsigned char c = (unsigned char)*value;
+		size_t need = c < 0x20 || c == 0x7f ? 4 : 1;
 
-		if (c < 0x20 || c == 0x7f)
+		if (len + need >= room)
+			break;
+		if (need == 4)
 			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
 		else
 			buf[len++] = (char)c;
 	}
 	buf[len] = '\0';
+	if (*tail && room > 1)
+		(void)snprintf(buf + len, size - len, "%s", tail);
 }
 
 /* NAME's value in an environment block (possibly empty), or NULL; tests pass their own blocks. */
@@ -277,13 +293,20 @@ static void unlink_and_freep(char **p)
 	}
 }
 
+/* err gets "step: reason"; returns r. */
+static int step_failed(struct init_error *err, int r, const char *step)
+{
+	return init_error_set(err, r, "%s: %s", step, strerror(-r));
+}
+
 /*
  * Replaces path with data atomically: a temp file in the same directory (rename is atomic only there) with the
- * given mode and owner, written, fsynced, renamed over path, then the directory fsynced. On failure *ret_step says
- * which step failed, the temp file is gone and path is untouched.
+ * given mode and owner, written, fsynced, renamed over path, then the directory fsynced. On failure err says which
+ * step failed and why ("cannot create a temp file: Permission denied"), the temp file is gone and path is
+ * untouched.
  */
 int init_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
-			   const char **ret_step)
+			   struct init_error *err)
 {
 	_cleanup_(unlink_and_freep) char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
@@ -291,54 +314,40 @@ int init_write_file_atomic(const char *path, const char *data, size_t len, mode_
 
 	if (asprintf(&tmp, "%s.kvinit-XXXXXX", path) < 0) {
 		tmp = NULL;
-		*ret_step = "cannot name the temp file";
-		return -ENOMEM;
+		return step_failed(err, -ENOMEM, "cannot name the temp file");
 	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
 		free(tmp);
 		tmp = NULL; /* not created: nothing to unlink, and the name may be someone else's */
-		*ret_step = "cannot create a temp file";
-		return r;
+		return step_failed(err, r, "cannot create a temp file");
 	}
 	/* The mode first: once the file is another user's, changing it would need CAP_FOWNER. */
-	if (fchmod(fd, mode) < 0) {
-		*ret_step = "cannot give the temp file its mode";
-		return -errno;
-	}
+	if (fchmod(fd, mode) < 0)
+		return step_failed(err, -errno, "cannot give the temp file its mode");
 	if (fchown(fd, uid, gid) < 0) {
 		struct stat tmp_st;
 
 		r = -errno;
 		/* Without CAP_CHOWN (or with ids unmapped in a user namespace) only a file that already has the
 		 * original's owner will do. */
-		if (r != -EPERM || fstat(fd, &tmp_st) < 0 || tmp_st.st_uid != uid || tmp_st.st_gid != gid) {
-			*ret_step = "cannot give the temp file its owner";
-			return r;
-		}
+		if (r != -EPERM || fstat(fd, &tmp_st) < 0 || tmp_st.st_uid != uid || tmp_st.st_gid != gid)
+			return step_failed(err, r, "cannot give the temp file its owner");
 	}
 	r = write_all(fd, data, len);
-	if (r < 0) {
-		*ret_step = "cannot write the temp file";
-		return r;
-	}
+	if (r < 0)
+		return step_failed(err, r, "cannot write the temp file");
 	/* fsync reports what a late write-back failed to store, so close has nothing left to tell */
-	if (fsync(fd) < 0) {
-		*ret_step = "cannot sync the temp file";
-		return -errno;
-	}
-	if (rename(tmp, path) < 0) {
-		*ret_step = "cannot rename the temp file over it";
-		return -errno;
-	}
+	if (fsync(fd) < 0)
+		return step_failed(err, -errno, "cannot sync the temp file");
+	if (rename(tmp, path) < 0)
+		return step_failed(err, -errno, "cannot rename the temp file over it");
 	free(tmp);
 	tmp = NULL;
 	/* The new content is in place; without this the rename itself may not survive a crash. */
 	r = fsync_directory_of(path);
-	if (r < 0) {
-		*ret_step = "rewritten, but cannot sync its directory";
-		return r;
-	}
+	if (r < 0)
+		return step_failed(err, r, "rewritten, but cannot sync its directory");
 	return 0;
 }

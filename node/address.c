@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The container's own address, for nodes that announce where they can be reached. */
+/* The node's addresses: its container's own, which it announces, and the one its probes and helpers reach it at. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "node.h"
@@ -32,4 +33,43 @@ int node_detect_own_ipv4(char *buf, size_t size)
 	}
 	freeifaddrs(list);
 	return r;
+}
+
+/*
+ * Where this node can be reached from inside its container: loopback when it listens there ('*' or 127.0.0.1
+ * among the REDIS_BIND addresses, with or without Redis's '-' for an optional one), else its first address other
+ * than '::*'; loopback when there is none.
+ */
+void node_probe_host(const char *bind, char *buf, size_t size)
+{
+	const char *p = bind, *first = NULL;
+	size_t first_len = 0;
+
+	while (*p) {
+		size_t n;
+		const char *tok;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (!n)
+			break;
+		tok = *p == '-' ? p + 1 : p;
+		if ((size_t)(p + n - tok) == 1 && *tok == '*') {
+			(void)snprintf(buf, size, "127.0.0.1");
+			return;
+		}
+		if ((size_t)(p + n - tok) == 9 && strncmp(tok, "127.0.0.1", 9) == 0) {
+			(void)snprintf(buf, size, "127.0.0.1");
+			return;
+		}
+		if (!first && !(p + n - tok == 3 && strncmp(tok, "::*", 3) == 0)) {
+			first = tok;
+			first_len = (size_t)(p + n - tok);
+		}
+		p += n;
+	}
+	if (first)
+		(void)snprintf(buf, size, "%.*s", (int)first_len, first);
+	else
+		(void)snprintf(buf, size, "127.0.0.1");
 }

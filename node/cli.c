@@ -21,10 +21,10 @@ static bool has_arg(char **args, const char *const *names)
 	return false;
 }
 
-int node_cli_main(struct init_config *c, char **args)
+int node_cli_main(struct node_config *c, char **args)
 {
 	static const char *const where[] = {"-h", "-p", "-u", "-s", NULL};
-	const struct init_options *o = &c->opt;
+	const struct node_options *o = &c->opt;
 	struct secrets_password pw = {0};
 	struct node_server server = {0};
 	struct init_error err;

@@ -64,7 +64,7 @@ static int best_replica(const char *info, struct cluster_replica *ret)
 	return 0;
 }
 
-void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
+void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
 {
 	uint64_t t0 = init_now_usec(), until;
 	char host[64], role[16];

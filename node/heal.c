@@ -76,7 +76,7 @@ static unsigned meet_moved(redisContext *self, const struct cluster_addr *nodes,
 }
 
 /* Until every name of REDIS_NODES is known at its current address, or init_timeout; logs what it gives up on. */
-static int heal(const struct init_options *o, const struct secrets_value *pw, const struct cluster_addr *nodes,
+static int heal(const struct node_options *o, const struct secrets_value *pw, const struct cluster_addr *nodes,
 		size_t n, struct heal_scan *h)
 {
 	uint64_t t0 = init_now_usec(), deadline = t0 + (uint64_t)o->init_timeout * USEC_PER_MSEC;
@@ -127,7 +127,7 @@ static int heal(const struct init_options *o, const struct secrets_value *pw, co
 	return r;
 }
 
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw)
+int node_heal_run(const struct node_options *o, const struct secrets_value *pw)
 {
 	_cleanup_free_ struct cluster_addr *nodes = NULL;
 	_cleanup_free_ struct heal_scan *h = calloc(1, sizeof(*h));

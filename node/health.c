@@ -13,40 +13,6 @@
 
 extern char **environ;
 
-/* Where this node can be reached from inside its container: loopback when it listens there, else its first bind. */
-void node_probe_host(const char *bind, char *buf, size_t size)
-{
-	const char *p = bind, *first = NULL;
-	size_t first_len = 0;
-
-	while (*p) {
-		size_t n;
-		const char *tok;
-
-		p += strspn(p, " ");
-		n = strcspn(p, " ");
-		if (!n)
-			break;
-		tok = *p == '-' ? p + 1 : p;
-		if ((size_t)(p + n - tok) == 1 && *tok == '*') {
-			(void)snprintf(buf, size, "127.0.0.1");
-			return;
-		}
-		if ((size_t)(p + n - tok) == 9 && strncmp(tok, "127.0.0.1", 9) == 0) {
-			(void)snprintf(buf, size, "127.0.0.1");
-			return;
-		}
-		if (!first && !(p + n - tok == 3 && strncmp(tok, "::*", 3) == 0)) {
-			first = tok;
-			first_len = (size_t)(p + n - tok);
-		}
-		p += n;
-	}
-	(void)snprintf(buf, size, "%.*s", (int)first_len, first ? first : "127.0.0.1");
-	if (!first)
-		(void)snprintf(buf, size, "127.0.0.1");
-}
-
 static redisReply *command(redisContext *ctx, const char *cmd)
 {
 	return redisCommand(ctx, cmd);
@@ -56,7 +22,7 @@ static redisReply *command(redisContext *ctx, const char *cmd)
  * One probe: > 0 healthy, 0 the server answered but is not (yet) healthy, < 0 no answer: the -errno of
  * cluster_connect, -EACCES when the server refused the password. why says which, in one line.
  */
-static int probe(const struct init_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
+static int probe(const struct node_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
 {
 	char host[64], value[64] = "", role[16];
 	struct init_error err = {{0}};
@@ -133,7 +99,7 @@ out:
  * The password to probe with: the current one, and during a rotation the next and previous ones when the server
  * refuses it (it has not taken a new current password yet).
  */
-static bool probe_any(const struct init_options *o, bool ready, const struct secrets_password *pw, char *why,
+static bool probe_any(const struct node_options *o, bool ready, const struct secrets_password *pw, char *why,
 		      size_t size)
 {
 	struct secrets_paths paths = {0};
@@ -152,7 +118,7 @@ static bool probe_any(const struct init_options *o, bool ready, const struct sec
 	return r > 0;
 }
 
-int node_health_main(struct init_config *c, char **args)
+int node_health_main(struct node_config *c, char **args)
 {
 	struct secrets_password pw = {0};
 	struct init_error err;

@@ -11,6 +11,61 @@
 #include <stdint.h>
 
 #include "init.h"
+#include "secrets.h"
+
+/* ---- options (options.c, options.def): the node's table, on top of the PID-1 core's ---- */
+struct node_options {
+#define OPT_STR	     INIT_OPTION_FIELD_STR
+#define OPT_BOOL     INIT_OPTION_FIELD_BOOL
+#define OPT_INT	     INIT_OPTION_FIELD_INT
+#define OPT_DURATION INIT_OPTION_FIELD_DURATION
+#define OPT_ENUM     INIT_OPTION_FIELD_ENUM
+#include "options.def"
+};
+
+enum node_option_id {
+#define OPT_ID(field, ...) NODE_OPT_##field,
+#define OPT_STR		   OPT_ID
+#define OPT_BOOL	   OPT_ID
+#define OPT_INT		   OPT_ID
+#define OPT_DURATION	   OPT_ID
+#define OPT_ENUM	   OPT_ID
+#include "options.def"
+#undef OPT_ID
+	NODE_OPT__COUNT
+};
+
+/* What a node role runs with: the core's options (core.opt, for the supervision) and the node's. */
+struct node_config {
+	struct init_config core;
+	struct node_options opt;
+	enum init_option_source source[NODE_OPT__COUNT];
+};
+
+/* Both tables with their built-in defaults; then init_config_load(&c->core, ...) reads everything. */
+int node_config_defaults(struct node_config *c, struct init_error *err);
+void node_config_free(struct node_config *c);
+
+/* REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE's values, as the server spells them. */
+extern const char *const node_endpoint_names[];
+
+/* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
+#define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
+
+/* REDIS_EXTRA_FLAGS split once into tokens, for the option check and for render.c alike. */
+struct node_extra_flags {
+	char *buf;     /* the value, each token NUL-terminated in place */
+	char **tokens; /* a directive is a token "--name"; its values are the tokens up to the next directive */
+	size_t n;
+};
+
+/*
+ * Splits flags at runs of blanks and checks every token: the first is a "--directive", each directive is lowercase
+ * letters, digits and '-', has one value at least and is not one kvinit owns. Returns 0, -ENOMEM, or -EINVAL with
+ * the rule it broke in err (NODE_EXTRA_FLAGS_RULE, or the directive kvinit owns).
+ */
+int node_extra_flags_parse(const char *flags, struct node_extra_flags *ret, struct init_error *err);
+void node_extra_flags_free(struct node_extra_flags *f);
 
 /* ---- server detection (server.c) ---- */
 enum node_flavor { NODE_REDIS, NODE_VALKEY };
@@ -48,12 +103,14 @@ bool node_server_knows(const struct node_server *s, enum node_directive d);
 const char *node_directive_name(enum node_directive d);
 void node_server_describe(const struct node_server *s, char *buf, size_t size);
 
-/* ---- what the node announces (address.c) ---- */
+/* ---- addresses (address.c) ---- */
 int node_detect_own_ipv4(char *buf, size_t size);
+/* Where this node can be reached from inside its container: loopback when it listens there, else its first bind. */
+void node_probe_host(const char *bind, char *buf, size_t size);
 
 /* ---- rendering (render.c): pure, no I/O ---- */
 struct node_render_input {
-	const struct init_options *opt;
+	const struct node_options *opt;
 	const enum init_option_source *source;
 	const struct node_server *server;
 	bool base_config_present;
@@ -65,7 +122,8 @@ struct node_render_input {
 };
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
-void node_quote_config_value(const char *value, char *buf, size_t size);
+/* value as redis.conf reads it, quoted and escaped where it must be (render.c says how). */
+void node_write_config_value(FILE *f, const char *value);
 
 /* ---- nodes.conf repair (nodes_conf.c) ---- */
 /*
@@ -80,30 +138,90 @@ int node_nodes_conf_fix_text(const char *text, size_t len, const char *ip, unsig
 /*
  * Applies node_nodes_conf_fix_text to the file at path: atomically (temp file in the same directory, same owner
  * and mode, fsync, rename, fsync of the directory). Returns 1 when rewritten, 0 when nothing to do or the file does
- * not exist, -EBADMSG for a corrupt file; fills err with one line that says how to recover.
+ * not exist, -EBADMSG for a file that is not a nodes.conf (corrupt, no myself line, or over 64 MiB), with one line
+ * in err that says how to recover; -EINVAL for a path that is not a regular file or an invalid address; else the
+ * -errno of the failed call.
  */
 int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsigned bus_port, char **ret_old,
 			   struct init_error *err);
 
+/* ---- the node's start-up (setup.c), in the order node.c runs it ---- */
+
+/* What `kvinit node` works out before it writes or starts anything. */
+struct node_setup {
+	const struct node_config *c;
+	struct node_server server;
+	struct secrets_password password;
+	/* The passwords it accepts and the one it sends; with a password file, the files of a rotation too. */
+	struct secrets_rotation rotation;
+	struct secrets_paths paths;
+	struct secrets_set initial; /* the files as first read */
+	bool rotating;
+	char announce_ip[64];
+	bool has_announce_ip;
+	unsigned bus_port;
+};
+
+/*
+ * The settings that must agree with each other: REDIS_CLUSTER_CREATOR needs a cluster and REDIS_NODES; the cluster
+ * bus port (REDIS_CLUSTER_BUS_PORT, else the port + 10000) must be a port and not the port itself. Pure. Returns
+ * 0 with the bus port, or -EINVAL with one line in err.
+ */
+int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err);
+/*
+ * Reads the settings, the password and the files of its rotation, finds the server and the address to announce;
+ * logs a warning for a password that leaks or is missing by choice. Writes nothing. Returns 0, or with one line in
+ * err: -ENOENT when there is no server binary (and for nothing else), -EINVAL for a setting that cannot work
+ * (including a password file or a server that cannot be used), -ENOMEM. Free *ret_setup with node_setup_free.
+ */
+int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err);
+/* The server's config (node_render), hashes and masterauth <redacted> with redact. -EINVAL or -ENOMEM with err. */
+int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err);
+/* Wipes (it holds masterauth) and frees a rendered config; NULL is fine. */
+void node_setup_text_free(char *text);
+/* The data dir, created if missing; it and what is in it become the server user's, like the official images. */
+int node_setup_data_dir(const struct node_setup *s, const struct init_user *user, struct init_error *err);
+/*
+ * Before the server reads nodes.conf: its own line must carry the address it will announce now (a log line says
+ * when it changed). A corrupt file is refused (-EBADMSG), or moved aside with KVINIT_RESET_CORRUPT_NODES_CONF;
+ * else the code of node_nodes_conf_repair or of the rename.
+ */
+int node_setup_nodes_conf(const struct node_setup *s, struct init_error *err);
+/* Writes the rendered config where the server reads it: 0600, atomically, the server user's when kvinit switches. */
+int node_setup_write_config(const struct node_setup *s, const struct init_user *user, const char *text,
+			    struct init_error *err);
+/*
+ * The server's environment: envp without REDIS_PASSWORD, whose value is wiped in place in envp too (/proc/1/environ
+ * shows the memory the variables were handed over in). *ret_env is malloc'd; its strings are envp's.
+ */
+int node_setup_child_environment(char **envp, char ***ret_env, struct init_error *err);
+void node_setup_free(struct node_setup *s);
+
+/* ---- while the server runs (runtime.c) ---- */
+/*
+ * Starts the server with the rendered config and supervises it until the end, with the hooks: the helpers beside
+ * it, the password files' watch, failover on stop. Returns init_run's exit code.
+ */
+int node_supervise(struct node_setup *s, const struct init_user *user, char *const *envp);
+
 /* ---- roles (node.c, health.c, cli.c, cluster/cluster_init.c) and the helpers beside the server ---- */
-void node_probe_host(const char *bind, char *buf, size_t size);
-int node_defaults(struct init_config *c, struct init_error *err);
-int node_main(struct init_config *c, char **args);
-int node_render_main(struct init_config *c, char **args);
-int node_health_main(struct init_config *c, char **args);
-int node_cli_main(struct init_config *c, char **args);
-int node_cluster_init_main(struct init_config *c, char **args);
+int node_defaults(struct node_config *c, struct init_error *err);
+int node_main(struct node_config *c, char **args);
+int node_render_main(struct node_config *c, char **args);
+int node_health_main(struct node_config *c, char **args);
+int node_cli_main(struct node_config *c, char **args);
+int node_cluster_init_main(struct node_config *c, char **args);
 /*
  * The helpers node.c runs beside the server, each in a process of its own: cluster-init for REDIS_CLUSTER_CREATOR,
  * heal.c and rotate.c return 0 when done, or -errno after logging what failed. The failover on stop runs in kvinit
  * itself while the server stops and cannot fail: it logs and carries on.
  */
 struct secrets_value;
-int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw);
-int node_heal_run(const struct init_options *o, const struct secrets_value *pw);
+int node_cluster_init_run(const struct node_options *o, const struct secrets_value *pw);
+int node_heal_run(const struct node_options *o, const struct secrets_value *pw);
 struct secrets_rotation;
-int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
+int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
-void node_failover_on_stop(const struct init_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
+void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 
 #endif

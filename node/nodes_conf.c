@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -19,7 +20,7 @@
 
 #include "node.h"
 
-/* nodes.conf is about 200 bytes per node; anything this large is not one, and is not read into memory. */
+/* nodes.conf is about 200 bytes per node; anything this large is not one (corrupt), and is not read into memory. */
 #define NODES_CONF_MAX ((size_t)64 << 20)
 
 #define NODES_CONF_ID_LEN     40
@@ -287,68 +288,54 @@ int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsi
 	_cleanup_free_ char *text = NULL, *new_text = NULL, *old = NULL;
 	_cleanup_close_ int fd = -1;
 	struct nodes_conf_scan scan = {.line = 0};
-	const char *step = NULL;
+	struct init_error werr;
 	struct stat st;
 	size_t len = 0;
 	int r;
 
-	if (!valid_address(ip, port, bus_port)) {
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot rewrite '%s': invalid address '%s:%u@%u'", path,
-			       ip ? ip : "", port, bus_port);
-		return -EINVAL;
-	}
+	if (!valid_address(ip, port, bus_port))
+		return init_error_set(err, -EINVAL, "cannot rewrite '%s': invalid address '%s:%u@%u'", path,
+				      ip ? ip : "", port, bus_port);
 	/* O_NONBLOCK: a FIFO in its place must not hang PID 1; it is refused below. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT)
 			return 0;
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot open '%s': %s", path, strerror(-r));
-		return r;
+		return init_error_set(err, r, "cannot open '%s': %s", path, strerror(-r));
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot stat '%s': %s", path, strerror(-r));
-		return r;
+		return init_error_set(err, r, "cannot stat '%s': %s", path, strerror(-r));
 	}
-	if (!S_ISREG(st.st_mode)) {
-		(void)snprintf(err->msg, sizeof(err->msg), "'%s' is not a regular file", path);
-		return -EINVAL;
-	}
+	if (!S_ISREG(st.st_mode))
+		return init_error_set(err, -EINVAL, "'%s' is not a regular file", path);
 	/* the size is checked before the read too, so that no such buffer is ever allocated */
 	r = (uint64_t)st.st_size > NODES_CONF_MAX ? -EFBIG : read_all(fd, (size_t)st.st_size, &text, &len);
 	if (r == -EFBIG) {
-		(void)snprintf(err->msg, sizeof(err->msg), "'%s' is larger than 64 MiB: it is not a nodes.conf", path);
-		return r;
+		/* the size it has now, when it grew past the limit while it was read */
+		(void)fstat(fd, &st);
+		return init_error_set(err, -EBADMSG, "'%s' is corrupt (%jd bytes: a nodes.conf is at most 64 MiB): %s",
+				      path, (intmax_t)st.st_size, RECOVERY_HINT);
 	}
-	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot read '%s': %s", path, strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return init_error_set(err, r, "cannot read '%s': %s", path, strerror(-r));
 
 	r = fix_text(text, len, ip, port, bus_port, &scan, &new_text, &old);
-	if (r == -EBADMSG) {
-		(void)snprintf(err->msg, sizeof(err->msg), "'%s' is corrupt (%s, line %u): " RECOVERY_HINT, path,
-			       scan.what, scan.line);
-		return r;
-	}
+	if (r == -EBADMSG)
+		return init_error_set(err, r, "'%s' is corrupt (%s, line %u): %s", path, scan.what, scan.line,
+				      RECOVERY_HINT);
 	/* Redis refuses to load such a file just as it refuses a corrupt one, and the way out is the same. */
-	if (r == -ENOENT) {
-		(void)snprintf(err->msg, sizeof(err->msg), "'%s' has no 'myself' line: " RECOVERY_HINT, path);
-		return -EBADMSG;
-	}
-	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot rewrite '%s': %s", path, strerror(-r));
-		return r;
-	}
+	if (r == -ENOENT)
+		return init_error_set(err, -EBADMSG, "'%s' has no 'myself' line: %s", path, RECOVERY_HINT);
+	if (r < 0)
+		return init_error_set(err, r, "cannot rewrite '%s': %s", path, strerror(-r));
 	if (r == 0)
 		return 0;
 
-	r = init_write_file_atomic(path, new_text, strlen(new_text), st.st_mode & 07777, st.st_uid, st.st_gid, &step);
-	if (r < 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "cannot rewrite '%s': %s: %s", path, step, strerror(-r));
-		return r;
-	}
+	r = init_write_file_atomic(path, new_text, strlen(new_text), st.st_mode & 07777, st.st_uid, st.st_gid, &werr);
+	if (r < 0)
+		return init_error_set(err, r, "cannot rewrite '%s': %s", path, werr.msg);
 	if (ret_old) {
 		*ret_old = old;
 		old = NULL;

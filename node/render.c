@@ -11,42 +11,35 @@
 
 /*
  * A value as redis.conf reads it (sdssplitargs): plain when it is a simple token, else in double quotes with
- * every byte outside printable ASCII, and '"' and '\', escaped as \xHH. No value can break out of its line.
+ * every byte outside printable ASCII, and '"', '\' and '\'', escaped as \xHH. No value can break out of its line.
+ * Written straight into f, so nothing is cut whatever its length (a byte takes 4 at most), and a secret has no copy
+ * outside the text the caller wipes.
  */
-void node_quote_config_value(const char *value, char *buf, size_t size)
+void node_write_config_value(FILE *f, const char *value)
 {
 	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/@+*,";
-	size_t len = 0;
 
 	if (*value && strspn(value, plain) == strlen(value)) {
-		(void)snprintf(buf, size, "%s", value);
+		(void)fputs(value, f);
 		return;
 	}
-	if (size < 3) {
-		if (size)
-			buf[0] = '\0';
-		return;
-	}
-	buf[len++] = '"';
-	for (; *value && len + 6 < size; value++) {
+	(void)fputc('"', f);
+	for (; *value; value++) {
 		unsigned char c = (unsigned char)*value;
 
 		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '\'')
-			len += (size_t)snprintf(buf + len, size - len, "\\x%02x", c);
+			(void)fprintf(f, "\\x%02x", c);
 		else
-			buf[len++] = (char)c;
+			(void)fputc(c, f);
 	}
-	buf[len++] = '"';
-	buf[len] = '\0';
+	(void)fputc('"', f);
 }
 
 static void directive(FILE *f, const char *name, const char *value)
 {
-	char quoted[8192];
-
-	node_quote_config_value(value, quoted, sizeof(quoted));
-	(void)fprintf(f, "%s %s\n", name, quoted);
-	explicit_bzero(quoted, sizeof(quoted)); /* it may have held masterauth */
+	(void)fprintf(f, "%s ", name);
+	node_write_config_value(f, value);
+	(void)fputc('\n', f);
 }
 
 static void directive_uint(FILE *f, const char *name, unsigned long long value)
@@ -54,36 +47,31 @@ static void directive_uint(FILE *f, const char *name, unsigned long long value)
 	(void)fprintf(f, "%s %llu\n", name, value);
 }
 
-/* "--maxmemory 100mb --save 900 1" -> "maxmemory 100mb" and "save 900 1", each value quoted. */
-static void extra_flags(FILE *f, const char *flags)
+/* "--maxmemory 100mb --save 900 1" -> "maxmemory 100mb" and "save 900 1", each a line, each value quoted. */
+static int extra_flags(FILE *f, const char *flags, struct init_error *err)
 {
-	char quoted[1024];
-	const char *p = flags;
-	bool open_line = false;
+	_cleanup_(node_extra_flags_free) struct node_extra_flags x = {0};
+	struct init_error why;
+	char shown[160];
+	int r;
 
-	while (*p) {
-		size_t n;
-
-		p += strspn(p, " \t");
-		n = strcspn(p, " \t");
-		if (!n)
-			break;
-		if (n > 2 && p[0] == '-' && p[1] == '-') {
-			(void)fprintf(f, "%s%.*s", open_line ? "\n" : "", (int)(n - 2), p + 2);
-			open_line = true;
-		} else {
-			char *tok = strndup(p, n);
-
-			if (tok) {
-				node_quote_config_value(tok, quoted, sizeof(quoted));
-				(void)fprintf(f, " %s", quoted);
-				free(tok);
-			}
-		}
-		p += n;
+	r = node_extra_flags_parse(flags, &x, &why);
+	if (r < 0) {
+		init_escape_control(shown, sizeof(shown), flags);
+		return init_error_set(err, r, "REDIS_EXTRA_FLAGS='%s': %s", shown, why.msg);
 	}
-	if (open_line)
+	(void)fputs("# REDIS_EXTRA_FLAGS\n", f);
+	for (size_t i = 0; i < x.n; i++) {
+		if (strncmp(x.tokens[i], "--", 2) == 0) {
+			(void)fprintf(f, "%s%s", i ? "\n" : "", x.tokens[i] + 2);
+			continue;
+		}
+		(void)fputc(' ', f);
+		node_write_config_value(f, x.tokens[i]);
+	}
+	if (x.n)
 		(void)fputc('\n', f);
+	return 0;
 }
 
 /* A directive the server does not know: an error when asked for, else a comment saying it was left out. */
@@ -95,19 +83,16 @@ static int gate(FILE *f, const struct node_render_input *in, enum node_directive
 	if (node_server_knows(in->server, d))
 		return 1;
 	node_server_describe(in->server, version, sizeof(version));
-	if (asked) {
-		(void)snprintf(err->msg, sizeof(err->msg), "%s needs %s, which %s does not know", var,
-			       node_directive_name(d), version);
-		return -ENOTSUP;
-	}
+	if (asked)
+		return init_error_set(err, -ENOTSUP, "%s needs %s, which %s does not know", var, node_directive_name(d),
+				      version);
 	(void)fprintf(f, "# skipped: %s (%s does not know it)\n", node_directive_name(d), version);
 	return 0;
 }
 
 static int render_cluster(FILE *f, const struct node_render_input *in, struct init_error *err)
 {
-	const struct init_options *o = in->opt;
-	static const char *const endpoint[] = {"ip", "hostname", "unknown-endpoint"};
+	const struct node_options *o = in->opt;
 	unsigned bus = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
 	int r;
 
@@ -131,12 +116,12 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 			return r;
 		directive(f, "cluster-announce-hostname", o->announce_hostname);
 	}
-	r = gate(f, in, NODE_DIR_PREFERRED_ENDPOINT_TYPE, in->source[INIT_OPT_preferred_endpoint] != INIT_SRC_DEFAULT,
+	r = gate(f, in, NODE_DIR_PREFERRED_ENDPOINT_TYPE, in->source[NODE_OPT_preferred_endpoint] != INIT_SRC_DEFAULT,
 		 "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE", err);
 	if (r < 0)
 		return r;
 	if (r)
-		directive(f, "cluster-preferred-endpoint-type", endpoint[o->preferred_endpoint]);
+		directive(f, "cluster-preferred-endpoint-type", node_endpoint_names[o->preferred_endpoint]);
 	return 0;
 }
 
@@ -161,17 +146,15 @@ static void render_auth(FILE *f, const struct node_render_input *in)
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err)
 {
-	const struct init_options *o = in->opt;
+	const struct node_options *o = in->opt;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f;
 	int r = 0;
 
 	f = open_memstream(&text, &len);
-	if (!f) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!f)
+		return init_error_set(err, -ENOMEM, "out of memory");
 	(void)fputs("# Rendered by kvinit at every start: edit the environment or the base config, not this file.\n",
 		    f);
 	if (in->base_config_present)
@@ -190,16 +173,12 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 		r = render_cluster(f, in, err);
 	else
 		directive(f, "cluster-enabled", "no");
-	if (r == 0 && *o->extra_flags) {
-		(void)fputs("# REDIS_EXTRA_FLAGS\n", f);
-		extra_flags(f, o->extra_flags);
-	}
+	if (r == 0 && *o->extra_flags)
+		r = extra_flags(f, o->extra_flags, err);
 	if (r == 0)
 		render_auth(f, in);
-	if (fclose(f) != 0 && r == 0) {
-		(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-		r = -ENOMEM;
-	}
+	if (fclose(f) != 0 && r == 0)
+		r = init_error_set(err, -ENOMEM, "out of memory");
 	if (r < 0) {
 		if (text)
 			explicit_bzero(text, len);

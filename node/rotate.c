@@ -33,7 +33,7 @@ static void report_waiting(uint64_t *last_usec, const char *what, const char *wh
  * The local server, with whichever password it takes: it may not know the current one yet, and may no longer know
  * one that left the files; login holds every password it was given since its last completed rotation.
  */
-static redisContext *connect_local(const struct init_options *o, const struct secrets_rotation *rot,
+static redisContext *connect_local(const struct node_options *o, const struct secrets_rotation *rot,
 				   const struct secrets_value *login, size_t n_login)
 {
 	struct init_error why = {{0}};
@@ -165,7 +165,7 @@ static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, 
 	return r;
 }
 
-int node_rotate_apply(const struct init_options *o, const struct secrets_rotation *rot,
+int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login)
 {
 	const struct secrets_accepted *cur;

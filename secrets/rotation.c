@@ -42,10 +42,9 @@ int secrets_paths_resolve(char *const *envp, const char *current_path, struct se
 				char shown[128];
 
 				init_escape_control(shown, sizeof(shown), set);
-				(void)snprintf(err->msg, sizeof(err->msg), "%s='%s': must be an absolute path",
-					       slot_vars[i], shown);
 				secrets_paths_free(&p);
-				return -EINVAL;
+				return init_error_set(err, -EINVAL, "%s='%s': must be an absolute path", slot_vars[i],
+						      shown);
 			}
 			p.path[i] = strdup(set);
 			n = p.path[i] ? 0 : -1;
@@ -55,8 +54,7 @@ int secrets_paths_resolve(char *const *envp, const char *current_path, struct se
 		if (n < 0) {
 			p.path[i] = NULL;
 			secrets_paths_free(&p);
-			(void)snprintf(err->msg, sizeof(err->msg), "out of memory");
-			return -ENOMEM;
+			return init_error_set(err, -ENOMEM, "out of memory");
 		}
 	}
 	*ret = p;

@@ -7,10 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct init_error;
+#include "init.h"
 
-/* Large enough for any password or key a person would paste; small enough that a wrong path is noticed. */
-#define SECRETS_MAX_SIZE 4096
+/*
+ * Large enough for any password or key a person would paste; small enough that a wrong path is noticed. A secret
+ * file is a NAME_FILE value (init_read_value_file) read beneath its directory.
+ */
+#define SECRETS_MAX_SIZE INIT_VALUE_MAX
 
 /* Where Docker puts the secret named redis_password; used when REDIS_PASSWORD_FILE is not set. */
 #define SECRETS_DEFAULT_PASSWORD_FILE "/run/secrets/redis_password"

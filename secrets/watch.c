@@ -69,7 +69,7 @@ static void check_replaced(struct secrets_watch *w, int slot)
 		return;
 	w->warned_dev[slot] = st.st_dev;
 	w->warned_ino[slot] = st.st_ino;
-	log_warn("WARNING: the password file '%s' was replaced, not written: its old copy is all this container will "
+	log_warn("the password file '%s' was replaced, not written: its old copy is all this container will "
 		 "ever see (a single-file bind mount keeps the inode it started with), so kvinit cannot rotate to the "
 		 "new password. Write the file in place instead (`cat new > file`, `printf '%%s\\n' \"$pw\" > file`; "
 		 "not an editor that saves by rename, not mv or sed -i), or recreate the container",

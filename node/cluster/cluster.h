@@ -244,7 +244,7 @@ enum cluster_reply_kind cluster_reply_kind(const char *error);
 
 /* ---- carrying a decision out (apply.c) ---- */
 struct cluster_run {
-	const struct init_options *o;
+	const struct node_options *o;
 	struct cluster_peer *peers;
 	size_t n;
 	uint64_t deadline;

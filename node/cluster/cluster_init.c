@@ -59,7 +59,7 @@ static void print_shape(const struct cluster_run *r)
 }
 
 /* Connect, inspect, decide, apply; logs its one error line. */
-static int run(const struct init_options *o, const struct cluster_addr *addrs, size_t n, const struct secrets_value *pw)
+static int run(const struct node_options *o, const struct cluster_addr *addrs, size_t n, const struct secrets_value *pw)
 {
 	struct init_error err = {{0}};
 	struct cluster_run r = {.o = o, .n = n, .err = &err};
@@ -102,7 +102,7 @@ static int run(const struct init_options *o, const struct cluster_addr *addrs, s
 }
 
 /* REDIS_NODES, parsed; logs the one line that says what is wrong with it. */
-static int parse_nodes(const struct init_options *o, struct cluster_addr **ret_addrs, size_t *ret_n)
+static int parse_nodes(const struct node_options *o, struct cluster_addr **ret_addrs, size_t *ret_n)
 {
 	struct init_error err = {{0}};
 	int r = cluster_parse_nodes(o->nodes, "REDIS_NODES", (unsigned)o->port, ret_addrs, ret_n, &err);
@@ -113,7 +113,7 @@ static int parse_nodes(const struct init_options *o, struct cluster_addr **ret_a
 }
 
 /* For REDIS_CLUSTER_CREATOR: the same as the role, in a helper beside the server. */
-int node_cluster_init_run(const struct init_options *o, const struct secrets_value *pw)
+int node_cluster_init_run(const struct node_options *o, const struct secrets_value *pw)
 {
 	_cleanup_free_ struct cluster_addr *addrs = NULL;
 	size_t n = 0;
@@ -122,7 +122,7 @@ int node_cluster_init_run(const struct init_options *o, const struct secrets_val
 	return r < 0 ? r : run(o, addrs, n, pw);
 }
 
-int node_cluster_init_main(struct init_config *c, char **args)
+int node_cluster_init_main(struct node_config *c, char **args)
 {
 	_cleanup_free_ struct cluster_addr *addrs = NULL;
 	struct secrets_password pw = {0};

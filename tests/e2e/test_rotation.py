@@ -25,7 +25,10 @@ from conftest import MAIN_PORTS, SECRET, STACK, password, sh, wait_until
 NEXT = SECRET.with_name("redis_password_next")
 PREVIOUS = SECRET.with_name("redis_password_previous")
 RATE = 1300              # requests/s the load aims at, half long-lived, half fresh connections
-MIN_RATE = 1000          # what it must achieve over the whole rotation
+# What it must achieve over the whole rotation. The load runs in this test's own Python processes on the same
+# 2 cores as the six servers: 1,100-1,300/s on a quiet machine, 750/s with other work beside it. The rotation's
+# claim is 0 failed requests under a real load, so the floor is what a busy machine still reaches.
+MIN_RATE = 500
 LONG_WORKERS = 8         # threads on long-lived connections, in a process of their own (the GIL)
 FRESH_WORKERS = 16       # threads on fresh connections, in another process: each request waits for a connect
 MAX_SECONDS = 240        # the load stops by itself after this ...

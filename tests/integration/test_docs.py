@@ -1,4 +1,5 @@
-"""The README lists every option of the table (init/options.def), with its flag and its default."""
+"""The README lists every option of the tables (init/options.def, then node/options.def), with its flag and its
+default."""
 
 import re
 from pathlib import Path
@@ -7,8 +8,11 @@ REPO = Path(__file__).resolve().parents[2]
 OPTION = re.compile(r'OPT_(?:STR|BOOL|INT|DURATION|ENUM)\(\s*(\w+),\s*"(\w+)",\s*"(\w+)",\s*"([\w-]+)",\s*"([^"]*)"')
 
 
+TABLES = ["init/options.def", "node/options.def"]  # in the order --help lists them
+
+
 def options():
-    found = OPTION.findall((REPO / "init/options.def").read_text())
+    found = [opt for table in TABLES for opt in OPTION.findall((REPO / table).read_text())]
     assert len(found) >= 30, found
     return found
 

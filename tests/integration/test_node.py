@@ -273,3 +273,26 @@ def test_corrupt_nodes_conf_is_refused_then_reset_on_request(launch, workdir, st
     start_node(port=port, KVINIT_RESET_CORRUPT_NODES_CONF="yes")
     aside = list(data.glob("nodes.conf.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == "this is not a nodes.conf\n"
+
+
+def test_oversized_nodes_conf_is_corrupt_then_reset_on_request(launch, workdir, start_node):
+    """A nodes.conf over 64 MiB is no nodes.conf: refused like a corrupt one (100, one line with the file, its
+    size and the rule, the file left alone), moved aside on request. Sparse: it costs no disk."""
+    port = free_port()
+    data = Path(workdir) / f"data-{port}"
+    data.mkdir()
+    conf = data / "nodes.conf"
+    size = (64 << 20) + 1
+    with open(conf, "wb") as f:
+        f.truncate(size)
+    p = launch([KVINIT_BIN, "node"], env=node_env(workdir, port))
+    assert p.wait(SHORT) == 100, p.describe()
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error kvinit")]
+    assert len(lines) == 1, p.stderr
+    assert f"'{conf}' is corrupt ({size} bytes: a nodes.conf is at most 64 MiB)" in lines[0], p.stderr
+    assert "KVINIT_RESET_CORRUPT_NODES_CONF=yes" in lines[0], p.stderr
+    assert conf.stat().st_size == size
+    node = start_node(port=port, KVINIT_RESET_CORRUPT_NODES_CONF="yes")
+    aside = list(data.glob("nodes.conf.corrupt-*"))
+    assert len(aside) == 1 and aside[0].stat().st_size == size
+    assert f"moved it to '{aside[0]}'" in node.stderr

@@ -4,6 +4,8 @@ These are kvinit-only (the other inits have none of these options), so they are 
 Effects are observed through the child: `probe status` shows Seccomp (--seccomp) and the uid (--user).
 """
 
+import errno
+import os
 import re
 import signal
 import time
@@ -199,6 +201,62 @@ def test_explicit_config_replaces_the_default(kvinit, probe, run, workdir):
         pytest.skip("cannot overlay /etc in a private mount namespace here")
     assert r.returncode == 0, r.describe()
     assert r.kv["uid"] == "4321"
+
+
+# ------------------------------------------------------------------ a config "file" that is not a text file (issue 17)
+
+
+def _not_a_text_file(workdir, kind):
+    """The path KVINIT_CONFIG names, made to be `kind`."""
+    if kind == "fifo":  # no writer: a blocking open would wait forever
+        path = workdir / "kvinit.ini"
+        os.mkfifo(path)
+        return path
+    if kind == "directory":
+        path = workdir / "kvinit.ini"
+        path.mkdir()
+        return path
+    if kind == "nul-byte":  # read as "user = 70", the child ran as uid 70
+        path = workdir / "kvinit.ini"
+        path.write_bytes(b"[kvinit]\nseccomp = yes\nuser = 70\x0000\n")
+        return path
+    return Path({"dev-zero": "/dev/zero", "proc-self-mem": "/proc/self/mem"}[kind])  # endless; unreadable
+
+
+NOT_TEXT = [
+    # kind, what the one error line says after the path
+    ("fifo", "is not a regular file"),
+    ("dev-zero", "is not a regular file"),
+    ("directory", "is not a regular file"),
+    ("proc-self-mem", "Input/output error"),  # a regular file, but reading it fails
+    ("nul-byte", "line 3 contains a NUL byte"),
+]
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+@pytest.mark.parametrize("kind,rule", NOT_TEXT, ids=[k for k, _ in NOT_TEXT])
+def test_config_that_is_not_a_text_file_is_refused(kvinit, probe, run, workdir, kind, rule, how):
+    """Refused at once with one line (run's SHORT timeout turns a hang, as /dev/zero and a FIFO caused, into a
+    failure), never read in part or ignored."""
+    path = _not_a_text_file(workdir, kind)
+    if how == "flag":
+        r = run(kvinit.argv([probe, "status"], kvinit=[f"--config={path}"]))
+    else:
+        r = run(kvinit.argv([probe, "status"]), env={"KVINIT_CONFIG": path})
+    assert r.elapsed < SHORT / 2, f"took {r.elapsed:.1f}s\n{r.describe()}"
+    line = assert_config_error(r, f"'{path}'", rule)
+    if kind != "proc-self-mem":
+        assert f"KVINIT_CONFIG='{path}': {rule}" in line, line
+
+
+def test_long_config_path_error_keeps_its_reason(kvinit, probe, run):
+    """A 128 KB path (about the most one argument may hold) is shown cut, with its length, and the reason still
+    ends the line."""
+    path = "/nonexistent/" + "d" * 128000
+    r = run(kvinit.argv([probe, "status"], kvinit=[f"--config={path}"]))
+    line = assert_config_error(r, "'/nonexistent/ddd", f"({len(path)} bytes)")
+    assert line.endswith(os.strerror(errno.ENAMETOOLONG)), line
+    assert len(line) < 1024, f"{len(line)} bytes"
 
 
 # ------------------------------------------------------------------ precedence: flag > env > INI > default

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static const char *const hashes[] = {"5e884898da28047151d0e56f8dc6292773603d0d6a
 				     "6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"};
 
 struct fixture {
-	struct init_config c;
+	struct node_config c;
 	struct node_server server;
 	struct node_render_input in;
 };
@@ -30,8 +31,8 @@ static void fixture_init(struct fixture *fx, char **env, unsigned version, enum 
 	struct init_error err;
 	int argind;
 
-	assert_int_equal(init_config_defaults(&fx->c, &err), 0);
-	if (init_config_load(&fx->c, 0, NULL, &argind, env, &err) != 0)
+	assert_int_equal(node_config_defaults(&fx->c, &err), 0);
+	if (init_config_load(&fx->c.core, 0, NULL, &argind, env, &err) != 0)
 		fail_msg("config: %s", err.msg);
 	fx->server = (struct node_server){.server_bin = "/usr/bin/redis-server", .flavor = flavor, .version = version};
 	fx->in = (struct node_render_input){
@@ -82,7 +83,7 @@ static void render_case(const char *golden, char **env, unsigned version, enum n
 		fail_msg("%s: %s", golden, err.msg);
 	compare_golden(golden, text);
 	free(text);
-	init_config_free(&fx.c);
+	node_config_free(&fx.c);
 }
 
 static void test_cluster_default(void **state)
@@ -165,7 +166,7 @@ static void expect_refusal(char **env, unsigned version, const char *want)
 	assert_null(text);
 	if (strcmp(err.msg, want) != 0)
 		fail_msg("got '%s', want '%s'", err.msg, want);
-	init_config_free(&fx.c);
+	node_config_free(&fx.c);
 }
 
 static void test_version_gated_asked(void **state)
@@ -186,6 +187,232 @@ static void test_version_gated_asked(void **state)
 		"does not know");
 }
 
+/* The renderer's own guard, for a value that did not come through the option check. */
+static int render_extra_flags(const char *flags, char **ret_text, struct init_error *err)
+{
+	struct fixture fx;
+	char *env[] = {"KVINIT_CONFIG=/dev/null", NULL};
+	int r;
+
+	fixture_init(&fx, env, NODE_VERSION(7, 0, 15), NODE_REDIS);
+	free(fx.c.opt.extra_flags);
+	fx.c.opt.extra_flags = strdup(flags);
+	assert_non_null(fx.c.opt.extra_flags);
+	r = node_render(&fx.in, ret_text, err);
+	node_config_free(&fx.c);
+	return r;
+}
+
+/* Issue 17: whatever blanks surround REDIS_EXTRA_FLAGS, each directive is a line of its own. */
+static void test_extra_flags_lines(void **state)
+{
+	struct init_error err;
+	char *text = NULL;
+	const char *block;
+
+	(void)state;
+	assert_int_equal(render_extra_flags("  --maxmemory 100mb   --save 900 1  ", &text, &err), 0);
+	block = strstr(text, "# REDIS_EXTRA_FLAGS\n");
+	assert_non_null(block);
+	if (strncmp(block, "# REDIS_EXTRA_FLAGS\nmaxmemory 100mb\nsave 900 1\nuser default ", 60) != 0)
+		fail_msg("extra flags not one directive a line:\n%s", block);
+	free(text);
+
+	/* values before any directive are refused, never glued onto kvinit's own ACL line */
+	text = NULL;
+	assert_int_equal(render_extra_flags(" user evil on nopass +@all allkeys nopass", &text, &err), -EINVAL);
+	assert_null(text);
+	assert_string_equal(err.msg, "REDIS_EXTRA_FLAGS=' user evil on nopass +@all allkeys nopass': must be "
+				     "redis-server flags, each '--directive' followed by its values");
+}
+
+/* ---- decoding the rendered file as the server does ---- */
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
+}
+
+/* One argument of a config line, as bytes. */
+struct arg {
+	char *data;
+	size_t len;
+};
+
+/*
+ * A reference for Redis's sdssplitargs, written from its rules: blanks separate arguments; "double quotes" take
+ * \xHH, \n \r \t \b \a and backslash-anything; 'single quotes' take only \'; a closing quote must be followed by a
+ * blank or the end; an unterminated quote is an error. Returns the number of arguments, or -1.
+ */
+static int split_args(const char *line, struct arg *args, int max)
+{
+	const char *p = line;
+	int n = 0;
+
+	for (;;) {
+		bool in_dq = false, in_sq = false, done = false;
+		struct arg a;
+
+		while (*p && is_blank(*p))
+			p++;
+		if (!*p)
+			return n;
+		if (n == max)
+			return -1;
+		a.data = malloc(strlen(p) + 1);
+		a.len = 0;
+		assert_non_null(a.data);
+		while (!done) {
+			if (in_dq) {
+				if (p[0] == '\\' && p[1] == 'x' && hex_value(p[2]) >= 0 && hex_value(p[3]) >= 0) {
+					a.data[a.len++] = (char)(hex_value(p[2]) * 16 + hex_value(p[3]));
+					p += 3;
+				} else if (p[0] == '\\' && p[1]) {
+					static const char from[] = "nrtba", to[] = "\n\r\t\b\a";
+					const char *esc = strchr(from, *++p);
+
+					a.data[a.len++] = esc ? to[esc - from] : *p;
+				} else if (*p == '"') {
+					if (p[1] && !is_blank(p[1]))
+						goto fail;
+					done = true;
+				} else if (!*p) {
+					goto fail;
+				} else {
+					a.data[a.len++] = *p;
+				}
+			} else if (in_sq) {
+				if (p[0] == '\\' && p[1] == '\'') {
+					a.data[a.len++] = *++p;
+				} else if (*p == '\'') {
+					if (p[1] && !is_blank(p[1]))
+						goto fail;
+					done = true;
+				} else if (!*p) {
+					goto fail;
+				} else {
+					a.data[a.len++] = *p;
+				}
+			} else if (!*p || is_blank(*p)) {
+				done = true;
+			} else if (*p == '"') {
+				in_dq = true;
+			} else if (*p == '\'') {
+				in_sq = true;
+			} else {
+				a.data[a.len++] = *p;
+			}
+			if (*p)
+				p++;
+		}
+		args[n++] = a;
+	}
+fail:
+	for (int i = 0; i < n; i++)
+		free(args[i].data);
+	return -1;
+}
+
+/* The arguments of the line of text that starts with "name ", decoded; fails the test when it does not decode. */
+static int decode_directive(const char *text, const char *name, struct arg *args, int max)
+{
+	size_t n = strlen(name);
+	int argc;
+
+	for (const char *line = text; *line;) {
+		const char *end = strchr(line, '\n');
+		char *copy = strndup(line, end ? (size_t)(end - line) : strlen(line));
+
+		assert_non_null(copy);
+		line = end ? end + 1 : line + strlen(line);
+		/* the server skips comments and empty lines before it splits a line */
+		if (copy[strspn(copy, " \t\r")] == '#' || !copy[strspn(copy, " \t\r")]) {
+			free(copy);
+			continue;
+		}
+		argc = split_args(copy, args, max);
+		if (argc < 0)
+			fail_msg("a line the server cannot read: %.120s...", copy);
+		if (strncmp(copy, name, n) == 0 && copy[n] == ' ') {
+			free(copy);
+			return argc;
+		}
+		for (int i = 0; i < argc; i++)
+			free(args[i].data);
+		free(copy);
+	}
+	fail_msg("no '%s' line", name);
+	return -1;
+}
+
+static void assert_decodes_to(const char *text, const char *name, const char *value, size_t len)
+{
+	struct arg args[64];
+	int argc = decode_directive(text, name, args, 64);
+
+	assert_int_equal(argc, 2);
+	if (args[1].len != len || memcmp(args[1].data, value, len) != 0)
+		fail_msg("%s: %zu bytes rendered, %zu decoded back%s", name, len, args[1].len,
+			 args[1].len == len ? " but different" : "");
+	for (int i = 0; i < argc; i++)
+		free(args[i].data);
+}
+
+/*
+ * Issue 17: the longest values that pass the checks, each byte one that needs escaping, are rendered whole: a
+ * password of 4096 bytes (the limit; masterauth), a data dir of 4095, a 2000-byte --save value.
+ */
+static void test_long_values_decode_back(void **state)
+{
+	static const char escaped[] = "\"\\'\x01\t\x7f\xff #";
+	static char password[INIT_VALUE_MAX + 1], dir[4096], flags[2048], env_dir[4200], env_flags[2100];
+	char *env[] = {"KVINIT_CONFIG=/dev/null", env_dir, env_flags, NULL};
+	struct fixture fx;
+	struct init_error err;
+	char *text = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < INIT_VALUE_MAX; i++)
+		password[i] = escaped[i % (sizeof(escaped) - 1)];
+	/* what the option checks let through: no control characters, '#' and '"' included */
+	dir[0] = '/';
+	for (size_t i = 1; i < sizeof(dir) - 1; i++)
+		dir[i] = "\"\\'\xff #"[i % 6];
+	for (size_t i = 0; i < 2000; i++)
+		flags[i] = "\"\\'\xff#"[i % 5];
+	(void)snprintf(env_dir, sizeof(env_dir), "REDIS_DATA_DIR=%s", dir);
+	(void)snprintf(env_flags, sizeof(env_flags), "REDIS_EXTRA_FLAGS=--save %s", flags);
+
+	fixture_init(&fx, env, NODE_VERSION(7, 0, 15), NODE_REDIS);
+	fx.in.masterauth = password;
+	if (node_render(&fx.in, &text, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_decodes_to(text, "masterauth", password, strlen(password));
+	assert_decodes_to(text, "dir", dir, strlen(dir));
+	assert_decodes_to(text, "save", flags, strlen(flags));
+
+	/* a password of '"' only: the example of the issue */
+	free(text);
+	text = NULL;
+	memset(password, '"', INIT_VALUE_MAX);
+	if (node_render(&fx.in, &text, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_decodes_to(text, "masterauth", password, INIT_VALUE_MAX);
+	free(text);
+	node_config_free(&fx.c);
+}
+
 static void redact(struct fixture *fx)
 {
 	fx->in.redact = true;
@@ -200,32 +427,48 @@ static void test_redacted(void **state)
 	render_case("render-redacted.conf", env, NODE_VERSION(7, 0, 15), NODE_REDIS, redact);
 }
 
+/* node_write_config_value into a string of its own (the previous one freed). */
+static void quote(const char *value, char **buf)
+{
+	size_t len;
+	FILE *f;
+
+	free(*buf);
+	*buf = NULL;
+	f = open_memstream(buf, &len);
+	assert_non_null(f);
+	node_write_config_value(f, value);
+	assert_int_equal(fclose(f), 0);
+}
+
 static void test_quote(void **state)
 {
-	char buf[128];
+	char *buf = NULL;
 
 	(void)state;
-	node_quote_config_value("plain-value_1.2:3/4@5", buf, sizeof(buf));
+	quote("plain-value_1.2:3/4@5", &buf);
 	assert_string_equal(buf, "plain-value_1.2:3/4@5");
-	node_quote_config_value("", buf, sizeof(buf));
+	quote("", &buf);
 	assert_string_equal(buf, "\"\"");
-	node_quote_config_value("a b", buf, sizeof(buf));
+	quote("a b", &buf);
 	assert_string_equal(buf, "\"a b\"");
-	node_quote_config_value("x\"y\\z'", buf, sizeof(buf));
+	quote("x\"y\\z'", &buf);
 	assert_string_equal(buf, "\"x\\x22y\\x5cz\\x27\"");
-	node_quote_config_value("1.2.3.4\nrequirepass x", buf, sizeof(buf));
+	quote("1.2.3.4\nrequirepass x", &buf);
 	assert_string_equal(buf, "\"1.2.3.4\\x0arequirepass x\"");
-	node_quote_config_value("\xc3\xa9", buf, sizeof(buf));
+	quote("\xc3\xa9", &buf);
 	assert_string_equal(buf, "\"\\xc3\\xa9\"");
+	free(buf);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cluster_default), cmocka_unit_test(test_standalone),
-		cmocka_unit_test(test_announce_ip),	cmocka_unit_test(test_hostname_endpoint),
-		cmocka_unit_test(test_version_gated),	cmocka_unit_test(test_version_gated_asked),
-		cmocka_unit_test(test_redacted),	cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_cluster_default),	  cmocka_unit_test(test_standalone),
+		cmocka_unit_test(test_announce_ip),	  cmocka_unit_test(test_hostname_endpoint),
+		cmocka_unit_test(test_version_gated),	  cmocka_unit_test(test_version_gated_asked),
+		cmocka_unit_test(test_redacted),	  cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_extra_flags_lines), cmocka_unit_test(test_long_values_decode_back),
 	};
 
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);

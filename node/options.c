@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/* The node's options table (options.def) and the checks of its values; the engine is init/options.c. */
+#include <errno.h>
+#include <string.h>
+
+#include "node.h"
+
+static const char *refuse_ip(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return !*s || init_valid_ip(s) ? NULL : check->rule;
+}
+
+static const char *refuse_hostname(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return !*s || init_valid_hostname(s) ? NULL : check->rule;
+}
+
+static const char *refuse_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return s[0] == '/' && strlen(s) < 4096 ? NULL : check->rule;
+}
+
+static const char *refuse_optional_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	return *s ? refuse_path(check, s, buf, size) : NULL;
+}
+
+/*
+ * redis.conf's bind: addresses separated by spaces, each may start with '-' (optional address), or '*'. render.c
+ * writes the value as it is, so nothing but these may pass.
+ */
+static const char *refuse_bind(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	_cleanup_free_ char *copy = strdup(s);
+	char *save = NULL;
+	int n = 0;
+
+	(void)buf;
+	(void)size;
+	if (!copy)
+		return "out of memory";
+	for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save), n++) {
+		const char *addr = tok[0] == '-' ? tok + 1 : tok;
+
+		if (strcmp(addr, "*") != 0 && strcmp(addr, "::*") != 0 && !init_valid_ip(addr))
+			return check->rule;
+	}
+	return n > 0 && n <= 16 ? NULL : check->rule;
+}
+
+static const char *refuse_extra_flags(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	struct node_extra_flags flags;
+	struct init_error err;
+	int r = node_extra_flags_parse(s, &flags, &err);
+
+	if (r == 0) {
+		node_extra_flags_free(&flags);
+		return NULL;
+	}
+	if (r == -ENOMEM)
+		return "out of memory";
+	(void)check;
+	(void)snprintf(buf, size, "%s", err.msg);
+	return buf;
+}
+
+static const struct init_string_check node_check_ip = {"must be an IPv4 or IPv6 address", refuse_ip};
+static const struct init_string_check node_check_hostname = {
+	"must be a hostname (RFC 1123: letters, digits, '-' and '.', labels of 1 to 63)", refuse_hostname};
+static const struct init_string_check node_check_path = {"must be an absolute path", refuse_path};
+static const struct init_string_check node_check_optional_path = {"must be empty or an absolute path",
+								  refuse_optional_path};
+static const struct init_string_check node_check_bind = {
+	"must be addresses separated by spaces, each an IP address or '*', optionally with a leading '-'", refuse_bind};
+static const struct init_string_check node_check_extra_flags = {NODE_EXTRA_FLAGS_RULE, refuse_extra_flags};
+
+const char *const node_endpoint_names[] = {"ip", "hostname", "unknown-endpoint", NULL};
+
+static const struct init_option_desc node_descs[] = {
+#define OPT_STR(...)	  INIT_OPTION_DESC_STR(struct node_options, __VA_ARGS__)
+#define OPT_BOOL(...)	  INIT_OPTION_DESC_BOOL(struct node_options, __VA_ARGS__)
+#define OPT_INT(...)	  INIT_OPTION_DESC_INT(struct node_options, __VA_ARGS__)
+#define OPT_DURATION(...) INIT_OPTION_DESC_DURATION(struct node_options, __VA_ARGS__)
+#define OPT_ENUM(...)	  INIT_OPTION_DESC_ENUM(struct node_options, __VA_ARGS__)
+#include "options.def"
+};
+
+/* Older names a user may bring from other images; the table's name wins, and both must agree. */
+static const struct init_option_alias node_aliases[] = {
+	{"REDIS_PORT", NODE_OPT_port},
+	{"REDIS_CLUSTER_NODES", NODE_OPT_nodes},
+};
+
+static const struct init_option_table node_table = {
+	.opts = node_descs,
+	.n = NODE_OPT__COUNT,
+	.aliases = node_aliases,
+	.n_aliases = sizeof(node_aliases) / sizeof(node_aliases[0]),
+};
+
+int node_config_defaults(struct node_config *c, struct init_error *err)
+{
+	int r;
+
+	*c = (struct node_config){0};
+	r = init_config_defaults(&c->core, err);
+	return r < 0 ? r : init_config_add(&c->core, &node_table, &c->opt, c->source, err);
+}
+
+void node_config_free(struct node_config *c)
+{
+	init_config_free(&c->core);
+}

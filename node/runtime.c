@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node while its server runs: the hooks the supervision loop calls (started, stop, reaped), the watch on the
+ * password files, and the helper processes beside the server. Nothing here is fatal: the loop runs, and a dead
+ * PID 1 would take the container with it.
+ *
+ * Work that talks to the network runs beside the server in processes of its own (init_fork_helper), so the loop
+ * never waits on it:
+ *   cluster-init   REDIS_CLUSTER_CREATOR=yes: forms or extends the cluster (it waits for every node, this one too);
+ *   heal           REDIS_NODES with dynamic IPs (no REDIS_CLUSTER_ANNOUNCE_IP): meets the peers again at their
+ *                  current addresses (heal.c);
+ *   rotate         after a change of the password files: brings the server to the new set (rotate.c).
+ * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
+ * (failover.c).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "node.h"
+
+enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER__COUNT };
+
+struct node_run {
+	struct node_setup *setup; /* its rotation is what the server accepts and sends */
+	const struct node_options *o;
+	const struct init_user *user;
+	struct init_loop *loop;
+	struct secrets_watch *watch;
+	struct init_timer expiry; /* the end of the next grace period */
+	pid_t pid[HELPER__COUNT]; /* of the helpers while they run */
+	bool rotate_again;	  /* a change came while the rotate helper ran */
+	/* every password the server may take: what it was given since its last completed rotation */
+	struct secrets_value login[2 * SECRETS_MAX_ACCEPTED];
+	size_t n_login;
+	bool started, stopping;
+};
+
+/* The password kvinit sends: the current one. */
+static const struct secrets_value *current_password(const struct node_run *run)
+{
+	const struct secrets_rotation *rot = &run->setup->rotation;
+	static const struct secrets_value none = {0};
+
+	return rot->n ? &rot->entry[rot->current].value : &none;
+}
+
+/* ---- the helpers: each runs in a process of its own, its result is its exit status ---- */
+
+static int run_creator(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_cluster_init_run(run->o, current_password(run));
+}
+
+static int run_heal(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_heal_run(run->o, current_password(run));
+}
+
+static int run_rotate(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_rotate_apply(run->o, &run->setup->rotation, run->login, run->n_login);
+}
+
+static const struct {
+	const char *name;
+	init_helper_fn fn;
+} helpers[HELPER__COUNT] = {
+	[HELPER_CREATOR] = {"cluster-init (REDIS_CLUSTER_CREATOR)", run_creator},
+	[HELPER_HEAL] = {"heal", run_heal},
+	[HELPER_ROTATE] = {"password rotation", run_rotate},
+};
+
+static void start_helper(struct node_run *run, enum helper which)
+{
+	int r = init_fork_helper(helpers[which].fn, run, &run->pid[which]);
+
+	if (r < 0) {
+		log_error("cannot start %s: %s, ignoring", helpers[which].name, strerror(-r));
+		return;
+	}
+	log_debug("%s runs beside the server (pid %d)", helpers[which].name, (int)run->pid[which]);
+}
+
+/* ---- the passwords the server may hold ---- */
+
+static void login_add(struct node_run *run, const struct secrets_value *v)
+{
+	for (size_t i = 0; i < run->n_login; i++)
+		if (secrets_value_equal(&run->login[i], v))
+			return;
+	if (run->n_login == sizeof(run->login) / sizeof(run->login[0])) {
+		secrets_wipe(&run->login[0]);
+		memmove(&run->login[0], &run->login[1], (run->n_login - 1) * sizeof(run->login[0]));
+		run->login[--run->n_login] = (struct secrets_value){0};
+	}
+	/* out of memory: the passwords of the rotation itself are tried first anyway */
+	if (secrets_value_copy(v->data, v->len, &run->login[run->n_login]) == 0)
+		run->n_login++;
+}
+
+/* The server holds exactly the rotation's passwords now (it started with them, or a rotation completed). */
+static void login_reset(struct node_run *run)
+{
+	const struct secrets_rotation *rot = &run->setup->rotation;
+
+	for (size_t i = 0; i < run->n_login; i++)
+		secrets_wipe(&run->login[i]);
+	run->n_login = 0;
+	for (size_t i = 0; i < rot->n; i++)
+		login_add(run, &rot->entry[i].value);
+}
+
+/* ---- the password files ---- */
+
+/* The timer for the end of the next grace period, if one runs. */
+static void arm_expiry(struct node_run *run)
+{
+	uint64_t next = secrets_rotation_next_expiry(&run->setup->rotation);
+
+	if (next)
+		init_timer_arm(run->loop, &run->expiry, next);
+	else
+		init_timer_disarm(run->loop, &run->expiry);
+}
+
+/* The rotation changed: the config a restart reads, and the running server (a stale helper is replaced). */
+static void rotation_changed(struct node_run *run)
+{
+	const struct secrets_rotation *rot = &run->setup->rotation;
+	char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
+	struct init_error err;
+	char *text = NULL;
+	int r;
+
+	secrets_rotation_describe(rot, accepted, sizeof(accepted));
+	log_info("password rotation: accepting %s, sending #%.8s", accepted, rot->entry[rot->current].hash);
+	for (size_t i = 0; i < rot->n; i++) {
+		uint64_t now = init_now_usec(), end = rot->entry[i].expires_usec;
+		char left[32];
+
+		if (rot->entry[i].slots)
+			continue;
+		init_format_duration(left, sizeof(left), end > now ? (end - now) / USEC_PER_MSEC : 0);
+		log_info(
+			"password rotation: #%.8s is in no file any more: accepted for %s more (KVINIT_ROTATION_GRACE)",
+			rot->entry[i].hash, left);
+	}
+	/* the running server is what counts: a config a restart would read is rewritten where it can be */
+	r = node_setup_render(run->setup, false, &text, &err);
+	if (r == 0)
+		r = node_setup_write_config(run->setup, run->user, text, &err);
+	if (r < 0)
+		log_error("%s, ignoring", err.msg);
+	node_setup_text_free(text);
+	arm_expiry(run);
+	if (run->stopping)
+		return;
+	/* a helper started now may hand the server any of these before it is stopped */
+	for (size_t i = 0; i < rot->n; i++)
+		login_add(run, &rot->entry[i].value);
+	if (run->pid[HELPER_ROTATE] > 0) {
+		run->rotate_again = true;
+		if (kill(run->pid[HELPER_ROTATE], SIGTERM) < 0 && errno != ESRCH)
+			log_warn("cannot stop the stale password rotation: %s", strerror(errno));
+		return;
+	}
+	start_helper(run, HELPER_ROTATE);
+}
+
+static void on_secrets_changed(const struct secrets_set *set, void *userdata)
+{
+	struct node_run *run = userdata;
+	char shown[320];
+	int r;
+
+	for (int i = 0; i < SECRETS__SLOTS; i++) {
+		if (set->error[i] == 0 || secrets_slot_absent(i, set->error[i]))
+			continue;
+		init_escape_control(shown, sizeof(shown), run->setup->paths.path[i]);
+		log_warn("the %s password file '%s': %s; it keeps counting as it was", secrets_slot_name(i), shown,
+			 secrets_strerror(set->error[i]));
+	}
+	r = secrets_rotation_update(&run->setup->rotation, set, init_now_usec());
+	if (r < 0)
+		log_error("password rotation: %s, ignoring this change", strerror(-r));
+	else if (r > 0)
+		rotation_changed(run);
+}
+
+static void on_expiry(struct init_loop *loop, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)loop;
+	if (secrets_rotation_expire(&run->setup->rotation, init_now_usec()))
+		rotation_changed(run);
+	else
+		arm_expiry(run);
+}
+
+static void start_watching(struct node_run *run)
+{
+	struct node_setup *s = run->setup;
+	int r;
+
+	if (!s->rotating)
+		return;
+	login_reset(run);
+	r = secrets_watch_new(run->loop, &s->paths, &s->initial, (uint64_t)run->o->secret_poll * USEC_PER_MSEC,
+			      on_secrets_changed, run, &run->watch);
+	if (r < 0)
+		log_error("cannot watch the password files: %s; a new password needs a restart", strerror(-r));
+	arm_expiry(run);
+}
+
+/* ---- the hooks of the supervision loop ---- */
+
+static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
+{
+	struct node_run *run = userdata;
+	const struct node_options *o = run->o;
+
+	(void)pid;
+	if (run->started)
+		return;
+	run->started = true;
+	run->loop = init_supervisor_loop(sv);
+	start_watching(run);
+	if (o->creator)
+		start_helper(run, HELPER_CREATOR);
+	/* Only where the node announces its own address: an announced one (NAT, host ports) never matches the names. */
+	if (o->cluster_enabled && o->dynamic_ips && !*o->announce_ip && *o->nodes)
+		start_helper(run, HELPER_HEAL);
+}
+
+static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)sv;
+	run->stopping = true;
+	for (int i = 0; i < HELPER__COUNT; i++)
+		if (run->pid[i] > 0 && kill(run->pid[i], SIGTERM) < 0 && errno != ESRCH)
+			log_warn("cannot stop %s: %s, ignoring", helpers[i].name, strerror(errno));
+	node_failover_on_stop(run->o, current_password(run), deadline_usec);
+}
+
+static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *userdata)
+{
+	struct node_run *run = userdata;
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	int which = -1;
+
+	(void)sv;
+	for (int i = 0; i < HELPER__COUNT; i++)
+		if (run->pid[i] == pid)
+			which = i;
+	if (which < 0) {
+		log_debug("reaped orphan pid %d", (int)pid);
+		return;
+	}
+	run->pid[which] = 0;
+	if (which == HELPER_ROTATE && run->rotate_again && !run->stopping) {
+		run->rotate_again = false;
+		start_helper(run, HELPER_ROTATE);
+		return;
+	}
+	if (ok && which == HELPER_ROTATE) {
+		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
+
+		login_reset(run);
+		secrets_rotation_describe(&run->setup->rotation, accepted, sizeof(accepted));
+		log_info("password rotation applied: the server accepts %s and sends #%.8s", accepted,
+			 run->setup->rotation.entry[run->setup->rotation.current].hash);
+	} else if (ok) {
+		log_info("%s done", helpers[which].name);
+	} else if (!run->stopping) {
+		log_error("%s failed (%s %d): see its lines above%s", helpers[which].name,
+			  WIFEXITED(status) ? "status" : "signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+			  which == HELPER_CREATOR ? "; run `kvinit cluster-init` again once the cause is fixed" : "");
+	}
+}
+
+/* ---- the capabilities kvinit keeps ---- */
+
+/* Whether root can read the file at path without overriding its permissions (Kubernetes' secret files, 0400 root). */
+static bool root_may_read(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return false;
+	return (st.st_uid == 0 && (st.st_mode & S_IRUSR)) || (st.st_gid == 0 && (st.st_mode & S_IRGRP)) ||
+	       (st.st_mode & S_IROTH);
+}
+
+/*
+ * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's and, when the
+ * password files are not root's to read (a compose secret is the host user's file), DAC_READ_SEARCH where the
+ * container has it, else DAC_OVERRIDE.
+ */
+static size_t rotation_caps(const struct node_setup *s, int *caps)
+{
+	bool keep_dac = false;
+	size_t n = 0;
+
+	if (!s->rotating)
+		return 0;
+	caps[n++] = CAP_CHOWN;
+	for (int i = 0; i < SECRETS__SLOTS; i++)
+		if (access(s->paths.path[i], F_OK) == 0 && !root_may_read(s->paths.path[i]))
+			keep_dac = true;
+	if (keep_dac)
+		caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
+	return n;
+}
+
+int node_supervise(struct node_setup *s, const struct init_user *user, char *const *envp)
+{
+	const struct node_options *o = &s->c->opt;
+	struct node_run run = {.setup = s, .o = o, .user = user};
+	struct init_role_hooks hooks = {.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
+	char *argv[] = {s->server.server_bin, (char *)o->rendered_config, NULL};
+	char version[48], as[96];
+	int caps[2], code;
+
+	run.expiry = (struct init_timer){.fn = on_expiry, .userdata = &run};
+	node_server_describe(&s->server, version, sizeof(version));
+	if (!user->set)
+		(void)snprintf(as, sizeof(as), "root");
+	else if (user->name)
+		(void)snprintf(as, sizeof(as), "'%.80s'", user->name);
+	else
+		(void)snprintf(as, sizeof(as), "uid '%d'", (int)user->uid);
+	log_info("starting %s ('%s') on port '%lld' as %s%s%s%s", version, s->server.server_bin, (long long)o->port, as,
+		 s->has_announce_ip ? ", announcing '" : "", s->has_announce_ip ? s->announce_ip : "",
+		 s->has_announce_ip ? "'" : "");
+	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
+	secrets_watch_free(run.watch);
+	for (size_t i = 0; i < run.n_login; i++)
+		secrets_wipe(&run.login[i]);
+	return code;
+}

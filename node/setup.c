@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node's start-up, in the order `kvinit node` takes it (node.c): every setting, the password and the files of
+ * its rotation, the server and the address to announce are worked out before anything is written; then the
+ * rendered config, the data dir, this node's line in nodes.conf and the config file the server reads. Each step
+ * returns -errno with its message in err; node.c logs it and picks the exit code.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "node.h"
+
+extern char **environ;
+
+/*
+ * What the user gave cannot work, whatever the call below found (a missing password file, a server without its
+ * execute bit, an old server): a configuration error. Running out of memory stays what it is.
+ */
+static int setting_error(int r)
+{
+	return r == -ENOMEM ? r : -EINVAL;
+}
+
+int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err)
+{
+	unsigned bus_port = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
+
+	if (o->creator && (!o->cluster_enabled || !*o->nodes))
+		return init_error_set(err, -EINVAL,
+				      "REDIS_CLUSTER_CREATOR=yes needs REDIS_CLUSTER_ENABLED=yes and REDIS_NODES, the "
+				      "nodes to form the cluster from");
+	if (o->cluster_enabled && bus_port > 65535)
+		return init_error_set(err, -EINVAL,
+				      "REDIS_PORT_NUMBER='%lld': the cluster bus port would be %u: set "
+				      "REDIS_CLUSTER_BUS_PORT",
+				      (long long)o->port, bus_port);
+	if (o->cluster_enabled && bus_port == (unsigned)o->port)
+		return init_error_set(err, -EINVAL, "REDIS_CLUSTER_BUS_PORT='%u': must differ from REDIS_PORT_NUMBER",
+				      bus_port);
+	*ret_bus_port = bus_port;
+	return 0;
+}
+
+/* The password, and a warning where it comes from a place that leaks or lets everyone in. */
+static int load_password(struct node_setup *s, struct init_error *err)
+{
+	const struct node_options *o = &s->c->opt;
+	int r;
+
+	r = secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &s->password, err);
+	if (r < 0)
+		return setting_error(r);
+	switch (s->password.source) {
+	case SECRETS_SRC_NONE:
+		if (!o->allow_empty_password)
+			return init_error_set(
+				err, -EINVAL,
+				"no password: put it in a file named by REDIS_PASSWORD_FILE (or the Docker "
+				"secret 'redis_password'), or set ALLOW_EMPTY_PASSWORD=yes for a node "
+				"anyone can use");
+		log_warn("ALLOW_EMPTY_PASSWORD=yes: this node accepts every client without a password");
+		break;
+	case SECRETS_SRC_ENV:
+		log_warn("the password comes from REDIS_PASSWORD: environment variables leak (docker inspect, /proc); "
+			 "prefer REDIS_PASSWORD_FILE or a Docker secret");
+		break;
+	default:
+		if (s->password.world_readable)
+			log_warn("the password file '%s' is readable by every user: make it mode 0400 or 0440",
+				 s->password.path);
+		break;
+	}
+	return 0;
+}
+
+/*
+ * The passwords the node starts with: the one just loaded, and with a password file the next and previous files
+ * beside it (see secrets/rotation.c), which must be valid when they exist and are not empty.
+ */
+static int load_rotation(struct node_setup *s, struct init_error *err)
+{
+	const struct secrets_value *pw = &s->password.value;
+	char shown[320];
+	int r;
+
+	s->rotation.grace_usec = (uint64_t)s->c->opt.rotation_grace * USEC_PER_MSEC;
+	s->rotating = s->password.source == SECRETS_SRC_FILE || s->password.source == SECRETS_SRC_DEFAULT_FILE;
+	if (s->rotating) {
+		r = secrets_paths_resolve(environ, s->password.path, &s->paths, err);
+		if (r < 0)
+			return r;
+		secrets_set_read(&s->paths, &s->initial);
+		for (int i = SECRETS_NEXT; i < SECRETS__SLOTS; i++) {
+			r = s->initial.error[i];
+			if (r == 0 || secrets_slot_absent(i, r))
+				continue;
+			init_escape_control(shown, sizeof(shown), s->paths.path[i]);
+			return init_error_set(err, -EINVAL, "the %s password file '%s': %s", secrets_slot_name(i),
+					      shown, secrets_strerror(r));
+		}
+		/* the current password is the one loaded, whatever the file holds a moment later */
+		secrets_wipe(&s->initial.value[SECRETS_CURRENT]);
+		s->initial.error[SECRETS_CURRENT] = 0;
+	} else {
+		s->initial.error[SECRETS_NEXT] = s->initial.error[SECRETS_PREVIOUS] = -ENOENT;
+	}
+	if (pw->data && (secrets_value_copy(pw->data, pw->len, &s->initial.value[SECRETS_CURRENT]) < 0 ||
+			 secrets_rotation_update(&s->rotation, &s->initial, init_now_usec()) < 0))
+		return init_error_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The address this node announces: the explicit setting, else with dynamic IPs the pod's or container's own. */
+static int pick_announce_ip(struct node_setup *s, struct init_error *err)
+{
+	const struct node_options *o = &s->c->opt;
+	const char *pod_ip = getenv("POD_IP");
+
+	if (*o->announce_ip) {
+		(void)snprintf(s->announce_ip, sizeof(s->announce_ip), "%s", o->announce_ip);
+		s->has_announce_ip = true;
+		return 0;
+	}
+	if (!o->cluster_enabled || !o->dynamic_ips)
+		return 0;
+	if (pod_ip && *pod_ip) {
+		if (!init_valid_ip(pod_ip) || init_has_control_chars(pod_ip))
+			return init_error_set(err, -EINVAL, "POD_IP='%.60s': must be an IPv4 or IPv6 address", pod_ip);
+		(void)snprintf(s->announce_ip, sizeof(s->announce_ip), "%s", pod_ip);
+		s->has_announce_ip = true;
+		return 0;
+	}
+	if (node_detect_own_ipv4(s->announce_ip, sizeof(s->announce_ip)) < 0) {
+		log_warn("no non-loopback IPv4 address found: the server picks the address it announces");
+		return 0;
+	}
+	s->has_announce_ip = true;
+	return 0;
+}
+
+void node_setup_free(struct node_setup *s)
+{
+	node_server_free(&s->server);
+	secrets_password_free(&s->password);
+	secrets_rotation_free(&s->rotation);
+	secrets_paths_free(&s->paths);
+	secrets_set_wipe(&s->initial);
+}
+
+int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err)
+{
+	struct node_setup s = {.c = c};
+	int r;
+
+	r = node_setup_check_settings(&c->opt, &s.bus_port, err);
+	if (r == 0)
+		r = load_password(&s, err);
+	if (r == 0)
+		r = load_rotation(&s, err);
+	if (r == 0) {
+		r = node_server_detect(c->opt.server_bin, &s.server, err);
+		/* -ENOENT: no server to run, which the role reports as a command not found */
+		if (r < 0 && r != -ENOENT)
+			r = setting_error(r);
+	}
+	if (r == 0)
+		r = pick_announce_ip(&s, err);
+	if (r < 0) {
+		node_setup_free(&s);
+		return r;
+	}
+	*ret_setup = s;
+	return 0;
+}
+
+int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err)
+{
+	const struct node_options *o = &s->c->opt;
+	const struct secrets_rotation *rot = &s->rotation;
+	const char *hashes[SECRETS_MAX_ACCEPTED];
+	struct node_render_input in = {
+		.opt = o,
+		.source = s->c->source,
+		.server = &s->server,
+		.base_config_present = access(o->base_config, F_OK) == 0,
+		.announce_ip = s->has_announce_ip ? s->announce_ip : NULL,
+		.pass_hashes = hashes,
+		.n_hashes = rot->n,
+		.masterauth = rot->n ? rot->entry[rot->current].value.data : NULL,
+		.redact = redact,
+	};
+	int r;
+
+	for (size_t k = 0; k < rot->n; k++)
+		hashes[k] = rot->entry[secrets_rotation_order(rot, k)].hash;
+	/* what the renderer refuses is a setting this server cannot take */
+	r = node_render(&in, ret_text, err);
+	return r < 0 ? setting_error(r) : 0;
+}
+
+void node_setup_text_free(char *text)
+{
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+}
+
+static const struct init_user *chown_user; /* for fix_owner, which nftw calls without a context */
+
+static int fix_owner(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_SL || st->st_uid == chown_user->uid)
+		return 0;
+	if (lchown(path, chown_user->uid, chown_user->gid) < 0)
+		log_warn("cannot give '%s' to uid '%d': %s, ignoring", path, (int)chown_user->uid, strerror(errno));
+	return 0;
+}
+
+int node_setup_data_dir(const struct node_setup *s, const struct init_user *user, struct init_error *err)
+{
+	const char *dir = s->c->opt.data_dir;
+	int r;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		r = -errno;
+		return init_error_set(err, r, "REDIS_DATA_DIR='%s': cannot create it: %s", dir, strerror(-r));
+	}
+	if (geteuid() != 0 || !user->set)
+		return 0;
+	chown_user = user;
+	if (nftw(dir, fix_owner, 16, FTW_PHYS | FTW_MOUNT) < 0)
+		log_warn("cannot walk '%s' to fix its owner: %s, ignoring", dir, strerror(errno));
+	return 0;
+}
+
+int node_setup_nodes_conf(const struct node_setup *s, struct init_error *err)
+{
+	const struct node_options *o = &s->c->opt;
+	char path[PATH_MAX], aside[PATH_MAX + 64];
+	_cleanup_free_ char *old = NULL;
+	unsigned port, bus;
+	int r;
+
+	if (!o->cluster_enabled || !s->has_announce_ip)
+		return 0;
+	port = (unsigned)(o->announce_port ? o->announce_port : o->port);
+	bus = (unsigned)(o->announce_bus_port ? o->announce_bus_port : s->bus_port);
+	(void)snprintf(path, sizeof(path), "%s/nodes.conf", o->data_dir);
+	r = node_nodes_conf_repair(path, s->announce_ip, port, bus, &old, err);
+	if (r > 0)
+		log_info("nodes.conf: this node's address changed from '%s' to '%s:%u@%u'", old, s->announce_ip, port,
+			 bus);
+	if (r >= 0)
+		return 0;
+	if (r != -EBADMSG || !o->reset_corrupt_nodes_conf)
+		return r;
+	(void)snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+	if (rename(path, aside) < 0) {
+		r = -errno;
+		return init_error_set(err, r, "cannot move '%s' aside: %s", path, strerror(-r));
+	}
+	log_warn("%s; moved it to '%s' (KVINIT_RESET_CORRUPT_NODES_CONF=yes): this node starts as a new one", err->msg,
+		 aside);
+	return 0;
+}
+
+/* The directory of the rendered config: root's, but the server user's group may pass through it to read. */
+static int make_config_dir(const char *path, gid_t gid, bool chown_it)
+{
+	char buf[PATH_MAX];
+	char *dir;
+
+	(void)snprintf(buf, sizeof(buf), "%s", path);
+	dir = dirname(buf);
+	if (mkdir(dir, 0750) < 0) {
+		if (errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	if (chown_it && chown(dir, 0, gid) < 0)
+		return -errno;
+	return 0;
+}
+
+int node_setup_write_config(const struct node_setup *s, const struct init_user *user, const char *text,
+			    struct init_error *err)
+{
+	const char *path = s->c->opt.rendered_config;
+	bool give = geteuid() == 0 && user->set;
+	struct init_error werr;
+	int r;
+
+	r = make_config_dir(path, user->gid, give);
+	if (r < 0)
+		return init_error_set(err, r, "KVINIT_RENDERED_CONFIG='%s': cannot create its directory: %s", path,
+				      strerror(-r));
+	r = init_write_file_atomic(path, text, strlen(text), 0600, give ? user->uid : geteuid(),
+				   give ? user->gid : getegid(), &werr);
+	if (r < 0)
+		return init_error_set(err, r, "KVINIT_RENDERED_CONFIG='%s': %s", path, werr.msg);
+	return 0;
+}
+
+int node_setup_child_environment(char **envp, char ***ret_env, struct init_error *err)
+{
+	size_t n = 0, j = 0;
+	char **env;
+
+	while (envp[n])
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (!env)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(envp[i], "REDIS_PASSWORD=", 15) == 0) {
+			explicit_bzero(envp[i] + 15, strlen(envp[i] + 15));
+			continue;
+		}
+		env[j++] = envp[i];
+	}
+	*ret_env = env;
+	return 0;
+}
