@@ -37,6 +37,8 @@ struct cluster_addr {
  * host without port. The port defaults to default_port. Refused, with one line in err naming the entry and the rule:
  * an empty list, an empty entry host, a host that is neither an IP nor an RFC 1123 name, a port outside 1-65535
  * or not decimal, a duplicate host:port, more than 1000 entries. `var` names the variable in messages.
+ * The rule for users is the option layer's: REDIS_NODES, like every option, refuses control characters before it
+ * gets here, so tabs and line breaks are no separators a user can write; the parser only takes them as blanks.
  */
 int cluster_parse_nodes(const char *list, const char *var, unsigned default_port, struct cluster_addr **ret_nodes,
 			size_t *ret_n, struct init_error *err);
