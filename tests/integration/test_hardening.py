@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHORT, init_params, others, parse_kv
+from conftest import SHORT, UNSHARE, init_params, others, parse_kv
 
 ZERO_CAPS = "0000000000000000"
 CAP_FIELDS = ["CapPrm", "CapEff", "CapInh", "CapBnd", "CapAmb"]
@@ -206,13 +206,35 @@ def _ids(st):
     return {k: int(st[k]) for k in ("uid", "euid", "suid", "gid", "egid", "sgid")}
 
 
+EXTRA_GROUPS = {4401: "kvinit-test-a", 4402: "kvinit-test-b"}
+
+
+def _etc_with_extra_groups(workdir):
+    """A wrapper command that runs the test in a private mount namespace whose /etc is an overlay where the redis
+    user is also a member of two more groups (one of them shared with another user), so the promise "with that
+    user's supplementary groups" is checked on more than the primary group."""
+    upper, work = workdir / "etc-upper", workdir / "etc-work"
+    upper.mkdir()
+    work.mkdir()
+    lines = Path("/etc/group").read_text().rstrip("\n").split("\n")
+    lines += [f"{EXTRA_GROUPS[4401]}:x:4401:redis", f"{EXTRA_GROUPS[4402]}:x:4402:daemon,redis,nobody"]
+    (upper / "group").write_text("\n".join(lines) + "\n")
+    script = (
+        f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc || exit 99; "
+        f'exec {" ".join(UNSHARE)} "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
 @pytest.mark.parametrize("init", init_params(xfail=NO_USER), indirect=True)
-def test_user_by_name(init, probe, run):
-    st, r = status_of(run, init, probe, kvinit=["--user", "redis"], preexec_fn=_root_supplementary_groups)
+def test_user_by_name(init, probe, run, workdir):
+    st, r = status_of(run, init, probe, kvinit=["--user", "redis"], preexec_fn=_root_supplementary_groups,
+                      wrap=_etc_with_extra_groups(workdir))
     assert _ids(st) == dict(uid=REDIS.pw_uid, euid=REDIS.pw_uid, suid=REDIS.pw_uid, gid=REDIS.pw_gid,
                             egid=REDIS.pw_gid, sgid=REDIS.pw_gid), r.describe()
     groups = {int(g) for g in st["groups"].split(",") if g}
-    assert groups <= REDIS_GROUPS, f"supplementary groups {groups}, redis has {REDIS_GROUPS}"
+    want = REDIS_GROUPS | set(EXTRA_GROUPS)
+    assert groups == want, f"supplementary groups {sorted(groups)}, redis has {sorted(want)} in the overlaid /etc/group"
     assert {k: st[k] for k in CAP_FIELDS} == {k: ZERO_CAPS for k in CAP_FIELDS}, r.describe()
     assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", r.describe()
 
