@@ -447,6 +447,8 @@ def test_half_formed_cluster_is_finished(start_nodes, workdir):
     meet(nodes, 0, 1)
     for n in nodes:
         client(n.port).config_set("cluster-node-timeout", 500)
+    wait_until(lambda: all(int(client(n.port).execute_command("CLUSTER INFO")["cluster_known_nodes"]) == 2
+                           for n in nodes[:2]), LONG, "the two masters' handshake")
     assert_formed_as_planned(nodes, cluster_init(workdir, nodes))
 
 
