@@ -133,7 +133,9 @@ clean:
 
 help:
 	@echo "make            build $(BUILD)/kvinit"
-	@echo "make check      run every test (unit, integration); SANITIZE=address,undefined for ASan/UBSan"
+	@echo "make check      run every test: unit (cmocka), integration (pytest, real servers, also against tini,"
+	@echo "                dumb-init, catatonit), the Kubernetes manifest checks, and end to end in Docker (builds"
+	@echo "                the images first); SANITIZE=address,undefined: all but e2e, on an ASan/UBSan build"
 	@echo "make lint       cppcheck, clang-tidy, shellcheck, clang-format"
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
 	@echo "make deps       install missing Debian packages (as root)"

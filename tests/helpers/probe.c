@@ -27,6 +27,12 @@
  *                                     SPEC is a comma list "MS:CODE" (CODE may be kSIG), entry i (or the
  *                                     last one) says how long to live and how to end
  *   probe syscall[s] [NAME...]        try each syscall in a forked child, print NAME=ERRNO-NAME|OK|SIGNAL-N
+ *   probe seccomp-reach NAME...       whether each system call gets past the seccomp filters already in place:
+ *                                     a child stacks a filter of its own that hands NAME to this process
+ *                                     (SECCOMP_RET_USER_NOTIF, which loses to an earlier filter's ERRNO or
+ *                                     KILL), then makes the call; prints NAME=REACHED when it arrived here,
+ *                                     else what the child got (NAME=EPERM, NAME=SIGNAL-31, ...), whatever the
+ *                                     child's capabilities; NAME=NOT-ON-ARCH or NAME=UNKNOWN otherwise
  *   probe noreap-parent STATUS LINGER_S -- CMD [ARGS...]
  *                                     fork+exec CMD, wait for that pid only (never reap anything else),
  *                                     write "exit=N pid=P" to STATUS, then linger LINGER_S seconds
@@ -47,7 +53,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -732,6 +745,15 @@ static int sc_i386_unshare(void)
 	/* i386 unshare = 310 */
 	return int80_errno(int80(310, CLONE_NEWUSER, 0, 0));
 }
+/* x32 ABI: the x86_64 syscall instruction with __X32_SYSCALL_BIT set; a filter for x86_64 alone must kill it. */
+static int sc_x32_getpid(void)
+{
+#if defined(__x86_64__)
+	return (int)raw_ret(syscall(0x40000000L | SYS_getpid));
+#else
+	return ENOSYS;
+#endif
+}
 static int sc_i386_getpid(void)
 {
 	/* i386 getpid = 20: reports success when the i386 ABI is usable at all */
@@ -782,6 +804,7 @@ static const struct sc_entry sc_table[] = {
 	{"clone3", sc_clone3},
 	{"fork", try_fork},
 	{"thread", try_thread},
+	{"x32_getpid", sc_x32_getpid},
 	{"i386_getpid", sc_i386_getpid},
 	{"i386_mount", sc_i386_mount},
 	{"i386_unshare", sc_i386_unshare},
@@ -838,6 +861,424 @@ static int cmd_syscalls(int argc, char **argv)
 	return 0;
 }
 
+/* ------------------------------------------------------- seccomp-reach */
+
+/*
+ * Whether a system call gets past the seccomp filters the probe was started under. A child stacks one more
+ * filter that answers the call with SECCOMP_RET_USER_NOTIF and hands its listener to the probe. Filters stack and
+ * the strongest action wins (KILL > TRAP > ERRNO > USER_NOTIF > ALLOW), so the probe is notified exactly when no
+ * earlier filter denied the call; it then answers EOWNERDEAD and the call never runs. Neither the arguments nor
+ * the child's capabilities matter: EPERM from a missing capability cannot pass for the filter's EPERM.
+ */
+#ifndef SYS_mount
+#define SYS_mount (-1L)
+#endif
+#ifndef SYS_umount
+#define SYS_umount (-1L)
+#endif
+#ifndef SYS_umount2
+#define SYS_umount2 (-1L)
+#endif
+#ifndef SYS_pivot_root
+#define SYS_pivot_root (-1L)
+#endif
+#ifndef SYS_chroot
+#define SYS_chroot (-1L)
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount (-1L)
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree (-1L)
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen (-1L)
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig (-1L)
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount (-1L)
+#endif
+#ifndef SYS_fspick
+#define SYS_fspick (-1L)
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr (-1L)
+#endif
+#ifndef SYS_ptrace
+#define SYS_ptrace (-1L)
+#endif
+#ifndef SYS_process_vm_readv
+#define SYS_process_vm_readv (-1L)
+#endif
+#ifndef SYS_process_vm_writev
+#define SYS_process_vm_writev (-1L)
+#endif
+#ifndef SYS_kexec_load
+#define SYS_kexec_load (-1L)
+#endif
+#ifndef SYS_kexec_file_load
+#define SYS_kexec_file_load (-1L)
+#endif
+#ifndef SYS_init_module
+#define SYS_init_module (-1L)
+#endif
+#ifndef SYS_finit_module
+#define SYS_finit_module (-1L)
+#endif
+#ifndef SYS_delete_module
+#define SYS_delete_module (-1L)
+#endif
+#ifndef SYS_bpf
+#define SYS_bpf (-1L)
+#endif
+#ifndef SYS_perf_event_open
+#define SYS_perf_event_open (-1L)
+#endif
+#ifndef SYS_unshare
+#define SYS_unshare (-1L)
+#endif
+#ifndef SYS_setns
+#define SYS_setns (-1L)
+#endif
+#ifndef SYS_keyctl
+#define SYS_keyctl (-1L)
+#endif
+#ifndef SYS_add_key
+#define SYS_add_key (-1L)
+#endif
+#ifndef SYS_request_key
+#define SYS_request_key (-1L)
+#endif
+#ifndef SYS_swapon
+#define SYS_swapon (-1L)
+#endif
+#ifndef SYS_swapoff
+#define SYS_swapoff (-1L)
+#endif
+#ifndef SYS_reboot
+#define SYS_reboot (-1L)
+#endif
+#ifndef SYS_acct
+#define SYS_acct (-1L)
+#endif
+#ifndef SYS_open_by_handle_at
+#define SYS_open_by_handle_at (-1L)
+#endif
+#ifndef SYS_name_to_handle_at
+#define SYS_name_to_handle_at (-1L)
+#endif
+#ifndef SYS_userfaultfd
+#define SYS_userfaultfd (-1L)
+#endif
+#ifndef SYS_iopl
+#define SYS_iopl (-1L)
+#endif
+#ifndef SYS_ioperm
+#define SYS_ioperm (-1L)
+#endif
+#ifndef SYS_lookup_dcookie
+#define SYS_lookup_dcookie (-1L)
+#endif
+#ifndef SYS_quotactl
+#define SYS_quotactl (-1L)
+#endif
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd (-1L)
+#endif
+#ifndef SYS_nfsservctl
+#define SYS_nfsservctl (-1L)
+#endif
+#ifndef SYS_syslog
+#define SYS_syslog (-1L)
+#endif
+#ifndef SYS_settimeofday
+#define SYS_settimeofday (-1L)
+#endif
+#ifndef SYS_clock_settime
+#define SYS_clock_settime (-1L)
+#endif
+#ifndef SYS_clock_adjtime
+#define SYS_clock_adjtime (-1L)
+#endif
+#ifndef SYS_adjtimex
+#define SYS_adjtimex (-1L)
+#endif
+#ifndef SYS_uselib
+#define SYS_uselib (-1L)
+#endif
+#ifndef SYS_vhangup
+#define SYS_vhangup (-1L)
+#endif
+#ifndef SYS_clone
+#define SYS_clone (-1L)
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 (-1L)
+#endif
+#ifndef SYS_getpid
+#define SYS_getpid (-1L)
+#endif
+
+struct reach_entry {
+	const char *name;
+	long nr;
+	long args[6];
+};
+
+static const struct reach_entry reach_table[] = {
+	{"mount", SYS_mount, {0}},
+	{"umount", SYS_umount, {0}},
+	{"umount2", SYS_umount2, {0}},
+	{"pivot_root", SYS_pivot_root, {0}},
+	{"chroot", SYS_chroot, {0}},
+	{"move_mount", SYS_move_mount, {-1, 0, -1}},
+	{"open_tree", SYS_open_tree, {0}},
+	{"fsopen", SYS_fsopen, {0}},
+	{"fsconfig", SYS_fsconfig, {-1}},
+	{"fsmount", SYS_fsmount, {-1}},
+	{"fspick", SYS_fspick, {0}},
+	{"mount_setattr", SYS_mount_setattr, {0}},
+	{"ptrace", SYS_ptrace, {PTRACE_PEEKDATA, 0x3ffffff0L}},
+	{"process_vm_readv", SYS_process_vm_readv, {0}},
+	{"process_vm_writev", SYS_process_vm_writev, {0}},
+	{"kexec_load", SYS_kexec_load, {0, 0, 0, 0xdead0000L}},
+	{"kexec_file_load", SYS_kexec_file_load, {-1, -1, 0, 0, 0xdead0000L}},
+	{"init_module", SYS_init_module, {0}},
+	{"finit_module", SYS_finit_module, {-1}},
+	{"delete_module", SYS_delete_module, {0}},
+	{"bpf", SYS_bpf, {0}},
+	{"perf_event_open", SYS_perf_event_open, {0}},
+	{"unshare", SYS_unshare, {CLONE_NEWUTS}},
+	{"setns", SYS_setns, {-1, 0}},
+	{"keyctl", SYS_keyctl, {0}},
+	{"add_key", SYS_add_key, {0}},
+	{"request_key", SYS_request_key, {0}},
+	{"swapon", SYS_swapon, {0}},
+	{"swapoff", SYS_swapoff, {0}},
+	{"reboot", SYS_reboot, {0}},
+	{"acct", SYS_acct, {0}},
+	{"open_by_handle_at", SYS_open_by_handle_at, {-1}},
+	{"name_to_handle_at", SYS_name_to_handle_at, {0}},
+	{"userfaultfd", SYS_userfaultfd, {0}},
+	{"iopl", SYS_iopl, {0}},
+	{"ioperm", SYS_ioperm, {0}},
+	{"lookup_dcookie", SYS_lookup_dcookie, {0}},
+	{"quotactl", SYS_quotactl, {0}},
+	{"quotactl_fd", SYS_quotactl_fd, {-1}},
+	{"nfsservctl", SYS_nfsservctl, {0}},
+	{"syslog", SYS_syslog, {0}},
+	{"settimeofday", SYS_settimeofday, {0}},
+	{"clock_settime", SYS_clock_settime, {-1}},
+	{"clock_adjtime", SYS_clock_adjtime, {-1}},
+	{"adjtimex", SYS_adjtimex, {0}},
+	{"uselib", SYS_uselib, {0}},
+	{"vhangup", SYS_vhangup, {0}},
+	{"getpid", SYS_getpid, {0}},
+	/* clone with each namespace flag is denied, plain clone is not; clone3 gets ENOSYS; getpid is allowed */
+	{"clone_newuser", SYS_clone, {CLONE_NEWUSER | SIGCHLD}},
+	{"clone_newns", SYS_clone, {CLONE_NEWNS | SIGCHLD}},
+	{"clone_newpid", SYS_clone, {CLONE_NEWPID | SIGCHLD}},
+	{"clone_newnet", SYS_clone, {CLONE_NEWNET | SIGCHLD}},
+	{"clone_newuts", SYS_clone, {CLONE_NEWUTS | SIGCHLD}},
+	{"clone_newipc", SYS_clone, {CLONE_NEWIPC | SIGCHLD}},
+	{"clone_newcgroup", SYS_clone, {CLONE_NEWCGROUP | SIGCHLD}},
+	{"clone_plain", SYS_clone, {SIGCHLD}},
+	{"clone3", SYS_clone3, {0}},
+	{NULL, 0, {0}},
+};
+
+#if defined(__x86_64__)
+#define PROBE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define PROBE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* In the child: the filter that hands `nr` to a listener; returns the listener fd or -errno. */
+static int notify_filter(long nr)
+{
+#ifdef PROBE_AUDIT_ARCH
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROBE_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(insns) / sizeof(insns[0]), .filter = insns};
+	long fd;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	return fd < 0 ? -errno : (int)fd;
+#else
+	(void)nr;
+	return -ENOSYS;
+#endif
+}
+
+/* Sends the listener fd, or (when fd < 0) the errno of the failure as the message itself. */
+static void send_listener(int sock, int fd)
+{
+	int code = fd < 0 ? -fd : 0;
+	struct iovec iov = {.iov_base = &code, .iov_len = sizeof(code)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	memset(&u, 0, sizeof(u));
+	if (fd >= 0) {
+		msg.msg_control = u.buf;
+		msg.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	while (sendmsg(sock, &msg, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* The listener fd, or -errno: the child's failure, or EPIPE when it sent nothing. */
+static int recv_listener(int sock)
+{
+	int code = 0, fd = -1;
+	struct iovec iov = {.iov_base = &code, .iov_len = sizeof(code)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	ssize_t n;
+
+	while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(code))
+		return -EPIPE;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (fd >= 0)
+		return fd;
+	return code > 0 ? -code : -EPIPE;
+}
+
+/* Answers every notification with EOWNERDEAD until the child closes its end; returns how many arrived. */
+static int serve_notifications(int listener, int sock)
+{
+	int reached = 0;
+	double deadline = mono_now() + 10.0;
+
+	while (mono_now() < deadline) {
+		struct pollfd pf[2] = {{.fd = listener, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+		if (poll(pf, 2, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents & POLLIN) {
+			struct seccomp_notif req;
+			struct seccomp_notif_resp resp;
+			memset(&req, 0, sizeof(req));
+			if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+				memset(&resp, 0, sizeof(resp));
+				resp.id = req.id;
+				resp.error = -EOWNERDEAD;
+				(void)ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+				reached++;
+			}
+			continue;
+		}
+		if (pf[1].revents)
+			break;
+	}
+	return reached;
+}
+
+static void reach_one(const struct reach_entry *e)
+{
+	static struct probe_clone_args clone3_args = {.exit_signal = SIGCHLD};
+	int sv[2], listener, reached = 0, st;
+	pid_t p;
+
+	if (e->nr < 0) {
+		printf("%s=NOT-ON-ARCH\n", e->name);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair: %s", strerror(errno));
+	(void)fflush(stdout);
+	p = fork();
+	if (p < 0)
+		die("fork: %s", strerror(errno));
+	if (p == 0) {
+		const long *a = e->args;
+		long r;
+		close(sv[0]);
+		no_core();
+		listener = notify_filter(e->nr);
+		send_listener(sv[1], listener);
+		if (listener < 0)
+			_exit(0);
+		close(listener);
+		if (e->nr == SYS_clone3)
+			r = syscall(SYS_clone3, &clone3_args, sizeof(clone3_args));
+		else
+			r = syscall(e->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+		if (r == 0 && e->nr == SYS_clone)
+			_exit(0); /* a clone that really ran (it cannot: it is answered or denied) */
+		_exit(r < 0 ? errno & 0xff : 0);
+	}
+	close(sv[1]);
+	listener = recv_listener(sv[0]);
+	if (listener >= 0) {
+		reached = serve_notifications(listener, sv[0]);
+		close(listener);
+	}
+	close(sv[0]);
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	if (listener < 0) {
+		const char *nm = strerrorname_np(-listener);
+		printf("%s=NO-LISTENER-%s\n", e->name, nm ? nm : "?");
+	} else if (reached) {
+		printf("%s=REACHED\n", e->name);
+	} else if (WIFSIGNALED(st)) {
+		printf("%s=SIGNAL-%d\n", e->name, WTERMSIG(st));
+	} else {
+		int err = WEXITSTATUS(st);
+		const char *nm = err ? strerrorname_np(err) : "OK";
+		if (nm)
+			printf("%s=%s\n", e->name, nm);
+		else
+			printf("%s=E%d\n", e->name, err);
+	}
+	(void)fflush(stdout);
+}
+
+static int cmd_seccomp_reach(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		const struct reach_entry *e;
+		for (e = reach_table; e->name; e++)
+			if (strcmp(e->name, argv[i]) == 0)
+				break;
+		if (e->name)
+			reach_one(e);
+		else
+			printf("%s=UNKNOWN\n", argv[i]);
+	}
+	(void)fflush(stdout);
+	return 0;
+}
+
 /* -------------------------------------------------------- noreap-parent */
 
 static int cmd_noreap_parent(const char *status_path, double linger, char **cmd)
@@ -873,6 +1314,7 @@ static void usage(void)
 		      "usage: probe status | exit N | kill-self SIG | sleep S | hold READY S | wait-signal READY S |\n"
 		      "       group-signal READY LOG S | orphans N LIFE_MS HOLD_S LOG READY |\n"
 		      "       ignore-term PIDS S | term-leave PIDS S | runs LOG SPEC | syscalls [NAME...] |\n"
+		      "       seccomp-reach NAME... |\n"
 		      "       noreap-parent STATUS LINGER_S -- CMD [ARGS...]\n");
 	exit(90);
 }
@@ -932,6 +1374,8 @@ int main(int argc, char **argv)
 		return spawn_pair(argv[2], parse_seconds(argv[3]), 1);
 	if (strcmp(cmd, "runs") == 0 && argc == 4)
 		return cmd_runs(argv[2], argv[3]);
+	if (strcmp(cmd, "seccomp-reach") == 0)
+		return cmd_seccomp_reach(argc - 2, argv + 2);
 	if (strcmp(cmd, "syscalls") == 0 || strcmp(cmd, "syscall") == 0)
 		return cmd_syscalls(argc - 2, argv + 2);
 	if (strcmp(cmd, "noreap-parent") == 0 && argc >= 6 && strcmp(argv[4], "--") == 0)

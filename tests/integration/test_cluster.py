@@ -6,6 +6,7 @@ build a new client after a connection error.
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,6 +18,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
 from cluster_writer import Writer
 from nodes import PASSWORD, client, free_port, make_start_node, node_env, secret_file
+
+
+GRACEFUL_GAP_LIMIT = 0.64  # seconds: 10x the README's 64 ms write gap of a graceful master stop
 
 
 @pytest.fixture
@@ -85,6 +89,18 @@ def roles(port, replicas=None, nodes=None):
     s = shape(port)
     ids = {v[3]: k for k, v in s.items()}
     return {addr: (role, ids.get(master), slots) for addr, (role, master, slots, _) in s.items()}
+
+
+def settled(nodes):
+    """Waits until every node knows the 3 replicas and every replica's link to its master is up: right after
+    cluster-init the masters may not know yet who replicates whom, and would not vote for a replica's takeover."""
+    roles(nodes[0].port, 3, nodes)
+
+    def links_up():
+        infos = [client(n.port).info("replication") for n in nodes]
+        return all(i["master_link_status"] == "up" for i in infos if i["role"] == "slave")
+
+    wait_until(links_up, LONG, "every replica's master link to be up")
 
 
 def all_ok(nodes):
@@ -225,7 +241,7 @@ def test_node_with_data_outside_a_cluster_is_refused(start_nodes, start_node, wo
     assert standalone.wait(SHORT) == 0
     holder = start_node(port=port)  # same data dir, now a cluster node with a key and no slots
     r = cluster_init(workdir, nodes + [holder])
-    assert r.returncode != 0
+    assert r.returncode == 1, r.stdout + r.stderr  # README: 1 when it could not make the cluster ok
     assert f"127.0.0.1:{port} holds keys but is in no cluster" in r.stderr, r.stderr
     assert all(int(client(n.port).execute_command("CLUSTER INFO")["cluster_known_nodes"]) == 1 for n in nodes), \
         "nothing may be changed when the init refuses"
@@ -236,7 +252,7 @@ def test_wrong_password_is_a_clear_error(start_nodes, workdir):
     env_file = secret_file(workdir, value="not-the-password", name="wrong")
     r = cluster_init(workdir, nodes, REDIS_PASSWORD_FILE=env_file, KVINIT_INIT_TIMEOUT="3s",
                      REDIS_CLUSTER_REPLICAS=0)
-    assert r.returncode != 0
+    assert r.returncode == 1, r.stdout + r.stderr
     assert "gave up waiting for 3 of 3 nodes" in r.stderr, r.stderr
     assert "AUTH refused by 127.0.0.1:" in r.stderr and "WRONGPASS" in r.stderr, r.stderr
 
@@ -306,6 +322,7 @@ def test_cluster_heals_when_every_node_moved(start_node, workdir):
 def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     nodes = start_nodes(6)
     assert cluster_init(workdir, nodes).returncode == 0
+    settled(nodes)  # as tests/bench/formation measures it: every node knows the replicas, every link is up
     writer = Writer([("127.0.0.1", n.port) for n in nodes], lambda host, port: client(port))
     owner_port = writer.owner()[1]
     owner = next(n for n in nodes if n.port == owner_port)
@@ -317,9 +334,13 @@ def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     writer.stop.set()
     writer.join(SHORT)
     gap = writer.gap()
-    print(f"\nwrite gap during a graceful stop of a master: {gap * 1000:.0f} ms")
-    assert "took over in" in owner.stderr, owner.stderr
-    assert gap < 2.0, f"write gap {gap:.2f}s"
+    print(f"\nwrite gap during a graceful stop of a master: {gap * 1000:.0f} ms; {writer.summary()}")
+    took = re.search(r"took over in (\d+) ms", owner.stderr)
+    assert took, owner.stderr
+    assert int(took.group(1)) / 1000 < GRACEFUL_GAP_LIMIT, owner.stderr
+    # README: 64 ms here (tests/bench/formation), goal < 0.5 s; a plain SIGTERM with no handover takes seconds
+    assert gap < GRACEFUL_GAP_LIMIT, f"write gap {gap:.2f}s; {writer.summary()}"
+    assert "CLUSTERDOWN" not in writer.error_counts(), f"the cluster went down during the handover: {writer.summary()}"
     new_owner = writer.owner()[1]
     assert new_owner != owner_port
     missing = writer.lost(lambda: client(new_owner))

@@ -5,12 +5,14 @@ import grp
 import os
 import platform
 import pwd
+import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import SHORT, init_params, others, parse_kv
+from conftest import SHORT, UNSHARE, init_params, others, parse_kv
 
 ZERO_CAPS = "0000000000000000"
 CAP_FIELDS = ["CapPrm", "CapEff", "CapInh", "CapBnd", "CapAmb"]
@@ -54,48 +56,85 @@ def test_seccomp_no_keeps_the_rest_and_warns(kvinit, probe, run):
 
 
 # ------------------------------------------------------------------ the deny list
+#
+# `probe seccomp-reach NAME` tells whether a call gets past the filters the child runs under: it stacks a filter of
+# its own that hands the call to the probe (SECCOMP_RET_USER_NOTIF), which an earlier filter's ERRNO or KILL
+# overrides. So a call the probe sees is one kvinit's filter let through, whatever the child's capabilities: a
+# child without CAP_SYS_ADMIN gets EPERM from pivot_root with no filter at all, but the probe still sees that call.
 
-DENIED_EPERM = [
-    "mount",
-    "umount2",
-    "pivot_root",
-    "ptrace",  # PTRACE_TRACEME
-    "ptrace_peek",  # PTRACE_PEEKDATA of a pid that does not exist
-    "process_vm_readv",
-    "process_vm_writev",
-    "kexec_load",
-    "kexec_file_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "bpf",
-    "perf_event_open",
-    "unshare",  # CLONE_NEWUTS
-    "unshare_user",  # CLONE_NEWUSER, which needs no capability
-    "setns",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "swapon",
-    "swapoff",
-    "reboot",
-    "acct",
-    "open_by_handle_at",
-    "userfaultfd",
-    "clone_newuser",
-    "clone_newns",
-    "clone_newpid",
-    "clone_newnet",
-    "clone_newuts",
-    "clone_newipc",
-    "clone_newcgroup",
-]
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_deny_list():
+    """The system calls the README promises EPERM for: the backquoted words after "answers EPERM to:"."""
+    text = " ".join(README.read_text().split())
+    m = re.search(r"The seccomp filter answers EPERM to: `([a-z0-9_ ]+)`, and to `clone` with any namespace flag",
+                  text)
+    assert m, "the README's deny list was not found (Hardening section)"
+    names = m.group(1).split()
+    assert len(names) >= 40, names
+    return names
+
+
+DENIED = readme_deny_list()
+CLONE_NAMESPACES = ["clone_newuser", "clone_newns", "clone_newpid", "clone_newnet", "clone_newuts", "clone_newipc",
+                    "clone_newcgroup"]
+ALLOWED_CALLS = ["getpid", "clone_plain"]
 ALLOWED = ["fork", "clone_plain", "thread"]  # fork(), clone() without namespace flags, pthread_create()
+NOT_ON_ARCH = "NOT-ON-ARCH"
 
-# Calls whose arguments are rejected before any permission check (EFAULT, EINVAL, EBADF ...): they show that
-# the probe's call reaches the kernel, so the EPERM above comes from the filter.
-REACH_KERNEL = ["mount", "umount2", "bpf", "setns", "keyctl", "add_key", "process_vm_readv", "perf_event_open",
-                "userfaultfd", "clone3"]
+_reach_cache = {}
+
+
+def reach_results(run, init, probe, kvinit=()):
+    """{name: REACHED | EPERM | ENOSYS | SIGNAL-N | NOT-ON-ARCH | ...} for every call below, in one run."""
+    key = (init.name, tuple(kvinit))
+    if key not in _reach_cache:
+        names = [*DENIED, *CLONE_NAMESPACES, *ALLOWED_CALLS, "clone3"]
+        r = run(init.argv([probe, "seccomp-reach", *names], kvinit=list(kvinit)), timeout=60)
+        assert r.returncode == 0, r.describe()
+        got = r.kv
+        assert set(got) >= set(names), f"the probe answered nothing for {set(names) - set(got)}\n{r.describe()}"
+        unknown = [n for n in names if got[n] == "UNKNOWN" or got[n].startswith("NO-LISTENER")]
+        assert not unknown, f"tests/helpers/probe.c cannot probe {unknown}: {[got[n] for n in unknown]}"
+        _reach_cache[key] = got
+    return _reach_cache[key]
+
+
+def _skip_if_not_on_arch(got, name):
+    if got == NOT_ON_ARCH:
+        pytest.skip(f"{name} is not a system call on {platform.machine()}")
+
+
+@pytest.mark.parametrize("name", DENIED + CLONE_NAMESPACES)
+@pytest.mark.parametrize("init", init_params(xfail=others("has no seccomp filter")), indirect=True)
+def test_denied_syscall_is_stopped_by_the_filter(init, probe, run, name):
+    """Every call of the README's deny list, and clone with each namespace flag, gets EPERM from the filter
+    itself: it never gets past it (with no filter the probe sees it, see the control below)."""
+    got = reach_results(run, init, probe).get(name)
+    _skip_if_not_on_arch(got, name)
+    assert got == "EPERM", f"{name}: {got} (REACHED: the filter let it through)"
+
+
+@pytest.mark.parametrize("name", DENIED + CLONE_NAMESPACES + ALLOWED_CALLS + ["clone3"])
+def test_without_seccomp_every_probed_call_gets_through(kvinit, probe, run, name):
+    """Control: with --seccomp=no the very same probe sees every call, so an EPERM above is the filter's."""
+    got = reach_results(run, kvinit, probe, kvinit=["--seccomp=no"]).get(name)
+    _skip_if_not_on_arch(got, name)
+    assert got == "REACHED", f"{name}: {got}"
+
+
+@pytest.mark.parametrize("name", ALLOWED_CALLS)
+@pytest.mark.parametrize("init", init_params(), indirect=True)
+def test_allowed_syscall_gets_through_the_filter(init, probe, run, name):
+    """The filter is a deny list: getpid and clone without a namespace flag pass it."""
+    assert reach_results(run, init, probe).get(name) == "REACHED"
+
+
+@pytest.mark.parametrize("init", init_params(xfail=others("has no seccomp filter")), indirect=True)
+def test_clone3_gets_enosys(init, probe, run):
+    assert reach_results(run, init, probe).get("clone3") == "ENOSYS"
+
 
 _syscall_cache = {}
 
@@ -103,21 +142,11 @@ _syscall_cache = {}
 def syscall_results(run, init, probe, kvinit=()):
     key = (init.name, tuple(kvinit))
     if key not in _syscall_cache:
-        r = run(init.argv([probe, "syscalls"], kvinit=list(kvinit)), timeout=30)
+        r = run(init.argv([probe, "syscalls", *ALLOWED, "x32_getpid", "i386_mount", "i386_unshare"],
+                          kvinit=list(kvinit)), timeout=30)
         assert r.returncode == 0, r.describe()
         _syscall_cache[key] = r.kv
     return _syscall_cache[key]
-
-
-@pytest.mark.parametrize("name", DENIED_EPERM)
-@pytest.mark.parametrize("init", init_params(xfail=others("has no seccomp filter")), indirect=True)
-def test_denied_syscall_gets_eperm(init, probe, run, name):
-    assert syscall_results(run, init, probe).get(name) == "EPERM"
-
-
-@pytest.mark.parametrize("init", init_params(xfail=others("has no seccomp filter")), indirect=True)
-def test_clone3_gets_enosys(init, probe, run):
-    assert syscall_results(run, init, probe).get("clone3") == "ENOSYS"
 
 
 @pytest.mark.parametrize("name", ALLOWED)
@@ -125,6 +154,9 @@ def test_clone3_gets_enosys(init, probe, run):
 def test_fork_and_threads_still_work(init, probe, run, name):
     """Plain clone()/fork() and pthread_create() (glibc tries clone3 first, then falls back to clone)."""
     assert syscall_results(run, init, probe).get(name) == "OK"
+
+
+SIGSYS = f"SIGNAL-{int(signal.SIGSYS)}"
 
 
 def _i386_abi_usable(probe):
@@ -138,19 +170,25 @@ def _i386_abi_usable(probe):
 
 @pytest.mark.parametrize("name", ["i386_mount", "i386_unshare"])
 @pytest.mark.parametrize("init", init_params(xfail=others("has no seccomp filter")), indirect=True)
-def test_denied_syscall_via_i386_abi_is_blocked_too(init, probe, run, name):
-    """mount/unshare through `int $0x80` (the i386 ABI, other syscall numbers) must not reach the kernel."""
+def test_denied_syscall_via_i386_abi_kills_the_process(init, probe, run, name):
+    """mount/unshare through `int $0x80` (the i386 ABI, other syscall numbers): the README promises the process is
+    killed (SIGSYS), not merely refused."""
     if not _i386_abi_usable(probe):
         pytest.skip("the i386 syscall ABI is not available on this kernel")
     got = syscall_results(run, init, probe).get(name)
-    assert got in ("EPERM", "ENOSYS") or got.startswith("SIGNAL-"), f"{name} got through: {got}"
+    assert got == SIGSYS, f"{name}: {got}, not killed"
 
 
-@pytest.mark.parametrize("name", REACH_KERNEL)
-def test_without_seccomp_the_probe_calls_reach_the_kernel(kvinit, probe, run, name):
-    """Control for the deny-list tests: with --seccomp=no the same calls fail with their argument errors."""
-    got = syscall_results(run, kvinit, probe, kvinit=["--seccomp=no"]).get(name)
-    assert got not in (None, "EPERM"), f"{name}: {got}"
+@pytest.mark.parametrize("init", init_params(xfail=others("has no seccomp filter")), indirect=True)
+def test_x32_abi_call_kills_the_process(init, probe, run):
+    """A call with the x32 bit set (x86_64's other foreign ABI; the kernel need not support x32 for the filter to
+    see it) kills the process; without the filter the kernel answers it (ENOSYS when x32 is not built in)."""
+    if platform.machine() != "x86_64":
+        pytest.skip(f"the x32 ABI exists on x86_64 only, not on {platform.machine()}")
+    got = syscall_results(run, init, probe).get("x32_getpid")
+    assert got == SIGSYS, f"x32 getpid: {got}, not killed"
+    if init.is_kvinit:
+        assert syscall_results(run, init, probe, kvinit=["--seccomp=no"]).get("x32_getpid") != SIGSYS
 
 
 # ------------------------------------------------------------------ --user
@@ -168,13 +206,35 @@ def _ids(st):
     return {k: int(st[k]) for k in ("uid", "euid", "suid", "gid", "egid", "sgid")}
 
 
+EXTRA_GROUPS = {4401: "kvinit-test-a", 4402: "kvinit-test-b"}
+
+
+def _etc_with_extra_groups(workdir):
+    """A wrapper command that runs the test in a private mount namespace whose /etc is an overlay where the redis
+    user is also a member of two more groups (one of them shared with another user), so the promise "with that
+    user's supplementary groups" is checked on more than the primary group."""
+    upper, work = workdir / "etc-upper", workdir / "etc-work"
+    upper.mkdir()
+    work.mkdir()
+    lines = Path("/etc/group").read_text().rstrip("\n").split("\n")
+    lines += [f"{EXTRA_GROUPS[4401]}:x:4401:redis", f"{EXTRA_GROUPS[4402]}:x:4402:daemon,redis,nobody"]
+    (upper / "group").write_text("\n".join(lines) + "\n")
+    script = (
+        f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc || exit 99; "
+        f'exec {" ".join(UNSHARE)} "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
 @pytest.mark.parametrize("init", init_params(xfail=NO_USER), indirect=True)
-def test_user_by_name(init, probe, run):
-    st, r = status_of(run, init, probe, kvinit=["--user", "redis"], preexec_fn=_root_supplementary_groups)
+def test_user_by_name(init, probe, run, workdir):
+    st, r = status_of(run, init, probe, kvinit=["--user", "redis"], preexec_fn=_root_supplementary_groups,
+                      wrap=_etc_with_extra_groups(workdir))
     assert _ids(st) == dict(uid=REDIS.pw_uid, euid=REDIS.pw_uid, suid=REDIS.pw_uid, gid=REDIS.pw_gid,
                             egid=REDIS.pw_gid, sgid=REDIS.pw_gid), r.describe()
     groups = {int(g) for g in st["groups"].split(",") if g}
-    assert groups <= REDIS_GROUPS, f"supplementary groups {groups}, redis has {REDIS_GROUPS}"
+    want = REDIS_GROUPS | set(EXTRA_GROUPS)
+    assert groups == want, f"supplementary groups {sorted(groups)}, redis has {sorted(want)} in the overlaid /etc/group"
     assert {k: st[k] for k in CAP_FIELDS} == {k: ZERO_CAPS for k in CAP_FIELDS}, r.describe()
     assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", r.describe()
 

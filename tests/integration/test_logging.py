@@ -11,6 +11,7 @@ from conftest import parse_kv
 
 LEVELS = ("error", "warn", "info", "debug")
 TEXT_LINE = re.compile(r"^(error|warn|info|debug) kvinit\[(\d+)\]: \S.*$")
+TEXT_LINE_PARTS = re.compile(r"^(error|warn|info|debug) kvinit\[\d+\]: (.*)$")
 
 
 def stderr_lines(r):
@@ -59,11 +60,34 @@ def test_json_format(kvinit, probe, run, how):
             raise AssertionError(f"not JSON: {line!r}") from None
         assert isinstance(obj, dict), line
         objects.append(obj)
-    # every object carries its level and a message
+    # every object carries its level, a message and kvinit's pid (1: it is PID 1 here)
     for obj in objects:
-        assert any(v in LEVELS for v in obj.values() if isinstance(v, str)), f"no level in {obj}"
-        assert any(isinstance(v, str) and v not in LEVELS and len(v) > 3 for v in obj.values()), f"no message: {obj}"
-    assert any("warn" in obj.values() for obj in objects), f"no warning for --seccomp=no: {objects}"
+        assert obj.get("level") in LEVELS, f"no level in {obj}"
+        assert isinstance(obj.get("msg"), str) and obj["msg"].strip(), f"no message in {obj}"
+        assert obj.get("pid") == 1, f"kvinit runs as PID 1 here: {obj}"
+        assert obj.get("prog") == "kvinit", obj
+    warns = [obj for obj in objects if obj["level"] == "warn"]
+    assert warns and "KVINIT_SECCOMP=no" in warns[0]["msg"], f"no warning for --seccomp=no: {objects}"
+    # the same lines as in text: one object per text line, same level and message
+    text = stderr_lines(run_status(run, kvinit, probe, ["--seccomp=no", "--log-level=debug"]))
+    assert [(o["level"], o["msg"]) for o in objects] == [tuple(TEXT_LINE_PARTS.match(line).groups()) for line in text]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_level_debug_adds_lines(kvinit, probe, run, fmt):
+    """--log-level=debug shows every line of info and more, each of them a debug line; info shows no debug line."""
+
+    def levels_and_messages(level):
+        r = run_status(run, kvinit, probe, [f"--log-level={level}", f"--log-format={fmt}"])
+        if fmt == "json":
+            return [(o["level"], o["msg"]) for o in map(json.loads, stderr_lines(r))]
+        return [tuple(TEXT_LINE_PARTS.match(line).groups()) for line in stderr_lines(r)]
+
+    info, debug = levels_and_messages("info"), levels_and_messages("debug")
+    assert info and not [m for m in info if m[0] == "debug"], info
+    extra = [m for m in debug if m not in info]
+    assert extra and all(level == "debug" for level, _ in extra), f"info: {info}\ndebug: {debug}"
+    assert [m for m in debug if m[0] != "debug"] == info, f"debug lost lines of info: {info}\n{debug}"
 
 
 def test_log_level_error_hides_the_warning(kvinit, probe, run):

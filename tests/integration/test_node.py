@@ -5,6 +5,7 @@ Every server listens on 127.0.0.1 only. The password lives in a root-owned 0400 
 
 import os
 import signal
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -229,15 +230,34 @@ def test_health_before_and_after_the_cluster_forms(start_node, workdir):
     print(f"\n6-node cluster formed and ready in {time.monotonic() - t0:.1f} s")
 
 
+HEALTH_PROBE_LIMIT = 0.04  # seconds: 10x the README's "about 4 ms a probe here, process start included"
+
+
 def test_health_is_fast(start_node, workdir):
+    """The median probe stays within 10x the README's 4 ms, over what starting any program costs right now (this
+    machine is shared: under load a bare /bin/true takes 20 ms to run from here)."""
     standalone = {"REDIS_CLUSTER_ENABLED": "no"}
     node = start_node(**standalone)
-    t0 = time.monotonic()
+    env = dict(os.environ)
+    env.update({k: v for k, v in node_env(workdir, node.port, **standalone).items() if v is not None})
+
+    def timed(argv):
+        t0 = time.monotonic()
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=SHORT)
+        elapsed = time.monotonic() - t0
+        assert r.returncode == 0, r.stdout + r.stderr
+        return elapsed
+
+    probes, spawns = [], []
     for _ in range(20):
-        assert health(workdir, node.port, "--ready", env_extra=standalone)[0] == 0
-    per_probe = (time.monotonic() - t0) / 20
-    print(f"\nkvinit health --ready: {per_probe * 1000:.1f} ms per probe (process start included)")
-    assert per_probe < 1.0, "a probe must fit in a 1 s period with room to spare"
+        probes.append(timed([str(KVINIT_BIN), "health", "--ready"]))
+        spawns.append(timed(["/bin/true"]))
+    per_probe, spawn = statistics.median(probes), statistics.median(spawns)
+    print(f"\nkvinit health --ready: {per_probe * 1000:.1f} ms per probe (median of 20, process start included; "
+          f"/bin/true: {spawn * 1000:.1f} ms)")
+    assert per_probe < spawn + HEALTH_PROBE_LIMIT, \
+        f"{per_probe * 1000:.1f} ms a probe, {(per_probe - spawn) * 1000:.1f} ms more than /bin/true; the README " \
+        f"says about 4 ms"
 
 
 # --------------------------------------------------------------------------- nodes.conf

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections import Counter
 
 import redis
 
@@ -18,9 +19,24 @@ def redirect_target(error):
     return None
 
 
+def error_kind(error):
+    """A short name for an error a write met: the reply's first word (CLUSTERDOWN, TRYAGAIN, READONLY, LOADING ...)
+    for a server error, the exception's class for the others (ConnectionError, TimeoutError ...)."""
+    if isinstance(error, redis.exceptions.AskError):
+        return "ASK"
+    if isinstance(error, redis.exceptions.MovedError):
+        return "MOVED"
+    if isinstance(error, redis.exceptions.ResponseError):
+        word = str(error).split(" ", 1)[0]
+        return word if word.isupper() else type(error).__name__
+    return type(error).__name__
+
+
 class Writer(threading.Thread):
     """SETs {tag}:i every 10 ms to the master of the tag's slot, following MOVED and asking the seeds for the owner
-    again after a connection error; records every acknowledged write as (time, i)."""
+    again after a connection error; records every acknowledged write as (time, i), and every write that failed and
+    was retried as (time, kind, message) in `errors` (a MOVED or ASK redirect too): none is retried silently, and
+    `summary()` says what was met."""
 
     def __init__(self, seeds, connect, tag="t"):
         super().__init__(daemon=True)
@@ -28,6 +44,7 @@ class Writer(threading.Thread):
         self.connect = connect  # (host, port) -> redis.Redis
         self.tag = tag
         self.acked = []
+        self.errors = []
         self.stop = threading.Event()
 
     def owner(self):
@@ -52,12 +69,29 @@ class Writer(threading.Thread):
                 i += 1
             except redis.exceptions.ResponseError as e:
                 target = redirect_target(e)
+                self.errors.append((time.monotonic(), error_kind(e), str(e)))
                 if target:
                     c = self.connect(*target)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+                self.errors.append((time.monotonic(), error_kind(e), str(e)))
                 time.sleep(0.05)
                 c = self.connect(*self.owner())
             time.sleep(0.01)
+
+    def error_counts(self):
+        """{kind: how many writes failed with it and were retried}."""
+        return Counter(kind for _, kind, _ in self.errors)
+
+    def summary(self):
+        """One line: the acknowledged writes and every error retried, e.g. "812 writes acknowledged; retried after:
+        MOVED x1, ConnectionError x2 (first: Connection refused)"."""
+        counts = self.error_counts()
+        if not counts:
+            return f"{len(self.acked)} writes acknowledged; no write failed"
+        met = ", ".join(f"{kind} x{n}" for kind, n in counts.most_common())
+        firsts = "; ".join(f"{kind}: {next(m for _, k, m in self.errors if k == kind)[:120]}" for kind in counts
+                           if kind not in ("MOVED", "ASK"))
+        return f"{len(self.acked)} writes acknowledged; retried after: {met}" + (f" (first {firsts})" if firsts else "")
 
     def gap(self):
         """The longest time between two acknowledged writes, in seconds."""

@@ -54,6 +54,10 @@ static void compare_golden(const char *name, const char *text)
 
 	(void)snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, name);
 	if (getenv("UPDATE_GOLDEN")) {
+		const char *ci = getenv("CI");
+
+		if (ci && strcmp(ci, "true") == 0)
+			fail_msg("UPDATE_GOLDEN is refused when CI=true: a CI run never rewrites %s", path);
 		f = fopen(path, "w");
 		assert_non_null(f);
 		(void)fputs(text, f);
