@@ -339,15 +339,45 @@ static int extend(struct cluster_run *r, const bool *member)
 	return wait_ok(r, NULL, "every node to report cluster_state:ok");
 }
 
+/*
+ * An init that died while the masters turned ok left their nodes at the formation's short timeout, and a re-run
+ * that finds the slots handed out does not form again: it puts the configured timeout back itself.
+ */
+static void restore_node_timeouts(struct cluster_run *r)
+{
+	_cleanup_free_ long long *original = calloc(r->n, sizeof(*original));
+	_cleanup_free_ long long *fast = calloc(r->n, sizeof(*fast));
+	size_t left = 0;
+
+	if (!original || !fast) {
+		log_warn("cannot check cluster-node-timeout: out of memory, ignoring");
+		return;
+	}
+	cluster_formation_timeouts(r->peers, r->n, r->o->node_timeout, original, fast);
+	for (size_t i = 0; i < r->n; i++)
+		left += r->peers[i].node_timeout != original[i];
+	if (!left)
+		return;
+	log_info("%zu node%s still at the formation's cluster-node-timeout of %d ms: putting back '%lld'", left,
+		 left == 1 ? "" : "s", CLUSTER_FORMATION_TIMEOUT_MS, (long long)r->o->node_timeout);
+	set_node_timeout(r, original);
+}
+
 int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member)
 {
+	int res;
+
 	switch (d->action) {
 	case CLUSTER_FORM:
 		return form(r, d);
 	case CLUSTER_EXTEND:
-		return extend(r, member);
+		res = extend(r, member);
+		if (res == 0)
+			restore_node_timeouts(r);
+		return res;
 	case CLUSTER_FORMED:
 		log_info("the cluster is formed and has every node: nothing to do");
+		restore_node_timeouts(r);
 		return 0;
 	}
 	return init_error_set(r->err, -EINVAL, "unknown decision %d", (int)d->action);

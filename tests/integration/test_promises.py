@@ -458,18 +458,32 @@ def test_half_formed_cluster_is_finished(start_nodes, workdir):
     assert_formed_as_planned(nodes, cluster_init(workdir, nodes))
 
 
-def test_init_that_died_before_the_replicas_is_finished(start_nodes, workdir):
+@pytest.mark.parametrize("timeout_left", [None, 500], ids=["timeout-kept", "timeout-500ms-left"])
+def test_init_that_died_before_the_replicas_is_finished(start_nodes, workdir, timeout_left):
     """The other half-formed state: every slot handed out and every node met, but no replica attached yet. The
-    re-run attaches the replicas by the same plan. (The same state with the formation's 500 ms node timeout still
-    set, as an init that died while the masters turned ok leaves it, keeps 500 ms: cluster-init's path that only
-    attaches replicas does not put the timeout back. Its test waits for that fix.)"""
+    re-run attaches the replicas by the same plan and, where the init died while the masters turned ok and left
+    the formation's 500 ms node timeout, puts the configured timeout back (README: "Re-running cluster-init puts
+    back the configured timeout on a node an interrupted init left at 500 ms")."""
     nodes = start_nodes(6)
+    if timeout_left:
+        for n in nodes:
+            client(n.port).config_set("cluster-node-timeout", timeout_left)
     for (first, last), n in zip(PLAN, nodes[:3]):
         client(n.port).execute_command("CLUSTER ADDSLOTSRANGE", first, last)
     for i in range(1, 6):
         meet(nodes, 0, i)
     wait_until(lambda: all(int(client(n.port).execute_command("CLUSTER INFO")["cluster_known_nodes"]) == 6
                            for n in nodes), LONG, "every node to know the other five")
+    assert_formed_as_planned(nodes, cluster_init(workdir, nodes))
+
+
+def test_masters_with_their_slots_that_never_met_are_finished(start_nodes, workdir):
+    """An init that died after handing the planned masters their slots (every ADDSLOTSRANGE goes out before any
+    CLUSTER MEET) and before their handshakes leaves masters that serve the plan's slots and know no one: the
+    re-run finishes the cluster by the same plan instead of refusing them as two different clusters."""
+    nodes = start_nodes(6)
+    for (first, last), n in zip(PLAN, nodes[:3]):
+        client(n.port).execute_command("CLUSTER ADDSLOTSRANGE", first, last)
     assert_formed_as_planned(nodes, cluster_init(workdir, nodes))
 
 
