@@ -57,6 +57,20 @@ for suite in "${suites[@]}"; do
 	fi
 done
 
+# --- The server matrix (MATRIX=1: make check without SANITIZE): the tests marked `matrix` against every server
+# `make servers` unpacked (tests/matrix.sh prints a table per server and one summary line, counted here).
+if [[ ${MATRIX:-0} == 1 ]]; then
+	"$root/tests/matrix.sh" "$build" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	read -r p f s < <(sed -n 's/^matrix: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped.*/\1 \2 \3/p' "$log") || true
+	if [[ -z ${p:-} ]]; then
+		failed=$((failed + 1))
+		broken+=("tests/matrix.sh (exit $rc, no summary)")
+	else
+		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	fi
+fi
+
 for b in "${broken[@]}"; do echo "check: broken: $b"; done
 echo "check: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
