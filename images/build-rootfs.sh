@@ -278,6 +278,30 @@ add_local_file() {
 	scan_elf "$src" "" "$dest"
 }
 
+# A tar is up to date when what went into it has not changed: the scripts, the local binary, the time its files are
+# clamped to, and every package it took still the candidate of its suite. Then it is kept as it is (a rebuild with
+# no change takes a fraction of a second instead of seconds).
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct 2>/dev/null || echo 0)}
+if [[ $image != server ]]; then
+	inputs=$( {
+		echo "$image ${srv_name:-} $suite $epoch"
+		cat "$here/build-rootfs.sh" "$here/suite.sh" "$here/servers.sh"
+		if [[ $image == kvinit ]]; then cat "${KVINIT_BIN:-$BUILD/kvinit}"; else cat "$here/exporter-entry.c"; fi
+	} | md5sum)
+	inputs=${inputs%% *}
+	stamp=$(dirname "$out")/inputs
+	if [[ -f $out && -f $stamp && $(<"$stamp") == "$inputs" && -f $(dirname "$out")/packages ]]; then
+		current=yes
+		while read -r p v; do
+			[[ ${cand[$p]-} == "$v "* ]] || current=no
+		done <"$(dirname "$out")/packages"
+		if [[ $current == yes ]]; then
+			echo "build-rootfs: $image${srv_name:+ $srv_name} ($suite): $out is up to date"
+			exit 0
+		fi
+	fi
+fi
+
 stage=$(mktemp -d "${TMPDIR:-/tmp}/kvinit-rootfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 rootfs=$stage/rootfs
@@ -423,7 +447,6 @@ if [[ $image == server ]]; then
 fi
 
 # A reproducible tar: everything root's but /data, the server user's.
-epoch=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct 2>/dev/null || echo 0)}
 tar_opts=(--format=gnu --sort=name --numeric-owner --mtime="@$epoch" --clamp-mtime --no-acls --no-xattrs)
 mkdir -p "$(dirname "$out")"
 tar -C "$rootfs" "${tar_opts[@]}" --owner=0 --group=0 --anchored --exclude=./data -cf "$out.tmp" .
@@ -432,4 +455,5 @@ if [[ -d $rootfs/data ]]; then
 fi
 mv "$out.tmp" "$out"
 for pkg in "${taken_order[@]}"; do echo "$pkg ${pkg_ver[$pkg]}"; done >"$(dirname "$out")/packages"
+echo "$inputs" >"$(dirname "$out")/inputs"
 echo "build-rootfs: $image: $(du -sk --apparent-size "$rootfs" | cut -f1) kB in $out"
