@@ -25,6 +25,7 @@ Run with:  /usr/bin/python3 -m pytest tests/integration
 """
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -76,6 +77,7 @@ class Server:
 
     def select(self, name):
         self.name = name
+        self._release = None
         if name == "host":
             self.flavor, self.suite, self.version = "redis", "host", None
             self.server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -89,6 +91,24 @@ class Server:
         kv = parse_kv(info.read_text())
         self.flavor, self.suite, self.version = kv["flavor"], kv["suite"], kv["version"]
         self.server, self.cli = kv["server"], kv["cli"]
+
+    @property
+    def release(self):
+        """(major, minor, patch) as the server says it (`--version`: "v=9.1.2"), read once; (0, 0, 0) when it
+        cannot say."""
+        if self._release is None:
+            try:
+                out = subprocess.run([self.server, "--version"], capture_output=True, text=True, timeout=SHORT).stdout
+            except OSError:
+                out = ""
+            m = re.search(r" v=(\d+)\.(\d+)\.(\d+)", out)
+            self._release = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+        return self._release
+
+    def knows(self, valkey=None, redis=None):
+        """True when this server is at least the given release of its flavor (None: no release of it knows)."""
+        first = valkey if self.flavor == "valkey" else redis
+        return first is not None and self.release >= first
 
     @property
     def is_host(self):

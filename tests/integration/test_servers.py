@@ -1,18 +1,20 @@
 """What the server matrix checks beyond the node tests: every config kvinit renders starts the server it was rendered
 for (the cases of the golden files of tests/unit/test_render.c, rendered by `kvinit render` for the server under
-test), and `kvinit cli -c` follows a cluster's redirects with the cli that matches the server.
+test), `kvinit cli -c` follows a cluster's redirects with the cli that matches the server, replicas sync at once,
+and REDIS_CLUSTER_AVAILABILITY_ZONE is used where the server has `availability-zone` and refused where not.
 
-Both run against the host's redis-server by default and against each server of the matrix (`make matrix`).
+They run against the host's redis-server by default and against each server of the matrix (`make matrix`).
 """
 
 import hashlib
 import signal
+import time
 
 import pytest
 
-from conftest import LONG, SHORT, SERVER, wait_until
-from nodes import PASSWORD, answers, client, free_port
-from test_cluster import cluster_init, start_node, start_nodes  # noqa: F401 (fixtures)
+from conftest import LONG, SHORT, KVINIT_BIN, SERVER, wait_until
+from nodes import PASSWORD, answers, client, free_port, node_env
+from test_cluster import cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
 from test_node import kvinit_tool
 
 # The render cases of the golden files (tests/golden/render-*.conf), with this run's port and loopback addresses.
@@ -95,3 +97,86 @@ def test_cli_c_follows_redirects(start_nodes, workdir):
         assert r.returncode == 0 and r.stdout.strip() == "v-" + key, (key, r.stdout, r.stderr)
         r = kvinit_tool(workdir, first, "cli", "get", key)  # without -c: the redirect is shown, not followed
         assert "MOVED" in r.stdout + r.stderr, (key, r.stdout, r.stderr)
+
+
+# --------------------------------------------------------------------------- replicas sync at once
+
+
+def replica_links(nodes):
+    """{port: master_link_status} of the replicas among `nodes`."""
+    out = {}
+    for n in nodes:
+        info = client(n.port).info("replication")
+        if info["role"] == "slave":
+            out[n.port] = info.get("master_link_status")
+    return out
+
+
+@pytest.mark.matrix
+def test_replicas_sync_at_once(start_nodes, start_node, workdir):
+    """Every replica's link to its master is up within 1 s of cluster-init's exit, and within 1 s of a restarted
+    replica answering again: a master starts the sync as soon as its known replicas are connected, not after
+    repl-diskless-sync-delay (5 s by default, which left the links down for 2-5 s after every start)."""
+    nodes = start_nodes(6)
+    r = cluster_init(workdir, nodes)
+    exited = time.monotonic()
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def all_up():
+        links = replica_links(nodes)
+        return len(links) == 3 and all(v == "up" for v in links.values())
+
+    wait_until(all_up, LONG, "every replica's link to its master up")
+    formed = time.monotonic() - exited
+    print(f"\nreplica links up {formed * 1000:.0f} ms after cluster-init exited")
+
+    replica = next(n for n in nodes if n.port in replica_links(nodes))
+    replica.send(signal.SIGTERM)
+    assert replica.wait(SHORT) == 0, replica.describe()
+    start_node(port=replica.port)  # the same data dir and nodes.conf: it comes back as the same replica
+    answered = time.monotonic()
+    wait_until(lambda: client(replica.port).info("replication").get("master_link_status") == "up", LONG,
+               "the restarted replica's link up")
+    restarted = time.monotonic() - answered
+    print(f"a restarted replica's link up {restarted * 1000:.0f} ms after it answered PING")
+    assert formed < 1.0, f"the replicas' links came up {formed:.2f} s after cluster-init exited (goal: 1 s)"
+    assert restarted < 1.0, f"the restarted replica's link came up {restarted:.2f} s after it answered (goal: 1 s)"
+
+
+# --------------------------------------------------------------------------- availability zones
+
+ZONE_FIRST = {"valkey": (8, 0, 0), "redis": None}  # availability-zone: Valkey 8.0; no Redis has it
+
+
+@pytest.mark.matrix
+def test_availability_zone_is_set_or_refused(start_node, launch, workdir):
+    """REDIS_CLUSTER_AVAILABILITY_ZONE becomes `availability-zone` on a server that knows it; a server that does not
+    is refused before it starts, with one line naming the variable and the directive."""
+    if SERVER.knows(**ZONE_FIRST):
+        node = start_node(REDIS_CLUSTER_AVAILABILITY_ZONE="zone-a")
+        assert client(node.port).config_get("availability-zone") == {"availability-zone": "zone-a"}
+        return
+    port = free_port()
+    p = launch([KVINIT_BIN, "node"], env=node_env(workdir, port, REDIS_CLUSTER_AVAILABILITY_ZONE="zone-a"))
+    assert p.wait(SHORT) == 100, p.describe()
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error kvinit")]
+    assert len(lines) == 1 and "REDIS_CLUSTER_AVAILABILITY_ZONE" in lines[0] and "availability-zone" in lines[0], \
+        p.stderr
+
+
+@pytest.mark.matrix
+def test_replicas_go_to_another_zone(start_node, workdir):
+    """Zones a, b, c, a, b, c: the plan's masters are the first three (one per zone), and every replica goes to a
+    master of another zone (all nodes share one host, so only the zones can tell them apart)."""
+    if not SERVER.knows(**ZONE_FIRST):
+        pytest.skip(f"{SERVER.process_name} {'.'.join(map(str, SERVER.release))} has no availability-zone")
+    zones = ["a", "b", "c", "a", "b", "c"]
+    nodes = [start_node(REDIS_CLUSTER_AVAILABILITY_ZONE=f"zone-{z}") for z in zones]
+    r = cluster_init(workdir, nodes)
+    assert r.returncode == 0, r.stdout + r.stderr
+    zone_of = {f"127.0.0.1:{n.port}": z for n, z in zip(nodes, zones)}
+    view = roles(nodes[0].port, 3, nodes)
+    pairs = {addr: master for addr, (role, master, _) in view.items() if role == "replica"}
+    assert len(pairs) == 3, view
+    same = [(replica, master) for replica, master in pairs.items() if zone_of[replica] == zone_of[master]]
+    assert not same, f"replicas in their master's zone: {same} (zones {zone_of})"
