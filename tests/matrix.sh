@@ -56,7 +56,7 @@ for name in "${names[@]}"; do
 		-m matrix --server="$name" ${PYTEST_ARGS:-} tests/integration) >"$log" 2>&1
 	rc=$?
 	took=$(since "$t0")
-	grep -E '^(formation|write gap|kill -9|kubernetes step|grace 0|all 6 nodes moved|6-node cluster)' "$log" || true
+	grep -E '^(formation|write gap|kill -9|kubernetes step|grace 0|all 6 nodes moved|6-node cluster|replica links|a restarted replica)' "$log" || true
 	grep -E '^(FAILED|ERROR|XPASS)|^(=+ )?[0-9]+ (passed|failed|error)' "$log" || true
 	line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error|xfailed|deselected)' "$log" | tail -n1)
 	p=0 f=0 s=0
@@ -76,21 +76,23 @@ for name in "${names[@]}"; do
 	result="$p passed"
 	[[ $f -eq 0 ]] || result+=", $f FAILED"
 	[[ $s -eq 0 ]] || result+=", $s skipped"
-	rows+=("$(printf '%-11s %-44s %-22s %6s %10s %10s %8s %8s %9s %8s' "$name" "$version ($suite)" "$result" \
+	rows+=("$(printf '%-11s %-44s %-22s %6s %10s %10s %8s %8s %9s %8s %8s' "$name" "$version ($suite)" "$result" \
 		"$took s" \
 		"$(figure 'formation of 6 nodes: [^0-9]*[0-9]+ ms')" "$(figure 'formation of 4 nodes: [^0-9]*[0-9]+ ms')" \
 		"$(figure 'write gap during a graceful stop of a master: [0-9]+ ms')" \
 		"$(figure 'to PONG from the new one: [0-9]+ ms')" \
 		"$(figure 'step 1 \(next=B\): all 6 nodes accept B [0-9.]+ s')" \
-		"$(figure 'moved to new addresses: cluster ok [0-9.]+ s')")")
+		"$(figure 'moved to new addresses: cluster ok [0-9.]+ s')" \
+		"$(figure 'replica links up [0-9]+ ms after cluster-init')")")
 done
 
 echo
 echo "matrix: the tests marked 'matrix' per server (logs in $logs); figures: formation = cluster-init's own time,"
 echo "gap = longest write gap while a master stops (SIGTERM), restart = kill -9 to PONG, rotation = every node"
-echo "accepts a new password (s), heal = all 6 nodes moved to new addresses until cluster ok (s)"
-printf '%-11s %-44s %-22s %6s %10s %10s %8s %8s %9s %8s\n' server "version (suite)" result time "form6 ms" \
-	"form4 ms" "gap ms" "restart" "rotate s" "heal s"
+echo "accepts a new password (s), heal = all 6 nodes moved to new addresses until cluster ok (s), sync = every"
+echo "replica's link up after cluster-init's exit"
+printf '%-11s %-44s %-22s %6s %10s %10s %8s %8s %9s %8s %8s\n' server "version (suite)" result time "form6 ms" \
+	"form4 ms" "gap ms" "restart" "rotate s" "heal s" "sync ms"
 for row in "${rows[@]}"; do echo "$row"; done
 echo "matrix: $passed passed, $failed failed, $skipped skipped in $(since "$t_all") s"
 [[ $failed -eq 0 ]]
