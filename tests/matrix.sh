@@ -76,7 +76,7 @@ for name in "${names[@]}"; do
 	result="$p passed"
 	[[ $f -eq 0 ]] || result+=", $f FAILED"
 	[[ $s -eq 0 ]] || result+=", $s skipped"
-	rows+=("$(printf '%-11s %-44s %-22s %6s %10s %10s %8s %8s %9s %8s %8s' "$name" "$version ($suite)" "$result" \
+	rows+=("$(printf '%-11s %-44s %-32s %6s %10s %10s %8s %8s %9s %8s %8s' "$name" "$version ($suite)" "$result" \
 		"$took s" \
 		"$(figure 'formation of 6 nodes: [^0-9]*[0-9]+ ms')" "$(figure 'formation of 4 nodes: [^0-9]*[0-9]+ ms')" \
 		"$(figure 'write gap during a graceful stop of a master: [0-9]+ ms')" \
@@ -91,7 +91,7 @@ echo "matrix: the tests marked 'matrix' per server (logs in $logs); figures: for
 echo "gap = longest write gap while a master stops (SIGTERM), restart = kill -9 to PONG, rotation = every node"
 echo "accepts a new password (s), heal = all 6 nodes moved to new addresses until cluster ok (s), sync = every"
 echo "replica's link up after cluster-init's exit"
-printf '%-11s %-44s %-22s %6s %10s %10s %8s %8s %9s %8s %8s\n' server "version (suite)" result time "form6 ms" \
+printf '%-11s %-44s %-32s %6s %10s %10s %8s %8s %9s %8s %8s\n' server "version (suite)" result time "form6 ms" \
 	"form4 ms" "gap ms" "restart" "rotate s" "heal s" "sync ms"
 for row in "${rows[@]}"; do echo "$row"; done
 echo "matrix: $passed passed, $failed failed, $skipped skipped in $(since "$t_all") s"
