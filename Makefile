@@ -50,7 +50,7 @@ HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/help
 HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
 
 .PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
-	rotate-finish
+	rotate-finish images servers matrix
 all: $(BUILD)/kvinit
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)/.deps-ok
@@ -92,8 +92,8 @@ deps:
 
 # The end-to-end tests (Docker, the images, compose) run with the normal build; the sanitizer build's check runs
 # the unit and integration tests, since the images hold the normal build.
-check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS) $(if $(SANITIZE),,image)
-	@E2E=$(if $(SANITIZE),0,1) tests/check.sh $(BUILD)
+check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS) $(if $(SANITIZE),,images servers)
+	@E2E=$(if $(SANITIZE),0,1) MATRIX=$(if $(SANITIZE),0,1) tests/check.sh $(BUILD)
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done
@@ -140,30 +140,42 @@ help:
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
 	@echo "make deps       install missing Debian packages (as root)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
-	@echo "make image      the images kvinit and kvinit-exporter, from Debian packages"
+	@echo "make image      the image kvinit:SERVER (redis-7.0 redis-8.0 valkey-8.1 valkey-9; default redis-8.0 = latest)"
+	@echo "                and kvinit-exporter, from Debian packages; make images builds them all"
+	@echo "make servers    the test server matrix under $(BUILD)/servers; make matrix runs the matrix tests on each"
 	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce); make down [PURGE=1]"
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
 
-# --- Container images (images/README.md): kvinit:$(VERSION) and kvinit-exporter:$(VERSION), both also :latest, built
-# FROM scratch from Debian packages (cached in $(BUILD)/debs) with no registry; a rebuild with no change is fast.
+# --- Container images (images/README.md): kvinit:NAME for each server NAME (images/servers.sh), each from the Debian
+# suite that carries it, and kvinit-exporter, FROM scratch from Debian packages (cached in $(BUILD)/debs, apt state
+# per suite in $(BUILD)/apt) with no registry; a rebuild with no change is fast. kvinit:latest is redis-8.0.
+# SERVER defaults to the image of KVINIT_IMAGE=kvinit:NAME, else to the LAYOUT's (announce: valkey-9, else redis-8.0).
 IMAGE_REVISION ?= $(shell git describe --always --dirty --abbrev=40 --exclude='*' 2>/dev/null || echo unknown)
 IMAGE_SOURCE   ?= $(shell git config --get remote.origin.url 2>/dev/null)
-IMAGE_DIR      := $(BUILD)/images
-# The legacy builder: the same on Debian's docker.io 20.10 client and on a newer client without buildx.
-DOCKER_BUILD    = DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) \
-	--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE)
+IMAGE_ENV       = BUILD=$(BUILD) KVINIT_BIN=$(BUILD)/kvinit VERSION=$(VERSION) REVISION=$(IMAGE_REVISION) \
+	SOURCE=$(IMAGE_SOURCE)
+IMAGES         ?= $(shell images/servers.sh images)
+LAYOUT_SERVER   = $(if $(filter announce,$(LAYOUT)),valkey-9,redis-8.0)
+SERVER         ?= $(or $(patsubst kvinit:%,%,$(filter kvinit:%,$(KVINIT_IMAGE))),$(LAYOUT_SERVER))
 
 image: $(BUILD)/kvinit
 	@images/docker-engine.sh
-	@BUILD=$(BUILD) KVINIT_BIN=$(BUILD)/kvinit images/build-rootfs.sh kvinit $(IMAGE_DIR)/kvinit/rootfs.tar
-	@BUILD=$(BUILD) images/build-rootfs.sh exporter $(IMAGE_DIR)/exporter/rootfs.tar
-	$(DOCKER_BUILD) -f images/Dockerfile -t kvinit:$(VERSION) -t kvinit:latest $(IMAGE_DIR)/kvinit
-	$(DOCKER_BUILD) -f images/exporter.Dockerfile -t kvinit-exporter:$(VERSION) -t kvinit-exporter:latest \
-		--build-arg EXPORTER_VERSION=$$(sed -n 's/^prometheus-redis-exporter //p' $(IMAGE_DIR)/exporter/packages) \
-		$(IMAGE_DIR)/exporter
-	@docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^kvinit(-exporter)?:($(VERSION)|latest) '
+	@$(IMAGE_ENV) images/image.sh $(SERVER)
+
+images: $(BUILD)/kvinit
+	@images/docker-engine.sh
+	@$(IMAGE_ENV) images/image.sh $(IMAGES)
+
+# --- The server matrix of the integration tests: each server unpacked from its suite under $(BUILD)/servers and
+# run through that suite's loader (images/servers.sh); `make matrix` runs the tests marked `matrix` against each.
+MATRIX_SERVERS ?=
+servers:
+	@BUILD=$(BUILD) images/servers.sh unpack $(MATRIX_SERVERS)
+
+matrix: $(BUILD)/kvinit $(HELPERS) servers
+	@tests/matrix.sh $(BUILD) $(MATRIX_SERVERS)
 
 # The compose layouts (compose/): LAYOUT=main (default), cache-cluster or announce.
 up: image
@@ -181,5 +193,5 @@ rotate:
 rotate-finish:
 	@compose/stack.sh rotate-finish
 
-e2e: image
+e2e: images
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The compose layouts, for make:
 #   stack.sh up    [LAYOUT=main|cache-cluster|announce]   Docker engine, images, a password secret, the layout,
-#                                                         cluster-init waited for, and how to connect
+#                  [KVINIT_IMAGE=kvinit:NAME]             cluster-init waited for, and how to connect; the node
+#                                                         image: KVINIT_IMAGE (environment or compose/.env), else
+#                                                         the layout's (main, cache-cluster: kvinit:redis-8.0;
+#                                                         announce: kvinit:valkey-9)
 #   stack.sh down  [LAYOUT=...] [PURGE=1]                 stops it; volumes kept unless PURGE=1
 #   stack.sh hosts                                        the hosts line for host access to the main layout
 #   stack.sh rotate        [LAYOUT=...]                   a new random password, live: steps 1 and 2 of README.md,
@@ -22,17 +25,20 @@ die() {
 case $layout in
 main)
 	files=(docker-compose.yml) project=kvinit init_service=redis-cluster-init first_node=redis-node-0
+	default_image=kvinit:redis-8.0
 	nodes=(redis-node-0 redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5)
 	host_hint="add this line to /etc/hosts once (make hosts prints it): $hosts_line
    then: redis-cli -c -h redis-node-0 -p 6379 --askpass"
 	;;
 cache-cluster)
 	files=(docker-compose.cache-cluster.yml) project=kvinit-cache init_service=redis-cache-init first_node=redis-node-1
+	default_image=kvinit:redis-8.0
 	nodes=(redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5 redis-node-6)
 	host_hint="none: the cache cluster serves applications inside its compose network"
 	;;
 announce)
 	files=(docker-compose.announce.yml) project=kvinit-announce init_service=cluster-init first_node=valkey0
+	default_image=kvinit:valkey-9
 	nodes=(valkey0 valkey1 valkey2 valkey3)
 	host_hint="redis-cli -c -p 6379 --askpass (redirects point at the published ports of \${ANNOUNCE_IP:-172.30.0.1})"
 	;;
@@ -66,6 +72,13 @@ secret_file() {
 	echo "$f"
 }
 
+# The node image compose will run: KVINIT_IMAGE from the environment, else from compose/.env, else the layout's.
+node_image() {
+	local image=${KVINIT_IMAGE:-}
+	[[ -n $image || ! -r $here/.env ]] || image=$(sed -n 's/^KVINIT_IMAGE=//p' "$here/.env" | tail -n1)
+	echo "${image:-$default_image}"
+}
+
 new_password() {
 	head -c 24 /dev/urandom | base64 | tr -d '/+=\n'
 }
@@ -92,10 +105,15 @@ make_secrets() {
 }
 
 up() {
-	local t0 t_start t_end cid state="" code deadline
+	local t0 t_start t_end cid state="" code deadline image server
 	t0=$(date +%s.%N)
 	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
 	compose_cmd
+	image=$(node_image)
+	server=$(docker image inspect -f '{{index .Config.Labels "kvinit.server.package"}}' "$image" 2>/dev/null) ||
+		die "no image $image: \`make image SERVER=${image#kvinit:}\` builds it (\`make images\`: all of them)"
+	[[ $server != "<no value>" ]] || server="no kvinit.server.package label"
+	echo "make up: the $layout layout on $image (${server/=/ })"
 	make_secrets
 
 	t_start=$(date +%s.%N)

@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
-# Assembles the root filesystem of an image from Debian packages, as a tar for a `FROM scratch` Dockerfile.
+# Assembles the root filesystem of an image from the Debian packages of one suite, as a tar for a `FROM scratch`
+# Dockerfile, or the same tree unpacked with wrappers for the integration tests' server matrix.
 #
-# Usage: images/build-rootfs.sh kvinit|exporter OUT.tar
+# Usage: images/build-rootfs.sh kvinit SERVER OUT.tar    kvinit and SERVER (images/servers.sh: redis-8.0, ...)
+#        images/build-rootfs.sh exporter OUT.tar         prometheus-redis-exporter (bookworm)
+#        images/build-rootfs.sh server SERVER OUTDIR     SERVER's tree in OUTDIR/root, and in OUTDIR/bin the
+#                                                        server and its cli, run through the suite's own loader
+# Exit status 3: SERVER is skipped (its package is missing from a rolling suite; one loud line says so).
 #
 # The image's programs are named as "package:path" (or a local file). Every ELF file's DT_NEEDED libraries and its
 # program interpreter are resolved inside the unpacked packages, never on the host: a library is looked for in the
 # packages already taken, then in the Depends of the package that needs it (Debian policy: a package depends on
-# the providers of its libraries), and for a local binary (kvinit, exporter-entry) in the package that owns the
-# library on the host (dpkg -S). Only the files reached that way go into the image, in a merged-/usr layout.
+# the providers of its libraries), and for a local binary (kvinit, exporter-entry) in the package of the suite
+# named like the one that owns the library on the host (dpkg -S). Only the files reached that way go into the
+# image, in a merged-/usr layout. kvinit, built on this machine, runs on the suite's libc (the same or newer).
 #
-# The .debs are fetched with `apt-get download` into $DEB_CACHE (default $BUILD/debs) and unpacked there once;
-# a rebuild with no change downloads and unpacks nothing. The tar is reproducible (sorted, fixed owners, mtimes
-# clamped to SOURCE_DATE_EPOCH, the last commit's time by default), so Docker's build cache hits on a rebuild.
+# Packages come from the server's suite through images/suite.sh (a sources list made from the machine's, apt state
+# of its own under $BUILD/apt/<suite>). The .debs are fetched with `apt-get download` into $DEB_CACHE (default
+# $BUILD/debs) and unpacked there once; a rebuild with no change downloads and unpacks nothing. The tar is
+# reproducible (sorted, fixed owners, mtimes clamped to SOURCE_DATE_EPOCH, the last commit's time by default), so
+# Docker's build cache hits on a rebuild.
 #
-# Environment: BUILD (build), KVINIT_BIN ($BUILD/kvinit), DEB_CACHE ($BUILD/debs), CC (cc), SOURCE_DATE_EPOCH.
+# Environment: BUILD (build), KVINIT_BIN ($BUILD/kvinit), DEB_CACHE ($BUILD/debs), CC (cc), SOURCE_DATE_EPOCH,
+# EXPORTER_SUITE (bookworm), and images/suite.sh's.
 set -euo pipefail
 umask 022
 
-usage() { echo "usage: $0 kvinit|exporter OUT.tar" >&2; exit 2; }
+usage() {
+	echo "usage: $0 kvinit SERVER OUT.tar | exporter OUT.tar | server SERVER OUTDIR" >&2
+	exit 2
+}
 die() { echo "build-rootfs: $*" >&2; exit 1; }
-[[ $# -eq 2 ]] || usage
-image=$1
-out=$2
+image=${1:-}
+case $image in
+kvinit | server) [[ $# -eq 3 ]] || usage ;;
+exporter) [[ $# -eq 2 ]] || usage ;;
+*) usage ;;
+esac
+out=${*: -1}
+args=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-build}
 cache=${DEB_CACHE:-$BUILD/debs}
@@ -29,6 +46,10 @@ CC=${CC:-cc}
 REDIS_UID=999
 REDIS_GID=999
 NOBODY=65534
+# shellcheck source=images/suite.sh
+. "$here/suite.sh"
+# shellcheck source=images/servers.sh
+. "$here/servers.sh"
 
 for tool in apt-get apt-cache dpkg dpkg-deb readelf strip tar; do
 	command -v "$tool" >/dev/null || die "'$tool' is missing (a Debian system with binutils is needed)"
@@ -39,16 +60,24 @@ lib_dirs=("/usr/lib/$triplet" /usr/lib /usr/lib64) # ld.so's default search path
 mkdir -p "$cache/unpacked"
 cache=$(cd "$cache" && pwd)
 
+if [[ $image == exporter ]]; then
+	suite=${EXPORTER_SUITE:-bookworm}
+	suite_setup "$suite"
+else
+	server_lookup "$2"
+	suite=$srv_suite
+	suite_setup "$suite"
+	server_check || exit $? # 3: skipped, with its loud line
+fi
+
 declare -A pkg_root=() pkg_ver=() pkg_deps=() taken=() files=() seen=() soname_done=() no_pkg=()
 taken_order=()
-apt_updated=no
 
-# apt-cache needs 1-2 s a call here (Docker-style apt configs disable its binary cache), so the candidate versions
-# are remembered in $cache/candidates for as long as the apt lists do not change (an apt-get update changes them).
-lists_dir=$(eval "$(apt-config shell d Dir::State::lists/d)" && echo "${d:-/var/lib/apt/lists/}")
-lists_stamp=$(find "$lists_dir" -maxdepth 1 -name '*_Packages*' -printf '%f %s %T@\n' 2>/dev/null | sort | md5sum)
+# apt-cache takes most of a second a call, so the candidate versions are remembered in $cache/candidates-<suite>
+# for as long as the suite's apt lists do not change (an apt-get update changes them).
+lists_stamp=$(find "$suite_root/lists" -maxdepth 1 -name '*_Packages*' -printf '%f %s %T@\n' 2>/dev/null | sort | md5sum)
 lists_stamp=${lists_stamp%% *}
-cand_file=$cache/candidates
+cand_file=$cache/candidates-$suite
 declare -A cand=()
 read_candidates() { # apt-cache show output -> "pkg version arch" lines
 	awk '/^Package: / { p = $2 } /^Version: / { v = $2 } /^Architecture: / { a = $2 }
@@ -62,7 +91,7 @@ else
 	mapfile -t old < <(tail -n +2 "$cand_file" 2>/dev/null | cut -d' ' -f1)
 	echo "lists $lists_stamp" >"$cand_file.tmp"
 	if [[ ${#old[@]} -gt 0 ]]; then
-		apt-cache show --no-all-versions "${old[@]}" 2>/dev/null | read_candidates >>"$cand_file.tmp" || true
+		suite_apt_cache show --no-all-versions "${old[@]}" 2>/dev/null | read_candidates >>"$cand_file.tmp" || true
 		while read -r p v a; do cand[$p]="$v $a"; done < <(tail -n +2 "$cand_file.tmp")
 	fi
 	mv "$cand_file.tmp" "$cand_file"
@@ -71,31 +100,31 @@ fi
 # The package's candidate version, fetched (once) into the cache and unpacked (once) beside it. Returns 1 when apt
 # knows no such (real) package. Functions that change these arrays are never run in a $(...) subshell.
 fetch() {
-	local pkg=$1 info version parch deb root sandbox=()
+	local pkg=$1 info version parch deb root
 	[[ -n ${pkg_root[$pkg]-} ]] && return 0
 	[[ -z ${no_pkg[$pkg]-} ]] || return 1
 	if [[ -z ${cand[$pkg]-} ]]; then
-		info=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | read_candidates) || true
-		if [[ -z $info && $apt_updated == no && $(id -u) -eq 0 ]]; then
-			echo "build-rootfs: '$pkg' not in the apt lists, running apt-get update" >&2
-			apt-get update -qq >&2
-			apt_updated=yes
-			info=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | read_candidates) || true
-		fi
+		info=$(suite_apt_cache show --no-all-versions "$pkg" 2>/dev/null | read_candidates) || true
 		if [[ -z $info ]]; then
 			no_pkg[$pkg]=1
 			return 1
 		fi
 		cand[$pkg]=${info#* }
-		[[ $apt_updated == yes ]] || echo "$info" >>"$cand_file"
+		echo "$info" >>"$cand_file"
 	fi
 	read -r version parch <<<"${cand[$pkg]}"
 	deb="$cache/${pkg}_${version//:/%3a}_${parch}.deb"
 	if [[ ! -s $deb ]]; then
-		echo "build-rootfs: downloading $pkg $version" >&2
-		[[ $(id -u) -eq 0 ]] && sandbox=(-o APT::Sandbox::User=root)
-		(cd "$cache" && apt-get download -qq "${sandbox[@]}" "$pkg=$version") >&2 ||
-			die "apt-get download $pkg=$version failed"
+		echo "build-rootfs: downloading $pkg $version ($suite)" >&2
+		if ! (cd "$cache" && suite_apt_get download -qq "$pkg=$version") >&2; then
+			# The suite's lists were out of date (sid changes daily): once, new lists and the whole build again.
+			[[ -z ${BUILD_ROOTFS_RETRY-} ]] || die "apt-get download $pkg=$version failed"
+			echo "build-rootfs: apt-get download $pkg=$version failed: the $suite lists anew, and again" >&2
+			suite_update
+			rm -f "$cand_file"
+			[[ -z ${stage-} ]] || rm -rf "$stage"
+			BUILD_ROOTFS_RETRY=1 exec "$0" "${args[@]}"
+		fi
 		[[ -s $deb ]] || die "apt-get download $pkg=$version did not write $deb"
 	fi
 	root="$cache/unpacked/$(basename "$deb" .deb)"
@@ -123,13 +152,13 @@ prime_candidates() {
 	[[ ${#want[@]} -gt 0 ]] || return 0
 	while read -r p v a; do
 		cand[$p]="$v $a"
-		[[ $apt_updated == yes ]] || echo "$p $v $a" >>"$cand_file"
-	done < <(apt-cache show --no-all-versions "${want[@]}" 2>/dev/null | read_candidates || true)
+		echo "$p $v $a" >>"$cand_file"
+	done < <(suite_apt_cache show --no-all-versions "${want[@]}" 2>/dev/null | read_candidates || true)
 }
 
 take() {
 	local pkg=$1
-	fetch "$pkg" || die "no Debian package '$pkg' in the apt lists (run apt-get update as root)"
+	fetch "$pkg" || die "no Debian package '$pkg' in $suite"
 	if [[ -z ${taken[$pkg]-} ]]; then
 		taken[$pkg]=1
 		taken_order+=("$pkg")
@@ -249,6 +278,30 @@ add_local_file() {
 	scan_elf "$src" "" "$dest"
 }
 
+# A tar is up to date when what went into it has not changed: the scripts, the local binary, the time its files are
+# clamped to, and every package it took still the candidate of its suite. Then it is kept as it is (a rebuild with
+# no change takes a fraction of a second instead of seconds).
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct 2>/dev/null || echo 0)}
+if [[ $image != server ]]; then
+	inputs=$( {
+		echo "$image ${srv_name:-} $suite $epoch"
+		cat "$here/build-rootfs.sh" "$here/suite.sh" "$here/servers.sh"
+		if [[ $image == kvinit ]]; then cat "${KVINIT_BIN:-$BUILD/kvinit}"; else cat "$here/exporter-entry.c"; fi
+	} | md5sum)
+	inputs=${inputs%% *}
+	stamp=$(dirname "$out")/inputs
+	if [[ -f $out && -f $stamp && $(<"$stamp") == "$inputs" && -f $(dirname "$out")/packages ]]; then
+		current=yes
+		while read -r p v; do
+			[[ ${cand[$p]-} == "$v "* ]] || current=no
+		done <"$(dirname "$out")/packages"
+		if [[ $current == yes ]]; then
+			echo "build-rootfs: $image${srv_name:+ $srv_name} ($suite): $out is up to date"
+			exit 0
+		fi
+	fi
+fi
+
 stage=$(mktemp -d "${TMPDIR:-/tmp}/kvinit-rootfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 rootfs=$stage/rootfs
@@ -257,30 +310,33 @@ ln -s usr/lib "$rootfs/lib"
 ln -s usr/bin "$rootfs/bin"
 
 case $image in
-kvinit)
-	kvinit_bin=${KVINIT_BIN:-$BUILD/kvinit}
-	strip -o "$stage/kvinit" "$kvinit_bin" # debug info is for the build tree, not the image
-	take redis-server
-	take redis-tools
-	add_pkg_file redis-server /usr/bin/redis-server  # -> redis-check-rdb (redis-tools): one binary, argv[0] picks
-	add_pkg_file redis-tools /usr/bin/redis-cli
-	add_pkg_file redis-tools /usr/bin/redis-check-aof # for `docker exec <c> redis-check-aof --fix`: no shell here
-	add_local_file "$stage/kvinit" /usr/bin/kvinit
-	mkdir -p "$rootfs"/{data,run/kvinit,tmp}
-	# /run/kvinit: root's 0755 (the rendered config in it is 0600 and the server user's). Not root:redis 0750 as
-	# kvinit would create it: a tmpfs mounted there (--tmpfs, compose tmpfs:, even with mode=0750) takes the
-	# directory's mode but not its group, and the server could then not reach its config.
-	chmod 0750 "$rootfs/data"
-	chmod 0755 "$rootfs/run/kvinit"
-	chmod 1777 "$rootfs/tmp"
-	cat >"$rootfs/etc/passwd" <<-EOF
-		root:x:0:0:root:/root:/usr/sbin/nologin
-		redis:x:$REDIS_UID:$REDIS_GID:redis:/data:/usr/sbin/nologin
-	EOF
-	cat >"$rootfs/etc/group" <<-EOF
-		root:x:0:
-		redis:x:$REDIS_GID:
-	EOF
+kvinit | server)
+	take "$srv_pkg"
+	take "$srv_tools"
+	add_pkg_file "$srv_pkg" "$srv_bin"      # -> <flavor>-check-rdb (the tools): one binary, argv[0] picks its mode
+	add_pkg_file "$srv_tools" "$srv_cli"
+	# <flavor>-check-aof, for `docker exec <c> redis-check-aof --fix` (no shell in the image)
+	add_pkg_file "$srv_tools" "/usr/bin/$srv_flavor-check-aof"
+	if [[ $image == kvinit ]]; then
+		kvinit_bin=${KVINIT_BIN:-$BUILD/kvinit}
+		strip -o "$stage/kvinit" "$kvinit_bin" # debug info is for the build tree, not the image
+		add_local_file "$stage/kvinit" /usr/bin/kvinit
+		mkdir -p "$rootfs"/{data,run/kvinit,tmp}
+		# /run/kvinit: root's 0755 (the rendered config in it is 0600 and the server user's). Not root:redis 0750
+		# as kvinit would create it: a tmpfs mounted there (--tmpfs, compose tmpfs:, even with mode=0750) takes the
+		# directory's mode but not its group, and the server could then not reach its config.
+		chmod 0750 "$rootfs/data"
+		chmod 0755 "$rootfs/run/kvinit"
+		chmod 1777 "$rootfs/tmp"
+		cat >"$rootfs/etc/passwd" <<-EOT
+			root:x:0:0:root:/root:/usr/sbin/nologin
+			redis:x:$REDIS_UID:$REDIS_GID:redis:/data:/usr/sbin/nologin
+		EOT
+		cat >"$rootfs/etc/group" <<-EOT
+			root:x:0:
+			redis:x:$REDIS_GID:
+		EOT
+	fi
 	;;
 exporter)
 	"$CC" -std=gnu11 -O2 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror \
@@ -298,7 +354,6 @@ exporter)
 		nogroup:x:$NOBODY:
 	EOF
 	;;
-*) usage ;;
 esac
 
 # The license notices of what the image redistributes (Debian's copyright files, about 130 kB): not needed at run
@@ -320,7 +375,7 @@ cat >"$rootfs/etc/nsswitch.conf" <<-EOF
 EOF
 
 # Copy what was reached: symlinks as symlinks (their targets were added too), files with their mode.
-echo "build-rootfs: $image: packages (version, files taken):"
+echo "build-rootfs: $image${srv_name:+ $srv_name} ($suite): packages (version, files taken):"
 for pkg in "${taken_order[@]}"; do
 	n=0
 	for p in "${!files[@]}"; do [[ ${files[$p]%%:*} == "$pkg" ]] && n=$((n + 1)); done
@@ -352,15 +407,46 @@ while read -r sum p; do
 	fi
 done < <(cd "$rootfs" && find . -type f -size +64k -printf '%P\n' | sort -r | xargs -r md5sum)
 
-echo "build-rootfs: $image: files:"
-(cd "$rootfs" && find . -mindepth 1 \( -type f -o -type l \) -printf '%P' \
+[[ $image == server ]] || echo "build-rootfs: $image: files:"
+[[ $image == server ]] || (cd "$rootfs" && find . -mindepth 1 \( -type f -o -type l \) -printf '%P' \
 	\( -type l -printf ' -> %l' , -printf '  %s bytes' \) -printf '\n' | sort | sed 's/^/  \//')
 if [[ $image == kvinit ]]; then
 	echo "  /data (999:999 0750, a volume)  /run/kvinit (0:0 0755)  /tmp (1777)"
 fi
 
+# The test matrix: the tree as it is, and wrappers that start each program through the suite's own loader and
+# libraries (ld.so --library-path), so that a newer suite's server runs on this machine. Each wrapper execs a
+# symlink to the loader named like the program, so the process is called valkey-server (or redis-server) as usual.
+if [[ $image == server ]]; then
+	mkdir -p "$(dirname "$out")"
+	out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
+	rm -rf "$out.tmp"
+	mkdir -p "$out.tmp"/{bin,libexec}
+	cp -a "$rootfs" "$out.tmp/root"
+	interp=$(readelf -l -W "$out.tmp/root$srv_cli" | sed -n 's/.*\[Requesting program interpreter: \(.*\)\]/\1/p')
+	[[ -n $interp && -e $out.tmp/root$interp ]] || die "no loader for $srv_cli in the tree ('$interp')"
+	for prog in "$srv_bin" "$srv_cli" "/usr/bin/$srv_flavor-check-aof"; do
+		name=${prog##*/}
+		ln -s "../root$interp" "$out.tmp/libexec/$name"
+		cat >"$out.tmp/bin/$name" <<-EOT
+			#!/bin/sh
+			# $name $srv_version from Debian $suite, through that suite's loader and libraries (images/build-rootfs.sh)
+			exec "$out/libexec/$name" --library-path "$out/root/usr/lib/$triplet:$out/root/usr/lib" --argv0 "\$0" \\
+				"$out/root$prog" "\$@"
+		EOT
+		chmod 0755 "$out.tmp/bin/$name"
+	done
+	for pkg in "${taken_order[@]}"; do echo "$pkg ${pkg_ver[$pkg]}"; done >"$out.tmp/packages"
+	printf 'name=%s\nsuite=%s\nflavor=%s\npackage=%s\nversion=%s\nserver=%s\ncli=%s\n' "$srv_name" "$suite" \
+		"$srv_flavor" "$srv_pkg" "$srv_version" "$out/bin/${srv_bin##*/}" "$out/bin/${srv_cli##*/}" >"$out.tmp/server"
+	rm -rf "$out"
+	mv "$out.tmp" "$out"
+	"$out/bin/${srv_bin##*/}" --version >/dev/null || die "$out/bin/${srv_bin##*/} --version failed"
+	echo "build-rootfs: $srv_name: $("$out/bin/${srv_bin##*/}" --version) in $out"
+	exit 0
+fi
+
 # A reproducible tar: everything root's but /data, the server user's.
-epoch=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct 2>/dev/null || echo 0)}
 tar_opts=(--format=gnu --sort=name --numeric-owner --mtime="@$epoch" --clamp-mtime --no-acls --no-xattrs)
 mkdir -p "$(dirname "$out")"
 tar -C "$rootfs" "${tar_opts[@]}" --owner=0 --group=0 --anchored --exclude=./data -cf "$out.tmp" .
@@ -369,4 +455,5 @@ if [[ -d $rootfs/data ]]; then
 fi
 mv "$out.tmp" "$out"
 for pkg in "${taken_order[@]}"; do echo "$pkg ${pkg_ver[$pkg]}"; done >"$(dirname "$out")/packages"
+echo "$inputs" >"$(dirname "$out")/inputs"
 echo "build-rootfs: $image: $(du -sk --apparent-size "$rootfs" | cut -f1) kB in $out"

@@ -59,7 +59,7 @@ done
 # E2E=1 (make check without SANITIZE) adds the Docker end-to-end suite; -s shows the figures it measures.
 suites=(tests/integration tests/kubernetes)
 [[ ${E2E:-0} == 1 ]] && suites+=(tests/e2e)
-xmls=()
+xmls=() closing=()
 for suite in "${suites[@]}"; do
 	if [[ ! -d $root/$suite ]]; then
 		failed=$((failed + 1))
@@ -95,11 +95,26 @@ if [[ ${#xmls[@]} -gt 0 ]]; then
 	passed=$((passed + kvinit_passed))
 	failed=$((failed + kvinit_failed + ref_failed))
 	skipped=$((skipped + kvinit_skipped))
-	echo "check: $ref_xfailed expected failures of the reference inits (tini, dumb-init, catatonit); their other" \
-		"runs: $ref_passed passed, $ref_failed failed, $ref_skipped skipped"
-	sed -n 's/^skip \([0-9]*\) \(.*\)/check: skipped \1: \2/p' "$tmp/counts"
+	# printed last but one, just above the summary
+	closing+=("check: $ref_xfailed expected failures of the reference inits (tini, dumb-init, catatonit); their other runs: $ref_passed passed, $ref_failed failed, $ref_skipped skipped")
+	mapfile -t -O "${#closing[@]}" closing < <(sed -n 's/^skip \([0-9]*\) \(.*\)/check: skipped \1: \2/p' "$tmp/counts")
+fi
+
+# --- The server matrix (MATRIX=1: make check without SANITIZE): the tests marked `matrix` against every server
+# `make servers` unpacked (tests/matrix.sh prints a table per server and one summary line, counted here).
+if [[ ${MATRIX:-0} == 1 ]]; then
+	"$root/tests/matrix.sh" "$build" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	read -r p f s < <(sed -n 's/^matrix: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped.*/\1 \2 \3/p' "$log") || true
+	if [[ -z ${p:-} ]]; then
+		failed=$((failed + 1))
+		broken+=("tests/matrix.sh (exit $rc, no summary)")
+	else
+		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	fi
 fi
 
 for b in "${broken[@]}"; do echo "check: broken: $b"; done
+for line in "${closing[@]}"; do echo "$line"; done
 echo "check: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -1,7 +1,9 @@
 """End-to-end tests: the real images, real docker compose, the real redis-py cluster client.
 
 Each layout is brought up with `compose/stack.sh up` (what `make up` runs) and torn down with its volumes at the end,
-also on failure. Clients on the host reach the nodes the way the README says a user does: the main layout through
+also on failure. A layout runs on its default image (main and cache-cluster: kvinit:redis-8.0, announce:
+kvinit:valkey-9); a stack parameter "LAYOUT@NAME" runs it on kvinit:NAME instead (KVINIT_IMAGE). An image that
+`make images` skipped (its package missing from Debian sid that day) skips its tests with that reason. Clients on the host reach the nodes the way the README says a user does: the main layout through
 the published ports and the hosts line of `make hosts` (emulated inside this process, so /etc/hosts is left alone),
 the announce layout through the published ports it announces, the cache cluster at its containers' addresses.
 
@@ -29,10 +31,11 @@ SECRET = COMPOSE_DIR / "secrets" / "redis_password"
 LONG = 180
 
 LAYOUTS = {
-    "main": {"project": "kvinit", "file": "docker-compose.yml"},
-    "cache-cluster": {"project": "kvinit-cache", "file": "docker-compose.cache-cluster.yml"},
-    "announce": {"project": "kvinit-announce", "file": "docker-compose.announce.yml"},
+    "main": {"project": "kvinit", "file": "docker-compose.yml", "image": "kvinit:redis-8.0"},
+    "cache-cluster": {"project": "kvinit-cache", "file": "docker-compose.cache-cluster.yml", "image": "kvinit:redis-8.0"},
+    "announce": {"project": "kvinit-announce", "file": "docker-compose.announce.yml", "image": "kvinit:valkey-9"},
 }
+IMAGES_DIR = REPO / "build" / "images"  # where `make images` notes an image it skipped
 MAIN_PORTS = {f"redis-node-{i}": 6379 + i for i in range(6)}
 
 
@@ -108,9 +111,20 @@ def hosts_line():
 @pytest.fixture(scope="session")
 def engine():
     sh(REPO / "images" / "docker-engine.sh", timeout=600)
-    for image in ("kvinit:latest", "kvinit-exporter:latest"):
-        assert sh("docker", "image", "inspect", image, check=False).returncode == 0, \
-            f"{image} is missing: `make image` builds it (make check does)"
+    image = "kvinit-exporter:latest"
+    assert sh("docker", "image", "inspect", image, check=False).returncode == 0, \
+        f"{image} is missing: `make images` builds it (make check does)"
+
+
+def require_image(image):
+    """The node image is there; or the test skips, when `make images` skipped it for a reason outside the project."""
+    if sh("docker", "image", "inspect", image, check=False).returncode == 0:
+        return
+    skipped = IMAGES_DIR / image.split(":", 1)[1] / "skipped"
+    if skipped.is_file():
+        pytest.skip(skipped.read_text().strip())
+    raise AssertionError(f"{image} is missing: `make image SERVER={image.split(':', 1)[1]}` builds it "
+                         f"(`make images`, and so make check, builds them all)")
 
 
 def _down(layout):
@@ -119,8 +133,14 @@ def _down(layout):
 
 @pytest.fixture(scope="module")
 def stack(request, engine):
-    """Brings a layout up from nothing with `compose/stack.sh up`; yields (layout, seconds to cluster ok)."""
-    layout = request.param
+    """Brings a layout up from nothing with `compose/stack.sh up`; yields (layout, seconds to cluster ok). The param
+    is a layout, or LAYOUT@NAME for the layout on kvinit:NAME: every compose call of the tests then runs that image
+    (KVINIT_IMAGE in this process's environment, which sh() passes on)."""
+    layout, _, server = request.param.partition("@")
+    image = f"kvinit:{server}" if server else LAYOUTS[layout]["image"]
+    require_image(image)
+    os.environ["KVINIT_IMAGE"] = image
+    request.addfinalizer(lambda: os.environ.pop("KVINIT_IMAGE", None))
     for other in LAYOUTS:  # the main and announce layouts share host ports: only one layout at a time
         _down(other)
     t0 = time.monotonic()
@@ -131,6 +151,6 @@ def stack(request, engine):
         _down(layout)
         raise
     elapsed = time.monotonic() - t0
-    print(f"\nmake up LAYOUT={layout}: {elapsed:.1f} s to cluster ok (images built)\n{r.stdout[-1500:]}")
+    print(f"\nmake up LAYOUT={layout} on {image}: {elapsed:.1f} s to cluster ok (images built)\n{r.stdout[-1500:]}")
     yield layout, elapsed, r.stdout
     _down(layout)

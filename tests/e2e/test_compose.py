@@ -1,4 +1,4 @@
-"""The three compose layouts, end to end."""
+"""The three compose layouts, end to end: each on its default image, and the main layout once more on kvinit:valkey-9."""
 
 import os
 import signal
@@ -51,13 +51,13 @@ def health(container, *args):
 
 
 def server_pid(container):
-    """Host pid of the redis-server under the container's kvinit."""
+    """Host pid of the server (redis-server or valkey-server) under the container's kvinit."""
     init = inspect(container)["State"]["Pid"]
     for task in Path(f"/proc/{init}/task").iterdir():
         for child in (task / "children").read_text().split():
-            if Path(f"/proc/{child}/comm").read_text().strip() == "redis-server":
+            if Path(f"/proc/{child}/comm").read_text().strip() in ("redis-server", "valkey-server"):
                 return int(child)
-    raise AssertionError(f"no redis-server under {container}'s kvinit (pid {init})")
+    raise AssertionError(f"no redis-server or valkey-server under {container}'s kvinit (pid {init})")
 
 
 def status_fields(pid):
@@ -108,7 +108,7 @@ def bring_back_as_replica(victim, start):
 # =========================================================================== main layout
 
 
-@pytest.mark.parametrize("stack", ["main"], indirect=True)
+@pytest.mark.parametrize("stack", ["main", "main@valkey-9"], indirect=True)
 class TestMain:
     def test_up_from_nothing(self, stack):
         layout, elapsed, out = stack
@@ -161,7 +161,7 @@ class TestMain:
         before = inspect("redis-node-4")
         old = server_pid("redis-node-4")
         os.kill(old, signal.SIGKILL)
-        wait_until(lambda: server_pid("redis-node-4") != old, 30, "a new redis-server in redis-node-4")
+        wait_until(lambda: server_pid("redis-node-4") != old, 30, "a new server process in redis-node-4")
         wait_until(lambda: health("redis-node-4", "--live").returncode == 0, 30, "redis-node-4 live again")
         after = inspect("redis-node-4")
         assert after["RestartCount"] == before["RestartCount"]

@@ -14,11 +14,18 @@ The behaviour tests are parametrized over kvinit and the Debian packages of tini
 dumb-init and catatonit (see INITS).  Where another init lacks a feature the test
 is marked xfail(strict=True) for it, so the suite shows it can fail.
 
-Binaries: KVINIT_BIN (default build/kvinit), KVINIT_PROBE (default build/tests/probe).
+The server: the host's redis-server (Debian 12's) by default. `--server NAME` (or KVINIT_SERVER=NAME) runs the
+tests against a server of the matrix instead, unpacked from its Debian suite by `make servers` (images/servers.sh:
+redis-7.0, redis-8.0, valkey-8.0, valkey-8.1, valkey-9) and started through that suite's loader. The tests marked
+`matrix` are the subset `make matrix` (tests/matrix.sh) runs against every server: `-m matrix --server NAME`.
+
+Binaries: KVINIT_BIN (default build/kvinit), KVINIT_PROBE (default build/tests/probe), KVINIT_SERVERS (the
+unpacked servers, default build/servers).
 Run with:  /usr/bin/python3 -m pytest tests/integration
 """
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -42,6 +49,7 @@ def _path_from_env(var, default):
 
 KVINIT_BIN = _path_from_env("KVINIT_BIN", "build/kvinit")
 PROBE_BIN = _path_from_env("KVINIT_PROBE", "build/tests/probe")
+SERVERS_DIR = _path_from_env("KVINIT_SERVERS", "build/servers")
 
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
 
@@ -54,6 +62,88 @@ OUTPUT_LIMIT = 64 * 1024 * 1024
 
 # The forwarded signals of the contract.
 FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"]
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class Server:
+    """The server the tests start: `host` (the host's redis-server and redis-cli, as found on PATH) or a server of
+    the matrix (build/servers/NAME/server, written by images/build-rootfs.sh: its wrappers, flavor and version).
+    One object for the whole run; select() is called once, from pytest_configure."""
+
+    def __init__(self):
+        self.select("host")
+
+    def select(self, name):
+        self.name = name
+        self._release = None
+        if name == "host":
+            self.flavor, self.suite, self.version = "redis", "host", None
+            self.server = shutil.which("redis-server") or "/usr/bin/redis-server"
+            self.cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+            return
+        info = SERVERS_DIR / name / "server"
+        if not info.is_file():
+            known = sorted(p.parent.name for p in SERVERS_DIR.glob("*/server"))
+            raise pytest.UsageError(f"--server={name}: no {info} (`make servers` unpacks the matrix; unpacked here: "
+                                    f"{', '.join(known) or 'none'})")
+        kv = parse_kv(info.read_text())
+        self.flavor, self.suite, self.version = kv["flavor"], kv["suite"], kv["version"]
+        self.server, self.cli = kv["server"], kv["cli"]
+
+    @property
+    def release(self):
+        """(major, minor, patch) as the server says it (`--version`: "v=9.1.2"), read once; (0, 0, 0) when it
+        cannot say."""
+        if self._release is None:
+            try:
+                out = subprocess.run([self.server, "--version"], capture_output=True, text=True, timeout=SHORT).stdout
+            except OSError:
+                out = ""
+            m = re.search(r" v=(\d+)\.(\d+)\.(\d+)", out)
+            self._release = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+        return self._release
+
+    def knows(self, valkey=None, redis=None):
+        """True when this server is at least the given release of its flavor (None: no release of it knows)."""
+        first = valkey if self.flavor == "valkey" else redis
+        return first is not None and self.release >= first
+
+    @property
+    def is_host(self):
+        return self.name == "host"
+
+    @property
+    def process_name(self):
+        """The server process's name (/proc/PID/comm): redis-server or valkey-server, wrappers included."""
+        return os.path.basename(self.server)
+
+    @property
+    def env(self):
+        """What a node's environment needs to start this server: nothing for the host's (kvinit finds it)."""
+        return {} if self.is_host else {"REDIS_SERVER_BIN": self.server}
+
+    def __repr__(self):
+        return f"Server({self.name}: {self.server}{'' if self.is_host else f', {self.version} from {self.suite}'})"
+
+
+SERVER = Server()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--server", default=os.environ.get("KVINIT_SERVER") or "host",
+                     help="the server the tests start: host (default: the host's redis-server) or a name of the "
+                          "matrix unpacked by `make servers` (redis-7.0, redis-8.0, valkey-8.0, valkey-8.1, valkey-9)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "matrix: run against every server of the matrix (make matrix)")
+    SERVER.select(config.getoption("--server"))
+
+
+def pytest_report_header(config):
+    return f"server: {SERVER!r}"
 
 
 # --------------------------------------------------------------------------- the inits

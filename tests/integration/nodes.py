@@ -1,4 +1,5 @@
-"""Starting real redis-server nodes under `kvinit node` (PID 1 of a PID namespace), all on 127.0.0.1."""
+"""Starting real server nodes under `kvinit node` (PID 1 of a PID namespace), all on 127.0.0.1: the host's redis-server,
+or the server of the matrix that --server names (conftest.SERVER)."""
 
 import os
 import pwd
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from conftest import LONG, KVINIT_BIN, descendants, wait_until
+from conftest import LONG, KVINIT_BIN, SERVER, descendants, wait_until
 
 PASSWORD = "s3cr3t with spaces & \"quotes\" and \\ backslash"
 REDIS_UID = pwd.getpwnam("redis").pw_uid
@@ -55,6 +56,7 @@ def node_env(workdir, port, **extra):
         "REDIS_CLUSTER_ANNOUNCE_IP": "127.0.0.1",
         "REDIS_BASE_CONFIG": "/nonexistent/redis.conf",
         "KVINIT_STOP_GRACE": "8s",
+        **SERVER.env,
     }
     env.update(extra)
     return {k: (None if v is None else str(v)) for k, v in env.items()}
@@ -72,15 +74,15 @@ def answers(port, password=PASSWORD):
 
 
 def server_pid(launched):
-    """Host pid of the redis-server below the namespace."""
+    """Host pid of the server (redis-server or valkey-server) below the namespace."""
 
     def find():
         for info in descendants(launched.ns_init()):
-            if info.get("name") == "redis-server" and info.get("state") not in ("Z", "X"):
+            if info.get("name") == SERVER.process_name and info.get("state") not in ("Z", "X"):
                 return info["pid"]
         return None
 
-    return wait_until(find, LONG, "redis-server to start", launched=launched)
+    return wait_until(find, LONG, f"{SERVER.process_name} to start", launched=launched)
 
 
 def make_start_node(launch, workdir):

@@ -1,5 +1,5 @@
-"""`kvinit cluster-init` and graceful failover, with real redis-server nodes under `kvinit node` on 127.0.0.1,
-checked with the real redis-py cluster client.
+"""`kvinit cluster-init` and graceful failover, with real server nodes under `kvinit node` on 127.0.0.1,
+checked with the real redis-py cluster client. The tests marked `matrix` run against every server of the matrix.
 
 Debian's python3-redis 4.3.4 RedisCluster does not recover after a failover (its bug, fixed in 4.4.0): the tests
 build a new client after a connection error.
@@ -112,6 +112,12 @@ def cluster_client(nodes):
                         socket_timeout=2, socket_connect_timeout=2)
 
 
+def print_formation(r, nodes):
+    """The time cluster-init says it took ("cluster ok (N ms)"), for the matrix table."""
+    took = re.findall(r"cluster ok \((\d+) ms\)", r.stderr)
+    print(f"\nformation of {len(nodes)} nodes: cluster-init said cluster ok after {took[-1] if took else '?'} ms")
+
+
 def write_read_10000(nodes):
     rc = cluster_client(nodes)
     pipe = rc.pipeline()
@@ -128,10 +134,12 @@ def write_read_10000(nodes):
 # --------------------------------------------------------------------------- forming
 
 
+@pytest.mark.matrix
 def test_six_nodes_form_3_masters_3_replicas(start_nodes, workdir):
     nodes = start_nodes(6)
     r = cluster_init(workdir, nodes)
     assert r.returncode == 0, r.stdout + r.stderr
+    print_formation(r, nodes)
     assert all_ok(nodes)
     view = roles(nodes[0].port, 3, nodes)
     masters = sorted(a for a, v in view.items() if v[0] == "master")
@@ -150,10 +158,12 @@ def test_six_nodes_form_3_masters_3_replicas(start_nodes, workdir):
         assert client(n.port).config_get("cluster-node-timeout")["cluster-node-timeout"] == "5000"
 
 
+@pytest.mark.matrix
 def test_four_nodes_form_2_plus_2_with_a_warning(start_nodes, workdir):
     nodes = start_nodes(4)
     r = cluster_init(workdir, nodes)
     assert r.returncode == 0, r.stdout + r.stderr
+    print_formation(r, nodes)
     assert "2 masters: Redis Cluster needs a majority of 3 or more masters" in r.stderr
     view = roles(nodes[0].port, 2, nodes)
     assert sorted(v[0] for v in view.values()) == ["master", "master", "replica", "replica"]
@@ -275,6 +285,7 @@ def test_cluster_creator_forms_the_cluster_from_a_node(start_node, workdir):
     assert creator.poll() is None
 
 
+@pytest.mark.matrix
 def test_cluster_heals_when_every_node_moved(start_node, workdir):
     """All six nodes come back at new addresses (127.0.0.2 instead of 127.0.0.1, the old one no longer bound):
     each fixes its own nodes.conf line and meets its peers by the names in REDIS_NODES; no cluster-init runs."""
@@ -319,6 +330,7 @@ def test_cluster_heals_when_every_node_moved(start_node, workdir):
 # --------------------------------------------------------------------------- graceful failover on stop
 
 
+@pytest.mark.matrix
 def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     nodes = start_nodes(6)
     assert cluster_init(workdir, nodes).returncode == 0

@@ -1,4 +1,5 @@
-"""`kvinit node`, `health`, `cli` and `render` with a real redis-server (Debian's), as PID 1 of a PID namespace.
+"""`kvinit node`, `health`, `cli` and `render` with a real server (the host's redis-server, or the server of the matrix
+that --server names), as PID 1 of a PID namespace. The tests marked `matrix` run against every server of the matrix.
 
 Every server listens on 127.0.0.1 only. The password lives in a root-owned 0400 file, as a Docker secret does.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import LONG, SHORT, KVINIT_BIN, read_proc, read_text, wait_until
+from conftest import LONG, SHORT, KVINIT_BIN, SERVER, read_proc, read_text, wait_until
 
 from nodes import (PASSWORD, REDIS_UID, answers, client, cluster_ok, free_port, make_start_node, node_env,
                    own_all_slots, secret_file, server_pid)
@@ -130,6 +131,7 @@ def test_bad_secret_file_refused(launch, workdir):
 # --------------------------------------------------------------------------- supervision of a real server
 
 
+@pytest.mark.matrix
 def test_kill_9_restarts_the_server(start_node):
     node = start_node(KVINIT_BACKOFF_RESET="1s")
     own_all_slots(node.port).set("k", "v")
@@ -139,7 +141,7 @@ def test_kill_9_restarts_the_server(start_node):
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: answers(node.port) and server_pid(node) != first, LONG, "a new server to answer")
     elapsed = time.monotonic() - t0
-    print(f"\nkill -9 of redis-server to PONG from the new one: {elapsed * 1000:.0f} ms")
+    print(f"\nkill -9 of {SERVER.process_name} to PONG from the new one: {elapsed * 1000:.0f} ms")
     assert server_pid(node) != first
     assert node.poll() is None, "kvinit itself must stay up"
     assert "was killed by SIGKILL" in node.stderr and "restarting now" in node.stderr
@@ -174,6 +176,7 @@ def test_render_redacts(workdir):
     assert PASSWORD not in r.stdout and "s3cr3t" not in r.stdout
 
 
+@pytest.mark.matrix
 def test_cli_authenticates_from_the_secret(start_node, workdir):
     node = start_node()
     r = kvinit_tool(workdir, node.port, "cli", "ping")
@@ -187,6 +190,7 @@ def health(workdir, port, *args, env_extra=None):
     return r.returncode, r.stdout.strip()
 
 
+@pytest.mark.matrix
 def test_health_standalone(start_node, workdir):
     standalone = {"REDIS_CLUSTER_ENABLED": "no"}
     node = start_node(**standalone)
@@ -199,6 +203,7 @@ def test_health_standalone(start_node, workdir):
     assert code == 1 and "cannot connect" in line, line
 
 
+@pytest.mark.matrix
 def test_health_before_and_after_the_cluster_forms(start_node, workdir):
     nodes = [start_node() for _ in range(6)]
     ports = [n.port for n in nodes]
@@ -209,7 +214,7 @@ def test_health_before_and_after_the_cluster_forms(start_node, workdir):
     t0 = time.monotonic()
     env = dict(os.environ, REDISCLI_AUTH=PASSWORD)
     r = subprocess.run(
-        ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "1",
+        [SERVER.cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "1",
          "--cluster-yes"],
         env=env, capture_output=True, text=True, timeout=LONG)
     assert r.returncode == 0, r.stdout + r.stderr
