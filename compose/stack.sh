@@ -168,7 +168,7 @@ service_container() {
 # The running node containers (cids, and node_port and node_name by container); checks that each mounts the files
 # this script writes and sees what they hold.
 find_nodes() {
-	local svc cid name src started mounts port
+	local svc cid name src started mounts port pid
 	local restart_hint="restart that node (docker restart, one node at a time): it then mounts the file as it is now"
 	local -A running=()
 	# name|start time|REDIS_PORT_NUMBER|mount target=source|...
@@ -187,9 +187,17 @@ find_nodes() {
 		[[ -n $cid ]] || die "$svc is not running: \`make up$layout_arg\` first"
 		IFS='|' read -r name started port mounts < <(docker inspect -f "$inspect_format" "$cid")
 		node_name[$cid]=${name#/} node_port[$cid]=${port:-6379}
-		# docker cp reads the files through the container's own mounts: a different content means the host file
-		# was replaced (a new inode under the same name), and the node still sees the old one.
-		docker cp "$cid:/run/secrets" - 2>/dev/null | tar -x -C "$copy_dir" 2>/dev/null || true
+		# The node's own view of its secrets: through /proc/PID/root, its mount namespace, the files it really
+		# mounts (docker cp of a bind-mounted file reads the host path, so it cannot see a stale mount). A
+		# different content means the host file was replaced (a new inode under the same name), and the node
+		# still sees the old one. An engine that is not local to this shell falls back to docker cp.
+		pid=$(docker inspect -f '{{.State.Pid}}' "$cid")
+		if [[ -r /proc/$pid/root/run/secrets ]]; then
+			mkdir -p "$copy_dir/secrets"
+			cp /proc/"$pid"/root/run/secrets/redis_password* "$copy_dir/secrets/" 2>/dev/null || true
+		else
+			docker cp "$cid:/run/secrets" - 2>/dev/null | tar -x -C "$copy_dir" 2>/dev/null || true
+		fi
 		for name in redis_password redis_password_next redis_password_previous; do
 			src=$(tr '|' '\n' <<<"$mounts" | sed -n "s#^/run/secrets/$name=##p")
 			[[ -n $src ]] || die "$svc has no /run/secrets/$name: it was created from an older compose file;" \

@@ -64,9 +64,9 @@ class TestStackOps:
             replace_file(SECRET, original + "-stale")
             r = stack_sh("rotate", ROTATE_TIMEOUT="20")
             assert r.returncode != 0, r.stdout + r.stderr
-            # (stack.sh compares each node's copy too, but `docker cp` of a bind-mounted file reads the host path:
-            # kvinit's log line is what tells a stale node apart)
-            assert "valkey0" in r.stderr and "replaced instead of written in place" in r.stderr, r.stderr
+            # stack.sh reads each node's own view of the file (/proc/PID/root) and finds it differs from the host's
+            assert "valkey0 does not see the current" in r.stderr, r.stderr
+            assert "replaced instead of written in place" in r.stderr, r.stderr
             assert NEXT.read_text() == "" and PREVIOUS.read_text() == "", "rotate wrote a rotation file"
             assert SECRET.read_text().strip("\n") == original + "-stale", "rotate wrote the password file"
         finally:
