@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KDIR = ROOT / "compose" / "kubernetes"
-OPTIONS_DEF = ROOT / "init" / "options.def"
+OPTIONS_DEFS = (ROOT / "init" / "options.def", ROOT / "node" / "options.def")  # the PID-1 core's, the node's
 EXAMPLE_SECRET = "secret.example.yaml"
 CREATOR = "statefulset-creator.yaml"
 
@@ -227,9 +227,9 @@ def effective_sc(workload, c, key):
 
 
 def kvinit_env_names():
-    text = OPTIONS_DEF.read_text()
+    text = "".join(p.read_text() for p in OPTIONS_DEFS)
     names = set(re.findall(r'OPT_[A-Z]+\(\s*\w+,\s*"([A-Z_]+)"', text))
-    assert len(names) > 20, f"cannot read the options of {OPTIONS_DEF}"
+    assert len(names) > 20, f"cannot read the options of {OPTIONS_DEFS}"
     return names | EXTRA_ENV
 
 
