@@ -46,6 +46,11 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 		goto out;
 	}
 	freeReplyObject(reply);
+	reply = NULL;
+	if (!o->cluster_enabled && node_replication(o) != NODE_REPL_NONE) {
+		ok = node_replication_ready(ctx, host, o->port, why, size);
+		goto out;
+	}
 
 	reply = command(ctx, o->cluster_enabled ? "INFO replication" : "INFO persistence");
 	if (!reply || reply->type != REDIS_REPLY_STRING) {
