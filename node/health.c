@@ -135,6 +135,8 @@ int node_health_main(struct node_config *c, char **args)
 			return INIT_EXIT_USAGE;
 		}
 	}
+	if (node_sentinel_is_role())
+		return node_sentinel_health(c, ready);
 	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0) {
 		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
 		return 1;
