@@ -431,31 +431,83 @@ static void pause_writes(redisContext *ctx, long long ms)
 	freeReplyObject(rep);
 }
 
-/* Polls the Sentinel that runs the failover until it names another primary; 1 then, with it in ret. */
-static int wait_switched(const struct node_options *o, const struct node_addr *sentinel, const struct secrets_set *pws,
-			 uint64_t until, struct node_addr *ret)
+/*
+ * The primary a Sentinel's state holds (SENTINEL MASTER: what SENTINEL MASTERS tells clients such as redis-py). The
+ * Sentinel that runs a failover answers GET-MASTER-ADDR-BY-NAME with the promoted replica as soon as it sees the
+ * promotion, but its state changes only once the other replicas follow the new primary (+switch-master).
+ */
+static int master_state(redisContext *ctx, const char *set, struct node_addr *ret)
 {
+	redisReply *rep = redisCommand(ctx, "SENTINEL MASTER %s", set);
+	const char *ip = NULL, *port = NULL;
+	int r = -EIO;
+
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+		const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(k->str, "ip") == 0)
+			ip = v->str;
+		else if (strcmp(k->str, "port") == 0)
+			port = v->str;
+	}
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		r = 0;
+	if (ip && port && strlen(ip) < sizeof(ret->host)) {
+		(void)snprintf(ret->host, sizeof(ret->host), "%s", ip);
+		ret->port = (unsigned)strtoul(port, NULL, 10);
+		r = 1;
+	}
+	freeReplyObject(rep);
+	return r;
+}
+
+/*
+ * Polls the Sentinels until every one that answers holds the same other primary: whichever a client asks, and
+ * however it asks, it is sent there. 1 then, with it in ret.
+ */
+static int wait_switched(const struct node_options *o, const struct node_addr *sentinels, size_t n,
+			 const struct secrets_set *pws, uint64_t until, struct node_addr *ret)
+{
+	_cleanup_free_ redisContext **ctx = calloc(n, sizeof(*ctx));
 	char why[256];
-	redisContext *ctx = NULL;
 	int done = 0;
 
+	if (!ctx)
+		return 0;
 	while (!done && init_now_usec() < until) {
-		struct node_addr a;
+		struct node_addr first = {.port = 0}, a;
+		size_t agree = 0, answered = 0;
 
-		if (!ctx)
-			ctx = sentinel_connect(sentinel, pws, why, sizeof(why));
-		if (ctx && get_primary(ctx, o->master_set, &a) == 1 && !is_me(o, &a)) {
-			*ret = a;
-			done = 1;
-		} else if (ctx && ctx->err) {
-			redisFree(ctx);
-			ctx = NULL;
+		for (size_t i = 0; i < n; i++) {
+			int r;
+
+			if (!ctx[i])
+				ctx[i] = sentinel_connect(&sentinels[i], pws, why, sizeof(why));
+			r = ctx[i] ? master_state(ctx[i], o->master_set, &a) : -EIO;
+			if (r < 0 && ctx[i]) {
+				redisFree(ctx[i]);
+				ctx[i] = NULL;
+			}
+			if (r < 0)
+				continue;
+			answered++;
+			if (r == 1 && !is_me(o, &a) &&
+			    (!agree || (strcmp(a.host, first.host) == 0 && a.port == first.port))) {
+				first = a;
+				agree++;
+			}
 		}
-		if (!done)
+		done = answered && agree == answered;
+		if (done)
+			*ret = first;
+		else
 			sleep_ms(10);
 	}
-	if (ctx)
-		redisFree(ctx);
+	for (size_t i = 0; i < n; i++)
+		if (ctx[i])
+			redisFree(ctx[i]);
 	return done;
 }
 
@@ -525,7 +577,7 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 	}
 	log_info("failover: sentinel '%s:%u' fails '%s' over", sentinels[which].host, sentinels[which].port,
 		 o->master_set);
-	if (wait_switched(o, &sentinels[which], &pws, until, &primary))
+	if (wait_switched(o, sentinels, n, &pws, until, &primary))
 		log_info("failover: '%s:%u' took over in %.0f ms", primary.host, primary.port,
 			 (double)(init_now_usec() - t0) / 1000.0);
 	else

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -142,35 +143,34 @@ static void text_free(char *text)
 	}
 }
 
-/*
- * sentinel.conf in the data dir: written on the first start, afterwards only kvinit's lines set (sentinel_conf.c).
- * The Sentinel's user owns it: the Sentinel rewrites it.
- */
-static int write_conf(const struct sentinel_run *run, struct init_error *err)
+/* sentinel.conf as it must be now: the file as the Sentinel left it (none on the first start), kvinit's lines set. */
+static int prepare_conf(const struct sentinel_run *run, char **ret_text, struct init_error *err)
 {
-	const struct init_user *user = run->user;
-	bool give = geteuid() == 0 && user->set;
 	_cleanup_free_ char *old = malloc(SENTINEL_CONF_MAX + 2);
-	struct init_error werr;
-	char *text = NULL;
 	int n, r;
 
 	if (!old)
 		return init_error_set(err, -ENOMEM, "out of memory");
 	n = init_read_file_bounded(run->conf_path, 0, old, SENTINEL_CONF_MAX + 2, NULL);
-	if (n == -ENOENT)
-		old[0] = '\0';
-	else if (n < 0)
+	if (n < 0 && n != -ENOENT)
 		return init_error_set(err, n == -EFBIG || n == -EBADFD || n == -EILSEQ ? -EINVAL : n, "'%s': %s",
 				      run->conf_path, init_value_strerror(n));
-	r = render_conf(run, n < 0 ? NULL : old, &text, err);
+	r = render_conf(run, n < 0 ? NULL : old, ret_text, err);
 	if (n > 0)
 		explicit_bzero(old, (size_t)n);
-	if (r < 0)
-		return r;
+	return r;
+}
+
+/* Written atomically, the Sentinel's user's: the Sentinel rewrites it. */
+static int write_conf(const struct sentinel_run *run, const char *text, struct init_error *err)
+{
+	const struct init_user *user = run->user;
+	bool give = geteuid() == 0 && user->set;
+	struct init_error werr;
+	int r;
+
 	r = init_write_file_atomic(run->conf_path, text, strlen(text), 0600, give ? user->uid : geteuid(),
 				   give ? user->gid : getegid(), &werr);
-	text_free(text);
 	if (r < 0)
 		return init_error_set(err, r, "'%s': %s", run->conf_path, werr.msg);
 	return 0;
@@ -493,10 +493,16 @@ static void on_restarting(struct init_supervisor *sv, void *userdata)
 {
 	struct sentinel_run *run = userdata;
 	struct init_error err;
+	char *text = NULL;
+	int r;
 
 	(void)sv;
-	if (write_conf(run, &err) < 0)
+	r = prepare_conf(run, &text, &err);
+	if (r == 0)
+		r = write_conf(run, text, &err);
+	if (r < 0)
 		log_error("%s, ignoring: the Sentinel starts with the file as it is", err.msg);
+	text_free(text);
 }
 
 static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *userdata)
@@ -575,6 +581,8 @@ static int supervise(struct sentinel_run *run, char *const *envp)
 	int caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE};
 	char version[48];
 
+	/* the Sentinel rewrites its file with its passwords in it, with 0644 less its umask: keep it to its user */
+	(void)umask(0077);
 	node_server_describe(&s->server, version, sizeof(version));
 	log_info("starting the Sentinel of %s ('%s --sentinel') on port '%lld', watching '%s'", version,
 		 s->server.server_bin, (long long)o->sentinel_port, o->master_set);
@@ -589,6 +597,7 @@ int node_sentinel_main(struct node_config *c, char **args)
 	struct sentinel_run run = {.o = &c->opt, .user = &user};
 	struct init_error err;
 	_cleanup_free_ char **env = NULL;
+	char *text = NULL;
 	int r;
 
 	if (args[0]) {
@@ -630,14 +639,18 @@ int node_sentinel_main(struct node_config *c, char **args)
 	else
 		r = init_resolve_user(&c->core.opt, &user); /* it says why itself */
 	if (r == 0) {
-		r = node_setup_data_dir(&s, &user, &err);
+		/* rendered before anything is written: a bad setting leaves no trace */
+		r = prepare_conf(&run, &text, &err);
 		if (r == 0)
-			r = write_conf(&run, &err);
+			r = node_setup_data_dir(&s, &user, &err);
+		if (r == 0)
+			r = write_conf(&run, text, &err);
 		if (r == 0)
 			r = node_setup_child_environment(environ, &env, &err);
 		if (r < 0)
 			log_error("%s", err.msg);
 	}
+	text_free(text);
 	if (r == 0)
 		r = supervise(&run, env);
 	run_free(&run);
