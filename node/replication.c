@@ -463,6 +463,10 @@ static int master_state(redisContext *ctx, const char *set, struct node_addr *re
 	return r;
 }
 
+struct link {
+	redisContext *ctx;
+};
+
 /*
  * Polls the Sentinels until every one that answers holds the same other primary: whichever a client asks, and
  * however it asks, it is sent there. 1 then, with it in ret.
@@ -470,11 +474,11 @@ static int master_state(redisContext *ctx, const char *set, struct node_addr *re
 static int wait_switched(const struct node_options *o, const struct node_addr *sentinels, size_t n,
 			 const struct secrets_set *pws, uint64_t until, struct node_addr *ret)
 {
-	_cleanup_free_ redisContext **ctx = calloc(n, sizeof(*ctx));
+	_cleanup_free_ struct link *links = calloc(n, sizeof(struct link));
 	char why[256];
 	int done = 0;
 
-	if (!ctx)
+	if (!links)
 		return 0;
 	while (!done && init_now_usec() < until) {
 		struct node_addr first = {.port = 0}, a;
@@ -483,12 +487,12 @@ static int wait_switched(const struct node_options *o, const struct node_addr *s
 		for (size_t i = 0; i < n; i++) {
 			int r;
 
-			if (!ctx[i])
-				ctx[i] = sentinel_connect(&sentinels[i], pws, why, sizeof(why));
-			r = ctx[i] ? master_state(ctx[i], o->master_set, &a) : -EIO;
-			if (r < 0 && ctx[i]) {
-				redisFree(ctx[i]);
-				ctx[i] = NULL;
+			if (!links[i].ctx)
+				links[i].ctx = sentinel_connect(&sentinels[i], pws, why, sizeof(why));
+			r = links[i].ctx ? master_state(links[i].ctx, o->master_set, &a) : -EIO;
+			if (r < 0 && links[i].ctx) {
+				redisFree(links[i].ctx);
+				links[i].ctx = NULL;
 			}
 			if (r < 0)
 				continue;
@@ -506,15 +510,15 @@ static int wait_switched(const struct node_options *o, const struct node_addr *s
 			sleep_ms(10);
 	}
 	for (size_t i = 0; i < n; i++)
-		if (ctx[i])
-			redisFree(ctx[i]);
+		if (links[i].ctx)
+			redisFree(links[i].ctx);
 	return done;
 }
 
 void node_replication_failover_on_stop(const struct node_options *o, const struct secrets_value *pw,
 				       uint64_t deadline_usec)
 {
-	uint64_t t0 = init_now_usec(), until;
+	uint64_t t0 = init_now_usec(), until, pause_ms;
 	_cleanup_free_ struct node_addr *sentinels = NULL;
 	struct node_addr replicas[16], primary;
 	struct secrets_set pws = {0};
@@ -566,7 +570,8 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 	 * From here until the server stops, writes wait: one taken now could miss the replica being promoted. Writes
 	 * that wait are never acknowledged here; their clients see the connection close and retry on the new primary.
 	 */
-	pause_writes(self, (long long)((deadline_usec > t0 ? deadline_usec - t0 : 0) / 1000 + 5000));
+	pause_ms = (deadline_usec > t0 ? deadline_usec - t0 : 0) / 1000 + 5000;
+	pause_writes(self, (long long)pause_ms);
 	(void)wait_caught_up(self, replicas, n_replicas, pw, until);
 	which = ask_failover(o, sentinels, n, &pws);
 	if (which < 0) {

@@ -169,6 +169,8 @@ static int write_conf(const struct sentinel_run *run, const char *text, struct i
 	struct init_error werr;
 	int r;
 
+	if (!text)
+		return init_error_set(err, -EINVAL, "'%s': nothing to write", run->conf_path);
 	r = init_write_file_atomic(run->conf_path, text, strlen(text), 0600, give ? user->uid : geteuid(),
 				   give ? user->gid : getegid(), &werr);
 	if (r < 0)
@@ -684,9 +686,7 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 	rep = ready ? redisCommand(ctx, "SENTINEL CKQUORUM %s", o->master_set) : redisCommand(ctx, "PING");
 	if (!rep)
 		(void)snprintf(why, size, "no answer from sentinel %s:%lld: %s", host, port, ctx->errstr);
-	else if (rep->type == REDIS_REPLY_ERROR)
-		(void)snprintf(why, size, "sentinel %s:%lld, '%s': %s", host, port, o->master_set, rep->str);
-	else if (ready)
+	else if (rep->type == REDIS_REPLY_ERROR || ready)
 		(void)snprintf(why, size, "sentinel %s:%lld, '%s': %s", host, port, o->master_set, rep->str);
 	else
 		(void)snprintf(why, size, "sentinel %s:%lld answers PING", host, port);

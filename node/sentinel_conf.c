@@ -213,7 +213,7 @@ int node_sentinel_conf(const char *old_text, const struct node_sentinel_conf_inp
 		p += n + (p[n] == '\n');
 	}
 	render_set(f, in);
-	if (fclose(f) != 0) {
+	if (fclose(f) != 0 || !text) {
 		if (text)
 			explicit_bzero(text, len);
 		free(text);
