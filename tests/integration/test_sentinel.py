@@ -11,16 +11,16 @@ import hashlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis
-from redis.sentinel import Sentinel
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
 from nodes import PASSWORD, free_port, node_env, secret_file, server_pid
+import sentinel_writer
+from sentinel_writer import AddrWriter, Writer
 
 # kvinit's default: a plain SIGTERM leaves the set without a primary this long, plus an election
 DOWN_AFTER_MS = 5000
@@ -178,14 +178,6 @@ class Topology:
 
         wait_until(settled, LONG, "the Sentinels to know each other and the replicas", interval=0.2)
 
-    def client(self, password=None, timeout=0.5):
-        password = password or self.password
-        s = Sentinel([("127.0.0.1", p) for p in self.sentinel_ports],
-                     sentinel_kwargs={"password": self.own_password or password, "socket_timeout": timeout,
-                                      "socket_connect_timeout": timeout},
-                     socket_timeout=timeout, socket_connect_timeout=timeout)
-        return s.master_for(SET, password=password, socket_timeout=timeout, socket_connect_timeout=timeout)
-
     def node_by_port(self, port):
         return next(n for n in self.nodes.values() if n.port == port)
 
@@ -206,120 +198,15 @@ def topology(launch, workdir):
 # --------------------------------------------------------------------------- a client writing through the Sentinels
 
 
-class Writer(threading.Thread):
-    """SET w:<n> every 10 ms through the Sentinels; remembers which writes were acknowledged and when."""
-
-    def __init__(self, topology, password=None):
-        super().__init__(daemon=True)
-        self.topology = topology
-        self.password = password or topology.password
-        self.acked = []  # (n, time)
-        self.errors = []
-        self.halt = threading.Event()
-
-    def use_password(self, password):
-        self.password = password
-
-    def run(self):
-        current, m = None, None
-        n = 0
-        while not self.halt.is_set():
-            if current != self.password:
-                current, m = self.password, self.topology.client(self.password)
-            n += 1
-            start = time.monotonic()
-            try:
-                m.set(f"w:{n}", n)
-                self.acked.append((n, time.monotonic()))
-            except (redis.exceptions.RedisError, OSError) as e:
-                self.errors.append((n, time.monotonic(), repr(e)))
-            time.sleep(max(0.0, start + 0.01 - time.monotonic()))
-
-    def stop(self):
-        self.halt.set()
-        self.join(SHORT)
-
-    def max_gap(self):
-        times = [t for _, t in self.acked]
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
-
-    def timeline(self):
-        """The longest gap's surroundings, for a failure message."""
-        times = [t for _, t in self.acked]
-        if len(times) < 2:
-            return "no writes"
-        i = max(range(1, len(times)), key=lambda k: times[k] - times[k - 1])
-        start, end = times[i - 1], times[i]
-        errors = [f"  +{(t - start) * 1000:.0f} ms {e}" for _, t, e in self.errors if start <= t <= end]
-        return f"the gap: {(end - start) * 1000:.0f} ms, errors in it:\n" + "\n".join(errors[:30])
-
-    def acks_after(self, t):
-        return sum(1 for _, at in self.acked if at > t)
-
-    def assert_none_lost(self):
-        """Every acknowledged write is on the primary the Sentinels name now."""
-        m = self.topology.client(self.password, timeout=2)
-        keys = [f"w:{n}" for n, _ in self.acked]
-        missing = []
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            missing += [k for k, v in zip(chunk, m.mget(chunk)) if v is None]
-        assert not missing, f"{len(missing)} of {len(keys)} acknowledged writes lost: {missing[:10]}"
+def writers(t, *kinds):
+    """Writers (sentinel_writer.Writer: redis-py; AddrWriter: GET-MASTER-ADDR-BY-NAME) through t's Sentinels."""
+    return lambda: [kind([("127.0.0.1", p) for p in t.sentinel_ports], t.password, t.own_password)
+                    for kind in kinds or (Writer,)]
 
 
-class AddrWriter(Writer):
-    """A Writer that finds the primary as ioredis and Jedis do: SENTINEL GET-MASTER-ADDR-BY-NAME, first Sentinel
-    that answers (redis-py asks SENTINEL MASTERS, whose answer changes later on the Sentinel running a failover)."""
-
-    def resolve(self):
-        for p in self.topology.sentinel_ports:
-            try:
-                addr = connect(p, self.topology.own_password or self.password, timeout=0.5).execute_command(
-                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SET)
-            except (redis.exceptions.RedisError, OSError):
-                continue
-            if addr:
-                return redis.Redis(host=addr[0].decode(), port=int(addr[1]), password=self.password,
-                                   socket_timeout=0.5, socket_connect_timeout=0.5)
-        raise redis.exceptions.ConnectionError("no Sentinel answered")
-
-    def run(self):
-        m, n = None, 0
-        while not self.halt.is_set():
-            n += 1
-            start = time.monotonic()
-            try:
-                m = m or self.resolve()
-                m.set(f"a:{n}", n)
-                self.acked.append((n, time.monotonic()))
-            except (redis.exceptions.RedisError, OSError) as e:
-                self.errors.append((n, time.monotonic(), repr(e)))
-                m = None
-            time.sleep(max(0.0, start + 0.01 - time.monotonic()))
-
-    def assert_none_lost(self):
-        m = self.topology.client(self.password, timeout=2)
-        keys = [f"a:{n}" for n, _ in self.acked]
-        missing = []
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            missing += [k for k, v in zip(chunk, m.mget(chunk)) if v is None]
-        assert not missing, f"{len(missing)} of {len(keys)} acknowledged writes lost: {missing[:10]}"
-
-
-def write_across(topology, event, settle=1.0, kinds=(Writer,)):
-    """Runs writers, does event() after a moment, waits until writes are acknowledged again, returns the writers."""
-    writers = [kind(topology) for kind in kinds]
-    for w in writers:
-        w.start()
-    wait_until(lambda: all(len(w.acked) > 20 for w in writers), SHORT, "the writers to write")
-    t = time.monotonic()
-    event()
-    wait_until(lambda: all(w.acks_after(t + settle) > 20 for w in writers), LONG,
-               "writes to be acknowledged again", interval=0.05)
-    for w in writers:
-        w.stop()
-    return writers if len(writers) > 1 else writers[0]
+def write_across(t, event, *kinds):
+    ws = sentinel_writer.write_across(writers(t, *kinds), event, timeout=LONG)
+    return ws if len(ws) > 1 else ws[0]
 
 
 def wait_new_primary(topology, old_port):
@@ -390,7 +277,7 @@ def test_sigterm_hands_over_before_stopping(topology, capsys):
         a.send(signal.SIGTERM)
         assert a.wait(LONG) == 0, a.describe()
 
-    graceful, by_addr = write_across(t, stop_a, kinds=(Writer, AddrWriter))
+    graceful, by_addr = write_across(t, stop_a, Writer, AddrWriter)
     handover = "\n".join(line for line in a.stderr.splitlines() if "failover" in line)
     new_port = wait_new_primary(t, a.port)
     graceful.assert_none_lost()
@@ -451,7 +338,7 @@ def test_rotation_reaches_nodes_and_sentinels_with_no_failed_request(topology, c
     t = topology
     nodes = list(t.nodes.values())
     servers = [n.port for n in nodes] + t.sentinel_ports
-    w = Writer(t)
+    w = writers(t)()[0]
     w.start()
     wait_until(lambda: len(w.acked) > 20, SHORT, "the writer to write")
 
