@@ -139,7 +139,7 @@ help:
 	@echo "make deps       install missing Debian packages (as root)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make image      the images kvinit and kvinit-exporter, from Debian packages"
-	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce); make down [PURGE=1]"
+	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel); make down [PURGE=1]"
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
@@ -163,7 +163,7 @@ image: $(BUILD)/kvinit
 		$(IMAGE_DIR)/exporter
 	@docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^kvinit(-exporter)?:($(VERSION)|latest) '
 
-# The compose layouts (compose/): LAYOUT=main (default), cache-cluster or announce.
+# The compose layouts (compose/): LAYOUT=main (default), cache-cluster, announce or sentinel.
 up: image
 	@compose/stack.sh up
 
