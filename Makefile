@@ -143,7 +143,7 @@ help:
 	@echo "make image      the image kvinit:SERVER (redis-7.0 redis-8.0 valkey-8.1 valkey-9; default redis-8.0 = latest)"
 	@echo "                and kvinit-exporter, from Debian packages; make images builds them all"
 	@echo "make servers    the test server matrix under $(BUILD)/servers; make matrix runs the matrix tests on each"
-	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce); make down [PURGE=1]"
+	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel); make down [PURGE=1]"
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
@@ -177,7 +177,7 @@ servers:
 matrix: $(BUILD)/kvinit $(HELPERS) servers
 	@tests/matrix.sh $(BUILD) $(MATRIX_SERVERS)
 
-# The compose layouts (compose/): LAYOUT=main (default), cache-cluster or announce.
+# The compose layouts (compose/): LAYOUT=main (default), cache-cluster, announce or sentinel.
 up: image
 	@compose/stack.sh up
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The compose layouts, for make:
-#   stack.sh up    [LAYOUT=main|cache-cluster|announce]   Docker engine, images, a password secret, the layout,
-#                  [KVINIT_IMAGE=kvinit:NAME]             cluster-init waited for, and how to connect; the node
-#                                                         image: KVINIT_IMAGE (environment or compose/.env), else
-#                                                         the layout's (main, cache-cluster: kvinit:redis-8.0;
+#   stack.sh up    [LAYOUT=main|cache-cluster|announce|sentinel]   Docker engine, images, a password secret, the
+#                  [KVINIT_IMAGE=kvinit:NAME]             layout, cluster-init (sentinel: every service healthy)
+#                                                         waited for, and how to connect; the node image:
+#                                                         KVINIT_IMAGE (environment or compose/.env), else the
+#                                                         layout's (main, cache-cluster, sentinel: kvinit:redis-8.0;
 #                                                         announce: kvinit:valkey-9)
 #   stack.sh down  [LAYOUT=...] [PURGE=1]                 stops it; volumes kept unless PURGE=1
-#   stack.sh hosts                                        the hosts line for host access to the main layout
+#   stack.sh hosts [LAYOUT=main|sentinel]                 the hosts line for host access to the layout
 #   stack.sh rotate        [LAYOUT=...]                   a new random password, live: steps 1 and 2 of README.md,
 #                                                         "Rotating the password" (the old one still works)
 #   stack.sh rotate-finish [LAYOUT=...]                   step 3: the nodes refuse the old password
@@ -42,8 +43,16 @@ announce)
 	nodes=(valkey0 valkey1 valkey2 valkey3)
 	host_hint="redis-cli -c -p 6379 --askpass (redirects point at the published ports of \${ANNOUNCE_IP:-172.30.0.1})"
 	;;
+sentinel)
+	files=(docker-compose.sentinel.yml) project=kvinit-sentinel init_service="" first_node=redis-primary
+	default_image=kvinit:redis-8.0
+	nodes=(redis-primary redis-replica-1 redis-replica-2)
+	hosts_line="127.0.0.1 redis-primary redis-replica-1 redis-replica-2 sentinel-1 sentinel-2 sentinel-3"
+	host_hint="add this line to /etc/hosts once (make hosts LAYOUT=sentinel prints it): $hosts_line
+   then a Sentinel client: sentinels 127.0.0.1:26379, :26380, :26381, master set mymaster"
+	;;
 *)
-	echo "LAYOUT='$layout': must be one of main, cache-cluster or announce" >&2
+	echo "LAYOUT='$layout': must be one of main, cache-cluster, announce or sentinel" >&2
 	exit 100
 	;;
 esac
@@ -118,6 +127,10 @@ up() {
 
 	t_start=$(date +%s.%N)
 	"${compose[@]}" up -d --remove-orphans || die "'${compose[*]} up' failed (see above)"
+	[[ -n $init_service ]] || {
+		wait_healthy "$t0" "$t_start"
+		return
+	}
 
 	# cluster-init is one-shot: wait for it to exit, bounded, and show its output either way.
 	deadline=$((SECONDS + ${UP_TIMEOUT:-180}))
@@ -137,6 +150,25 @@ up() {
 	awk -v l="$layout" -v a="$t0" -v s="$t_start" -v e="$t_end" \
 		'BEGIN { printf "\nmake up: %s layout ready: cluster ok %.1f s after compose up (%.1f s in all)\n", l, e - s, e - a }'
 	echo "connect:   docker exec -it $(docker inspect -f '{{.Name}}' "$("${compose[@]}" ps -q "$first_node")" | tr -d /) kvinit cli -c"
+	echo "from the host: $host_hint"
+}
+
+# A layout without a one-shot init (sentinel): every service with a healthcheck healthy, bounded by UP_TIMEOUT.
+wait_healthy() {
+	local t0=$1 t_start=$2 cid state unhealthy deadline=$((SECONDS + ${UP_TIMEOUT:-180}))
+	while :; do
+		unhealthy=()
+		for cid in $("${compose[@]}" ps -q); do
+			state=$(docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}' "$cid")
+			[[ $state == *" healthy" || $state == *" -" ]] || unhealthy+=("${state%% *}")
+		done
+		((${#unhealthy[@]} == 0)) && break
+		((SECONDS < deadline)) || die "not healthy within ${UP_TIMEOUT:-180}s: ${unhealthy[*]#/}; see: ${compose[*]} logs"
+		sleep 0.5
+	done
+	awk -v l="$layout" -v a="$t0" -v s="$t_start" -v e="$(date +%s.%N)" \
+		'BEGIN { printf "\nmake up: %s layout ready: every service healthy %.1f s after compose up (%.1f s in all)\n", l, e - s, e - a }'
+	echo "connect:   docker exec -it $(docker inspect -f '{{.Name}}' "$("${compose[@]}" ps -q "$first_node")" | tr -d /) kvinit cli"
 	echo "from the host: $host_hint"
 }
 

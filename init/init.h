@@ -315,6 +315,8 @@ struct init_role_hooks {
 	void (*started)(struct init_supervisor *s, pid_t pid, void *userdata);
 	/* A process other than the child was reaped (an orphan, or a helper the role started). */
 	void (*reaped)(struct init_supervisor *s, pid_t pid, int status, void *userdata);
+	/* Runs before every restart of the child (not before its first start), in the loop: must not block. */
+	void (*restarting)(struct init_supervisor *s, void *userdata);
 	void *userdata;
 };
 

@@ -213,9 +213,12 @@ static void child_ended(struct init_supervisor *s, int code, int term_sig, uint6
 static void on_restart_timer(struct init_loop *loop, void *userdata)
 {
 	struct init_supervisor *s = userdata;
-	int code = start_child(s);
+	int code;
 
 	(void)loop;
+	if (s->args->hooks.restarting)
+		s->args->hooks.restarting(s, s->args->hooks.userdata);
+	code = start_child(s);
 	if (code)
 		child_ended(s, code, 0, 0);
 }

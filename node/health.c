@@ -53,6 +53,11 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 		goto out;
 	}
 	freeReplyObject(reply);
+	reply = NULL;
+	if (!o->cluster_enabled && node_replication(o) != NODE_REPL_NONE) {
+		ok = node_replication_ready(ctx, host, o->port, why, size);
+		goto out;
+	}
 
 	reply = command(ctx, o->cluster_enabled ? "INFO replication" : "INFO persistence");
 	if (!reply || reply->type != REDIS_REPLY_STRING) {
@@ -135,6 +140,8 @@ int node_health_main(struct node_config *c, char **args)
 			return INIT_EXIT_USAGE;
 		}
 	}
+	if (node_sentinel_is_role())
+		return node_sentinel_health(c, ready);
 	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0) {
 		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
 		return 1;

@@ -37,6 +37,8 @@ static int run_main(struct node_config *c, char **args)
 static const struct role roles[] = {
 	{"node", "node [OPTIONS]", "render the server config, run and supervise the server (image default)",
 	 node_defaults, node_main, INIT_EXIT_SYSCALL, true, false},
+	{"sentinel", "sentinel [OPTIONS]", "run and supervise the Sentinel of a replicated primary (REDIS_MASTER_SET)",
+	 node_defaults, node_sentinel_main, INIT_EXIT_SYSCALL, true, false},
 	{"cluster-init", "cluster-init [OPTIONS]", "one-shot: wait for REDIS_NODES, create or extend the cluster",
 	 node_defaults, node_cluster_init_main, 1, false, false},
 	{"health", "health [--live|--ready]", "probe this node: exit 0 healthy, 1 not", node_defaults, node_health_main,

@@ -44,7 +44,9 @@ int node_main(struct node_config *c, char **args)
 	r = init_resolve_user(&c->core.opt, &user); /* it says why itself */
 	if (r == 0) {
 		/* rendered before anything is written: a bad setting leaves no trace */
-		r = node_setup_render(&s, false, &text, &err);
+		r = node_replication_discover(&s, &err);
+		if (r == 0)
+			r = node_setup_render(&s, false, &text, &err);
 		if (r == 0)
 			r = node_setup_data_dir(&s, &user, &err);
 		if (r == 0)

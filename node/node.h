@@ -13,6 +13,9 @@
 #include "init.h"
 #include "secrets.h"
 
+/* The longest host a node names: an IP address or an RFC 1123 name, with its NUL. */
+#define NODE_HOST_MAX 256
+
 /* ---- options (options.c, options.def): the node's table, on top of the PID-1 core's ---- */
 struct node_options {
 #define OPT_STR	     INIT_OPTION_FIELD_STR
@@ -48,6 +51,8 @@ void node_config_free(struct node_config *c);
 
 /* REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE's values, as the server spells them. */
 extern const char *const node_endpoint_names[];
+/* REDIS_REPLICATION_MODE's values: none, primary, replica, and Bitnami's master and slave. */
+extern const char *const node_replication_mode_names[];
 
 /* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
 #define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
@@ -117,8 +122,10 @@ struct node_render_input {
 	const char *announce_ip;	/* NULL: let the server pick */
 	const char *const *pass_hashes; /* sha256 hex of every accepted password; NULL or empty list: nopass */
 	size_t n_hashes;
-	const char *masterauth; /* NULL: none */
-	bool redact;		/* `kvinit render`: hashes and masterauth shown as <redacted> */
+	const char *masterauth;	    /* NULL: none */
+	const char *replicaof_host; /* replication mode: the primary a replica starts from; NULL: none */
+	unsigned replicaof_port;
+	bool redact; /* `kvinit render`: hashes and masterauth shown as <redacted> */
 };
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
@@ -160,12 +167,16 @@ struct node_setup {
 	char announce_ip[64];
 	bool has_announce_ip;
 	unsigned bus_port;
+	/* replication mode: the primary this node starts as a replica of (node_replication_discover); empty: none */
+	char replicaof_host[NODE_HOST_MAX];
+	unsigned replicaof_port;
 };
 
 /*
  * The settings that must agree with each other: REDIS_CLUSTER_CREATOR needs a cluster and REDIS_NODES; the cluster
- * bus port (REDIS_CLUSTER_BUS_PORT, else the port + 10000) must be a port and not the port itself. Pure. Returns
- * 0 with the bus port, or -EINVAL with one line in err.
+ * bus port (REDIS_CLUSTER_BUS_PORT, else the port + 10000) must be a port and not the port itself; and the
+ * replication settings (node_replication_check_settings). Pure. Returns 0 with the bus port, or -EINVAL (-ENOMEM)
+ * with one line in err.
  */
 int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err);
 /*
@@ -223,5 +234,63 @@ struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
+
+/* ---- replication and Sentinel (replication.c, sentinel.c, sentinel_conf.c) ---- */
+enum node_replication { NODE_REPL_NONE, NODE_REPL_PRIMARY, NODE_REPL_REPLICA };
+
+/* REDIS_REPLICATION_MODE with Bitnami's names folded: master is a primary, slave a replica. */
+enum node_replication node_replication(const struct node_options *o);
+/*
+ * The replication settings that must agree: a mode needs REDIS_CLUSTER_ENABLED=no, a replica needs
+ * REDIS_PRIMARY_HOST, REDIS_SENTINEL_NODES must parse, and REDIS_EXTRA_FLAGS may not set what the mode renders
+ * (replicaof, replica-announce-*). Pure. Returns 0, or -EINVAL with one line in err.
+ */
+int node_replication_check_settings(const struct node_options *o, struct init_error *err);
+/*
+ * Who this node starts as: in replication mode, a replica of REDIS_PRIMARY_HOST or a primary, unless the Sentinels
+ * (REDIS_SENTINEL_NODES) name a current primary, which wins: after a failover the environment is stale. Sets
+ * s->replicaof_host and _port; logs what it decided. Returns 0 (no Sentinel answering is not an error: the
+ * environment decides), or -EINVAL / -ENOMEM with err.
+ */
+int node_replication_discover(struct node_setup *s, struct init_error *err);
+/*
+ * The node role's stop hook in replication mode: a primary with an online replica asks the Sentinels to fail over
+ * (SENTINEL FAILOVER) and waits, bounded by KVINIT_FAILOVER_TIMEOUT and deadline_usec, until they name another
+ * primary; writes are paused from the start, so no write is acknowledged that the new primary lacks.
+ */
+void node_replication_failover_on_stop(const struct node_options *o, const struct secrets_value *pw,
+				       uint64_t deadline_usec);
+/* Health of a replication-mode node on ctx: ready when it is a primary, or a replica whose master link is up. */
+struct redisContext;
+int node_replication_ready(struct redisContext *ctx, const char *host, long long port, char *why, size_t size);
+
+/* The passwords kvinit tries on a Sentinel: REDIS_SENTINEL_PASSWORD_FILE and its rotation files, else data. */
+int node_sentinel_passwords(const struct node_options *o, const struct secrets_value *data, struct secrets_set *ret_set,
+			    struct init_error *err);
+
+/* sentinel.conf (sentinel_conf.c): pure, no I/O. */
+struct node_sentinel_conf_input {
+	const struct node_options *opt;
+	const char *const *pass_hashes; /* sha256 hex of every password the Sentinel accepts; none: nopass */
+	size_t n_hashes;
+	const char *sentinel_pass; /* what it sends to the other Sentinels; NULL: none */
+	const char *auth_pass;	   /* what it sends to the nodes; NULL: none */
+	bool redact;
+};
+/*
+ * The Sentinel's config: old_text (NULL on the first start) with kvinit's own lines (port, bind, dir, the
+ * password lines, announce and hostname settings, and for REDIS_MASTER_SET its auth-pass, down-after-milliseconds,
+ * failover-timeout and the monitor line's quorum) set to what the settings say, and every other line (what the
+ * Sentinel learned: myid, epochs, known replicas and Sentinels, the current primary) kept as it is. The monitor
+ * line of the set keeps the primary the Sentinel knows; without one, it names REDIS_PRIMARY_HOST (-EINVAL with err
+ * when that is empty). -ENOMEM with err.
+ */
+int node_sentinel_conf(const char *old_text, const struct node_sentinel_conf_input *in, char **ret_text,
+		       struct init_error *err);
+
+/* `kvinit sentinel` (sentinel.c), and its probe for `kvinit health` when KVINIT_ROLE=sentinel. */
+int node_sentinel_main(struct node_config *c, char **args);
+bool node_sentinel_is_role(void);
+int node_sentinel_health(struct node_config *c, bool ready);
 
 #endif

@@ -19,6 +19,24 @@ static const char *refuse_hostname(const struct init_string_check *check, const 
 	return !*s || init_valid_hostname(s) ? NULL : check->rule;
 }
 
+/* An address or a name: where a replica finds its primary, or what a replica or Sentinel announces. */
+static const char *refuse_host(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return !*s || init_valid_ip(s) || init_valid_hostname(s) ? NULL : check->rule;
+}
+
+/* A Sentinel master set: written into sentinel.conf lines as it is, so one plain token. */
+static const char *refuse_master_set(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	(void)buf;
+	(void)size;
+	return n && !s[n] && n <= 64 ? NULL : check->rule;
+}
+
 static const char *refuse_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
 {
 	(void)buf;
@@ -74,6 +92,10 @@ static const char *refuse_extra_flags(const struct init_string_check *check, con
 static const struct init_string_check node_check_ip = {"must be an IPv4 or IPv6 address", refuse_ip};
 static const struct init_string_check node_check_hostname = {
 	"must be a hostname (RFC 1123: letters, digits, '-' and '.', labels of 1 to 63)", refuse_hostname};
+static const struct init_string_check node_check_host = {"must be an IPv4 or IPv6 address or a hostname (RFC 1123)",
+							 refuse_host};
+static const struct init_string_check node_check_master_set = {"must be 1 to 64 letters, digits, '.', '_' or '-'",
+							       refuse_master_set};
 static const struct init_string_check node_check_path = {"must be an absolute path", refuse_path};
 static const struct init_string_check node_check_optional_path = {"must be empty or an absolute path",
 								  refuse_optional_path};
@@ -82,6 +104,7 @@ static const struct init_string_check node_check_bind = {
 static const struct init_string_check node_check_extra_flags = {NODE_EXTRA_FLAGS_RULE, refuse_extra_flags};
 
 const char *const node_endpoint_names[] = {"ip", "hostname", "unknown-endpoint", NULL};
+const char *const node_replication_mode_names[] = {"none", "primary", "replica", "master", "slave", NULL};
 
 static const struct init_option_desc node_descs[] = {
 #define OPT_STR(...)	  INIT_OPTION_DESC_STR(struct node_options, __VA_ARGS__)
@@ -96,6 +119,11 @@ static const struct init_option_desc node_descs[] = {
 static const struct init_option_alias node_aliases[] = {
 	{"REDIS_PORT", NODE_OPT_port},
 	{"REDIS_CLUSTER_NODES", NODE_OPT_nodes},
+	/* Bitnami's redis and redis-sentinel images */
+	{"REDIS_MASTER_HOST", NODE_OPT_primary_host},
+	{"REDIS_MASTER_PORT_NUMBER", NODE_OPT_primary_port},
+	{"REDIS_SENTINEL_HOST", NODE_OPT_sentinel_nodes},
+	{"REDIS_SENTINEL_MASTER_NAME", NODE_OPT_master_set},
 };
 
 static const struct init_option_table node_table = {

@@ -125,6 +125,27 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 	return 0;
 }
 
+/*
+ * Replication mode: what a node announces to its primary and the Sentinels (a primary too: a failover may make it
+ * a replica), and on a replica the primary it starts from.
+ */
+static void render_replication(FILE *f, const struct node_render_input *in)
+{
+	const struct node_options *o = in->opt;
+
+	if (node_replication(o) == NODE_REPL_NONE)
+		return;
+	if (*o->replica_ip)
+		directive(f, "replica-announce-ip", o->replica_ip);
+	if (o->replica_port)
+		directive_uint(f, "replica-announce-port", (unsigned long long)o->replica_port);
+	if (in->replicaof_host) {
+		(void)fputs("replicaof ", f);
+		node_write_config_value(f, in->replicaof_host);
+		(void)fprintf(f, " %u\n", in->replicaof_port);
+	}
+}
+
 static void render_auth(FILE *f, const struct node_render_input *in)
 {
 	bool channels = node_server_knows(in->server, NODE_DIR_ACL_CHANNELS);
@@ -173,6 +194,8 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 		r = render_cluster(f, in, err);
 	else
 		directive(f, "cluster-enabled", "no");
+	if (r == 0)
+		render_replication(f, in);
 	if (r == 0 && *o->extra_flags)
 		r = extra_flags(f, o->extra_flags, err);
 	if (r == 0)

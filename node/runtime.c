@@ -11,7 +11,7 @@
  *                  current addresses (heal.c);
  *   rotate         after a change of the password files: brings the server to the new set (rotate.c).
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
- * (failover.c).
+ * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -253,6 +253,7 @@ static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *us
 		if (run->pid[i] > 0 && kill(run->pid[i], SIGTERM) < 0 && errno != ESRCH)
 			log_warn("cannot stop %s: %s, ignoring", helpers[i].name, strerror(errno));
 	node_failover_on_stop(run->o, current_password(run), deadline_usec);
+	node_replication_failover_on_stop(run->o, current_password(run), deadline_usec);
 }
 
 static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *userdata)

@@ -30,6 +30,7 @@ static int setting_error(int r)
 int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err)
 {
 	unsigned bus_port = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
+	int r;
 
 	if (o->creator && (!o->cluster_enabled || !*o->nodes))
 		return init_error_set(err, -EINVAL,
@@ -43,6 +44,9 @@ int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_po
 	if (o->cluster_enabled && bus_port == (unsigned)o->port)
 		return init_error_set(err, -EINVAL, "REDIS_CLUSTER_BUS_PORT='%u': must differ from REDIS_PORT_NUMBER",
 				      bus_port);
+	r = node_replication_check_settings(o, err);
+	if (r < 0)
+		return r;
 	*ret_bus_port = bus_port;
 	return 0;
 }
@@ -171,6 +175,11 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 	}
 	if (r == 0)
 		r = pick_announce_ip(&s, err);
+	/* what the environment says; node_replication_discover asks the Sentinels before the node starts */
+	if (r == 0 && node_replication(&c->opt) == NODE_REPL_REPLICA) {
+		(void)snprintf(s.replicaof_host, sizeof(s.replicaof_host), "%s", c->opt.primary_host);
+		s.replicaof_port = (unsigned)c->opt.primary_port;
+	}
 	if (r < 0) {
 		node_setup_free(&s);
 		return r;
@@ -193,6 +202,8 @@ int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, 
 		.pass_hashes = hashes,
 		.n_hashes = rot->n,
 		.masterauth = rot->n ? rot->entry[rot->current].value.data : NULL,
+		.replicaof_host = s->replicaof_host[0] ? s->replicaof_host : NULL,
+		.replicaof_port = s->replicaof_port,
 		.redact = redact,
 	};
 	int r;

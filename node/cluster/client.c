@@ -112,6 +112,19 @@ int cluster_connect(const char *host, unsigned port, const struct secrets_value 
 	return 0;
 }
 
+redisContext *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+			   char *why, size_t size)
+{
+	struct init_error err;
+	redisContext *ctx = NULL;
+
+	if (cluster_connect(host, port, pw, timeout_ms, &ctx, &err) < 0) {
+		(void)snprintf(why, size, "%s", err.msg);
+		return NULL;
+	}
+	return ctx;
+}
+
 void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size)
 {
 	(void)snprintf(buf, size, strchr(p->addr.host, ':') ? "[%s]:%u" : "%s:%u", p->addr.host, p->addr.port);

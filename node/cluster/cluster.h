@@ -22,7 +22,7 @@
 #include "secrets.h"
 
 #define CLUSTER_SLOTS	 16384
-#define CLUSTER_HOST_MAX 256
+#define CLUSTER_HOST_MAX NODE_HOST_MAX
 #define CLUSTER_ID_LEN	 40 /* a node id: 40 hex digits */
 
 /* ---- REDIS_NODES and the cluster plan (plan.c): pure ---- */
@@ -144,6 +144,9 @@ int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_err
  */
 int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
 		    redisContext **ret_ctx, struct init_error *err);
+/* cluster_connect for callers that only keep the reason: the context, or NULL with cluster_connect's line in why. */
+redisContext *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+			   char *why, size_t size);
 
 struct cluster_peer {
 	struct cluster_addr addr;  /* as listed in REDIS_NODES */

@@ -558,8 +558,10 @@ static void test_node_ini(void **state)
 
 	write_ini("port = 7000\n");
 	assert_int_not_equal(load_node(&c, &err, env), 0);
-	assert_non_null(
-		strstr(err.msg, ":1: 'port' is outside a section (options go under [kvinit], [node] or [cluster])"));
+	assert_non_null(strstr(
+		err.msg,
+		":1: 'port' is outside a section (options go under [kvinit], [node], [cluster], [replication] or "
+		"[sentinel])"));
 	node_config_free(&c);
 }
 

@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kvinit sentinel`: the Sentinel of a replicated primary (replication.c), run and supervised like the server:
+ * the same start-up (setup.c: settings, the password and its rotation files, the server binary), the same user,
+ * capabilities and seccomp filter (init_run), the same watch on the password files and the same rotation fold
+ * (secrets/). The Sentinel is the server binary with --sentinel, which every Redis and Valkey server has (Debian's
+ * redis-sentinel is a link to it).
+ *
+ * Two passwords reach a Sentinel: the nodes' (it sends it to them: auth-pass) and its own (clients and the other
+ * Sentinels send it: REDIS_SENTINEL_PASSWORD_FILE, else the nodes' password too). A change of either is applied
+ * live by a helper process, staged like the nodes' (rotate.c): the Sentinel accepts every password of the files
+ * first, sends a new one only once every peer takes it (the primary and replicas for auth-pass, the other
+ * Sentinels for sentinel-pass), and drops what left the files last.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cluster.h"
+
+extern char **environ;
+
+#define SENTINEL_CONF_NAME "sentinel.conf"
+#define SENTINEL_CONF_MAX  (4 * 1024 * 1024)
+#define RETRY_MSEC	   200
+#define REPORT_EVERY_USEC  (10 * USEC_PER_SEC)
+
+enum secret { SECRET_DATA, SECRET_OWN, SECRET__COUNT };
+
+struct sentinel_run;
+
+/* A password and its files: the nodes', or the Sentinels' own when it has a file of its own. */
+struct sentinel_secret {
+	const char *what;
+	struct secrets_rotation *rot;
+	const struct secrets_paths *paths;
+	const struct secrets_set *initial;
+	bool watched;
+	struct secrets_watch *watch;
+	struct init_timer expiry;
+	struct sentinel_run *run;
+};
+
+struct sentinel_run {
+	struct node_setup *setup; /* the nodes' password (setup->rotation) and the server */
+	const struct node_options *o;
+	const struct init_user *user;
+	struct init_loop *loop;
+	char conf_path[PATH_MAX];
+	/* the Sentinels' own password when REDIS_SENTINEL_PASSWORD_FILE names one */
+	bool own_file;
+	struct secrets_paths own_paths;
+	struct secrets_set own_initial;
+	struct secrets_rotation own_rot;
+	struct sentinel_secret secret[SECRET__COUNT];
+	/* every own password the Sentinel may hold: what it was given since its last completed rotation */
+	struct secrets_value login[2 * SECRETS_MAX_ACCEPTED];
+	size_t n_login;
+	pid_t rotate_pid;
+	bool rotate_again, started, stopping;
+};
+
+/* The Sentinel's own passwords: its own rotation, or the nodes'. */
+static const struct secrets_rotation *own_rotation(const struct sentinel_run *run)
+{
+	return run->own_file ? &run->own_rot : &run->setup->rotation;
+}
+
+static const struct secrets_value *current(const struct secrets_rotation *rot)
+{
+	return rot->n ? &rot->entry[rot->current].value : NULL;
+}
+
+/* ---- start-up ---- */
+
+/* REDIS_SENTINEL_PASSWORD_FILE and the _next and _previous files beside it, read as the nodes' are. */
+static int load_own_password(struct sentinel_run *run, struct init_error *err)
+{
+	char *const no_env[] = {NULL};
+	const char *file = run->o->sentinel_password_file;
+	char shown[320];
+	int r;
+
+	run->own_rot.grace_usec = (uint64_t)run->o->rotation_grace * USEC_PER_MSEC;
+	if (!*file)
+		return 0;
+	run->own_file = true;
+	r = secrets_paths_resolve(no_env, file, &run->own_paths, err);
+	if (r < 0)
+		return r;
+	secrets_set_read(&run->own_paths, &run->own_initial);
+	for (int i = 0; i < SECRETS__SLOTS; i++) {
+		r = run->own_initial.error[i];
+		if (r == 0 || (i != SECRETS_CURRENT && secrets_slot_absent(i, r)))
+			continue;
+		init_escape_control(shown, sizeof(shown), run->own_paths.path[i]);
+		return init_error_set(err, r == -ENOMEM ? r : -EINVAL,
+				      "REDIS_SENTINEL_PASSWORD_FILE: the %s file '%s': %s", secrets_slot_name(i), shown,
+				      secrets_strerror(r));
+	}
+	if (secrets_rotation_update(&run->own_rot, &run->own_initial, init_now_usec()) < 0)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* What sentinel.conf's own lines say now: from the rotations as they stand. */
+static int render_conf(const struct sentinel_run *run, const char *old_text, char **ret_text, struct init_error *err)
+{
+	const struct secrets_rotation *own = own_rotation(run), *data = &run->setup->rotation;
+	const char *hashes[SECRETS_MAX_ACCEPTED];
+	struct node_sentinel_conf_input in = {
+		.opt = run->o,
+		.pass_hashes = hashes,
+		.n_hashes = own->n,
+		.sentinel_pass = own->n ? current(own)->data : NULL,
+		.auth_pass = data->n ? current(data)->data : NULL,
+	};
+
+	for (size_t k = 0; k < own->n; k++)
+		hashes[k] = own->entry[secrets_rotation_order(own, k)].hash;
+	return node_sentinel_conf(old_text, &in, ret_text, err);
+}
+
+static void text_free(char *text)
+{
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+}
+
+/* sentinel.conf as it must be now: the file as the Sentinel left it (none on the first start), kvinit's lines set. */
+static int prepare_conf(const struct sentinel_run *run, char **ret_text, struct init_error *err)
+{
+	_cleanup_free_ char *old = malloc(SENTINEL_CONF_MAX + 2);
+	int n, r;
+
+	if (!old)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	n = init_read_file_bounded(run->conf_path, 0, old, SENTINEL_CONF_MAX + 2, NULL);
+	if (n < 0 && n != -ENOENT)
+		return init_error_set(err, n == -EFBIG || n == -EBADFD || n == -EILSEQ ? -EINVAL : n, "'%s': %s",
+				      run->conf_path, init_value_strerror(n));
+	r = render_conf(run, n < 0 ? NULL : old, ret_text, err);
+	if (n > 0)
+		explicit_bzero(old, (size_t)n);
+	return r;
+}
+
+/* Written atomically, the Sentinel's user's: the Sentinel rewrites it. */
+static int write_conf(const struct sentinel_run *run, const char *text, struct init_error *err)
+{
+	const struct init_user *user = run->user;
+	bool give = geteuid() == 0 && user->set;
+	struct init_error werr;
+	int r;
+
+	if (!text)
+		return init_error_set(err, -EINVAL, "'%s': nothing to write", run->conf_path);
+	r = init_write_file_atomic(run->conf_path, text, strlen(text), 0600, give ? user->uid : geteuid(),
+				   give ? user->gid : getegid(), &werr);
+	if (r < 0)
+		return init_error_set(err, r, "'%s': %s", run->conf_path, werr.msg);
+	return 0;
+}
+
+/* ---- applying a rotation (in a helper process) ---- */
+
+/* Says why it waits, at most every REPORT_EVERY_USEC. */
+static void report_waiting(uint64_t *last_usec, const char *what, const char *why)
+{
+	uint64_t now = init_now_usec();
+
+	if (*last_usec && now - *last_usec < REPORT_EVERY_USEC)
+		return;
+	*last_usec = now;
+	log_warn("password rotation: waiting for %s: %s", what, why);
+}
+
+/* The local Sentinel, with whichever own password it takes now (none, with ALLOW_EMPTY_PASSWORD). */
+static redisContext *connect_local(const struct sentinel_run *run)
+{
+	const struct secrets_rotation *rot = own_rotation(run);
+	const struct secrets_value *tries[SECRETS_MAX_ACCEPTED + 2 * SECRETS_MAX_ACCEPTED];
+	static const struct secrets_value none = {0};
+	char host[64], why[256];
+	uint64_t reported = 0;
+	size_t n = 0;
+
+	for (size_t k = 0; k < rot->n; k++)
+		tries[n++] = &rot->entry[secrets_rotation_order(rot, k)].value;
+	for (size_t k = 0; k < run->n_login; k++)
+		tries[n++] = &run->login[k];
+	if (!n)
+		tries[n++] = &none;
+	node_probe_host(run->o->bind, host, sizeof(host));
+	for (;;) {
+		for (size_t k = 0; k < n; k++) {
+			redisContext *ctx =
+				cluster_open(host, (unsigned)run->o->sentinel_port, tries[k], 2000, why, sizeof(why));
+
+			if (ctx)
+				return ctx;
+		}
+		report_waiting(&reported, "this Sentinel", why);
+		init_sleep_ms(RETRY_MSEC);
+	}
+}
+
+/* ACL SETUSER default [resetpass] #<hash>...: the Sentinel's own passwords. */
+static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, bool exact)
+{
+	const char *argv[4 + SECRETS_MAX_ACCEPTED];
+	char rules[SECRETS_MAX_ACCEPTED][66];
+	redisReply *reply;
+	int argc = 0, r = 0;
+
+	argv[argc++] = "ACL";
+	argv[argc++] = "SETUSER";
+	argv[argc++] = "default";
+	if (exact)
+		argv[argc++] = "resetpass";
+	for (size_t i = 0; i < rot->n; i++) {
+		(void)snprintf(rules[i], sizeof(rules[i]), "#%s", rot->entry[i].hash);
+		argv[argc++] = rules[i];
+	}
+	reply = redisCommandArgv(ctx, argc, argv, NULL);
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		log_error("password rotation: ACL SETUSER default on the Sentinel failed: %s",
+			  reply ? reply->str : ctx->errstr);
+		r = -EIO;
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+/* A value of a flat key/value reply (SENTINEL MASTER, and each element of SENTINEL REPLICAS and SENTINELS). */
+static const char *reply_field(const redisReply *map, const char *key)
+{
+	if (!map || map->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < map->elements; i += 2)
+		if (map->element[i]->type == REDIS_REPLY_STRING && strcmp(map->element[i]->str, key) == 0 &&
+		    map->element[i + 1]->type == REDIS_REPLY_STRING)
+			return map->element[i + 1]->str;
+	return NULL;
+}
+
+/* A peer that is there to ask: not down, not disconnected (a gone peer would hold the rotation forever). */
+static bool add_peer(const redisReply *map, struct cluster_addr *peers, size_t *n, size_t max)
+{
+	const char *ip = reply_field(map, "ip"), *port = reply_field(map, "port"), *flags = reply_field(map, "flags");
+
+	if (!ip || !port || *n == max || (flags && (strstr(flags, "s_down") || strstr(flags, "disconnected"))))
+		return false;
+	(void)snprintf(peers[*n].host, sizeof(peers[*n].host), "%s", ip);
+	peers[(*n)++].port = (unsigned)strtoul(port, NULL, 10);
+	return true;
+}
+
+/* The primary and its replicas (nodes), or the other Sentinels, as this Sentinel knows them now. */
+static size_t list_peers(redisContext *ctx, const char *set, bool nodes, struct cluster_addr *peers, size_t max)
+{
+	redisReply *rep;
+	size_t n = 0;
+
+	if (nodes) {
+		rep = redisCommand(ctx, "SENTINEL MASTER %s", set);
+		(void)add_peer(rep, peers, &n, max);
+		freeReplyObject(rep);
+	}
+	rep = redisCommand(ctx, nodes ? "SENTINEL REPLICAS %s" : "SENTINEL SENTINELS %s", set);
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+		(void)add_peer(rep->element[i], peers, &n, max);
+	freeReplyObject(rep);
+	return n;
+}
+
+/* Waits until every peer (nodes or Sentinels) takes pw, so this Sentinel can start sending it. */
+static void wait_peers_accept(redisContext *ctx, const char *set, bool nodes, const struct secrets_value *pw,
+			      const char *hash)
+{
+	struct cluster_addr peers[64];
+	char why[256], what[NODE_HOST_MAX + 96];
+	uint64_t reported = 0;
+
+	for (;;) {
+		size_t n = list_peers(ctx, set, nodes, peers, sizeof(peers) / sizeof(peers[0])), i;
+
+		for (i = 0; i < n; i++) {
+			redisContext *peer = cluster_open(peers[i].host, peers[i].port, pw, 1000, why, sizeof(why));
+
+			if (!peer)
+				break;
+			redisFree(peer);
+		}
+		if (i == n)
+			return;
+		(void)snprintf(what, sizeof(what), "%s %s:%u to accept #%.8s", nodes ? "node" : "Sentinel",
+			       peers[i].host, peers[i].port, hash);
+		report_waiting(&reported, what, why);
+		init_sleep_ms(RETRY_MSEC);
+	}
+}
+
+static int send_set(redisContext *ctx, const char *what, redisReply *reply)
+{
+	int r = 0;
+
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		log_error("password rotation: %s failed: %s", what, reply ? reply->str : ctx->errstr);
+		r = -EIO;
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+static int rotate_apply(void *userdata)
+{
+	const struct sentinel_run *run = userdata;
+	const struct secrets_rotation *own = own_rotation(run), *data = &run->setup->rotation;
+	const char *set = run->o->master_set;
+	redisContext *ctx = connect_local(run);
+	int r = 0;
+
+	/* 1. accept every own password of the files */
+	if (own->n)
+		r = set_passwords(ctx, own, false);
+	/* 2. send the new ones once the peers take them */
+	if (r == 0 && own->n) {
+		wait_peers_accept(ctx, set, false, current(own), own->entry[own->current].hash);
+		r = send_set(ctx, "SENTINEL CONFIG SET sentinel-pass",
+			     redisCommand(ctx, "SENTINEL CONFIG SET sentinel-pass %b", current(own)->data,
+					  current(own)->len));
+	}
+	if (r == 0 && data->n) {
+		wait_peers_accept(ctx, set, true, current(data), data->entry[data->current].hash);
+		r = send_set(ctx, "SENTINEL SET auth-pass",
+			     redisCommand(ctx, "SENTINEL SET %s auth-pass %b", set, current(data)->data,
+					  current(data)->len));
+		if (r == 0)
+			log_info("password rotation: the Sentinel sends #%.8s to the nodes (every node accepts it)",
+				 data->entry[data->current].hash);
+	}
+	/* 3. accept only what is still in the files (or in its grace period) */
+	if (r == 0 && own->n)
+		r = set_passwords(ctx, own, true);
+	redisFree(ctx);
+	return r < 0 ? 1 : 0;
+}
+
+/* ---- the password files while the Sentinel runs ---- */
+
+static void login_add(struct sentinel_run *run, const struct secrets_value *v)
+{
+	for (size_t i = 0; i < run->n_login; i++)
+		if (secrets_value_equal(&run->login[i], v))
+			return;
+	if (run->n_login == sizeof(run->login) / sizeof(run->login[0])) {
+		secrets_wipe(&run->login[0]);
+		memmove(&run->login[0], &run->login[1], (run->n_login - 1) * sizeof(run->login[0]));
+		run->login[--run->n_login] = (struct secrets_value){0};
+	}
+	if (secrets_value_copy(v->data, v->len, &run->login[run->n_login]) == 0)
+		run->n_login++;
+}
+
+static void login_reset(struct sentinel_run *run)
+{
+	const struct secrets_rotation *rot = own_rotation(run);
+
+	for (size_t i = 0; i < run->n_login; i++)
+		secrets_wipe(&run->login[i]);
+	run->n_login = 0;
+	for (size_t i = 0; i < rot->n; i++)
+		login_add(run, &rot->entry[i].value);
+}
+
+static void start_rotate(struct sentinel_run *run)
+{
+	int r = init_fork_helper(rotate_apply, run, &run->rotate_pid);
+
+	if (r < 0)
+		log_error("cannot start the password rotation: %s, ignoring", strerror(-r));
+}
+
+static void arm_expiry(struct sentinel_secret *sec)
+{
+	uint64_t next = secrets_rotation_next_expiry(sec->rot);
+
+	if (next)
+		init_timer_arm(sec->run->loop, &sec->expiry, next);
+	else
+		init_timer_disarm(sec->run->loop, &sec->expiry);
+}
+
+static void rotation_changed(struct sentinel_secret *sec)
+{
+	struct sentinel_run *run = sec->run;
+	const struct secrets_rotation *own = own_rotation(run);
+	char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
+
+	secrets_rotation_describe(sec->rot, accepted, sizeof(accepted));
+	log_info("password rotation (%s): accepting %s, sending #%.8s", sec->what, accepted,
+		 sec->rot->entry[sec->rot->current].hash);
+	arm_expiry(sec);
+	if (run->stopping)
+		return;
+	for (size_t i = 0; i < own->n; i++)
+		login_add(run, &own->entry[i].value);
+	if (run->rotate_pid > 0) {
+		run->rotate_again = true;
+		if (kill(run->rotate_pid, SIGTERM) < 0 && errno != ESRCH)
+			log_warn("cannot stop the stale password rotation: %s", strerror(errno));
+		return;
+	}
+	start_rotate(run);
+}
+
+static void on_secrets_changed(const struct secrets_set *set, void *userdata)
+{
+	struct sentinel_secret *sec = userdata;
+	char shown[320];
+	int r;
+
+	for (int i = 0; i < SECRETS__SLOTS; i++) {
+		if (set->error[i] == 0 || secrets_slot_absent(i, set->error[i]))
+			continue;
+		init_escape_control(shown, sizeof(shown), sec->paths->path[i]);
+		log_warn("the %s %s file '%s': %s; it keeps counting as it was", secrets_slot_name(i), sec->what, shown,
+			 secrets_strerror(set->error[i]));
+	}
+	r = secrets_rotation_update(sec->rot, set, init_now_usec());
+	if (r < 0)
+		log_error("password rotation: %s, ignoring this change", strerror(-r));
+	else if (r > 0)
+		rotation_changed(sec);
+}
+
+static void on_expiry(struct init_loop *loop, void *userdata)
+{
+	struct sentinel_secret *sec = userdata;
+
+	(void)loop;
+	if (secrets_rotation_expire(sec->rot, init_now_usec()))
+		rotation_changed(sec);
+	else
+		arm_expiry(sec);
+}
+
+/* ---- the hooks of the supervision loop ---- */
+
+static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
+{
+	struct sentinel_run *run = userdata;
+
+	(void)pid;
+	if (run->started)
+		return;
+	run->started = true;
+	run->loop = init_supervisor_loop(sv);
+	login_reset(run);
+	for (int i = 0; i < SECRET__COUNT; i++) {
+		struct sentinel_secret *sec = &run->secret[i];
+		int r;
+
+		if (!sec->watched)
+			continue;
+		r = secrets_watch_new(run->loop, sec->paths, sec->initial,
+				      (uint64_t)run->o->secret_poll * USEC_PER_MSEC, on_secrets_changed, sec,
+				      &sec->watch);
+		if (r < 0)
+			log_error("cannot watch the %s files: %s; a new password needs a restart", sec->what,
+				  strerror(-r));
+		arm_expiry(sec);
+	}
+}
+
+/* The Sentinel rewrote its file since kvinit set it: kvinit's lines again, before it reads it. */
+static void on_restarting(struct init_supervisor *sv, void *userdata)
+{
+	struct sentinel_run *run = userdata;
+	struct init_error err;
+	char *text = NULL;
+	int r;
+
+	(void)sv;
+	r = prepare_conf(run, &text, &err);
+	if (r == 0)
+		r = write_conf(run, text, &err);
+	if (r < 0)
+		log_error("%s, ignoring: the Sentinel starts with the file as it is", err.msg);
+	text_free(text);
+}
+
+static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *userdata)
+{
+	struct sentinel_run *run = userdata;
+
+	(void)sv;
+	(void)deadline_usec;
+	run->stopping = true;
+	if (run->rotate_pid > 0 && kill(run->rotate_pid, SIGTERM) < 0 && errno != ESRCH)
+		log_warn("cannot stop the password rotation: %s, ignoring", strerror(errno));
+}
+
+static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *userdata)
+{
+	struct sentinel_run *run = userdata;
+
+	(void)sv;
+	if (pid != run->rotate_pid) {
+		log_debug("reaped orphan pid %d", (int)pid);
+		return;
+	}
+	run->rotate_pid = 0;
+	if (run->rotate_again && !run->stopping) {
+		run->rotate_again = false;
+		start_rotate(run);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		login_reset(run);
+		log_info("password rotation applied to the Sentinel");
+	} else if (!run->stopping) {
+		log_error("password rotation failed (%s %d): see its lines above",
+			  WIFEXITED(status) ? "status" : "signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	}
+}
+
+/* ---- the role ---- */
+
+static int check_server(const struct node_server *server, struct init_error *err)
+{
+	char version[48];
+
+	if (server->flavor == NODE_VALKEY || server->version >= NODE_VERSION(6, 2, 0))
+		return 0;
+	node_server_describe(server, version, sizeof(version));
+	return init_error_set(err, -EINVAL,
+			      "%s has no Sentinel kvinit can run (sentinel-pass, resolve-hostnames and ACLs need Redis "
+			      "6.2 or later)",
+			      version);
+}
+
+static void run_free(struct sentinel_run *run)
+{
+	for (int i = 0; i < SECRET__COUNT; i++)
+		secrets_watch_free(run->secret[i].watch);
+	for (size_t i = 0; i < run->n_login; i++)
+		secrets_wipe(&run->login[i]);
+	secrets_paths_free(&run->own_paths);
+	secrets_set_wipe(&run->own_initial);
+	secrets_rotation_free(&run->own_rot);
+}
+
+static int supervise(struct sentinel_run *run, char *const *envp)
+{
+	struct node_setup *s = run->setup;
+	const struct node_options *o = run->o;
+	struct init_role_hooks hooks = {
+		.stop = on_stop,
+		.started = on_started,
+		.reaped = on_reaped,
+		.restarting = on_restarting,
+		.userdata = run,
+	};
+	char *argv[] = {s->server.server_bin, run->conf_path, "--sentinel", NULL};
+	/* to set its lines in the Sentinel's file (its user's, in its directory) before a restart, and read secrets */
+	int caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE};
+	char version[48];
+
+	/* the Sentinel rewrites its file with its passwords in it, with 0644 less its umask: keep it to its user */
+	(void)umask(0077);
+	node_server_describe(&s->server, version, sizeof(version));
+	log_info("starting the Sentinel of %s ('%s --sentinel') on port '%lld', watching '%s'", version,
+		 s->server.server_bin, (long long)o->sentinel_port, o->master_set);
+	return init_run(&s->c->core.opt, run->user, argv, envp, &hooks, caps,
+			run->user->set && geteuid() == 0 ? sizeof(caps) / sizeof(caps[0]) : 0);
+}
+
+int node_sentinel_main(struct node_config *c, char **args)
+{
+	struct node_setup s;
+	struct init_user user = {0};
+	struct sentinel_run run = {.o = &c->opt, .user = &user};
+	struct init_error err;
+	_cleanup_free_ char **env = NULL;
+	char *text = NULL;
+	int r;
+
+	if (args[0]) {
+		log_error("sentinel: unexpected argument '%s' (settings come from the environment; see kvinit --help)",
+			  args[0]);
+		return INIT_EXIT_USAGE;
+	}
+	r = node_setup_prepare(c, &s, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return r == -ENOENT ? INIT_EXIT_NOTFOUND : init_exit_status(r, INIT_EXIT_SYSCALL);
+	}
+	run.setup = &s;
+	(void)snprintf(run.conf_path, sizeof(run.conf_path), "%s/%s", c->opt.data_dir, SENTINEL_CONF_NAME);
+	run.secret[SECRET_DATA] = (struct sentinel_secret){
+		.what = "password",
+		.rot = &s.rotation,
+		.paths = &s.paths,
+		.initial = &s.initial,
+		.watched = s.rotating,
+		.run = &run,
+	};
+	r = check_server(&s.server, &err);
+	if (r == 0)
+		r = load_own_password(&run, &err);
+	if (r == 0 && run.own_file)
+		run.secret[SECRET_OWN] = (struct sentinel_secret){
+			.what = "Sentinel password",
+			.rot = &run.own_rot,
+			.paths = &run.own_paths,
+			.initial = &run.own_initial,
+			.watched = true,
+			.run = &run,
+		};
+	for (int i = 0; i < SECRET__COUNT; i++)
+		run.secret[i].expiry = (struct init_timer){.fn = on_expiry, .userdata = &run.secret[i]};
+	if (r < 0)
+		log_error("%s", err.msg);
+	else
+		r = init_resolve_user(&c->core.opt, &user); /* it says why itself */
+	if (r == 0) {
+		/* rendered before anything is written: a bad setting leaves no trace */
+		r = prepare_conf(&run, &text, &err);
+		if (r == 0)
+			r = node_setup_data_dir(&s, &user, &err);
+		if (r == 0)
+			r = write_conf(&run, text, &err);
+		if (r == 0)
+			r = node_setup_child_environment(environ, &env, &err);
+		if (r < 0)
+			log_error("%s", err.msg);
+	}
+	text_free(text);
+	if (r == 0)
+		r = supervise(&run, env);
+	run_free(&run);
+	init_user_free(&user);
+	node_setup_free(&s);
+	return init_exit_status(r, INIT_EXIT_SYSCALL);
+}
+
+/* ---- health ---- */
+
+bool node_sentinel_is_role(void)
+{
+	const char *role = getenv("KVINIT_ROLE");
+
+	return role && strcmp(role, "sentinel") == 0;
+}
+
+static int probe(const struct node_options *o, bool ready, const struct secrets_value *pw, char *why, size_t size)
+{
+	long long port = (long long)o->sentinel_port;
+	char host[64];
+	redisContext *ctx;
+	redisReply *rep;
+	int ok = 0;
+
+	node_probe_host(o->bind, host, sizeof(host));
+	ctx = cluster_open(host, (unsigned)port, pw, 2000, why, size);
+	if (!ctx)
+		return 0;
+	/* ready: the set is known and enough Sentinels are there to call a failover (quorum and majority) */
+	rep = ready ? redisCommand(ctx, "SENTINEL CKQUORUM %s", o->master_set) : redisCommand(ctx, "PING");
+	if (!rep)
+		(void)snprintf(why, size, "no answer from sentinel %s:%lld: %s", host, port, ctx->errstr);
+	else if (rep->type == REDIS_REPLY_ERROR || ready)
+		(void)snprintf(why, size, "sentinel %s:%lld, '%s': %s", host, port, o->master_set, rep->str);
+	else
+		(void)snprintf(why, size, "sentinel %s:%lld answers PING", host, port);
+	ok = rep && rep->type != REDIS_REPLY_ERROR;
+	freeReplyObject(rep);
+	redisFree(ctx);
+	return ok;
+}
+
+/*
+ * The passwords to probe with: the Sentinels' own file and its rotation files, or without one the nodes' password
+ * and its rotation files. The next and previous ones are tried when the current one is refused (a rotation has
+ * not reached the Sentinel yet).
+ */
+int node_sentinel_health(struct node_config *c, bool ready)
+{
+	struct secrets_password pw = {0};
+	struct secrets_paths paths = {0};
+	struct secrets_set set = {0};
+	struct init_error err;
+	char why[512] = "";
+	int ok = 0, r;
+
+	r = secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err);
+	if (r == 0 && !*c->opt.sentinel_password_file && pw.path) {
+		r = secrets_paths_resolve(environ, pw.path, &paths, &err);
+		if (r == 0) {
+			secrets_set_read(&paths, &set);
+			/* the current one as loaded, whatever the file holds a moment later */
+			secrets_wipe(&set.value[SECRETS_CURRENT]);
+			set.error[SECRETS_CURRENT] =
+				secrets_value_copy(pw.value.data, pw.value.len, &set.value[SECRETS_CURRENT]);
+		}
+	} else if (r == 0) {
+		r = node_sentinel_passwords(&c->opt, &pw.value, &set, &err);
+	}
+	if (r < 0) {
+		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
+		secrets_password_free(&pw);
+		return 1;
+	}
+	for (int i = 0; i < SECRETS__SLOTS && !ok; i++) {
+		if (set.error[i] < 0 || (i != SECRETS_CURRENT && (!set.value[i].data || !strstr(why, "AUTH refused"))))
+			continue;
+		ok = probe(&c->opt, ready, &set.value[i], why, sizeof(why));
+	}
+	secrets_set_wipe(&set);
+	secrets_paths_free(&paths);
+	secrets_password_free(&pw);
+	(void)printf("%s%s: %s\n", ok ? "" : "not ", ready ? "ready" : "live", why);
+	(void)fflush(stdout);
+	return ok ? 0 : 1;
+}

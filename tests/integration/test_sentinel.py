@@ -1,0 +1,458 @@
+"""Replication with Sentinel on 127.0.0.1: a primary, two replicas and three Sentinels, each under kvinit as PID 1
+of its own PID namespace (`kvinit node` with REDIS_REPLICATION_MODE, `kvinit sentinel`), and a client that finds
+the primary through the Sentinels (redis-py's redis.sentinel.Sentinel, as applications do).
+
+The gaps this measures are printed (pytest -s shows them): the longest time between two acknowledged writes of a
+client writing every 10 ms, across a SIGTERM of the primary's kvinit (kvinit asks the Sentinels to fail over
+first) and across a plain SIGTERM (the Sentinels notice after down-after-milliseconds and elect a leader).
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import LONG, SHORT, KVINIT_BIN, wait_until
+from nodes import PASSWORD, free_port, node_env, secret_file, server_pid
+import sentinel_writer
+from sentinel_writer import AddrWriter, Writer
+
+# kvinit's default: a plain SIGTERM leaves the set without a primary this long, plus an election
+DOWN_AFTER_MS = 5000
+SET = "mymaster"
+NEW = "n3w p4ss: 'single' quotes, \"double\", $dollar and \\ backslash"
+
+
+def sha(password):
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def connect(port, password=PASSWORD, host="127.0.0.1", timeout=2):
+    return redis.Redis(host=host, port=port, password=password, socket_timeout=timeout,
+                       socket_connect_timeout=timeout)
+
+
+def accepts(port, password, host="127.0.0.1"):
+    """AUTH with password: True on OK, False on WRONGPASS; a server that does not answer fails the test."""
+    c = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return bool(c.execute_command("AUTH", password))
+    except redis.exceptions.AuthenticationError:
+        return False
+    except redis.exceptions.ResponseError as e:
+        if str(e).startswith("WRONGPASS"):
+            return False
+        raise
+    finally:
+        c.close()
+
+
+def info(port, password=PASSWORD, section="replication"):
+    try:
+        return connect(port, password).info(section)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError):
+        return {}
+
+
+def flagged_down(entry):
+    return any(f in entry.get("flags", "") for f in ("s_down", "o_down", "disconnected"))
+
+
+# --------------------------------------------------------------------------- the topology
+
+
+class Topology:
+    """Nodes and Sentinels under kvinit, all on 127.0.0.1, sharing one password file."""
+
+    def __init__(self, launch, workdir):
+        self.launch = launch
+        self.workdir = Path(workdir)
+        self.password_file = secret_file(workdir)
+        self.password = PASSWORD  # the nodes'
+        self.own_password = None  # the Sentinels' own, when they have one (REDIS_SENTINEL_PASSWORD_FILE)
+        self.nodes = {}  # name -> Launched
+        self.sentinels = {}  # name -> Launched
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.primary_port = None
+
+    # -- nodes
+    def node_env(self, name, port, mode, **extra):
+        env = node_env(self.workdir, port, REDIS_PASSWORD_FILE=self.password_file,
+                       REDIS_DATA_DIR=self.workdir / f"data-{name}", REDIS_CLUSTER_ENABLED="no",
+                       REDIS_CLUSTER_ANNOUNCE_IP=None, REDIS_REPLICATION_MODE=mode,
+                       REDIS_PRIMARY_HOST="127.0.0.1", REDIS_PRIMARY_PORT_NUMBER=self.primary_port,
+                       REDIS_SENTINEL_NODES=" ".join(f"127.0.0.1:{p}" for p in self.sentinel_ports),
+                       # a replica that syncs afresh does so at once (Redis waits 5 s for more replicas)
+                       REDIS_EXTRA_FLAGS="--repl-diskless-sync-delay 0", KVINIT_STOP_GRACE="10s")
+        env.update({k: (None if v is None else str(v)) for k, v in extra.items()})
+        return env
+
+    def start_node(self, name, mode, port=None, **extra):
+        port = port or free_port()
+        if mode == "primary" and self.primary_port is None:
+            self.primary_port = port
+        launched = self.launch([KVINIT_BIN, "node"], env=self.node_env(name, port, mode, **extra))
+        launched.port, launched.name, launched.mode, launched.extra = port, name, mode, extra
+        self.nodes[name] = launched
+        wait_until(lambda: info(port, self.password), LONG, f"{name} on {port} to answer", launched=launched)
+        return launched
+
+    def restart_node(self, name):
+        old = self.nodes[name]
+        return self.start_node(name, old.mode, old.port, **old.extra)
+
+    # -- Sentinels
+    def sentinel_env(self, i, **extra):
+        env = {
+            "REDIS_PASSWORD_FILE": self.password_file,
+            "REDIS_BIND": "127.0.0.1",
+            "REDIS_DATA_DIR": self.workdir / f"sentinel-{i}",
+            "REDIS_SENTINEL_PORT_NUMBER": self.sentinel_ports[i],
+            "REDIS_MASTER_HOST": "127.0.0.1",
+            "REDIS_MASTER_PORT_NUMBER": self.primary_port,
+            "REDIS_SENTINEL_DOWN_AFTER_MILLISECONDS": DOWN_AFTER_MS,
+            "REDIS_SENTINEL_FAILOVER_TIMEOUT": 10000,
+            "KVINIT_STOP_GRACE": "8s",
+        }
+        server = {k: v for k, v in node_env(self.workdir, 1).items() if k == "REDIS_SERVER_BIN"}
+        env.update(server)
+        env.update(extra)
+        return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+    def start_sentinel(self, i, **extra):
+        env = self.sentinel_env(i, **extra)
+        launched = self.launch([KVINIT_BIN, "sentinel"], env=env)
+        launched.port, launched.index, launched.env = self.sentinel_ports[i], i, env
+        host = env["REDIS_BIND"]
+        self.sentinels[i] = launched
+        wait_until(lambda: self.sentinel_answers(launched.port, host), LONG, f"sentinel {i} to answer",
+                   launched=launched)
+        return launched
+
+    def sentinel_answers(self, port, host="127.0.0.1"):
+        try:
+            return connect(port, self.sentinel_password, host).ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False
+
+    @property
+    def sentinel_password(self):
+        return self.own_password or self.password
+
+    def sentinel(self, i, host="127.0.0.1"):
+        return connect(self.sentinel_ports[i], self.sentinel_password, host)
+
+    def has_quorum(self, i, host="127.0.0.1"):
+        """SENTINEL CKQUORUM: the set is known and enough Sentinels are there to fail it over."""
+        try:
+            return bool(self.sentinel(i, host).execute_command("SENTINEL", "CKQUORUM", SET))
+        except (redis.exceptions.ResponseError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False
+
+    def primary_by(self, i):
+        """The primary Sentinel i names: (host, port), or None."""
+        try:
+            addr = self.sentinel(i).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SET)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return None
+        return (addr[0].decode(), int(addr[1])) if addr else None
+
+    def wait_settled(self, replicas=2, sentinels=3):
+        """Every Sentinel knows the others and the replicas, and every replica's link is up."""
+
+        def settled():
+            for i in self.sentinels:
+                s = self.sentinel(i)
+                if len([e for e in s.sentinel_sentinels(SET) if not flagged_down(e)]) < sentinels - 1:
+                    return False
+                if len([e for e in s.sentinel_slaves(SET) if not flagged_down(e)]) < replicas:
+                    return False
+                if not self.has_quorum(i):
+                    return False
+            return True
+
+        wait_until(settled, LONG, "the Sentinels to know each other and the replicas", interval=0.2)
+
+    def node_by_port(self, port):
+        return next(n for n in self.nodes.values() if n.port == port)
+
+
+@pytest.fixture
+def topology(launch, workdir):
+    """A primary (a), two replicas (b, c) whose kvinit does not hand over on stop, three Sentinels."""
+    t = Topology(launch, workdir)
+    t.start_node("a", "primary")
+    t.start_node("b", "replica", KVINIT_FAILOVER_TIMEOUT="0")
+    t.start_node("c", "replica", KVINIT_FAILOVER_TIMEOUT="0")
+    for i in range(3):
+        t.start_sentinel(i)
+    t.wait_settled()
+    return t
+
+
+# --------------------------------------------------------------------------- a client writing through the Sentinels
+
+
+def writers(t, *kinds):
+    """Writers (sentinel_writer.Writer: redis-py; AddrWriter: GET-MASTER-ADDR-BY-NAME) through t's Sentinels."""
+    return lambda: [kind([("127.0.0.1", p) for p in t.sentinel_ports], t.password, t.own_password)
+                    for kind in kinds or (Writer,)]
+
+
+def write_across(t, event, *kinds):
+    ws = sentinel_writer.write_across(writers(t, *kinds), event, timeout=LONG)
+    return ws if len(ws) > 1 else ws[0]
+
+
+def wait_new_primary(topology, old_port):
+    """Until every Sentinel names a primary other than old_port; returns its port."""
+
+    def switched():
+        named = {topology.primary_by(i) for i in topology.sentinels}
+        return len(named) == 1 and None not in named and next(iter(named))[1] != old_port and next(iter(named))
+
+    return wait_until(switched, LONG, "every Sentinel to name a new primary", interval=0.05)[1]
+
+
+def wait_replica_of(topology, node, primary_port):
+    wait_until(lambda: info(node.port).get("role") == "slave" and info(node.port).get("master_port") == primary_port
+               and info(node.port).get("master_link_status") == "up", LONG,
+               f"{node.name} to replicate from {primary_port}", launched=node)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_replication_mode_and_health(topology):
+    """The replicas replicate from the primary, announce themselves, and every probe is honest."""
+    t = topology
+    a, b, c = t.nodes["a"], t.nodes["b"], t.nodes["c"]
+    for r in (b, c):
+        wait_replica_of(t, r, a.port)
+    slaves = {v["port"] for k, v in info(a.port).items() if k.startswith("slave")}
+    assert slaves == {b.port, c.port}
+    connect(a.port).set("k", "v")
+    wait_until(lambda: connect(b.port).get("k") == b"v", SHORT, "the write to reach a replica")
+
+    def health(env, *args):
+        env = {k: v for k, v in env.items() if v is not None}
+        r = subprocess.run([str(KVINIT_BIN), "health", *args], env=env, capture_output=True,
+                                         text=True, timeout=SHORT)
+        return r.returncode, r.stdout.strip()
+
+    rc, out = health(t.node_env("a", a.port, "primary"), "--ready")
+    assert (rc, out) == (0, f"ready: primary 127.0.0.1:{a.port}")
+    rc, out = health(t.node_env("b", b.port, "replica"), "--ready")
+    assert (rc, out) == (0, f"ready: replica 127.0.0.1:{b.port}: master_link_status:up")
+    env = {**t.sentinel_env(0), "KVINIT_ROLE": "sentinel", "PATH": os.environ["PATH"]}
+    rc, out = health(env, "--live")
+    assert (rc, out) == (0, f"live: sentinel 127.0.0.1:{t.sentinel_ports[0]} answers PING")
+    rc, out = health(env, "--ready")
+    assert rc == 0 and out.startswith(f"ready: sentinel 127.0.0.1:{t.sentinel_ports[0]}, '{SET}': OK 3 usable"), out
+    # a replica whose primary is gone is live, not ready
+    a.kill()
+    rc, out = health(t.node_env("b", b.port, "replica"), "--ready")
+    assert rc == 1 and "master_link_status:down" in out, out
+    # sentinel.conf is in the data dir, the Sentinel's, and holds what it learned
+    conf = t.workdir / "sentinel-0" / "sentinel.conf"
+    text = conf.read_text()
+    assert "sentinel myid " in text and f"sentinel known-replica {SET} 127.0.0.1 {b.port}" in text
+    assert conf.stat().st_mode & 0o777 == 0o600 and conf.stat().st_uid != 0
+
+
+def test_sigterm_hands_over_before_stopping(topology, capsys):
+    """SIGTERM of the primary's kvinit: it asks the Sentinels to fail over and waits; a client writing every 10 ms
+    through the Sentinels loses no acknowledged write, and its gap is far below a plain SIGTERM's. The old primary,
+    started again from the same environment (REDIS_REPLICATION_MODE=primary), comes back as a replica of the new
+    one. Then a plain SIGTERM of the new primary (its kvinit does not hand over) for the comparison."""
+    t = topology
+    a = t.nodes["a"]
+
+    def stop_a():
+        a.send(signal.SIGTERM)
+        assert a.wait(LONG) == 0, a.describe()
+
+    graceful, by_addr = write_across(t, stop_a, Writer, AddrWriter)
+    handover = "\n".join(line for line in a.stderr.splitlines() if "failover" in line)
+    new_port = wait_new_primary(t, a.port)
+    graceful.assert_none_lost()
+    by_addr.assert_none_lost()
+    assert "failover: sentinel" in a.stderr and "took over in" in a.stderr, a.stderr[-3000:]
+
+    # the old primary comes back as a replica of the new one, though its environment says primary
+    a = t.restart_node("a")
+    wait_replica_of(t, a, new_port)
+    assert f"the Sentinels name '127.0.0.1:{new_port}' the primary" in a.stderr, a.stderr[-2000:]
+
+    new = t.node_by_port(new_port)
+    t.wait_settled()
+
+    def stop_new():
+        new.send(signal.SIGTERM)
+        new.wait(LONG)
+
+    plain = write_across(t, stop_new)
+    wait_new_primary(t, new_port)
+    plain.assert_none_lost()
+    with capsys.disabled():
+        print(f"\nsentinel write gap: kvinit SIGTERM (handover) {graceful.max_gap() * 1000:.0f} ms (redis-py), "
+              f"{by_addr.max_gap() * 1000:.0f} ms (GET-MASTER-ADDR-BY-NAME, as ioredis); plain SIGTERM "
+              f"{plain.max_gap() * 1000:.0f} ms (down-after-milliseconds {DOWN_AFTER_MS}); failed writes "
+              f"{len(graceful.errors)}, {len(by_addr.errors)} and {len(plain.errors)}")
+        if os.environ.get("SENTINEL_TIMELINE"):
+            print(handover, graceful.timeline(), sep="\n")
+    # a handover needs no Sentinel to notice anything: faster than they could even call the primary down
+    assert graceful.max_gap() < DOWN_AFTER_MS / 1000, \
+        f"graceful gap {graceful.max_gap():.3f}s\n{handover}\n{graceful.timeline()}"
+    assert plain.max_gap() > graceful.max_gap()
+
+
+def test_kill9_fails_over_and_the_old_primary_rejoins_as_replica(topology, capsys):
+    """kill -9 of the primary's whole namespace (a container's end): the Sentinels fail over within
+    down-after-milliseconds plus an election; the old primary, started again, replicates from the new one."""
+    t = topology
+    a = t.nodes["a"]
+    start = time.monotonic()
+    a.kill()
+    new_port = wait_new_primary(t, a.port)
+    took = time.monotonic() - start
+    with capsys.disabled():
+        print(f"\nsentinel failover after kill -9: {took * 1000:.0f} ms (down-after-milliseconds {DOWN_AFTER_MS})")
+    assert took < DOWN_AFTER_MS / 1000 + 10, f"failover took {took:.1f}s"
+    wait_until(lambda: info(new_port).get("role") == "master", LONG, "the new primary to be a primary")
+    a = t.restart_node("a")
+    wait_replica_of(t, a, new_port)
+    t.wait_settled()
+
+
+def test_rotation_reaches_nodes_and_sentinels_with_no_failed_request(topology, capsys):
+    """The password files change (next, then current with previous, then previous removed) while a client writes
+    through the Sentinels; it switches to the new password once every node and Sentinel accepts it. Not one request
+    fails, the Sentinels end up sending the new password to the nodes (no node is called down), and the old one is
+    refused everywhere."""
+    t = topology
+    nodes = list(t.nodes.values())
+    servers = [n.port for n in nodes] + t.sentinel_ports
+    w = writers(t)()[0]
+    w.start()
+    wait_until(lambda: len(w.acked) > 20, SHORT, "the writer to write")
+
+    # 1. next: everyone accepts both
+    secret_file(t.workdir, NEW, name="redis_password_next")
+    wait_until(lambda: all(accepts(p, NEW) for p in servers), LONG, "every node and Sentinel to accept the new one")
+    assert all(accepts(p, PASSWORD) for p in servers)
+    w.use_password(NEW)
+    # 2. current is the new one, previous the old one: everyone sends the new one
+    secret_file(t.workdir, NEW)
+    secret_file(t.workdir, PASSWORD, name="redis_password_previous")
+    os.unlink(t.workdir / "redis_password_next")
+    t.password = NEW
+
+    def sentinels_send_new():
+        return all(f"the Sentinel sends #{sha(NEW)[:8]} to the nodes" in s.stderr for s in t.sentinels.values())
+
+    wait_until(sentinels_send_new, LONG, "every Sentinel to send the new password to the nodes")
+    wait_until(lambda: all(connect(n.port, NEW).config_get("masterauth")["masterauth"] == NEW for n in nodes),
+               LONG, "every node's masterauth to be the new password")
+    # 3. previous removed: the old one goes at once
+    os.unlink(t.workdir / "redis_password_previous")
+    wait_until(lambda: not any(accepts(p, PASSWORD) for p in servers), LONG, "everyone to refuse the old password")
+    # long enough for a Sentinel sending the old password to call a node down
+    time.sleep(DOWN_AFTER_MS / 1000 * 2)
+    w.stop()
+    assert not w.errors, f"{len(w.errors)} failed requests: {w.errors[:5]}"
+    t.wait_settled()
+    for i in t.sentinels:
+        s = t.sentinel(i)
+        assert not flagged_down(s.sentinel_master(SET)), s.sentinel_master(SET)
+    for n in nodes[1:]:
+        assert info(n.port, NEW).get("master_link_status") == "up"
+    w.assert_none_lost()
+    with capsys.disabled():
+        print(f"\nsentinel rotation: {len(w.acked)} writes through the Sentinels, {len(w.errors)} failed")
+    for launched in [*nodes, *t.sentinels.values()]:
+        assert PASSWORD not in launched.stderr and NEW not in launched.stderr
+
+
+def test_own_sentinel_password_file(launch, workdir):
+    """REDIS_SENTINEL_PASSWORD_FILE: the Sentinels take their own password, the nodes keep theirs, and a node asks
+    the Sentinels with it at start."""
+    t = Topology(launch, workdir)
+    own = secret_file(workdir, "sentinel only", name="sentinel_password")
+    t.own_password = "sentinel only"
+    t.start_node("a", "primary", REDIS_SENTINEL_PASSWORD_FILE=own)
+    for i in range(3):
+        t.start_sentinel(i, REDIS_SENTINEL_PASSWORD_FILE=own)
+    wait_until(lambda: all(t.has_quorum(i) for i in range(3)), LONG, "the Sentinels to know each other")
+    for p in t.sentinel_ports:
+        assert accepts(p, "sentinel only") and not accepts(p, PASSWORD)
+    b = t.start_node("b", "replica", REDIS_SENTINEL_PASSWORD_FILE=own, REDIS_PRIMARY_PORT_NUMBER=1)
+    # the environment names port 1; the Sentinels, asked with their own password, name the real primary
+    wait_replica_of(t, b, t.nodes["a"].port)
+    assert f"the Sentinels name '127.0.0.1:{t.nodes['a'].port}' the primary" in b.stderr, b.stderr[-2000:]
+
+
+def test_sentinel_restarted_at_a_new_address_rejoins(topology):
+    """A Sentinel that comes back at another address (127.0.0.2: a container with a new IP) keeps its id (its
+    sentinel.conf is in its data dir) and the others follow it to the new address."""
+    t = topology
+    s = t.sentinels[2]
+    myid = t.sentinel(2).execute_command("SENTINEL", "MYID").decode()
+    s.send(signal.SIGTERM)
+    assert s.wait(LONG) == 0, s.describe()
+    moved = t.start_sentinel(2, REDIS_BIND="127.0.0.2", REDIS_SENTINEL_ANNOUNCE_IP="127.0.0.2")
+    assert t.sentinel(2, "127.0.0.2").execute_command("SENTINEL", "MYID").decode() == myid
+
+    def followed():
+        for i in (0, 1):
+            known = {(e["ip"], e["port"], e["runid"]) for e in t.sentinel(i).sentinel_sentinels(SET)
+                     if not flagged_down(e)}
+            if ("127.0.0.2", t.sentinel_ports[2], myid) not in known:
+                return False
+        return True
+
+    wait_until(followed, LONG, "the other Sentinels to know it at 127.0.0.2", interval=0.2)
+    for i in (0, 1):
+        assert not any(e["ip"] == "127.0.0.1" and e["port"] == t.sentinel_ports[2]
+                       for e in t.sentinel(i).sentinel_sentinels(SET))
+    wait_until(lambda: t.has_quorum(2, "127.0.0.2"), LONG, "the moved Sentinel to reach a quorum", launched=moved)
+
+
+def test_crashed_sentinel_restarts_with_a_readable_config(topology):
+    """Redis's Sentinel writes its passwords unquoted, so with this password (spaces, quotes) its own file is
+    unreadable to it; kvinit sets its lines again before every restart, so a crashed Sentinel comes back."""
+    t = topology
+    s = t.sentinels[0]
+    conf = t.workdir / "sentinel-0" / "sentinel.conf"
+    wait_until(lambda: "sentinel myid " in conf.read_text(), LONG, "the Sentinel to rewrite its file")
+    os.kill(server_pid(s), signal.SIGKILL)
+    wait_until(lambda: "started '" in s.stderr and "again" in s.stderr, LONG, "kvinit to restart the Sentinel",
+               launched=s)
+    wait_until(lambda: t.sentinel_answers(s.port), LONG, "the restarted Sentinel to answer", launched=s)
+    wait_until(lambda: t.has_quorum(0), LONG, "the restarted Sentinel to reach a quorum", launched=s)
+
+
+@pytest.mark.parametrize("role,env,message", [
+    ("node", {"REDIS_REPLICATION_MODE": "replica", "REDIS_PRIMARY_HOST": "p"},
+     "REDIS_REPLICATION_MODE='replica': needs REDIS_CLUSTER_ENABLED=no"),
+    ("node", {"REDIS_CLUSTER_ENABLED": "no", "REDIS_REPLICATION_MODE": "slave"},
+     "REDIS_REPLICATION_MODE='slave': needs REDIS_PRIMARY_HOST (alias REDIS_MASTER_HOST)"),
+    ("node", {"REDIS_CLUSTER_ENABLED": "no", "REDIS_REPLICATION_MODE": "secondary"},
+     "REDIS_REPLICATION_MODE='secondary': must be one of none, primary, replica, master or slave"),
+    ("node", {"REDIS_CLUSTER_ENABLED": "no", "REDIS_REPLICATION_MODE": "primary", "REDIS_SENTINEL_HOST": "a b:1:2"},
+     "REDIS_SENTINEL_NODES: entry"),
+    ("sentinel", {}, "REDIS_PRIMARY_HOST (alias REDIS_MASTER_HOST) is empty"),
+    ("sentinel", {"REDIS_SENTINEL_QUORUM": "0"}, "REDIS_SENTINEL_QUORUM='0': must be a whole number from 1"),
+    ("sentinel", {"REDIS_MASTER_SET": "my set"}, "REDIS_MASTER_SET='my set': must be 1 to 64 letters"),
+])
+def test_bad_setting_exits_100(run, workdir, role, env, message):
+    base = node_env(workdir, free_port(), REDIS_DATA_DIR=Path(workdir) / "data")
+    r = run([KVINIT_BIN, role], env={**base, **env})
+    assert r.returncode == 100, r.describe()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
