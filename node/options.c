@@ -19,6 +19,21 @@ static const char *refuse_hostname(const struct init_string_check *check, const 
 	return !*s || init_valid_hostname(s) ? NULL : check->rule;
 }
 
+/* A zone goes to availability-zone and to cluster-init's plan: one token of printable ASCII, nothing to quote. */
+static const char *refuse_zone(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	size_t len = strlen(s);
+
+	(void)buf;
+	(void)size;
+	if (len > NODE_ZONE_MAX)
+		return check->rule;
+	for (; *s; s++)
+		if (*s <= ' ' || *s >= 0x7f)
+			return check->rule;
+	return NULL;
+}
+
 static const char *refuse_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
 {
 	(void)buf;
@@ -74,6 +89,8 @@ static const char *refuse_extra_flags(const struct init_string_check *check, con
 static const struct init_string_check node_check_ip = {"must be an IPv4 or IPv6 address", refuse_ip};
 static const struct init_string_check node_check_hostname = {
 	"must be a hostname (RFC 1123: letters, digits, '-' and '.', labels of 1 to 63)", refuse_hostname};
+static const struct init_string_check node_check_zone = {
+	"must be empty or up to 64 printable ASCII characters without blanks", refuse_zone};
 static const struct init_string_check node_check_path = {"must be an absolute path", refuse_path};
 static const struct init_string_check node_check_optional_path = {"must be empty or an absolute path",
 								  refuse_optional_path};

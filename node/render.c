@@ -134,6 +134,25 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 	return 0;
 }
 
+/* REDIS_CLUSTER_AVAILABILITY_ZONE: Valkey's availability-zone, which cluster-init reads to place replicas. */
+static int render_zone(FILE *f, const struct node_render_input *in, struct init_error *err)
+{
+	char version[48];
+
+	if (!*in->opt->availability_zone)
+		return 0;
+	if (!node_server_knows(in->server, NODE_DIR_AVAILABILITY_ZONE)) {
+		node_server_describe(in->server, version, sizeof(version));
+		return init_error_set(err, -ENOTSUP,
+				      "REDIS_CLUSTER_AVAILABILITY_ZONE='%s': needs the directive %s (Valkey 8.0 and "
+				      "later), which %s does not know: unset it",
+				      in->opt->availability_zone, node_directive_name(NODE_DIR_AVAILABILITY_ZONE),
+				      version);
+	}
+	directive(f, "availability-zone", in->opt->availability_zone);
+	return 0;
+}
+
 static void render_auth(FILE *f, const struct node_render_input *in)
 {
 	bool channels = node_server_knows(in->server, NODE_DIR_ACL_CHANNELS);
@@ -178,9 +197,10 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 	directive(f, "protected-mode", "no");
 	directive(f, "dir", o->data_dir);
 	directive(f, "appendonly", o->aof ? "yes" : "no");
-	if (o->cluster_enabled)
+	r = render_zone(f, in, err);
+	if (r == 0 && o->cluster_enabled)
 		r = render_cluster(f, in, err);
-	else
+	else if (r == 0)
 		directive(f, "cluster-enabled", "no");
 	if (r == 0 && *o->extra_flags)
 		r = extra_flags(f, o->extra_flags, err);
