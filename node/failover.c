@@ -46,6 +46,30 @@ static unsigned own_slots(redisContext *self)
 }
 
 /*
+ * A replica writes its first AOF right after a full sync, and a server asked to stop meanwhile refuses ("Writing
+ * initial AOF, can't exit") and runs on until the grace period ends in SIGKILL. Now that a replica syncs at once
+ * (render.c), a stop soon after a start meets that window (seen on Redis 7.0: SIGTERM 110 ms after the sync, killed
+ * 8 s later): wait, until `until`, for a rewrite in progress to end. A rewrite is over in milliseconds on the
+ * empty data set of a new replica; one that outlasts `until` ends as before.
+ */
+static void wait_aof_rewrite(redisContext *self, uint64_t until)
+{
+	char value[8];
+
+	for (;;) {
+		redisReply *rep = redisCommand(self, "INFO persistence");
+		bool busy = rep && rep->type == REDIS_REPLY_STRING &&
+			    cluster_info_field(rep->str, "aof_rewrite_in_progress", value, sizeof(value)) &&
+			    strcmp(value, "1") == 0;
+
+		freeReplyObject(rep);
+		if (!busy || init_now_usec() >= until)
+			return;
+		init_sleep_ms(WAIT_TAKEOVER_MS);
+	}
+}
+
+/*
  * The online replica with the greatest replication offset, from the master's INFO replication. -EAGAIN while it
  * has replicas but none online (one in its first sync comes online within moments), -ENOENT when it has none.
  */
@@ -92,6 +116,7 @@ void node_failover_on_stop(const struct node_options *o, const struct secrets_va
 	info = info_replication(self);
 	if (!own || !info) {
 		log_debug("failover: this node serves no slots, nothing to hand over");
+		wait_aof_rewrite(self, until);
 		goto out;
 	}
 	while ((r = best_replica(info, &replica)) < 0) {

@@ -49,6 +49,9 @@ struct node_config {
 int node_config_defaults(struct node_config *c, struct init_error *err);
 void node_config_free(struct node_config *c);
 
+/* REDIS_CLUSTER_AVAILABILITY_ZONE's longest value (node_check_zone's rule says 64 too). */
+#define NODE_ZONE_MAX 64
+
 /* REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE's values, as the server spells them. */
 extern const char *const node_endpoint_names[];
 /* REDIS_REPLICATION_MODE's values: none, primary, replica, and Bitnami's master and slave. */
@@ -102,6 +105,7 @@ enum node_directive {
 	NODE_DIR_ANNOUNCE_HOSTNAME,
 	NODE_DIR_PREFERRED_ENDPOINT_TYPE,
 	NODE_DIR_ACL_CHANNELS,
+	NODE_DIR_AVAILABILITY_ZONE,
 	NODE_DIR__COUNT
 };
 bool node_server_knows(const struct node_server *s, enum node_directive d);

@@ -37,6 +37,21 @@ static const char *refuse_master_set(const struct init_string_check *check, cons
 	return n && !s[n] && n <= 64 ? NULL : check->rule;
 }
 
+/* A zone goes to availability-zone and to cluster-init's plan: one token of printable ASCII, nothing to quote. */
+static const char *refuse_zone(const struct init_string_check *check, const char *s, char *buf, size_t size)
+{
+	size_t len = strlen(s);
+
+	(void)buf;
+	(void)size;
+	if (len > NODE_ZONE_MAX)
+		return check->rule;
+	for (; *s; s++)
+		if (*s <= ' ' || *s >= 0x7f)
+			return check->rule;
+	return NULL;
+}
+
 static const char *refuse_path(const struct init_string_check *check, const char *s, char *buf, size_t size)
 {
 	(void)buf;
@@ -96,6 +111,8 @@ static const struct init_string_check node_check_host = {"must be an IPv4 or IPv
 							 refuse_host};
 static const struct init_string_check node_check_master_set = {"must be 1 to 64 letters, digits, '.', '_' or '-'",
 							       refuse_master_set};
+static const struct init_string_check node_check_zone = {
+	"must be empty or up to 64 printable ASCII characters without blanks", refuse_zone};
 static const struct init_string_check node_check_path = {"must be an absolute path", refuse_path};
 static const struct init_string_check node_check_optional_path = {"must be empty or an absolute path",
 								  refuse_optional_path};

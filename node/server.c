@@ -12,20 +12,27 @@
 
 extern char **environ;
 
-/* Directives kvinit renders that only newer servers know; Valkey forked from Redis 7.2.4 and knows them all. */
+/*
+ * Directives kvinit renders that only some servers know: the first release of each flavor that knows them, 0 for a
+ * flavor that has none. Valkey forked from Redis 7.2.4 and knows what that knew; availability-zone is Valkey's own.
+ */
 static const struct {
 	const char *name;
-	unsigned redis;
+	unsigned redis, valkey;
 } directives[NODE_DIR__COUNT] = {
-	[NODE_DIR_CLUSTER_PORT] = {"cluster-port", NODE_VERSION(7, 0, 0)},
-	[NODE_DIR_ANNOUNCE_HOSTNAME] = {"cluster-announce-hostname", NODE_VERSION(7, 0, 0)},
-	[NODE_DIR_PREFERRED_ENDPOINT_TYPE] = {"cluster-preferred-endpoint-type", NODE_VERSION(7, 0, 0)},
-	[NODE_DIR_ACL_CHANNELS] = {"ACL channel rules (&*)", NODE_VERSION(6, 2, 0)},
+	[NODE_DIR_CLUSTER_PORT] = {"cluster-port", NODE_VERSION(7, 0, 0), NODE_VERSION(7, 2, 4)},
+	[NODE_DIR_ANNOUNCE_HOSTNAME] = {"cluster-announce-hostname", NODE_VERSION(7, 0, 0), NODE_VERSION(7, 2, 4)},
+	[NODE_DIR_PREFERRED_ENDPOINT_TYPE] = {"cluster-preferred-endpoint-type", NODE_VERSION(7, 0, 0),
+					      NODE_VERSION(7, 2, 4)},
+	[NODE_DIR_ACL_CHANNELS] = {"ACL channel rules (&*)", NODE_VERSION(6, 2, 0), NODE_VERSION(7, 2, 4)},
+	[NODE_DIR_AVAILABILITY_ZONE] = {"availability-zone", 0, NODE_VERSION(8, 0, 0)},
 };
 
 bool node_server_knows(const struct node_server *s, enum node_directive d)
 {
-	return s->flavor == NODE_VALKEY || s->version >= directives[d].redis;
+	unsigned first = s->flavor == NODE_VALKEY ? directives[d].valkey : directives[d].redis;
+
+	return first && s->version >= first;
 }
 
 const char *node_directive_name(enum node_directive d)

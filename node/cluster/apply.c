@@ -244,12 +244,15 @@ int cluster_plan_peers(const struct cluster_run *r, struct cluster_plan_entry *r
 		       struct init_error *err)
 {
 	_cleanup_free_ const char **hosts = calloc(r->n, sizeof(*hosts));
+	_cleanup_free_ const char **zones = calloc(r->n, sizeof(*zones));
 
-	if (!hosts)
+	if (!hosts || !zones)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
 		hosts[i] = r->peers[i].ip;
-	return cluster_plan(r->n, hosts, (unsigned)r->o->replicas, ret, ret_same_host, err);
+		zones[i] = r->peers[i].zone;
+	}
+	return cluster_plan(r->n, hosts, zones, (unsigned)r->o->replicas, ret, ret_same_host, err);
 }
 
 /* Creates the cluster by the plan, or finishes a half-formed one: only what is missing is sent. */

@@ -319,7 +319,7 @@ static int scan_myself(const struct cluster_line *l, void *userdata)
 static int inspect_one(struct cluster_peer *p, redisReply **rep, size_t n, size_t i, long long default_timeout,
 		       struct init_error *err)
 {
-	enum { C_MYID, C_INFO, C_NODES, C_KEYS, C_AIP, C_APORT, C_ABUS, C_BUS, C_TIMEOUT };
+	enum { C_MYID, C_INFO, C_NODES, C_KEYS, C_AIP, C_APORT, C_ABUS, C_BUS, C_TIMEOUT, C_ZONE };
 	const char *s, *info = reply_str(rep[C_INFO * n + i]);
 	char name[CLUSTER_HOST_MAX + 16], value[32];
 	int64_t timeout;
@@ -354,6 +354,8 @@ static int inspect_one(struct cluster_peer *p, redisReply **rep, size_t n, size_
 		p->meet_bus = config_port(rep[C_BUS * n + i], p->addr.port + 10000);
 	s = config_value(rep[C_TIMEOUT * n + i]);
 	p->node_timeout = s && init_parse_int(s, 0, INT64_MAX, &timeout) == 0 ? timeout : default_timeout;
+	s = config_value(rep[C_ZONE * n + i]);
+	(void)snprintf(p->zone, sizeof(p->zone), "%s", s ? s : "");
 	return 0;
 }
 
@@ -370,6 +372,8 @@ int cluster_inspect(struct cluster_peer *peers, size_t n, long long default_time
 		{"CONFIG", "GET", "cluster-announce-bus-port"},
 		{"CONFIG", "GET", "cluster-port"},
 		{"CONFIG", "GET", "cluster-node-timeout"},
+		/* Valkey >= 8.0; an empty list from the others, and an unknown zone */
+		{"CONFIG", "GET", "availability-zone"},
 	};
 	const size_t count = sizeof(cmds) / sizeof(cmds[0]);
 	_cleanup_free_ redisReply **rep = calloc(n * count, sizeof(redisReply *));

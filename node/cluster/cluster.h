@@ -53,19 +53,20 @@ struct cluster_plan_entry {
 
 /*
  * The deterministic cluster plan for n nodes in list order. host_keys[i] says which machine node i is on (its
- * resolved address; equal keys = same machine; NULL = a machine of its own). masters = n / (replicas + 1), at least
- * 1 (else -EINVAL with a message). Masters are chosen in list order, each time the first node on a host with the
- * fewest masters so far, so masters spread over machines (losing one machine must not lose a majority of them);
- * slot ranges follow list order and match redis-cli --cluster create exactly. Replicas are handed out round-robin
- * over the masters, each time the first remaining node on a different host than that master if there is one, else
- * the first remaining; nodes left over (5 nodes with replicas 1) become extra replicas of the masters with the
- * fewest replicas, lowest index first, again preferring a different host. A last pass swaps the masters of two
- * replicas where that takes a replica off its master's host without putting the other on its own. ret has n
- * entries, index-aligned with the node list. Returns the number of masters. *ret_same_host (may be NULL) is the
- * number of replicas that still share their master's host.
+ * resolved address; equal keys = same machine; NULL = a machine of its own); zone_keys[i] (the array may be NULL)
+ * its availability zone (NULL or "": not known, which is no other zone). masters = n / (replicas + 1), at least 1
+ * (else -EINVAL with a message). Masters are chosen in list order, each time the first node in a zone, then on a
+ * host, with the fewest masters so far, so masters spread over zones and machines (losing one must not lose a
+ * majority of them); slot ranges follow list order and match redis-cli --cluster create exactly. Replicas are
+ * handed out round-robin over the masters, each time the first remaining node in another zone than that master if
+ * there is one, else on a different host, else the first remaining; nodes left over (5 nodes with replicas 1)
+ * become extra replicas of the masters with the fewest replicas, lowest index first, with the same preference. A
+ * last pass swaps the masters of two replicas where that takes a replica to another zone or off its master's host
+ * without bringing the other closer to its own. ret has n entries, index-aligned with the node list. Returns the
+ * number of masters. *ret_same_host (may be NULL) is the number of replicas that still share their master's host.
  */
-int cluster_plan(size_t n, const char *const *host_keys, unsigned replicas, struct cluster_plan_entry *ret,
-		 size_t *ret_same_host, struct init_error *err);
+int cluster_plan(size_t n, const char *const *host_keys, const char *const *zone_keys, unsigned replicas,
+		 struct cluster_plan_entry *ret, size_t *ret_same_host, struct init_error *err);
 
 /* ---- what servers say (parse.c): pure ---- */
 struct cluster_slots {
@@ -164,7 +165,8 @@ struct cluster_peer {
 	long long keys;
 	unsigned long long epoch;
 	long long node_timeout;
-	char *nodes_text; /* its CLUSTER NODES */
+	char zone[NODE_ZONE_MAX + 1]; /* its availability-zone; "" where unset or the server has none */
+	char *nodes_text;	      /* its CLUSTER NODES */
 };
 
 void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size);
@@ -213,9 +215,10 @@ int cluster_decide(const struct cluster_peer *peers, size_t n, const struct clus
 
 /*
  * EXTEND: a master for every node that is not a member, in list order, from the formed cluster as members[0]'s
- * CLUSTER NODES shows it: the master with the fewest replicas, on another host than the new node when there is
- * one; ties go to the master with the lowest slot. Each choice counts for the next. ret_master[i] is the master's
- * id for a new node, "" for a member. -EINVAL when the cluster has no master with slots.
+ * CLUSTER NODES shows it: the master with the fewest replicas, in another zone than the new node when there is one
+ * (zones as the peers report them), else on another host; ties go to the master with the lowest slot. Each choice
+ * counts for the next. ret_master[i] is the master's id for a new node, "" for a member. -EINVAL when the cluster has
+ * no master with slots.
  */
 int cluster_choose_masters(const struct cluster_peer *peers, size_t n, const bool *member,
 			   char (*ret_master)[CLUSTER_ID_LEN + 1], struct init_error *err);

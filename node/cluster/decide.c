@@ -232,30 +232,34 @@ static int scan_lines(const struct cluster_line *l, void *userdata)
 }
 
 /* The master for new node p: see cluster_choose_masters. NULL when there is no master with slots. */
-static const struct cluster_line *choose_master(const struct lines_scan *ls, const struct cluster_peer *p)
+static const struct cluster_line *choose_master(const struct lines_scan *ls, const struct cluster_peer *peers, size_t n,
+						const struct cluster_peer *p)
 {
 	const struct cluster_line *best = NULL;
-	unsigned best_count = 0, best_low = CLUSTER_SLOTS;
-	bool best_other_host = false;
+	unsigned best_count = 0, best_low = CLUSTER_SLOTS, best_far = 0;
 
 	for (size_t a = 0; a < ls->n; a++) {
 		const struct cluster_line *m = &ls->lines[a];
-		unsigned count = 0, low;
-		bool other_host;
+		unsigned count = 0, low, far;
+		int k;
 
 		if (!m->is_master || !m->nslots)
 			continue;
 		for (size_t b = 0; b < ls->n; b++)
 			count += strcmp(ls->lines[b].master, m->id) == 0;
-		other_host = !cluster_line_host_is(m, p->meet_ip);
+		/* as plan.c's distance: 2 in another zone (both known), 1 on another host, 0 on the same */
+		k = cluster_find_peer(peers, n, m->id);
+		if (k >= 0 && *peers[k].zone && *p->zone && strcmp(peers[k].zone, p->zone) != 0)
+			far = 2;
+		else
+			far = cluster_line_host_is(m, p->meet_ip) ? 0 : 1;
 		low = lowest_slot(m);
-		if (!best || (other_host && !best_other_host) ||
-		    (other_host == best_other_host &&
-		     (count < best_count || (count == best_count && low < best_low)))) {
+		if (!best || far > best_far ||
+		    (far == best_far && (count < best_count || (count == best_count && low < best_low)))) {
 			best = m;
 			best_count = count;
 			best_low = low;
-			best_other_host = other_host;
+			best_far = far;
 		}
 	}
 	return best;
@@ -294,7 +298,7 @@ int cluster_choose_masters(const struct cluster_peer *peers, size_t n, const boo
 
 		if (member[i])
 			continue;
-		best = choose_master(&ls, &peers[i]);
+		best = choose_master(&ls, peers, n, &peers[i]);
 		if (!best)
 			return init_error_set(err, -EINVAL, "the formed cluster has no master with slots");
 		memcpy(chosen[i], best->id, sizeof(chosen[i]));

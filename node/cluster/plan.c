@@ -265,11 +265,40 @@ static bool same_machine(const char *const *keys, size_t a, size_t b)
 	return strcmp(keys[a], keys[b]) == 0;
 }
 
+/* Zones tell nodes apart only where both are known: an unknown zone (NULL or "") is no other zone. */
+static bool other_zone(const char *const *zones, size_t a, size_t b)
+{
+	return zones && zones[a] && zones[b] && *zones[a] && *zones[b] && strcmp(zones[a], zones[b]) != 0;
+}
+
+/* Nodes in the same unknown zone (NULL and "" alike) count as one zone when masters are spread. */
+static bool same_zone(const char *const *zones, size_t a, size_t b)
+{
+	const char *za = zones && zones[a] ? zones[a] : "", *zb = zones && zones[b] ? zones[b] : "";
+
+	return strcmp(za, zb) == 0;
+}
+
+/*
+ * How far apart two nodes are, which is what a replica's placement maximizes: 2 in other zones, 1 in the same (or
+ * an unknown) zone on other machines, 0 on the same machine. A zone is the larger failure: nodes of one zone on
+ * other machines still fail together, so another zone comes before another host.
+ */
+static unsigned distance(const char *const *keys, const char *const *zones, size_t a, size_t b)
+{
+	if (other_zone(zones, a, b))
+		return 2;
+	return same_machine(keys, a, b) ? 0 : 1;
+}
+
 struct planner {
 	size_t n;
 	const char *const *keys;
+	const char *const *zones;
 	size_t *machine; /* the lowest index of a node on the same machine: one id per machine */
+	size_t *zone;	 /* the lowest index of a node in the same zone: one id per zone */
 	size_t *masters_on;
+	size_t *masters_in; /* by zone id */
 	size_t *replicas_of;
 	bool *placed;
 	struct cluster_plan_entry *plan;
@@ -282,18 +311,19 @@ static bool is_master(const struct planner *pl, size_t i)
 }
 
 /*
- * The next master: the first node in list order whose machine has the fewest masters so far, counting only
- * machines that still have an unplaced node. While some machine has none, that is node.h's rule: skip a node
- * whose machine already has a master. After that it keeps spreading: with 12 nodes, 4 on each of 3 machines, and
- * 6 masters, list order alone would put 4 masters on the first machine, and losing it would lose the majority of
- * masters that a failover needs.
+ * The next master: the first node in list order whose zone, then whose machine, has the fewest masters so far,
+ * counting only machines that still have an unplaced node. While some machine has none, that is node.h's rule:
+ * skip a node whose machine already has a master. After that it keeps spreading: with 12 nodes, 4 on each of 3
+ * machines, and 6 masters, list order alone would put 4 masters on the first machine, and losing it would lose the
+ * majority of masters that a failover needs. Zones come first for the same reason; without zones every node is in
+ * the one unknown zone and only machines count.
  */
 static size_t pick_master(const struct planner *pl)
 {
 	size_t best = pl->n, best_count = 0;
 
 	for (size_t i = 0; i < pl->n; i++) {
-		size_t count = pl->masters_on[pl->machine[i]];
+		size_t count = pl->masters_in[pl->zone[i]] * (pl->n + 1) + pl->masters_on[pl->machine[i]];
 
 		if (pl->placed[i] || (best < pl->n && count >= best_count))
 			continue;
@@ -305,42 +335,59 @@ static size_t pick_master(const struct planner *pl)
 	return best;
 }
 
-/* A replica for master m: the first unplaced node on another machine, else the first unplaced one. */
-static size_t pick_replica(const struct planner *pl, size_t m)
+static unsigned node_distance(const struct planner *pl, size_t a, size_t b)
 {
-	size_t first = pl->n;
-
-	for (size_t i = 0; i < pl->n; i++) {
-		if (pl->placed[i])
-			continue;
-		if (!same_machine(pl->keys, i, m))
-			return i;
-		if (first == pl->n)
-			first = i;
-	}
-	return first;
+	return distance(pl->keys, pl->zones, a, b);
 }
 
 /*
- * A left-over node's master: of the masters with the fewest replicas, the lowest index on another machine than the
- * node, else the lowest index. Fewest comes first, so no master ends up with two replicas more than another.
+ * A replica for master m: the first unplaced node in another zone, else the first on another machine, else the
+ * first unplaced one.
+ */
+static size_t pick_replica(const struct planner *pl, size_t m)
+{
+	size_t best = pl->n;
+	unsigned best_d = 0;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		unsigned d;
+
+		if (pl->placed[i])
+			continue;
+		d = node_distance(pl, i, m);
+		if (best == pl->n || d > best_d) {
+			best = i;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+/*
+ * A left-over node's master: of the masters with the fewest replicas, the lowest index in another zone than the
+ * node, else on another machine, else the lowest index. Fewest comes first, so no master ends up with two replicas
+ * more than another.
  */
 static size_t pick_extra_master(const struct planner *pl, size_t node)
 {
-	size_t fewest = pl->n, lowest = pl->n;
+	size_t fewest = pl->n, best = pl->n;
+	unsigned best_d = 0;
 
 	for (size_t m = 0; m < pl->n; m++)
 		if (is_master(pl, m) && (fewest == pl->n || pl->replicas_of[m] < fewest))
 			fewest = pl->replicas_of[m];
 	for (size_t m = 0; m < pl->n; m++) {
+		unsigned d;
+
 		if (!is_master(pl, m) || pl->replicas_of[m] != fewest)
 			continue;
-		if (!same_machine(pl->keys, node, m))
-			return m;
-		if (lowest == pl->n)
-			lowest = m;
+		d = node_distance(pl, node, m);
+		if (best == pl->n || d > best_d) {
+			best = m;
+			best_d = d;
+		}
 	}
-	return lowest;
+	return best;
 }
 
 static void place_replica(struct planner *pl, size_t node, size_t m)
@@ -352,24 +399,25 @@ static void place_replica(struct planner *pl, size_t node, size_t m)
 
 /*
  * Handing out replicas in list order can corner the last master: with machines A A B B C C, A's master takes B's
- * spare node, B's takes A's, and C's is left with the node on its own machine. Each replica on its master's
- * machine therefore trades masters with the first replica (in list order) for which the trade puts neither of
- * them on its master's machine. Every master keeps its number of replicas, and the result is still a function of
- * the list alone.
+ * spare node, B's takes A's, and C's is left with the node on its own machine. Each replica short of another zone
+ * than its master's therefore trades masters with the first replica (in list order) for which the trade takes it
+ * farther from its master (node_distance) without bringing the other one closer to its own. Every master keeps
+ * its number of replicas, and the result is still a function of the list alone.
  */
 static void spread_replicas(struct planner *pl)
 {
 	struct cluster_plan_entry *plan = pl->plan;
 
 	for (size_t i = 0; i < pl->n; i++) {
-		if (plan[i].role != CLUSTER_REPLICA || !same_machine(pl->keys, i, plan[i].master))
+		if (plan[i].role != CLUSTER_REPLICA || node_distance(pl, i, plan[i].master) == 2)
 			continue;
 		for (size_t j = 0; j < pl->n; j++) {
 			size_t mi = plan[i].master, mj = plan[j].master;
 
 			if (j == i || plan[j].role != CLUSTER_REPLICA)
 				continue;
-			if (same_machine(pl->keys, j, mi) || same_machine(pl->keys, i, mj))
+			if (node_distance(pl, i, mj) <= node_distance(pl, i, mi) ||
+			    node_distance(pl, j, mi) < node_distance(pl, j, mj))
 				continue;
 			plan[i].master = mj;
 			plan[j].master = mi;
@@ -385,6 +433,8 @@ static size_t plan_with(struct planner *pl, size_t masters, unsigned replicas, u
 	for (size_t i = 0; i < pl->n; i++) {
 		for (pl->machine[i] = 0; !same_machine(pl->keys, pl->machine[i], i); pl->machine[i]++)
 			;
+		for (pl->zone[i] = 0; !same_zone(pl->zones, pl->zone[i], i); pl->zone[i]++)
+			;
 	}
 	for (size_t k = 0; k < masters; k++) {
 		size_t m = pick_master(pl);
@@ -392,6 +442,7 @@ static size_t plan_with(struct planner *pl, size_t masters, unsigned replicas, u
 		pl->plan[m] = (struct cluster_plan_entry){.role = CLUSTER_MASTER, .master = m};
 		pl->placed[m] = true;
 		pl->masters_on[pl->machine[m]]++;
+		pl->masters_in[pl->zone[m]]++;
 		left--;
 	}
 	/* Slots go to the masters in list order, whichever order they were picked in. */
@@ -424,11 +475,12 @@ static size_t plan_with(struct planner *pl, size_t masters, unsigned replicas, u
 	return same_host;
 }
 
-int cluster_plan(size_t n, const char *const *host_keys, unsigned replicas, struct cluster_plan_entry *ret,
-		 size_t *ret_same_host, struct init_error *err)
+int cluster_plan(size_t n, const char *const *host_keys, const char *const *zone_keys, unsigned replicas,
+		 struct cluster_plan_entry *ret, size_t *ret_same_host, struct init_error *err)
 {
 	size_t masters = n / ((size_t)replicas + 1), same_host;
-	_cleanup_free_ size_t *machine = NULL, *masters_on = NULL, *replicas_of = NULL;
+	_cleanup_free_ size_t *machine = NULL, *masters_on = NULL, *replicas_of = NULL, *zone = NULL,
+			      *masters_in = NULL;
 	_cleanup_free_ unsigned *first = NULL, *last = NULL;
 	_cleanup_free_ bool *placed = NULL;
 	_cleanup_free_ struct cluster_plan_entry *plan = NULL;
@@ -444,18 +496,23 @@ int cluster_plan(size_t n, const char *const *host_keys, unsigned replicas, stru
 				      CLUSTER_SLOTS);
 	machine = calloc(n, sizeof(*machine));
 	masters_on = calloc(n, sizeof(*masters_on));
+	zone = calloc(n, sizeof(*zone));
+	masters_in = calloc(n, sizeof(*masters_in));
 	replicas_of = calloc(n, sizeof(*replicas_of));
 	placed = calloc(n, sizeof(*placed));
 	plan = calloc(n, sizeof(*plan));
 	first = calloc(masters, sizeof(*first));
 	last = calloc(masters, sizeof(*last));
-	if (!machine || !masters_on || !replicas_of || !placed || !plan || !first || !last)
+	if (!machine || !masters_on || !zone || !masters_in || !replicas_of || !placed || !plan || !first || !last)
 		return init_error_set(err, -ENOMEM, "out of memory");
 	pl = (struct planner){
 		.n = n,
 		.keys = host_keys,
+		.zones = zone_keys,
 		.machine = machine,
+		.zone = zone,
 		.masters_on = masters_on,
+		.masters_in = masters_in,
 		.replicas_of = replicas_of,
 		.placed = placed,
 		.plan = plan,

@@ -113,6 +113,9 @@ def replica_links(nodes):
 
 
 @pytest.mark.matrix
+SYNC_BOUND = 2.5
+
+
 def test_replicas_sync_at_once(start_nodes, start_node, workdir):
     """Every replica's link to its master is up within 1 s of cluster-init's exit, and within 1 s of a restarted
     replica answering again: a master starts the sync as soon as its known replicas are connected, not after
@@ -139,8 +142,10 @@ def test_replicas_sync_at_once(start_nodes, start_node, workdir):
                "the restarted replica's link up")
     restarted = time.monotonic() - answered
     print(f"a restarted replica's link up {restarted * 1000:.0f} ms after it answered PING")
-    assert formed < 1.0, f"the replicas' links came up {formed:.2f} s after cluster-init exited (goal: 1 s)"
-    assert restarted < 1.0, f"the restarted replica's link came up {restarted:.2f} s after it answered (goal: 1 s)"
+    # The goal is 1 s (measured: 30-165 ms, Valkey 9 680-950 ms); the bound leaves a busy machine room and still
+    # fails on the servers' default 5 s repl-diskless-sync-delay (5.1-6.3 s measured).
+    assert formed < SYNC_BOUND, f"the replicas' links came up {formed:.2f} s after cluster-init exited (goal: 1 s)"
+    assert restarted < SYNC_BOUND, f"the restarted replica's link came up {restarted:.2f} s after it answered (goal: 1 s)"
 
 
 # --------------------------------------------------------------------------- availability zones

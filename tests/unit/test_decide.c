@@ -142,7 +142,7 @@ static int decide(struct world *w, struct cluster_decision *d, bool *member, str
 
 	for (size_t i = 0; i < w->n; i++)
 		hosts[i] = w->peers[i].ip;
-	masters = cluster_plan(w->n, hosts, 1, plan, NULL, &plan_err);
+	masters = cluster_plan(w->n, hosts, NULL, 1, plan, NULL, &plan_err);
 	return cluster_decide(w->peers, w->n, masters > 0 ? plan : NULL, d, member, err);
 }
 
@@ -488,6 +488,30 @@ static void test_choose_fewest_replicas_and_counts(void **state)
 	unbuild(&w);
 }
 
+/* Another zone before another host and before fewer replicas: zones are set on the peers as inspect reads them. */
+static void test_choose_prefers_other_zone(void **state)
+{
+	static const struct spec s[] = {
+		MASTER("10.0.0.1", 0, 8191), MASTER("10.0.0.2", 8192, 16383), REPLICA("10.0.0.3", 0), EMPTY("10.0.0.4"),
+		EMPTY("10.0.0.5"),
+	};
+	static const bool member[] = {true, true, true, false, false};
+	char master[5][CLUSTER_ID_LEN + 1];
+	struct world w;
+
+	(void)state;
+	build(&w, s, 5, member);
+	(void)snprintf(w.peers[0].zone, sizeof(w.peers[0].zone), "%s", "a");
+	(void)snprintf(w.peers[1].zone, sizeof(w.peers[1].zone), "%s", "b");
+	(void)snprintf(w.peers[3].zone, sizeof(w.peers[3].zone), "%s", "b");
+	choose(&w, member, master);
+	/* node 3 (zone b): master 1 has fewer replicas but shares its zone; master 0 is in zone a */
+	assert_master(master[3], 0);
+	/* node 4 (no zone): no zone is another; the master with the fewest replicas */
+	assert_master(master[4], 1);
+	unbuild(&w);
+}
+
 /* Ties go to the lowest slot, wherever the master's line is and wherever its slots start. */
 static void test_choose_lowest_slot(void **state)
 {
@@ -691,6 +715,7 @@ int main(void)
 		cmocka_unit_test(test_decide_bad_nodes_text),
 		cmocka_unit_test(test_choose_other_host_by_address),
 		cmocka_unit_test(test_choose_prefers_other_host),
+		cmocka_unit_test(test_choose_prefers_other_zone),
 		cmocka_unit_test(test_choose_fewest_replicas_and_counts),
 		cmocka_unit_test(test_choose_lowest_slot),
 		cmocka_unit_test(test_choose_no_master),

@@ -366,6 +366,13 @@ static void test_node_values(void **state)
 		{"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=-bad.example", "must be a hostname (RFC 1123"},
 		{"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=a..b", "must be a hostname"},
 		{"REDIS_CLUSTER_ANNOUNCE_HOSTNAME=under_score", "must be a hostname"},
+		{"REDIS_CLUSTER_AVAILABILITY_ZONE=eu west",
+		 "REDIS_CLUSTER_AVAILABILITY_ZONE='eu west': must be empty or "
+		 "up to 64 printable ASCII characters without blanks"},
+		{"REDIS_CLUSTER_AVAILABILITY_ZONE=z\xc3\xa9", "must be empty or up to 64 printable ASCII"},
+		{"REDIS_CLUSTER_AVAILABILITY_ZONE=zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+		 "must be empty or up to 64 printable ASCII"},
+		{"REDIS_CLUSTER_AVAILABILITY_ZONE=a\tb", "must not contain control characters"},
 		{"REDIS_PORT_NUMBER=0", "REDIS_PORT_NUMBER='0': must be a whole number from 1 to 65535"},
 		{"REDIS_PORT_NUMBER=65536", "must be a whole number from 1 to 65535"},
 		{"REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE=dns", "must be one of ip, hostname or unknown-endpoint"},
@@ -401,6 +408,8 @@ static void test_node_values(void **state)
 		"REDIS_EXTRA_FLAGS=--save 900 1 --save 300 10",
 		"REDIS_EXTRA_FLAGS=  --maxmemory 100mb   --save 900 1  ",
 		"REDIS_PORT_NUMBER=7001",
+		"REDIS_CLUSTER_AVAILABILITY_ZONE=eu-west-1a",
+		"REDIS_CLUSTER_AVAILABILITY_ZONE=zone_b/rack:3",
 		"REDIS_NODES=node-0:6379, node-1:6379;node-2 [fd00::1]:6380",
 	};
 	struct node_config c;

@@ -273,7 +273,7 @@ static void check_plan(const struct cluster_plan_entry *plan, size_t n, unsigned
 static int plan(size_t n, const char *const *keys, unsigned replicas, struct cluster_plan_entry *ret, size_t *same_host)
 {
 	struct init_error err = {{0}};
-	int r = cluster_plan(n, keys, replicas, ret, same_host, &err);
+	int r = cluster_plan(n, keys, NULL, replicas, ret, same_host, &err);
 
 	if (r < 0)
 		fail_msg("%zu nodes, %u replicas: %s", n, replicas, err.msg);
@@ -447,7 +447,8 @@ static void test_plan_refusals(void **state)
 		struct init_error err = {{0}};
 		size_t same_host = 77;
 
-		assert_int_equal(cluster_plan(cases[i].n, distinct, cases[i].replicas, ret, &same_host, &err), -EINVAL);
+		assert_int_equal(cluster_plan(cases[i].n, distinct, NULL, cases[i].replicas, ret, &same_host, &err),
+				 -EINVAL);
 		assert_string_equal(err.msg, cases[i].msg);
 		assert_int_equal(same_host, 77);
 		assert_memory_equal(ret, before, sizeof(ret));
@@ -592,6 +593,90 @@ static void test_plan_no_replicas(void **state)
 	assert_int_equal(same_host, 0);
 }
 
+/* cluster_plan with zones, checked like plan(). */
+static int plan_zones(size_t n, const char *const *keys, const char *const *zones, unsigned replicas,
+		      struct cluster_plan_entry *ret)
+{
+	struct init_error err = {{0}};
+	int r = cluster_plan(n, keys, zones, replicas, ret, NULL, &err);
+
+	if (r < 0)
+		fail_msg("%zu nodes, %u replicas: %s", n, replicas, err.msg);
+	check_plan(ret, n, replicas, r);
+	return r;
+}
+
+/* The integration test's layout: one host, zones a b c a b c; every replica goes to another zone. */
+static void test_plan_zones_one_host(void **state)
+{
+	static const char *const host[] = {"h", "h", "h", "h", "h", "h"};
+	static const char *const zones[] = {"a", "b", "c", "a", "b", "c"};
+	static const int want[] = {M, M, M, 2, 0, 1};
+	struct cluster_plan_entry got[6];
+
+	(void)state;
+	assert_int_equal(plan_zones(6, host, zones, 1, got), 3);
+	assert_roles(got, want, 6);
+}
+
+/* Another zone comes before another host: node 3 shares node 0's host but not its zone; node 2 the reverse. */
+static void test_plan_zone_before_host(void **state)
+{
+	static const char *const hosts[] = {"A", "C", "B", "A"};
+	static const char *const zones[] = {"z1", "z2", "z1", "z2"};
+	static const int want[] = {M, M, 1, 0};
+	static const int want_no_zones[] = {M, M, 0, 1};
+	struct cluster_plan_entry got[4];
+
+	(void)state;
+	assert_int_equal(plan_zones(4, hosts, zones, 1, got), 2);
+	assert_roles(got, want, 4);
+	assert_int_equal(plan_zones(4, hosts, NULL, 1, got), 2);
+	assert_roles(got, want_no_zones, 4);
+}
+
+/* Masters spread over zones first: zones a a b b on four hosts make nodes 0 and 2 the masters, not 0 and 1. */
+static void test_plan_masters_over_zones(void **state)
+{
+	static const char *const zones[] = {"a", "a", "b", "b"};
+	static const int want[] = {M, 2, M, 0};
+	struct cluster_plan_entry got[4];
+
+	(void)state;
+	assert_int_equal(plan_zones(4, distinct, zones, 1, got), 2);
+	assert_roles(got, want, 4);
+}
+
+/* Unknown zones (NULL or "") change nothing: the same plan as without zones, for every shape up to 12 nodes. */
+static void test_plan_unknown_zones(void **state)
+{
+	static const char *const machines[] = {"A", "A", "B", "B", "C", "C", "A", "B", "C", "A", "B", "C"};
+	static const char *const empty[12] = {"", NULL, "", NULL, "", NULL, "", NULL, "", NULL, "", NULL};
+	struct cluster_plan_entry a[12], b[12];
+
+	(void)state;
+	for (size_t n = 2; n <= 12; n++) {
+		for (unsigned replicas = 0; replicas <= 2 && n >= replicas + 1; replicas++) {
+			assert_int_equal(plan_zones(n, machines, NULL, replicas, a),
+					 plan_zones(n, machines, empty, replicas, b));
+			assert_memory_equal(a, b, n * sizeof(a[0]));
+		}
+	}
+}
+
+/* One known zone among unknown ones tells nothing apart: no zone is "another" unless both are known. */
+static void test_plan_partly_known_zones(void **state)
+{
+	static const char *const host[] = {"h", "h", "h", "h"};
+	static const char *const zones[] = {"a", NULL, "", "a"};
+	static const int want[] = {M, M, 0, 1};
+	struct cluster_plan_entry got[4];
+
+	(void)state;
+	assert_int_equal(plan_zones(4, host, zones, 1, got), 2);
+	assert_roles(got, want, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -617,6 +702,11 @@ int main(void)
 		cmocka_unit_test(test_plan_unknown_machines),
 		cmocka_unit_test(test_plan_deterministic),
 		cmocka_unit_test(test_plan_no_replicas),
+		cmocka_unit_test(test_plan_zones_one_host),
+		cmocka_unit_test(test_plan_zone_before_host),
+		cmocka_unit_test(test_plan_masters_over_zones),
+		cmocka_unit_test(test_plan_unknown_zones),
+		cmocka_unit_test(test_plan_partly_known_zones),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,9 +140,13 @@ static void test_hostname_endpoint(void **state)
 	char *env[] = {"KVINIT_CONFIG=/dev/null",
 		       "REDIS_CLUSTER_ANNOUNCE_HOSTNAME=redis-node-0.example",
 		       "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE=hostname",
-		       "REDIS_EXTRA_FLAGS=--maxmemory 100mb --save 900 1 --notify-keyspace-events Ex",
+		       "REDIS_EXTRA_FLAGS=--maxmemory 100mb --save 900 1 --notify-keyspace-events Ex "
+		       "--repl-diskless-sync-delay 2",
 		       "REDIS_BIND=127.0.0.1 -::1",
+		       "REDIS_CLUSTER_AVAILABILITY_ZONE=eu-west-1a",
 		       NULL};
+
+	/* the user's repl-diskless-sync-delay comes after kvinit's 0, so it wins */
 
 	(void)state;
 	render_case("render-hostname-valkey.conf", env, NODE_VERSION(8, 0, 1), NODE_VALKEY, two_passwords);
@@ -178,6 +182,7 @@ static void test_version_gated_asked(void **state)
 	char *e1[] = {"KVINIT_CONFIG=/dev/null", "REDIS_CLUSTER_ANNOUNCE_HOSTNAME=node-0", NULL};
 	char *e2[] = {"KVINIT_CONFIG=/dev/null", "REDIS_CLUSTER_BUS_PORT=17000", NULL};
 	char *e3[] = {"KVINIT_CONFIG=/dev/null", "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE=ip", NULL};
+	char *e4[] = {"KVINIT_CONFIG=/dev/null", "REDIS_CLUSTER_AVAILABILITY_ZONE=zone-a", NULL};
 
 	(void)state;
 	expect_refusal(
@@ -189,6 +194,9 @@ static void test_version_gated_asked(void **state)
 		e3, NODE_VERSION(6, 2, 14),
 		"REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE needs cluster-preferred-endpoint-type, which Redis 6.2.14 "
 		"does not know");
+	expect_refusal(e4, NODE_VERSION(8, 0, 2),
+		       "REDIS_CLUSTER_AVAILABILITY_ZONE='zone-a': needs the directive availability-zone (Valkey 8.0 "
+		       "and later), which Redis 8.0.2 does not know: unset it");
 }
 
 /* The renderer's own guard, for a value that did not come through the option check. */
