@@ -112,10 +112,10 @@ def replica_links(nodes):
     return out
 
 
-@pytest.mark.matrix
 SYNC_BOUND = 2.5
 
 
+@pytest.mark.matrix
 def test_replicas_sync_at_once(start_nodes, start_node, workdir):
     """Every replica's link to its master is up within 1 s of cluster-init's exit, and within 1 s of a restarted
     replica answering again: a master starts the sync as soon as its known replicas are connected, not after
