@@ -136,6 +136,8 @@ help:
 	@echo "make check      run every test (unit, integration); SANITIZE=address,undefined for ASan/UBSan"
 	@echo "make lint       cppcheck, clang-tidy, shellcheck, clang-format"
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
+	@echo "make fuzz       every fuzz target FUZZ_SECONDS=$(FUZZ_SECONDS) on its corpus (clang, libFuzzer, ASan/UBSan)"
+	@echo "make fuzz-smoke every fuzz target over its corpus and a few seconds (what make check runs)"
 	@echo "make deps       install missing Debian packages (as root)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make image      the images kvinit and kvinit-exporter, from Debian packages"
@@ -143,6 +145,56 @@ help:
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
+
+# --- Fuzzing (tests/fuzz/README.md): one libFuzzer target per parser, built with clang, ASan and UBSan into
+# $(FUZZ_BUILD) from the same sources and KV_CPPFLAGS (the gcc build above is left as it is). `make fuzz` runs each
+# target FUZZ_SECONDS on its corpus; `make fuzz-smoke` runs each over its corpus and a few seconds more, for make check.
+# CFLAGS are the gcc build's: the fuzz build takes FUZZ_CFLAGS. Like tests/unit, the targets are in the
+# clang-format check only: cppcheck and clang-tidy read the program's sources, not its tests.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CFLAGS  ?= -O1 -g
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+C_SOURCES    += $(wildcard tests/*.h tests/fuzz/*.c tests/fuzz/*.h)
+
+.PHONY: fuzz fuzz-smoke fuzz-build clean-fuzz
+$(BUILD)/tests/test_render: tests/ref_splitargs.h
+
+$(FUZZ_BUILD)/%.o: %.c $(HEADERS) | $(FUZZ_BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(KV_CPPFLAGS) $(CPPFLAGS) -std=gnu11 $(WARNINGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(FUZZ_CFLAGS) \
+		-c $< -o $@
+
+# seccomp.c includes the filter the gcc build generates (KV_CPPFLAGS has -I$(BUILD)/gen).
+$(FUZZ_BUILD)/init/seccomp.o: $(BUILD)/gen/seccomp_bpf.h
+
+$(FUZZ_BUILD)/libkvinit.a: $(FUZZ_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/ref_splitargs.h $(FUZZ_BUILD)/libkvinit.a $(HEADERS)
+	$(FUZZ_CC) $(KV_CPPFLAGS) $(CPPFLAGS) -std=gnu11 $(WARNINGS) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) \
+		$(LDFLAGS) -o $@ $< $(FUZZ_BUILD)/libkvinit.a $(KV_LIBS)
+
+# clang and its libFuzzer runtime are needed by these targets only.
+$(FUZZ_BUILD)/.deps-ok:
+	@tests/deps.sh build fuzz
+	@mkdir -p $(@D) && touch $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@tests/fuzz/run.sh run $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke: $(FUZZ_BINS)
+	@tests/fuzz/run.sh smoke $(FUZZ_BUILD)
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FUZZ_BUILD)
 
 # --- Container images (images/README.md): kvinit:$(VERSION) and kvinit-exporter:$(VERSION), both also :latest, built
 # FROM scratch from Debian packages (cached in $(BUILD)/debs) with no registry; a rebuild with no change is fast.
