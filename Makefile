@@ -148,9 +148,10 @@ help:
 
 # --- Fuzzing (tests/fuzz/README.md): one libFuzzer target per parser, built with clang, ASan and UBSan into
 # $(FUZZ_BUILD) from the same sources and KV_CPPFLAGS (the gcc build above is left as it is). `make fuzz` runs each
-# target FUZZ_SECONDS on its corpus; `make fuzz-smoke` runs each over its corpus and a few seconds more, for make check.
-# CFLAGS are the gcc build's: the fuzz build takes FUZZ_CFLAGS. Like tests/unit, the targets are in the
-# clang-format check only: cppcheck and clang-tidy read the program's sources, not its tests.
+# target FUZZ_SECONDS on its corpus; `make fuzz-smoke` runs each over its corpus and a few seconds more (make check).
+# CFLAGS are the gcc build's, for $(CC): the fuzz build takes FUZZ_CFLAGS. Like tests/unit, the targets are in the
+# clang-format check only: cppcheck and clang-tidy read the program (both pass on the targets as written), and the
+# targets themselves run under the sanitizers.
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CFLAGS  ?= -O1 -g

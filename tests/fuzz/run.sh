@@ -34,7 +34,13 @@ max_len() {
 	esac
 }
 
-mkdir -p "$build/artifacts" "$build/logs" || exit 1
+# The first line of a failure's report: a broken property (fuzz.h), a sanitizer, or libFuzzer (a timeout, a leak).
+report='^fuzz: property broken|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:'
+
+# a build directory that is not there is reported below as targets not built
+if [[ -d $build ]]; then
+	mkdir -p "$build/artifacts" "$build/logs" || exit 1
+fi
 passed=0 failed=0
 for src in "$here"/fuzz_*.c; do
 	name=$(basename "$src" .c)
@@ -54,25 +60,26 @@ for src in "$here"/fuzz_*.c; do
 		mkdir -p "$work" || exit 1
 		limits=(-max_total_time="$seconds")
 	fi
+	before=$(find "$work" -type f | wc -l)
 	start=$SECONDS
 	# The first directory takes what the run finds; the committed corpus after it is only read.
 	"$bin" "${limits[@]}" -max_len="$(max_len "$name")" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$build/artifacts/$name-" "$work" "$here/corpus/$name" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-	found=$(find "$work" -type f | wc -l)
+	found=$(($(find "$work" -type f | wc -l) - before))
 	[[ $mode == smoke ]] && rm -rf "$work"
 	if [[ $rc -eq 0 ]]; then
-		echo "fuzz: $name: ok, ${runs:-?} inputs in $((SECONDS - start)) s ($found new)"
+		echo "fuzz: $name: ok, ${runs:-?} inputs in $((SECONDS - start)) s, $found new to the corpus"
 		passed=$((passed + 1))
 		continue
 	fi
 	failed=$((failed + 1))
-	reason=$(grep -m1 -E '^fuzz: property broken|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|^SUMMARY:' "$log")
+	reason=$(grep -m1 -E "$report" "$log")
 	artifact=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n1)
 	echo "fuzz: $name: FAILED (exit $rc): ${reason:-see the log}; input ${artifact:-none saved}; log $log"
 	# the report, for a CI log that keeps only the output
-	grep -E -A12 '^fuzz: property broken|^==[0-9]+==ERROR|runtime error:' "$log" | head -n 30 | sed 's/^/    /'
+	grep -E -A12 "$report" "$log" | head -n 30 | sed 's/^/    /'
 done
 echo "fuzz: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
