@@ -140,14 +140,16 @@ static bool arg_is(const struct ref_arg *a, const char *s, size_t len)
 	return a->len == len && memcmp(a->data, s, len) == 0;
 }
 
-static bool same_directive(const struct directive *a, const struct directive *b)
+/* got is want, argument for argument, byte for byte. */
+static void check_directive(size_t i, const struct directive *got, const struct directive *want)
 {
-	if (a->argc != b->argc)
-		return false;
-	for (int i = 0; i < a->argc; i++)
-		if (!arg_is(&a->args[i], b->args[i].data, b->args[i].len))
-			return false;
-	return true;
+	FUZZ_CHECK(got->argc == want->argc, "directive %zu is '%.80s' with %d arguments, not '%.80s' with %d", i,
+		   got->args[0].data, got->argc, want->args[0].data, want->argc);
+	for (int k = 0; k < got->argc; k++)
+		FUZZ_CHECK(arg_is(&got->args[k], want->args[k].data, want->args[k].len),
+			   "directive %zu '%.80s': argument %d decodes to %zu bytes '%.80s', not the %zu given '%.80s'",
+			   i, want->args[0].data, k, got->args[k].len, got->args[k].data, want->args[k].len,
+			   want->args[k].data);
 }
 
 static const struct directive *find(const struct config *c, const char *name)
@@ -316,8 +318,7 @@ static void check_config(const struct input *in, const struct node_options *o, c
 					       : i < user + extra->n ? &extra->d[i - user]
 								     : &base.d[i - extra->n];
 
-		FUZZ_CHECK(same_directive(&got.d[i], want), "directive %zu is '%.80s', not '%.80s'", i,
-			   got.d[i].args[0].data, want->args[0].data);
+		check_directive(i, &got.d[i], want);
 	}
 	for (size_t i = 0; i < extra->n; i++) {
 		const char *name = extra->d[i].args[0].data;

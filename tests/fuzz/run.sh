@@ -75,11 +75,12 @@ for src in "$here"/fuzz_*.c; do
 		continue
 	fi
 	failed=$((failed + 1))
-	reason=$(grep -m1 -E "$report" "$log")
+	# cat -v: a value quoted in the report may hold any byte
+	reason=$(grep -a -m1 -E "$report" "$log" | cat -v)
 	artifact=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n1)
 	echo "fuzz: $name: FAILED (exit $rc): ${reason:-see the log}; input ${artifact:-none saved}; log $log"
 	# the report, for a CI log that keeps only the output
-	grep -E -A12 "$report" "$log" | head -n 30 | sed 's/^/    /'
+	grep -a -E -A12 "$report" "$log" | head -n 30 | cat -v | sed 's/^/    /'
 done
 echo "fuzz: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
