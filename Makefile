@@ -48,6 +48,14 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
+# The fuzz targets' build (see "Fuzzing" below): clang, libFuzzer, ASan and UBSan, in a directory of its own.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CFLAGS  ?= -O1 -g
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
 	rotate-finish
@@ -152,13 +160,6 @@ help:
 # CFLAGS are the gcc build's, for $(CC): the fuzz build takes FUZZ_CFLAGS. Like tests/unit, the targets are in the
 # clang-format check only: cppcheck and clang-tidy read the program (both pass on the targets as written), and the
 # targets themselves run under the sanitizers.
-FUZZ_CC      ?= clang
-FUZZ_BUILD   ?= build-fuzz
-FUZZ_CFLAGS  ?= -O1 -g
-FUZZ_SECONDS ?= 60
-FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
-FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 C_SOURCES    += $(wildcard tests/*.h tests/fuzz/*.c tests/fuzz/*.h)
 
 .PHONY: fuzz fuzz-smoke fuzz-build clean-fuzz

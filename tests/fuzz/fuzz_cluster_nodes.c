@@ -41,16 +41,23 @@ static bool ref_id(const char *p, size_t len)
 	return true;
 }
 
-/* Digits only, within unsigned long long: by strtoull on a copy, not as parse.c counts. */
+/* Digits only (leading zeros too), within unsigned long long: by strtoull on a copy, not as parse.c counts. */
 static bool ref_number(const char *p, size_t len, unsigned long long *ret)
 {
 	char buf[32];
 
-	if (!len || len >= sizeof(buf))
+	if (!len)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (p[i] < '0' || p[i] > '9')
 			return false;
+	while (len > 1 && *p == '0') {
+		p++;
+		len--;
+	}
+	/* more digits than ULLONG_MAX has, once the leading zeros are gone */
+	if (len >= sizeof(buf))
+		return false;
 	memcpy(buf, p, len);
 	buf[len] = '\0';
 	errno = 0;

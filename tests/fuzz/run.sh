@@ -41,6 +41,13 @@ report='^fuzz: property broken|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)
 if [[ -d $build ]]; then
 	mkdir -p "$build/artifacts" "$build/logs" || exit 1
 fi
+# The run's scratch space, in memory where there is some: the smoke runs' findings, and TMPDIR for the targets
+# (fuzz_secrets writes a file for every input), gone at the end even when a target crashed.
+base=${TMPDIR:-/tmp}
+[[ -z ${TMPDIR:-} && -w /dev/shm ]] && base=/dev/shm
+scratch=$(mktemp -d "$base/kvinit-fuzz.XXXXXX") || exit 1
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch
 passed=0 failed=0
 for src in "$here"/fuzz_*.c; do
 	name=$(basename "$src" .c)
@@ -53,7 +60,7 @@ for src in "$here"/fuzz_*.c; do
 		continue
 	fi
 	if [[ $mode == smoke ]]; then
-		work=$(mktemp -d) || exit 1
+		work=$(mktemp -d "$scratch/corpus.XXXXXX") || exit 1
 		limits=(-max_total_time="$smoke_seconds" -runs="$smoke_runs")
 	else
 		work=$build/corpus/$name
