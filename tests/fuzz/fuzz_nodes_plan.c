@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * REDIS_NODES and the cluster plan (cluster_parse_nodes, cluster_plan). Input: one byte for the replicas per
- * master, one for the default port (some invalid), then the REDIS_NODES value (up to its first NUL).
+ * master, one for the default port (some invalid; from 128 up, every other node's machine is unknown: a NULL host
+ * key), then the REDIS_NODES value (up to its first NUL).
  * Properties of the parse: 0 with 1 to 1000 entries, each host non-empty and shorter than CLUSTER_HOST_MAX, each
  * port 1-65535, no two the same (host without regard to case, port), or -EINVAL with a message and ret untouched.
  * Properties of the plan, with the nodes' hosts as machines: the number of masters is n / (replicas + 1) (at

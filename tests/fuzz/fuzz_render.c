@@ -1,17 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Option values through the renderer (node_extra_flags_parse, node_render), the rendered config read back the way
- * the server reads it (tests/ref_splitargs.h). Input: a control byte, then REDIS_EXTRA_FLAGS, the password
- * (masterauth), REDIS_DATA_DIR, REDIS_BASE_CONFIG, REDIS_CLUSTER_ANNOUNCE_HOSTNAME and the announced address,
- * separated by NUL bytes (a missing one keeps its default; an empty password is none). Control bits: 0 the values go
- * through the option layer (init_config_load, as environment variables) instead of straight into the options; 1
- * standalone; 2 a base config is present; 3-4 the number of password hashes (0-2); 5 redacted; 6-7 the server
- * (Redis 7.0, 6.2, 6.0, Valkey 8.0). Properties: REDIS_EXTRA_FLAGS is accepted (by the parser, the option check and the
- * renderer alike) only when it follows its rule: tokens separated by blanks, a "--directive" first, each directive
- * lowercase letters, digits and '-' with a value at least, none that kvinit owns; the tokens are the reference's. A
- * rendered config is read by the server line by line, each line one directive; it holds kvinit's directives exactly as
- * rendered without extra flags, each once, and the extra directives inserted before the ACL line, none of them one
- * kvinit renders or owns; every value decodes to the bytes given, whatever their length (no truncation).
+ * the server reads it (tests/ref_splitargs.h).
+ *
+ * Input: a control byte, then REDIS_EXTRA_FLAGS, the password (masterauth), REDIS_DATA_DIR, REDIS_BASE_CONFIG,
+ * REDIS_CLUSTER_ANNOUNCE_HOSTNAME and the announced address, separated by NUL bytes (a missing one keeps its
+ * default; an empty password is none). Control bits: 0 the values go through the option layer (init_config_load,
+ * as environment variables) instead of straight into the options; 1 standalone; 2 a base config is present; 3-4
+ * the number of password hashes (0-2); 5 redacted; 6-7 the server (Redis 7.0, 6.2, 6.0, Valkey 8.0).
+ *
+ * Properties: REDIS_EXTRA_FLAGS is accepted (by the parser, the option check and the renderer alike) only when it
+ * follows its rule: tokens separated by blanks, a "--directive" first, each directive lowercase letters, digits
+ * and '-' with a value at least, none that kvinit owns; the tokens are the reference's. A rendered config is read
+ * by the server line by line, each line one directive; it holds kvinit's directives exactly as rendered without
+ * extra flags, each once, and the extra directives inserted before the ACL line, none of them one kvinit renders
+ * or owns; every value decodes to the bytes given, whatever their length (no truncation). What the option layer
+ * accepts reaches the renderer unchanged.
  */
 #include <ctype.h>
 #include <errno.h>
