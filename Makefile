@@ -48,6 +48,14 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
+# The fuzz targets' build (see "Fuzzing" below): clang, libFuzzer, ASan and UBSan, in a directory of its own.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CFLAGS  ?= -O1 -g
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
 	rotate-finish images servers matrix
@@ -92,8 +100,9 @@ deps:
 
 # The end-to-end tests (Docker, the images, compose) run with the normal build; the sanitizer build's check runs
 # the unit and integration tests, since the images hold the normal build.
-check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS) $(if $(SANITIZE),,images servers)
-	@E2E=$(if $(SANITIZE),0,1) MATRIX=$(if $(SANITIZE),0,1) tests/check.sh $(BUILD)
+check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS) $(if $(SANITIZE),,images servers $(FUZZ_BINS))
+	@E2E=$(if $(SANITIZE),0,1) MATRIX=$(if $(SANITIZE),0,1) FUZZ_BUILD=$(if $(SANITIZE),,$(FUZZ_BUILD)) \
+		tests/check.sh $(BUILD)
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done
@@ -138,6 +147,8 @@ help:
 	@echo "                the images first); SANITIZE=address,undefined: all but e2e, on an ASan/UBSan build"
 	@echo "make lint       cppcheck, clang-tidy, shellcheck, clang-format"
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
+	@echo "make fuzz       every fuzz target FUZZ_SECONDS=$(FUZZ_SECONDS) on its corpus (clang, libFuzzer, ASan/UBSan)"
+	@echo "make fuzz-smoke every fuzz target over its corpus and a few seconds (what make check runs)"
 	@echo "make deps       install missing Debian packages (as root)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make image      the image kvinit:SERVER (redis-7.0 redis-8.0 valkey-8.1 valkey-9; default redis-8.0 = latest)"
@@ -147,6 +158,50 @@ help:
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
+
+# --- Fuzzing (tests/fuzz/README.md): one libFuzzer target per parser, built with clang, ASan and UBSan into
+# $(FUZZ_BUILD) from the same sources and KV_CPPFLAGS (the gcc build above is left as it is). `make fuzz` runs each
+# target FUZZ_SECONDS on its corpus; `make fuzz-smoke` runs each over its corpus and a few seconds more (make check).
+# CFLAGS are the gcc build's, for $(CC): the fuzz build takes FUZZ_CFLAGS. Like tests/unit, the targets are in the
+# clang-format check only: cppcheck and clang-tidy read the program (both pass on the targets as written), and the
+# targets themselves run under the sanitizers.
+C_SOURCES    += $(wildcard tests/*.h tests/fuzz/*.c tests/fuzz/*.h)
+
+.PHONY: fuzz fuzz-smoke fuzz-build clean-fuzz
+$(BUILD)/tests/test_render: tests/ref_splitargs.h
+
+$(FUZZ_BUILD)/%.o: %.c $(HEADERS) | $(FUZZ_BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(KV_CPPFLAGS) $(CPPFLAGS) -std=gnu11 $(WARNINGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(FUZZ_CFLAGS) \
+		-c $< -o $@
+
+# seccomp.c includes the filter the gcc build generates (KV_CPPFLAGS has -I$(BUILD)/gen).
+$(FUZZ_BUILD)/init/seccomp.o: $(BUILD)/gen/seccomp_bpf.h
+
+$(FUZZ_BUILD)/libkvinit.a: $(FUZZ_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/ref_splitargs.h $(FUZZ_BUILD)/libkvinit.a $(HEADERS)
+	$(FUZZ_CC) $(KV_CPPFLAGS) $(CPPFLAGS) -std=gnu11 $(WARNINGS) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) \
+		$(LDFLAGS) -o $@ $< $(FUZZ_BUILD)/libkvinit.a $(KV_LIBS)
+
+# clang and its libFuzzer runtime are needed by these targets only.
+$(FUZZ_BUILD)/.deps-ok:
+	@tests/deps.sh build fuzz
+	@mkdir -p $(@D) && touch $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@tests/fuzz/run.sh run $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke: $(FUZZ_BINS)
+	@tests/fuzz/run.sh smoke $(FUZZ_BUILD)
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FUZZ_BUILD)
 
 # --- Container images (images/README.md): kvinit:NAME for each server NAME (images/servers.sh), each from the Debian
 # suite that carries it, and kvinit-exporter, FROM scratch from Debian packages (cached in $(BUILD)/debs, apt state

@@ -30,6 +30,8 @@ static const char *const owned_directives[] = {
 	"masteruser",
 	"aclfile",
 	"supervised",
+	/* REDIS_CLUSTER_AVAILABILITY_ZONE: cluster-init places replicas by the zone the option names */
+	"availability-zone",
 	/*
 	 * render.c writes `logfile ""`: the server logs to stdout, which kvinit's child shares with it, so its lines
 	 * reach `docker logs` and kubectl logs. A logfile would hide them in a file nobody reads (and fill the disk).

@@ -114,6 +114,20 @@ if [[ ${MATRIX:-0} == 1 ]]; then
 	fi
 fi
 
+# --- The fuzz targets' smoke run (FUZZ_BUILD set: make check without SANITIZE, the targets being ASan/UBSan
+# builds themselves): each over its corpus and a few seconds more (tests/fuzz/run.sh), one line a target.
+if [[ -n ${FUZZ_BUILD:-} ]]; then
+	"$root/tests/fuzz/run.sh" smoke "$FUZZ_BUILD" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	read -r p f < <(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log") || true
+	if [[ -z ${p:-} ]]; then
+		failed=$((failed + 1))
+		broken+=("tests/fuzz/run.sh (exit $rc, no summary)")
+	else
+		passed=$((passed + p)) failed=$((failed + f))
+	fi
+fi
+
 for b in "${broken[@]}"; do echo "check: broken: $b"; done
 for line in "${closing[@]}"; do echo "$line"; done
 echo "check: $passed passed, $failed failed, $skipped skipped"

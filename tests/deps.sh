@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a group of make targets needs, when they are missing; a no-op when all are there.
-# Usage: tests/deps.sh GROUP...   (groups: build test lint bench)
+# Usage: tests/deps.sh GROUP...   (groups: build test lint bench fuzz)
 set -euo pipefail
 
 declare -A groups=(
@@ -8,6 +8,8 @@ declare -A groups=(
 	[test]="libcmocka-dev redis-server redis-tools python3-pytest python3-redis python3-yaml yamllint tini dumb-init catatonit util-linux procps"
 	[lint]="cppcheck clang-tidy clang-format shellcheck"
 	[bench]="tini dumb-init catatonit hyperfine redis-server redis-tools"
+	# make fuzz and fuzz-smoke only: clang 14 and its libFuzzer and sanitizer runtimes
+	[fuzz]="clang libclang-rt-14-dev"
 )
 
 wanted=()

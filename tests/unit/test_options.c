@@ -396,6 +396,7 @@ static void test_node_values(void **state)
 		{"REDIS_EXTRA_FLAGS=  maxmemory 1mb", "must be redis-server flags"},
 		{"REDIS_EXTRA_FLAGS= --user evil on", "'--user' is set by kvinit itself"},
 		{"REDIS_EXTRA_FLAGS=--maxmemory 1mb  --logfile /data/log", "'--logfile' is set by kvinit itself"},
+		{"REDIS_EXTRA_FLAGS=--availability-zone a", "'--availability-zone' is set by kvinit itself"},
 	};
 	static const char *const good[] = {
 		"REDIS_CLUSTER_ANNOUNCE_IP=172.19.0.60",

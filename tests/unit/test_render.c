@@ -13,6 +13,8 @@
 #include "init.h"
 #include "node.h"
 
+#include "../ref_splitargs.h"
+
 #ifndef GOLDEN_DIR
 #define GOLDEN_DIR "tests/golden"
 #endif
@@ -238,131 +240,26 @@ static void test_extra_flags_lines(void **state)
 				     "redis-server flags, each '--directive' followed by its values");
 }
 
-/* ---- decoding the rendered file as the server does ---- */
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
-}
-
-/* One argument of a config line, as bytes. */
-struct arg {
-	char *data;
-	size_t len;
-};
-
-/*
- * A reference for Redis's sdssplitargs, written from its rules: blanks separate arguments; "double quotes" take
- * \xHH, \n \r \t \b \a and backslash-anything; 'single quotes' take only \'; a closing quote must be followed by a
- * blank or the end; an unterminated quote is an error. Returns the number of arguments, or -1.
- */
-static int split_args(const char *line, struct arg *args, int max)
-{
-	const char *p = line;
-	int n = 0;
-
-	for (;;) {
-		bool in_dq = false, in_sq = false, done = false;
-		struct arg a;
-
-		while (*p && is_blank(*p))
-			p++;
-		if (!*p)
-			return n;
-		if (n == max)
-			return -1;
-		a.data = malloc(strlen(p) + 1);
-		a.len = 0;
-		assert_non_null(a.data);
-		while (!done) {
-			if (in_dq) {
-				if (p[0] == '\\' && p[1] == 'x' && hex_value(p[2]) >= 0 && hex_value(p[3]) >= 0) {
-					a.data[a.len++] = (char)(hex_value(p[2]) * 16 + hex_value(p[3]));
-					p += 3;
-				} else if (p[0] == '\\' && p[1]) {
-					static const char from[] = "nrtba", to[] = "\n\r\t\b\a";
-					const char *esc = strchr(from, *++p);
-
-					a.data[a.len++] = esc ? to[esc - from] : *p;
-				} else if (*p == '"') {
-					if (p[1] && !is_blank(p[1]))
-						goto fail;
-					done = true;
-				} else if (!*p) {
-					goto fail;
-				} else {
-					a.data[a.len++] = *p;
-				}
-			} else if (in_sq) {
-				if (p[0] == '\\' && p[1] == '\'') {
-					a.data[a.len++] = *++p;
-				} else if (*p == '\'') {
-					if (p[1] && !is_blank(p[1]))
-						goto fail;
-					done = true;
-				} else if (!*p) {
-					goto fail;
-				} else {
-					a.data[a.len++] = *p;
-				}
-			} else if (!*p || is_blank(*p)) {
-				done = true;
-			} else if (*p == '"') {
-				in_dq = true;
-			} else if (*p == '\'') {
-				in_sq = true;
-			} else {
-				a.data[a.len++] = *p;
-			}
-			if (*p)
-				p++;
-		}
-		args[n++] = a;
-	}
-fail:
-	for (int i = 0; i < n; i++)
-		free(args[i].data);
-	return -1;
-}
+/* ---- decoding the rendered file as the server does (ref_splitargs.h) ---- */
 
 /* The arguments of the line of text that starts with "name ", decoded; fails the test when it does not decode. */
-static int decode_directive(const char *text, const char *name, struct arg *args, int max)
+static int decode_directive(const char *text, const char *name, struct ref_arg *args, int max)
 {
 	size_t n = strlen(name);
+	const char *pos = text;
+	char *line;
 	int argc;
 
-	for (const char *line = text; *line;) {
-		const char *end = strchr(line, '\n');
-		char *copy = strndup(line, end ? (size_t)(end - line) : strlen(line));
-
-		assert_non_null(copy);
-		line = end ? end + 1 : line + strlen(line);
-		/* the server skips comments and empty lines before it splits a line */
-		if (copy[strspn(copy, " \t\r")] == '#' || !copy[strspn(copy, " \t\r")]) {
-			free(copy);
-			continue;
-		}
-		argc = split_args(copy, args, max);
+	while (ref_config_next_line(&pos, &line) > 0) {
+		argc = ref_split_args(line, args, max);
 		if (argc < 0)
-			fail_msg("a line the server cannot read: %.120s...", copy);
-		if (strncmp(copy, name, n) == 0 && copy[n] == ' ') {
-			free(copy);
+			fail_msg("a line the server cannot read: %.120s...", line);
+		if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+			free(line);
 			return argc;
 		}
-		for (int i = 0; i < argc; i++)
-			free(args[i].data);
-		free(copy);
+		ref_args_free(args, argc);
+		free(line);
 	}
 	fail_msg("no '%s' line", name);
 	return -1;
@@ -370,7 +267,7 @@ static int decode_directive(const char *text, const char *name, struct arg *args
 
 static void assert_decodes_to(const char *text, const char *name, const char *value, size_t len)
 {
-	struct arg args[64];
+	struct ref_arg args[64];
 	int argc = decode_directive(text, name, args, 64);
 
 	assert_int_equal(argc, 2);
