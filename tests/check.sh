@@ -31,7 +31,17 @@ if [[ $ci == true && $(id -u) -ne 0 ]]; then
 		"for want of it fails" >&2
 fi
 
+# Each suite's time, printed as it ends and again above the summary (CI must stay within its budget).
+times=()
+suite_start() { suite_t0=$SECONDS; }
+suite_end() {
+	local line="check: time: $1 $((SECONDS - suite_t0)) s"
+	echo "$line"
+	times+=("$line")
+}
+
 # cmocka: "[  PASSED  ] N test(s).", "[  FAILED  ] N test(s), listed below:", "[  SKIPPED ] N test(s), listed below:"
+suite_start
 for t in "$build"/tests/test_*; do
 	[[ -x $t ]] || continue
 	"$t" >"$log" 2>&1
@@ -54,6 +64,7 @@ for t in "$build"/tests/test_*; do
 		broken+=("$(basename "$t") (exit $rc)")
 	fi
 done
+suite_end "unit (cmocka)"
 
 # pytest suites: the counts come from their junit XML; the kvinit_check plugin marks which init each test runs.
 # E2E=1 (make check without SANITIZE) adds the Docker end-to-end suite; -s shows the figures it measures.
@@ -66,6 +77,7 @@ for suite in "${suites[@]}"; do
 		broken+=("$suite (missing)")
 		continue
 	fi
+	suite_start
 	xml=$tmp/$(basename "$suite").xml
 	extra=()
 	[[ $suite == tests/e2e ]] && extra=(-s)
@@ -80,6 +92,7 @@ for suite in "${suites[@]}"; do
 		broken+=("$suite (pytest exit $rc)")
 	fi
 	[[ -s $xml ]] && xmls+=("$xml")
+	suite_end "$suite"
 done
 
 if [[ ${#xmls[@]} -gt 0 ]]; then
@@ -103,6 +116,7 @@ fi
 # --- The server matrix (MATRIX=1: make check without SANITIZE): the tests marked `matrix` against every server
 # `make servers` unpacked (tests/matrix.sh prints a table per server and one summary line, counted here).
 if [[ ${MATRIX:-0} == 1 ]]; then
+	suite_start
 	"$root/tests/matrix.sh" "$build" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	read -r p f s < <(sed -n 's/^matrix: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped.*/\1 \2 \3/p' "$log") || true
@@ -112,11 +126,13 @@ if [[ ${MATRIX:-0} == 1 ]]; then
 	else
 		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 	fi
+	suite_end "server matrix"
 fi
 
 # --- The fuzz targets' smoke run (FUZZ_BUILD set: make check without SANITIZE, the targets being ASan/UBSan
 # builds themselves): each over its corpus and a few seconds more (tests/fuzz/run.sh), one line a target.
 if [[ -n ${FUZZ_BUILD:-} ]]; then
+	suite_start
 	"$root/tests/fuzz/run.sh" smoke "$FUZZ_BUILD" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	read -r p f < <(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log") || true
@@ -126,8 +142,10 @@ if [[ -n ${FUZZ_BUILD:-} ]]; then
 	else
 		passed=$((passed + p)) failed=$((failed + f))
 	fi
+	suite_end "fuzz smoke"
 fi
 
+for line in "${times[@]}"; do echo "$line"; done
 for b in "${broken[@]}"; do echo "check: broken: $b"; done
 for line in "${closing[@]}"; do echo "$line"; done
 echo "check: $passed passed, $failed failed, $skipped skipped"
