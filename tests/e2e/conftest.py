@@ -34,6 +34,7 @@ LAYOUTS = {
     "main": {"project": "kvinit", "file": "docker-compose.yml", "image": "kvinit:redis-8.0"},
     "cache-cluster": {"project": "kvinit-cache", "file": "docker-compose.cache-cluster.yml", "image": "kvinit:redis-8.0"},
     "announce": {"project": "kvinit-announce", "file": "docker-compose.announce.yml", "image": "kvinit:valkey-9"},
+    "sentinel": {"project": "kvinit-sentinel", "file": "docker-compose.sentinel.yml", "image": "kvinit:redis-8.0"},
 }
 IMAGES_DIR = REPO / "build" / "images"  # where `make images` notes an image it skipped
 MAIN_PORTS = {f"redis-node-{i}": 6379 + i for i in range(6)}

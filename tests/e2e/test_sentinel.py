@@ -13,7 +13,6 @@ import conftest
 from conftest import STACK, compose, inspect, password, sh, wait_until
 from sentinel_writer import AddrWriter, Writer, write_across
 
-conftest.LAYOUTS.setdefault("sentinel", {"project": "kvinit-sentinel", "file": "docker-compose.sentinel.yml"})
 
 SENTINELS = [("sentinel-1", 26379), ("sentinel-2", 26380), ("sentinel-3", 26381)]
 NODES = {"redis-primary": 6390, "redis-replica-1": 6391, "redis-replica-2": 6392}
