@@ -34,8 +34,7 @@ struct node_run {
 	pid_t pid[HELPER__COUNT]; /* of the helpers while they run */
 	bool rotate_again;	  /* a change came while the rotate helper ran */
 	/* every password the server may take: what it was given since its last completed rotation */
-	struct secrets_value login[2 * SECRETS_MAX_ACCEPTED];
-	size_t n_login;
+	struct secrets_logins logins;
 	bool started, stopping;
 };
 
@@ -68,7 +67,7 @@ static int run_rotate(void *userdata)
 {
 	const struct node_run *run = userdata;
 
-	return node_rotate_apply(run->o, &run->setup->rotation, run->login, run->n_login);
+	return node_rotate_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n);
 }
 
 static const struct {
@@ -89,35 +88,6 @@ static void start_helper(struct node_run *run, enum helper which)
 		return;
 	}
 	log_debug("%s runs beside the server (pid %d)", helpers[which].name, (int)run->pid[which]);
-}
-
-/* ---- the passwords the server may hold ---- */
-
-static void login_add(struct node_run *run, const struct secrets_value *v)
-{
-	for (size_t i = 0; i < run->n_login; i++)
-		if (secrets_value_equal(&run->login[i], v))
-			return;
-	if (run->n_login == sizeof(run->login) / sizeof(run->login[0])) {
-		secrets_wipe(&run->login[0]);
-		memmove(&run->login[0], &run->login[1], (run->n_login - 1) * sizeof(run->login[0]));
-		run->login[--run->n_login] = (struct secrets_value){0};
-	}
-	/* out of memory: the passwords of the rotation itself are tried first anyway */
-	if (secrets_value_copy(v->data, v->len, &run->login[run->n_login]) == 0)
-		run->n_login++;
-}
-
-/* The server holds exactly the rotation's passwords now (it started with them, or a rotation completed). */
-static void login_reset(struct node_run *run)
-{
-	const struct secrets_rotation *rot = &run->setup->rotation;
-
-	for (size_t i = 0; i < run->n_login; i++)
-		secrets_wipe(&run->login[i]);
-	run->n_login = 0;
-	for (size_t i = 0; i < rot->n; i++)
-		login_add(run, &rot->entry[i].value);
 }
 
 /* ---- the password files ---- */
@@ -167,7 +137,7 @@ static void rotation_changed(struct node_run *run)
 		return;
 	/* a helper started now may hand the server any of these before it is stopped */
 	for (size_t i = 0; i < rot->n; i++)
-		login_add(run, &rot->entry[i].value);
+		secrets_logins_add(&run->logins, &rot->entry[i].value);
 	if (run->pid[HELPER_ROTATE] > 0) {
 		run->rotate_again = true;
 		if (kill(run->pid[HELPER_ROTATE], SIGTERM) < 0 && errno != ESRCH)
@@ -215,7 +185,7 @@ static void start_watching(struct node_run *run)
 
 	if (!s->rotating)
 		return;
-	login_reset(run);
+	secrets_logins_reset(&run->logins, &run->setup->rotation);
 	r = secrets_watch_new(run->loop, &s->paths, &s->initial, (uint64_t)run->o->secret_poll * USEC_PER_MSEC,
 			      on_secrets_changed, run, &run->watch);
 	if (r < 0)
@@ -279,7 +249,7 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 	if (ok && which == HELPER_ROTATE) {
 		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
 
-		login_reset(run);
+		secrets_logins_reset(&run->logins, &run->setup->rotation);
 		secrets_rotation_describe(&run->setup->rotation, accepted, sizeof(accepted));
 		log_info("password rotation applied: the server accepts %s and sends #%.8s", accepted,
 			 run->setup->rotation.entry[run->setup->rotation.current].hash);
@@ -349,7 +319,6 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 		 s->has_announce_ip ? "'" : "");
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
-	for (size_t i = 0; i < run.n_login; i++)
-		secrets_wipe(&run.login[i]);
+	secrets_logins_wipe(&run.logins);
 	return code;
 }

@@ -121,31 +121,6 @@ static int write_conf(const struct sentinel_run *run, const char *text, struct i
 
 /* ---- the password files while the Sentinel runs ---- */
 
-static void login_add(struct sentinel_run *run, const struct secrets_value *v)
-{
-	for (size_t i = 0; i < run->n_login; i++)
-		if (secrets_value_equal(&run->login[i], v))
-			return;
-	if (run->n_login == sizeof(run->login) / sizeof(run->login[0])) {
-		secrets_wipe(&run->login[0]);
-		memmove(&run->login[0], &run->login[1], (run->n_login - 1) * sizeof(run->login[0]));
-		run->login[--run->n_login] = (struct secrets_value){0};
-	}
-	if (secrets_value_copy(v->data, v->len, &run->login[run->n_login]) == 0)
-		run->n_login++;
-}
-
-static void login_reset(struct sentinel_run *run)
-{
-	const struct secrets_rotation *rot = sentinel_own_rotation(run);
-
-	for (size_t i = 0; i < run->n_login; i++)
-		secrets_wipe(&run->login[i]);
-	run->n_login = 0;
-	for (size_t i = 0; i < rot->n; i++)
-		login_add(run, &rot->entry[i].value);
-}
-
 static void start_rotate(struct sentinel_run *run)
 {
 	int r = init_fork_helper(node_sentinel_rotate_apply, run, &run->rotate_pid);
@@ -177,7 +152,7 @@ static void rotation_changed(struct sentinel_secret *sec)
 	if (run->stopping)
 		return;
 	for (size_t i = 0; i < own->n; i++)
-		login_add(run, &own->entry[i].value);
+		secrets_logins_add(&run->logins, &own->entry[i].value);
 	if (run->rotate_pid > 0) {
 		run->rotate_again = true;
 		if (kill(run->rotate_pid, SIGTERM) < 0 && errno != ESRCH)
@@ -229,7 +204,7 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 		return;
 	run->started = true;
 	run->loop = init_supervisor_loop(sv);
-	login_reset(run);
+	secrets_logins_reset(&run->logins, sentinel_own_rotation(run));
 	for (int i = 0; i < SECRET__COUNT; i++) {
 		struct sentinel_secret *sec = &run->secret[i];
 		int r;
@@ -288,7 +263,7 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		run->rotate_again = false;
 		start_rotate(run);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		login_reset(run);
+		secrets_logins_reset(&run->logins, sentinel_own_rotation(run));
 		log_info("password rotation applied to the Sentinel");
 	} else if (!run->stopping) {
 		log_error("password rotation failed (%s %d): see its lines above",
@@ -316,8 +291,7 @@ static void run_free(struct sentinel_run *run)
 {
 	for (int i = 0; i < SECRET__COUNT; i++)
 		secrets_watch_free(run->secret[i].watch);
-	for (size_t i = 0; i < run->n_login; i++)
-		secrets_wipe(&run->login[i]);
+	secrets_logins_wipe(&run->logins);
 	secrets_paths_free(&run->own_paths);
 	secrets_set_wipe(&run->own_initial);
 	secrets_rotation_free(&run->own_rot);

@@ -41,8 +41,7 @@ struct sentinel_run {
 	struct secrets_rotation own_rot;
 	struct sentinel_secret secret[SECRET__COUNT];
 	/* every own password the Sentinel may hold: what it was given since its last completed rotation */
-	struct secrets_value login[2 * SECRETS_MAX_ACCEPTED];
-	size_t n_login;
+	struct secrets_logins logins;
 	pid_t rotate_pid;
 	bool rotate_again, started, stopping;
 };

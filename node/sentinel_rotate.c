@@ -36,8 +36,8 @@ static redisContext *connect_local(const struct sentinel_run *run)
 
 	for (size_t k = 0; k < rot->n; k++)
 		tries[n++] = &rot->entry[secrets_rotation_order(rot, k)].value;
-	for (size_t k = 0; k < run->n_login; k++)
-		tries[n++] = &run->login[k];
+	for (size_t k = 0; k < run->logins.n; k++)
+		tries[n++] = &run->logins.value[k];
 	if (!n)
 		tries[n++] = &none;
 	node_probe_host(run->o->bind, host, sizeof(host));

@@ -257,3 +257,33 @@ void secrets_rotation_free(struct secrets_rotation *r)
 		drop_entry(r, r->n - 1);
 	*r = (struct secrets_rotation){0};
 }
+
+void secrets_logins_add(struct secrets_logins *l, const struct secrets_value *v)
+{
+	const size_t max = sizeof(l->value) / sizeof(l->value[0]);
+
+	for (size_t i = 0; i < l->n; i++)
+		if (secrets_value_equal(&l->value[i], v))
+			return;
+	if (l->n == max) {
+		secrets_wipe(&l->value[0]);
+		memmove(&l->value[0], &l->value[1], (l->n - 1) * sizeof(l->value[0]));
+		l->value[--l->n] = (struct secrets_value){0};
+	}
+	if (secrets_value_copy(v->data, v->len, &l->value[l->n]) == 0)
+		l->n++;
+}
+
+void secrets_logins_wipe(struct secrets_logins *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		secrets_wipe(&l->value[i]);
+	l->n = 0;
+}
+
+void secrets_logins_reset(struct secrets_logins *l, const struct secrets_rotation *r)
+{
+	secrets_logins_wipe(l);
+	for (size_t i = 0; i < r->n; i++)
+		secrets_logins_add(l, &r->entry[i].value);
+}

@@ -145,6 +145,21 @@ size_t secrets_rotation_order(const struct secrets_rotation *r, size_t k);
 void secrets_rotation_describe(const struct secrets_rotation *r, char *buf, size_t size);
 void secrets_rotation_free(struct secrets_rotation *r);
 
+/*
+ * Every password a running server may hold: what it was given since its last completed rotation, which a helper
+ * that logs in to it tries after the rotation's own (a bounded list; the oldest goes first when it is full).
+ */
+struct secrets_logins {
+	struct secrets_value value[2 * SECRETS_MAX_ACCEPTED];
+	size_t n;
+};
+
+/* Adds v unless it is there (out of memory: left out; the rotation's own passwords are tried first anyway). */
+void secrets_logins_add(struct secrets_logins *l, const struct secrets_value *v);
+/* The server holds exactly r's passwords now: it started with them, or a rotation completed. */
+void secrets_logins_reset(struct secrets_logins *l, const struct secrets_rotation *r);
+void secrets_logins_wipe(struct secrets_logins *l);
+
 /* ---- watching (watch.c) ---- */
 struct init_loop;
 struct secrets_watch;

@@ -269,6 +269,38 @@ static void test_read_set(void **state)
 	secrets_paths_free(&p);
 }
 
+/* The passwords a running server may hold: no twice, the oldest dropped when full, a reset keeps the rotation's. */
+static void test_logins(void **state)
+{
+	struct secrets_logins l = {0};
+	struct secrets_rotation r = {0};
+	struct secrets_value v;
+	char pw[16];
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		(void)snprintf(pw, sizeof(pw), "pw-%02d", i);
+		assert_int_equal(secrets_value_copy(pw, strlen(pw), &v), 0);
+		secrets_logins_add(&l, &v);
+		secrets_logins_add(&l, &v); /* once only */
+		secrets_wipe(&v);
+	}
+	assert_int_equal(l.n, 2 * SECRETS_MAX_ACCEPTED);
+	assert_memory_equal(l.value[0].data, "pw-04", 5); /* 0..3 dropped, oldest first */
+	assert_memory_equal(l.value[l.n - 1].data, "pw-19", 5);
+
+	assert_int_equal(secrets_value_copy("a", 1, &r.entry[0].value), 0);
+	assert_int_equal(secrets_value_copy("b", 1, &r.entry[1].value), 0);
+	r.n = 2;
+	secrets_logins_reset(&l, &r);
+	assert_int_equal(l.n, 2);
+	assert_memory_equal(l.value[0].data, "a", 1);
+	assert_memory_equal(l.value[1].data, "b", 1);
+	secrets_logins_wipe(&l);
+	assert_int_equal(l.n, 0);
+	secrets_rotation_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_hashes_and_describe),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_read_set),
+		cmocka_unit_test(test_logins),
 	};
 
 	return cmocka_run_group_tests_name("rotation", tests, NULL, NULL);
