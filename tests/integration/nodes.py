@@ -20,10 +20,11 @@ _handed_out = set()
 
 def free_port():
     """A port p with p and p + 10000 (the cluster bus) both free on 127.0.0.1, never handed out twice in a run
-    (a node that has not bound its port yet must not get a twin)."""
+    (a node that has not bound its port yet must not get a twin). Both stay below 32768, where Linux's ephemeral
+    ports begin: a client connection made between the pick and the server's bind could take a port up there."""
     for _ in range(200):
-        port = random.randint(20000, 29999)
-        ok = port not in _handed_out
+        port = random.randint(10000, 22767)
+        ok = port not in _handed_out and port + 10000 not in _handed_out
         for p in (port, port + 10000):
             with socket.socket() as s:
                 try:
@@ -31,7 +32,7 @@ def free_port():
                 except OSError:
                     ok = False
         if ok:
-            _handed_out.add(port)
+            _handed_out.update((port, port + 10000))
             return port
     raise AssertionError("no free port pair")
 

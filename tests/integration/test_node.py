@@ -236,6 +236,9 @@ def test_health_before_and_after_the_cluster_forms(start_node, workdir):
 
 
 HEALTH_PROBE_LIMIT = 0.04  # seconds: 10x the README's "about 4 ms a probe here, process start included"
+# The ASan/UBSan build (make SANITIZE=... check, build-sanitize/) spends 100-150 ms a start mapping its shadow
+# memory: its time says nothing of kvinit's, so it gets the bound the probe must meet anywhere, a second.
+SANITIZED = "build-sanitize" in str(KVINIT_BIN) or (Path(KVINIT_BIN).is_file() and b"__asan_init" in Path(KVINIT_BIN).read_bytes())
 
 
 def test_health_is_fast(start_node, workdir):
@@ -260,7 +263,7 @@ def test_health_is_fast(start_node, workdir):
     per_probe, spawn = statistics.median(probes), statistics.median(spawns)
     print(f"\nkvinit health --ready: {per_probe * 1000:.1f} ms per probe (median of 20, process start included; "
           f"/bin/true: {spawn * 1000:.1f} ms)")
-    assert per_probe < spawn + HEALTH_PROBE_LIMIT, \
+    assert per_probe < spawn + (1.0 if SANITIZED else HEALTH_PROBE_LIMIT), \
         f"{per_probe * 1000:.1f} ms a probe, {(per_probe - spawn) * 1000:.1f} ms more than /bin/true; the README " \
         f"says about 4 ms"
 
