@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "node.h"
 
@@ -72,4 +73,32 @@ void node_probe_host(const char *bind, char *buf, size_t size)
 		(void)snprintf(buf, size, "%.*s", (int)first_len, first);
 	else
 		(void)snprintf(buf, size, "127.0.0.1");
+}
+
+int node_address_is_local(const char *ip)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} a = {0};
+	socklen_t len;
+	int fd, r;
+
+	if (inet_pton(AF_INET, ip, &a.in4.sin_addr) == 1) {
+		a.in4.sin_family = AF_INET;
+		len = sizeof(a.in4);
+	} else if (inet_pton(AF_INET6, ip, &a.in6.sin6_addr) == 1) {
+		a.in6.sin6_family = AF_INET6;
+		len = sizeof(a.in6);
+	} else {
+		return -EINVAL;
+	}
+	/* the kernel's word, loopback ranges and secondary addresses included; port 0 takes nothing from anyone */
+	fd = socket(a.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = bind(fd, &a.sa, len) == 0 ? 1 : errno == EADDRNOTAVAIL ? 0 : -errno;
+	(void)close(fd);
+	return r;
 }

@@ -2,6 +2,8 @@
 /*
  * `kvinit health --live|--ready`: the probe behind the image's HEALTHCHECK and Kubernetes' exec probes. One line
  * on stdout says why, exit 0 or 1. The password comes from the secret, never from the command line.
+ * --live: the server answers. --ready: it is not loading, a replica's master link is up, cluster_state is ok, and
+ * the node is what its peers see (check_view).
  */
 #include <errno.h>
 #include <hiredis.h>
@@ -16,6 +18,71 @@ extern char **environ;
 static redisReply *command(redisContext *ctx, const char *cmd)
 {
 	return redisCommand(ctx, cmd);
+}
+
+#define PEER_TIMEOUT_MS 300 /* a peer that does not answer within this is not asked */
+#define PEERS_ASKED	2
+
+/*
+ * Ready also means: this node is what its peers see (issue 12). It serves slots or replicates a master; with no
+ * announce address of the user's it announces one of its own; and the first peer that answers knows it at that
+ * address and flags it neither fail nor pfail. 1 yes, 0 no (why says which). No peer answering is no verdict:
+ * cluster_state:ok says the node reached a majority a moment ago.
+ */
+static int check_view(redisContext *ctx, const struct node_options *o, const struct secrets_value *pw, const char *host,
+		      char *why, size_t size)
+{
+	_cleanup_free_ struct cluster_self_view *v = calloc(1, sizeof(*v));
+	char ip[CLUSTER_HOST_MAX], how[512];
+	struct init_error err = {{0}};
+	redisReply *reply;
+	unsigned port;
+	int r;
+
+	if (!v) {
+		(void)snprintf(why, size, "out of memory");
+		return 0;
+	}
+	reply = command(ctx, "CLUSTER NODES");
+	r = reply && reply->type == REDIS_REPLY_STRING ? cluster_view_self(reply->str, v, &err) : -EIO;
+	if (r < 0)
+		(void)snprintf(why, size, "CLUSTER NODES of %s:%lld: %.300s", host, (long long)o->port,
+			       r == -EIO ? (reply && reply->str ? reply->str : ctx->errstr) : err.msg);
+	freeReplyObject(reply);
+	if (r < 0)
+		return 0;
+	if (v->self.is_master && !v->self.nslots) {
+		(void)snprintf(why, size, "master %s:%lld serves no slots and replicates no master", host,
+			       (long long)o->port);
+		return 0;
+	}
+	/* an address of the user's (NAT, published ports) need not be on an interface here */
+	if (!*o->announce_ip && cluster_addr_split(v->self.addr, ip, sizeof(ip), &port) && *ip &&
+	    node_address_is_local(ip) == 0) {
+		(void)snprintf(why, size, "%s:%lld announces '%s', which is not an address of this host", host,
+			       (long long)o->port, ip);
+		return 0;
+	}
+	for (size_t i = 0, asked = 0; i < v->n_ask && asked < PEERS_ASKED; i++) {
+		const struct cluster_addr *peer = &v->ask[i];
+		redisContext *pctx;
+
+		asked++;
+		if (cluster_connect(peer->host, peer->port, pw, PEER_TIMEOUT_MS, &pctx, &err) < 0)
+			continue;
+		reply = command(pctx, "CLUSTER NODES");
+		r = reply && reply->type == REDIS_REPLY_STRING
+			    ? cluster_view_check_peer(reply->str, &v->self, how, sizeof(how), &err)
+			    : -EIO;
+		freeReplyObject(reply);
+		redisFree(pctx);
+		if (r < 0)
+			continue;
+		if (r == 0)
+			(void)snprintf(why, size, "peer %.100s:%u %.300s", peer->host, peer->port, how);
+		return r;
+	}
+	return 1;
 }
 
 /*
@@ -91,6 +158,8 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 			       strcmp(role, "slave") == 0 ? "replica" : "master", host, (long long)o->port, value);
 		goto out;
 	}
+	if (!check_view(ctx, o, pw, host, why, size))
+		goto out;
 	(void)snprintf(why, size, "%s %s:%lld: cluster_state:ok%s", strcmp(role, "slave") == 0 ? "replica" : "master",
 		       host, (long long)o->port, strcmp(role, "slave") == 0 ? ", master_link_status:up" : "");
 	ok = 1;

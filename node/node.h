@@ -114,6 +114,11 @@ void node_server_describe(const struct node_server *s, char *buf, size_t size);
 
 /* ---- addresses (address.c) ---- */
 int node_detect_own_ipv4(char *buf, size_t size);
+/*
+ * Whether ip is an address of this host (of the container's network namespace): 1 yes, 0 no (the kernel refuses to
+ * bind it), -EINVAL for text that is no IP address, another -errno when it cannot tell.
+ */
+int node_address_is_local(const char *ip);
 /* Where this node can be reached from inside its container: loopback when it listens there, else its first bind. */
 void node_probe_host(const char *bind, char *buf, size_t size);
 

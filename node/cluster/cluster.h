@@ -5,6 +5,7 @@
  *                   whom (pure)
  *   parse.c         what servers say: CLUSTER NODES lines, CLUSTER INFO and INFO fields, replicas, slot sets (pure)
  *   client.c        talking to nodes: resolve, connect and AUTH, wait for all, pipelined commands, inspect
+ *   view.c          whether a node is what its peers see: its own line, whom to ask, a peer's word (pure)
  *   decide.c        every decision of cluster-init: form, extend, leave alone or refuse; a new replica's master;
  *                   what is left to do of a formation; when a wait is over (pure)
  *   apply.c         carrying a decision out: slots, MEET, REPLICATE, waiting for cluster_state:ok
@@ -133,6 +134,31 @@ struct cluster_replica {
 
 /* The replicas INFO replication lists, at most max of them, in its order; returns how many. */
 size_t cluster_info_replicas(const char *info, struct cluster_replica *ret, size_t max);
+
+/* ---- whether a node is what its peers see (view.c): pure ---- */
+/* "ip:port@cport[,hostname]" -> ip (IPv6 without brackets; "" when the node has no address yet) and port. */
+bool cluster_addr_split(const char *addr, char *ret_host, size_t size, unsigned *ret_port);
+
+#define CLUSTER_VIEW_ASK_MAX 4
+
+/* What a node says of itself, and the peers to ask about it. */
+struct cluster_self_view {
+	struct cluster_line self;		       /* its myself line */
+	struct cluster_addr ask[CLUSTER_VIEW_ASK_MAX]; /* best first: its master, masters with slots, the others */
+	size_t n_ask;
+};
+
+/*
+ * From a node's own CLUSTER NODES: its myself line, and the peers worth asking (linked, not flagged fail or pfail,
+ * with an address). -ENOENT when no line says myself, -EBADMSG for a text that is not CLUSTER NODES.
+ */
+int cluster_view_self(const char *nodes_text, struct cluster_self_view *ret, struct init_error *err);
+/*
+ * Whether a peer's CLUSTER NODES shows self as self says it is: 1 yes; 0 no, with why ("flags this node 'fail'",
+ * "has this node at '...', it announces '...'", "does not know this node"); -EBADMSG.
+ */
+int cluster_view_check_peer(const char *peer_nodes_text, const struct cluster_line *self, char *why, size_t size,
+			    struct init_error *err);
 
 /* ---- talking to nodes (client.c) ---- */
 /* Resolves host to one address in text form ("DNS: <reason>" in err when it cannot). */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Where the node's own probes and helpers reach it: loopback when it listens there, else its first bind address. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,11 +54,23 @@ static void test_probe_host_small_buffer(void **state)
 	assert_string_equal(buf, "127.");
 }
 
+/* An address of this host is one the kernel lets a socket bind: loopback's whole range; not TEST-NET-1's. */
+static void test_address_is_local(void **state)
+{
+	(void)state;
+	assert_int_equal(node_address_is_local("127.0.0.1"), 1);
+	assert_int_equal(node_address_is_local("127.0.0.2"), 1);
+	assert_int_equal(node_address_is_local("192.0.2.1"), 0);
+	assert_int_equal(node_address_is_local("redis-node-0"), -EINVAL);
+	assert_int_equal(node_address_is_local(""), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_probe_host),
 		cmocka_unit_test(test_probe_host_small_buffer),
+		cmocka_unit_test(test_address_is_local),
 	};
 
 	return cmocka_run_group_tests_name("address", tests, NULL, NULL);
