@@ -175,6 +175,7 @@ struct node_setup {
 	bool rotating;
 	char announce_ip[64];
 	bool has_announce_ip;
+	bool follows_address; /* the address is the container's own, detected: it follows a change (netwatch.c) */
 	unsigned bus_port;
 	/* replication mode: the primary this node starts as a replica of (node_replication_discover); empty: none */
 	char replicaof_host[NODE_HOST_MAX];
@@ -217,6 +218,17 @@ int node_setup_write_config(const struct node_setup *s, const struct init_user *
 int node_setup_child_environment(char **envp, char ***ret_env, struct init_error *err);
 void node_setup_free(struct node_setup *s);
 
+/* ---- the container's addresses, watched while the server runs (netwatch.c) ---- */
+struct node_netwatch;
+typedef void (*node_netwatch_fn)(void *userdata);
+/*
+ * Calls fn from the loop, once a burst of address or link changes has settled (netlink: no polling, no wake-up
+ * while nothing changes). -errno when the kernel refuses the subscription.
+ */
+int node_netwatch_new(struct init_loop *loop, node_netwatch_fn fn, void *userdata, struct node_netwatch **ret);
+/* After the loop ended (its descriptors and timers went with it). */
+void node_netwatch_free(struct node_netwatch *w);
+
 /* ---- while the server runs (runtime.c) ---- */
 /*
  * Starts the server with the rendered config and supervises it until the end, with the hooks: the helpers beside
@@ -239,6 +251,8 @@ int node_cluster_init_main(struct node_config *c, char **args);
 struct secrets_value;
 int node_cluster_init_run(const struct node_options *o, const struct secrets_value *pw);
 int node_heal_run(const struct node_options *o, const struct secrets_value *pw);
+/* This node now announces ip: tell the server, and have every peer meet it there (readdress.c). */
+int node_readdress_run(const struct node_options *o, const struct secrets_value *pw, const char *ip, unsigned bus_port);
 struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);

@@ -9,7 +9,9 @@
  *   cluster-init   REDIS_CLUSTER_CREATOR=yes: forms or extends the cluster (it waits for every node, this one too);
  *   heal           REDIS_NODES with dynamic IPs (no REDIS_CLUSTER_ANNOUNCE_IP): meets the peers again at their
  *                  current addresses (heal.c);
- *   rotate         after a change of the password files: brings the server to the new set (rotate.c).
+ *   rotate         after a change of the password files: brings the server to the new set (rotate.c);
+ *   new address    after the container's own address changed (netwatch.c saw it), where kvinit announces that
+ *                  address: the server announces the new one and every peer meets it there (readdress.c).
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
  * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
@@ -22,7 +24,7 @@
 
 #include "node.h"
 
-enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER__COUNT };
+enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER_READDRESS, HELPER__COUNT };
 
 struct node_run {
 	struct node_setup *setup; /* its rotation is what the server accepts and sends */
@@ -30,9 +32,11 @@ struct node_run {
 	const struct init_user *user;
 	struct init_loop *loop;
 	struct secrets_watch *watch;
-	struct init_timer expiry; /* the end of the next grace period */
-	pid_t pid[HELPER__COUNT]; /* of the helpers while they run */
-	bool rotate_again;	  /* a change came while the rotate helper ran */
+	struct node_netwatch *netwatch; /* the container's addresses, when the node announces its own */
+	struct init_timer expiry;	/* the end of the next grace period */
+	pid_t pid[HELPER__COUNT];	/* of the helpers while they run */
+	bool rotate_again;		/* a change came while the rotate helper ran */
+	bool readdress_again;		/* the address changed again while the new-address helper ran */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -70,6 +74,13 @@ static int run_rotate(void *userdata)
 	return node_rotate_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n);
 }
 
+static int run_readdress(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_readdress_run(run->o, current_password(run), run->setup->announce_ip, run->setup->bus_port);
+}
+
 static const struct {
 	const char *name;
 	init_helper_fn fn;
@@ -77,6 +88,7 @@ static const struct {
 	[HELPER_CREATOR] = {"cluster-init (REDIS_CLUSTER_CREATOR)", run_creator},
 	[HELPER_HEAL] = {"heal", run_heal},
 	[HELPER_ROTATE] = {"password rotation", run_rotate},
+	[HELPER_READDRESS] = {"new address", run_readdress},
 };
 
 static void start_helper(struct node_run *run, enum helper which)
@@ -88,6 +100,36 @@ static void start_helper(struct node_run *run, enum helper which)
 		return;
 	}
 	log_debug("%s runs beside the server (pid %d)", helpers[which].name, (int)run->pid[which]);
+}
+
+/*
+ * A helper whose work changed while it ran (a newer password set, a newer address): the stale one is stopped, and
+ * on_reaped starts it again with what is current then.
+ */
+static void restart_helper(struct node_run *run, enum helper which, bool *again)
+{
+	if (run->pid[which] > 0) {
+		*again = true;
+		if (kill(run->pid[which], SIGTERM) < 0 && errno != ESRCH)
+			log_warn("cannot stop the stale %s: %s", helpers[which].name, strerror(errno));
+		return;
+	}
+	start_helper(run, which);
+}
+
+/* The config a restart of the server reads, after what it was rendered from changed (the running server counts). */
+static void rewrite_config(struct node_run *run)
+{
+	struct init_error err;
+	char *text = NULL;
+	int r;
+
+	r = node_setup_render(run->setup, false, &text, &err);
+	if (r == 0)
+		r = node_setup_write_config(run->setup, run->user, text, &err);
+	if (r < 0)
+		log_error("%s, ignoring", err.msg);
+	node_setup_text_free(text);
 }
 
 /* ---- the password files ---- */
@@ -108,9 +150,6 @@ static void rotation_changed(struct node_run *run)
 {
 	const struct secrets_rotation *rot = &run->setup->rotation;
 	char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
-	struct init_error err;
-	char *text = NULL;
-	int r;
 
 	secrets_rotation_describe(rot, accepted, sizeof(accepted));
 	log_info("password rotation: accepting %s, sending #%.8s", accepted, rot->entry[rot->current].hash);
@@ -125,26 +164,14 @@ static void rotation_changed(struct node_run *run)
 			"password rotation: #%.8s is in no file any more: accepted for %s more (KVINIT_ROTATION_GRACE)",
 			rot->entry[i].hash, left);
 	}
-	/* the running server is what counts: a config a restart would read is rewritten where it can be */
-	r = node_setup_render(run->setup, false, &text, &err);
-	if (r == 0)
-		r = node_setup_write_config(run->setup, run->user, text, &err);
-	if (r < 0)
-		log_error("%s, ignoring", err.msg);
-	node_setup_text_free(text);
+	rewrite_config(run);
 	arm_expiry(run);
 	if (run->stopping)
 		return;
 	/* a helper started now may hand the server any of these before it is stopped */
 	for (size_t i = 0; i < rot->n; i++)
 		secrets_logins_add(&run->logins, &rot->entry[i].value);
-	if (run->pid[HELPER_ROTATE] > 0) {
-		run->rotate_again = true;
-		if (kill(run->pid[HELPER_ROTATE], SIGTERM) < 0 && errno != ESRCH)
-			log_warn("cannot stop the stale password rotation: %s", strerror(errno));
-		return;
-	}
-	start_helper(run, HELPER_ROTATE);
+	restart_helper(run, HELPER_ROTATE, &run->rotate_again);
 }
 
 static void on_secrets_changed(const struct secrets_set *set, void *userdata)
@@ -193,6 +220,45 @@ static void start_watching(struct node_run *run)
 	arm_expiry(run);
 }
 
+/* ---- the container's address ---- */
+
+/*
+ * The addresses changed (netwatch.c): when the one kvinit would announce now is another, the server and its peers
+ * learn it (the new-address helper) and a restart of the server announces it too. No address at all (the
+ * interface is gone for now) changes nothing: the next one is what counts.
+ */
+static void on_address_change(void *userdata)
+{
+	struct node_run *run = userdata;
+	struct node_setup *s = run->setup;
+	char now[sizeof(s->announce_ip)];
+
+	if (run->stopping || node_detect_own_ipv4(now, sizeof(now)) < 0) {
+		log_debug("address change: no address to announce for now");
+		return;
+	}
+	if (s->has_announce_ip && strcmp(now, s->announce_ip) == 0)
+		return;
+	log_info("this node's address changed from '%s' to '%s': announcing it and asking every peer to meet it there",
+		 s->has_announce_ip ? s->announce_ip : "", now);
+	(void)snprintf(s->announce_ip, sizeof(s->announce_ip), "%s", now);
+	s->has_announce_ip = true;
+	rewrite_config(run);
+	restart_helper(run, HELPER_READDRESS, &run->readdress_again);
+}
+
+static void start_address_watch(struct node_run *run)
+{
+	int r;
+
+	if (!run->o->cluster_enabled || !run->setup->follows_address)
+		return;
+	r = node_netwatch_new(run->loop, on_address_change, run, &run->netwatch);
+	if (r < 0)
+		log_warn("cannot watch this container's addresses: %s; a new address needs a restart, ignoring",
+			 strerror(-r));
+}
+
 /* ---- the hooks of the supervision loop ---- */
 
 static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
@@ -206,6 +272,7 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	run->started = true;
 	run->loop = init_supervisor_loop(sv);
 	start_watching(run);
+	start_address_watch(run);
 	if (o->creator)
 		start_helper(run, HELPER_CREATOR);
 	/* Only where the node announces its own address: an announced one (NAT, host ports) never matches the names. */
@@ -244,6 +311,11 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 	if (which == HELPER_ROTATE && run->rotate_again && !run->stopping) {
 		run->rotate_again = false;
 		start_helper(run, HELPER_ROTATE);
+		return;
+	}
+	if (which == HELPER_READDRESS && run->readdress_again && !run->stopping) {
+		run->readdress_again = false;
+		start_helper(run, HELPER_READDRESS);
 		return;
 	}
 	if (ok && which == HELPER_ROTATE) {
@@ -319,6 +391,7 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 		 s->has_announce_ip ? "'" : "");
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
+	node_netwatch_free(run.netwatch);
 	secrets_logins_wipe(&run.logins);
 	return code;
 }

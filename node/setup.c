@@ -140,6 +140,7 @@ static int pick_announce_ip(struct node_setup *s, struct init_error *err)
 		s->has_announce_ip = true;
 		return 0;
 	}
+	s->follows_address = true;
 	if (node_detect_own_ipv4(s->announce_ip, sizeof(s->announce_ip)) < 0) {
 		log_warn("no non-loopback IPv4 address found: the server picks the address it announces");
 		return 0;
