@@ -377,6 +377,10 @@ pid_t init_supervisor_child(const struct init_supervisor *s)
 {
 	return s->child;
 }
+unsigned init_supervisor_restarts(const struct init_supervisor *s)
+{
+	return s->restarts;
+}
 
 int init_supervise(const struct init_supervise_args *args)
 {

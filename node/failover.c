@@ -5,6 +5,11 @@
  * by default, and Redis 7.0 first waits for its replicas); CLUSTER FAILOVER on the replica makes it take over in
  * tens of milliseconds, without losing an acknowledged write: the master pauses its clients until the replica has
  * caught up.
+ *
+ * The same handover serves a master that crashes again and again (issue 12): kvinit restarts a crashed server at
+ * once, faster than the cluster notices, and then ever more slowly, so a crash-looping master kept coming back as
+ * the owner of its slots and they took no writes while it was down. Restarted after a second crash within
+ * KVINIT_BACKOFF_RESET, it hands them over as soon as it answers, and goes on, crashing or not, as a replica.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +35,69 @@ static int scan_own(const struct cluster_line *l, void *userdata)
 		return 0;
 	*(unsigned *)userdata = l->is_master ? l->nslots : 0;
 	return 1;
+}
+
+/* This node's id, and its replicas as the cluster knows them (not flagged failed). */
+struct replicas_scan {
+	char id[CLUSTER_ID_LEN + 1];
+	struct cluster_addr addr[16];
+	unsigned n;
+};
+
+static int scan_replicas(const struct cluster_line *l, void *userdata)
+{
+	struct replicas_scan *s = userdata;
+	struct cluster_addr *a = &s->addr[s->n];
+
+	if (l->myself)
+		memcpy(s->id, l->id, sizeof(s->id));
+	else if (!l->is_master && !l->failed && *s->id && strcmp(l->master, s->id) == 0 &&
+		 s->n < sizeof(s->addr) / sizeof(s->addr[0]) &&
+		 cluster_addr_split(l->addr, a->host, sizeof(a->host), &a->port) && *a->host)
+		s->n++;
+	return 0;
+}
+
+static void list_replicas(redisContext *self, struct replicas_scan *ret)
+{
+	redisReply *rep = redisCommand(self, "CLUSTER NODES");
+	struct init_error err = {{0}};
+
+	*ret = (struct replicas_scan){.n = 0};
+	if (rep && rep->type == REDIS_REPLY_STRING) {
+		/* two passes: a replica's line may come before the myself line */
+		(void)cluster_each_line(rep->str, scan_replicas, ret, &err);
+		ret->n = 0;
+		(void)cluster_each_line(rep->str, scan_replicas, ret, &err);
+	}
+	freeReplyObject(rep);
+}
+
+/*
+ * A replica retries its lost master once a second; told to replicate it (again), it connects at once, and asks for
+ * its copy afresh: one that asked before repl-diskless-sync-delay was lowered would wait for the server's next
+ * replication tick, a second later. Replicas the restarted master lists online are left alone.
+ */
+static void nudge_replicas(redisContext *self, const struct secrets_value *pw, const struct replicas_scan *listed)
+{
+	struct cluster_replica connected[16];
+	_cleanup_free_ char *info = info_replication(self);
+	size_t n = info ? cluster_info_replicas(info, connected, sizeof(connected) / sizeof(connected[0])) : 0;
+
+	for (unsigned i = 0; i < listed->n; i++) {
+		const struct cluster_addr *a = &listed->addr[i];
+		struct init_error err = {{0}};
+		bool known = false;
+		redisContext *ctx;
+
+		for (size_t j = 0; j < n && !known; j++)
+			known = connected[j].online && connected[j].port == a->port &&
+				strcmp(connected[j].ip, a->host) == 0;
+		if (known || cluster_connect(a->host, a->port, pw, 500, &ctx, &err) < 0)
+			continue;
+		freeReplyObject(redisCommand(ctx, "CLUSTER REPLICATE %s", listed->id));
+		redisFree(ctx);
+	}
 }
 
 /* The slots this node serves by its own word, 0 when it cannot say. */
@@ -88,17 +156,103 @@ static int best_replica(const char *info, struct cluster_replica *ret)
 	return 0;
 }
 
+/* How a handover goes: what happens without one, as the end of a log line; whether to wait for replicas. */
+struct outcome {
+	const char *no_replica, *no_handover, *no_takeover;
+	/* a restarted server: its replicas connect again within a second (their retry period), wait for them */
+	bool replicas_return;
+};
+
+static const struct outcome on_stop = {
+	"its slots are unserved until it is back",
+	"stopping without a handover",
+	"stopping anyway",
+	false,
+};
+static const struct outcome on_crash_loop = {
+	"it stays the master of its slots",
+	"it stays the master of its slots",
+	"it stays the master of its slots",
+	true,
+};
+
+/*
+ * Hands the slots of the master at self (own of them) to its best replica: waits until until for one to be online,
+ * asks it to take over (CLUSTER FAILOVER: the master pauses its clients until the replica has caught up, so no
+ * acknowledged write is lost) and waits, KVINIT_FAILOVER_TIMEOUT at most, until this node calls itself a replica.
+ * Logs what it did; 0 when the replica took over, else -errno.
+ */
+static int hand_over(redisContext *self, const struct node_options *o, const struct secrets_value *pw, unsigned own,
+		     uint64_t t0, uint64_t until, const struct outcome *m)
+{
+	struct init_error why = {{0}};
+	struct cluster_replica replica = {0};
+	_cleanup_free_ char *info = info_replication(self);
+	redisContext *to = NULL;
+	redisReply *rep = NULL;
+	char role[16];
+	int r;
+
+	uint64_t done_by;
+
+	if (!info) {
+		log_warn("failover: no answer to INFO replication, %s", m->no_handover);
+		return -EIO;
+	}
+	while ((r = best_replica(info, &replica)) < 0) {
+		if ((r == -ENOENT && !m->replicas_return) || init_now_usec() >= until) {
+			log_warn("failover: this master has no replica online: %s", m->no_replica);
+			return r == -ENOENT ? r : -ETIMEDOUT;
+		}
+		init_sleep_ms(WAIT_REPLICA_MS);
+		free(info);
+		info = info_replication(self);
+		if (!info)
+			return -EIO;
+	}
+	r = cluster_connect(replica.ip, replica.port, pw, 1000, &to, &why);
+	if (r == 0) {
+		rep = redisCommand(to, "CLUSTER FAILOVER");
+		if (!rep || rep->type == REDIS_REPLY_ERROR)
+			r = init_error_set(&why, -EREMOTEIO, "CLUSTER FAILOVER on %s:%u: %s", replica.ip, replica.port,
+					   rep ? rep->str : to->errstr);
+		freeReplyObject(rep);
+		redisFree(to);
+	}
+	if (r < 0) {
+		log_warn("failover: %s, %s", why.msg, m->no_handover);
+		return r;
+	}
+	log_info("failover: asked replica '%s:%u' to take over %u slots", replica.ip, replica.port, own);
+	done_by = init_now_usec() + (uint64_t)o->failover_timeout * USEC_PER_MSEC;
+	if (done_by > until)
+		done_by = until;
+
+	/* Done when this node calls itself a replica: the replica has the slots and the epoch that says so. */
+	for (;;) {
+		free(info);
+		info = info_replication(self);
+		if (info && cluster_info_field(info, "role", role, sizeof(role)) && strcmp(role, "slave") == 0) {
+			log_info("failover: '%s:%u' took over in %.0f ms", replica.ip, replica.port,
+				 (double)(init_now_usec() - t0) / 1000.0);
+			return 0;
+		}
+		if (init_now_usec() >= done_by) {
+			log_warn("failover: '%s:%u' did not take over within %.0f ms, %s", replica.ip, replica.port,
+				 (double)(done_by - t0) / 1000.0, m->no_takeover);
+			return -ETIMEDOUT;
+		}
+		init_sleep_ms(WAIT_TAKEOVER_MS);
+	}
+}
+
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
 {
 	uint64_t t0 = init_now_usec(), until;
-	char host[64], role[16];
+	char host[64];
 	struct init_error why = {{0}};
-	struct cluster_replica replica = {0};
-	redisContext *self = NULL, *to = NULL;
-	redisReply *rep = NULL;
-	_cleanup_free_ char *info = NULL;
+	redisContext *self = NULL;
 	unsigned own;
-	int r;
 
 	if (!o->cluster_enabled || !o->failover_timeout)
 		return;
@@ -110,59 +264,92 @@ void node_failover_on_stop(const struct node_options *o, const struct secrets_va
 		return;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	if (cluster_connect(host, (unsigned)o->port, pw, 1000, &self, &why) < 0)
-		goto skip;
+	if (cluster_connect(host, (unsigned)o->port, pw, 1000, &self, &why) < 0) {
+		log_warn("failover: %s, stopping without a handover", why.msg);
+		return;
+	}
 	own = own_slots(self);
-	info = info_replication(self);
-	if (!own || !info) {
+	if (own)
+		(void)hand_over(self, o, pw, own, t0, until, &on_stop);
+	else {
 		log_debug("failover: this node serves no slots, nothing to hand over");
 		wait_aof_rewrite(self, until);
-		goto out;
 	}
-	while ((r = best_replica(info, &replica)) < 0) {
-		if (r == -ENOENT || init_now_usec() >= until) {
-			log_warn(
-				"failover: this master has no replica online: its slots are unserved until it is back");
-			goto out;
-		}
-		init_sleep_ms(WAIT_REPLICA_MS);
-		free(info);
-		info = info_replication(self);
-		if (!info)
-			goto out;
-	}
-	if (cluster_connect(replica.ip, replica.port, pw, 1000, &to, &why) < 0)
-		goto skip;
-	rep = redisCommand(to, "CLUSTER FAILOVER");
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		(void)init_error_set(&why, -EREMOTEIO, "CLUSTER FAILOVER on %s:%u: %s", replica.ip, replica.port,
-				     rep ? rep->str : to->errstr);
-		goto skip;
-	}
-	log_info("failover: asked replica '%s:%u' to take over %u slots", replica.ip, replica.port, own);
+	redisFree(self);
+}
 
-	/* Done when this node calls itself a replica: the replica has the slots and the epoch that says so. */
+/* The server at host:port once it answers PING with PONG (not -LOADING), or NULL at the deadline. */
+static redisContext *wait_answer(const char *host, unsigned port, const struct secrets_value *pw, uint64_t until)
+{
 	for (;;) {
-		free(info);
-		info = info_replication(self);
-		if (info && cluster_info_field(info, "role", role, sizeof(role)) && strcmp(role, "slave") == 0) {
-			log_info("failover: '%s:%u' took over in %.0f ms", replica.ip, replica.port,
-				 (double)(init_now_usec() - t0) / 1000.0);
-			goto out;
+		struct init_error err = {{0}};
+		redisContext *ctx;
+		redisReply *rep;
+		bool up;
+
+		if (cluster_connect(host, port, pw, 1000, &ctx, &err) == 0) {
+			rep = redisCommand(ctx, "PING");
+			up = rep && rep->type == REDIS_REPLY_STATUS;
+			freeReplyObject(rep);
+			if (up)
+				return ctx;
+			redisFree(ctx);
 		}
 		if (init_now_usec() >= until) {
-			log_warn("failover: '%s:%u' did not take over within %.0f ms, stopping anyway", replica.ip,
-				 replica.port, (double)(until - t0) / 1000.0);
-			goto out;
+			log_warn("failover: the restarted server does not answer: %s",
+				 err.msg[0] ? err.msg : "it is loading");
+			return NULL;
 		}
-		init_sleep_ms(WAIT_TAKEOVER_MS);
+		init_sleep_ms(WAIT_REPLICA_MS);
 	}
-skip:
-	log_warn("failover: %s, stopping without a handover", why.msg);
-out:
+}
+
+/* A config value of the server, as CONFIG GET returns it ("" when it does not say). */
+static void config_get(redisContext *ctx, const char *name, char *buf, size_t size)
+{
+	redisReply *rep = redisCommand(ctx, "CONFIG GET %s", name);
+
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->str)
+		(void)snprintf(buf, size, "%s", rep->element[1]->str);
+	else
+		(void)snprintf(buf, size, "%s", "");
 	freeReplyObject(rep);
-	if (to)
-		redisFree(to);
-	if (self)
+}
+
+int node_failover_crash_loop(const struct node_options *o, const struct secrets_value *pw, unsigned crashes,
+			     uint64_t window_usec)
+{
+	uint64_t t0 = init_now_usec(), until = t0 + window_usec;
+	char host[64], delay[32];
+	struct replicas_scan listed;
+	redisContext *self;
+	unsigned own;
+	int r;
+
+	node_probe_host(o->bind, host, sizeof(host));
+	self = wait_answer(host, (unsigned)o->port, pw, until);
+	if (!self)
+		return -ETIMEDOUT;
+	own = own_slots(self);
+	list_replicas(self, &listed);
+	if (!own || !listed.n) {
+		log_debug("failover: this node serves no slots or has no replica, nothing to hand over");
 		redisFree(self);
+		return 0;
+	}
+	log_warn("failover: this master crashed again (%u ends in a row, each within KVINIT_BACKOFF_RESET): handing "
+		 "its %u slots to a replica, so it goes on as a replica",
+		 crashes, own);
+	/*
+	 * The restarted server has a new replication history: its replica needs a full copy, which the server sends
+	 * only after repl-diskless-sync-delay (5 s by default) in case more replicas ask. This one is all there is.
+	 */
+	config_get(self, "repl-diskless-sync-delay", delay, sizeof(delay));
+	freeReplyObject(redisCommand(self, "CONFIG SET repl-diskless-sync-delay 0"));
+	nudge_replicas(self, pw, &listed);
+	r = hand_over(self, o, pw, own, t0, until, &on_crash_loop);
+	if (*delay)
+		freeReplyObject(redisCommand(self, "CONFIG SET repl-diskless-sync-delay %s", delay));
+	redisFree(self);
+	return r;
 }

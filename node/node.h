@@ -257,6 +257,12 @@ struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
+/*
+ * A master restarted after crashes ends in a row (failover.c): once it answers, within window_usec, it hands its
+ * slots to its best replica like on stop. 0 when it serves none or the replica took over, else -errno (logged).
+ */
+int node_failover_crash_loop(const struct node_options *o, const struct secrets_value *pw, unsigned crashes,
+			     uint64_t window_usec);
 
 /* ---- replication and Sentinel (replication.c, sentinel.c, sentinel_conf.c) ---- */
 enum node_replication { NODE_REPL_NONE, NODE_REPL_PRIMARY, NODE_REPL_REPLICA };

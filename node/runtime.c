@@ -11,7 +11,10 @@
  *                  current addresses (heal.c);
  *   rotate         after a change of the password files: brings the server to the new set (rotate.c);
  *   new address    after the container's own address changed (netwatch.c saw it), where kvinit announces that
- *                  address: the server announces the new one and every peer meets it there (readdress.c).
+ *                  address: the server announces the new one and every peer meets it there (readdress.c);
+ *   handover       a server restarted after a second crash within KVINIT_BACKOFF_RESET (KVINIT_CRASH_HANDOVER): a
+ *                  master hands its slots to its best replica as soon as it answers, so a crash loop costs a
+ *                  replica, not a third of the keyspace (failover.c). A first crash keeps the fast restart.
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
  * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
@@ -24,7 +27,7 @@
 
 #include "node.h"
 
-enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER_READDRESS, HELPER__COUNT };
+enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER_READDRESS, HELPER_HANDOVER, HELPER__COUNT };
 
 struct node_run {
 	struct node_setup *setup; /* its rotation is what the server accepts and sends */
@@ -37,6 +40,8 @@ struct node_run {
 	pid_t pid[HELPER__COUNT];	/* of the helpers while they run */
 	bool rotate_again;		/* a change came while the rotate helper ran */
 	bool readdress_again;		/* the address changed again while the new-address helper ran */
+	bool handover_again;		/* the server crashed again while the handover helper ran */
+	unsigned crashes;		/* ends of the server in a row, for the handover */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -81,6 +86,17 @@ static int run_readdress(void *userdata)
 	return node_readdress_run(run->o, current_password(run), run->setup->announce_ip, run->setup->bus_port);
 }
 
+static int run_handover(void *userdata)
+{
+	const struct node_run *run = userdata;
+	uint64_t window = (uint64_t)run->setup->c->core.opt.backoff_reset * USEC_PER_MSEC;
+
+	/* the crash loop is over once the server stays up KVINIT_BACKOFF_RESET; a restart may take a while though */
+	if (window < 10 * USEC_PER_SEC)
+		window = 10 * USEC_PER_SEC;
+	return node_failover_crash_loop(run->o, current_password(run), run->crashes, window);
+}
+
 static const struct {
 	const char *name;
 	init_helper_fn fn;
@@ -89,6 +105,7 @@ static const struct {
 	[HELPER_HEAL] = {"heal", run_heal},
 	[HELPER_ROTATE] = {"password rotation", run_rotate},
 	[HELPER_READDRESS] = {"new address", run_readdress},
+	[HELPER_HANDOVER] = {"crash-loop handover", run_handover},
 };
 
 static void start_helper(struct node_run *run, enum helper which)
@@ -261,14 +278,28 @@ static void start_address_watch(struct node_run *run)
 
 /* ---- the hooks of the supervision loop ---- */
 
+/* The server was started again: after KVINIT_CRASH_HANDOVER crashes in a row, a master hands its slots over. */
+static void restarted(struct node_run *run, struct init_supervisor *sv)
+{
+	unsigned restarts = init_supervisor_restarts(sv);
+
+	if (!run->o->crash_handover || restarts < run->o->crash_handover || !run->o->cluster_enabled ||
+	    !run->o->failover_timeout || run->stopping)
+		return;
+	run->crashes = restarts;
+	restart_helper(run, HELPER_HANDOVER, &run->handover_again);
+}
+
 static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 {
 	struct node_run *run = userdata;
 	const struct node_options *o = run->o;
 
 	(void)pid;
-	if (run->started)
+	if (run->started) {
+		restarted(run, sv);
 		return;
+	}
 	run->started = true;
 	run->loop = init_supervisor_loop(sv);
 	start_watching(run);
@@ -316,6 +347,11 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 	if (which == HELPER_READDRESS && run->readdress_again && !run->stopping) {
 		run->readdress_again = false;
 		start_helper(run, HELPER_READDRESS);
+		return;
+	}
+	if (which == HELPER_HANDOVER && run->handover_again && !run->stopping) {
+		run->handover_again = false;
+		start_helper(run, HELPER_HANDOVER);
 		return;
 	}
 	if (ok && which == HELPER_ROTATE) {
