@@ -35,7 +35,11 @@ int node_main(struct node_config *c, char **args)
 			  args[0]);
 		return INIT_EXIT_USAGE;
 	}
-	r = node_setup_prepare(c, &s, &err);
+	r = node_data_dir_pick(c);
+	if (r < 0)
+		r = init_error_set(&err, r, "out of memory");
+	else
+		r = node_setup_prepare(c, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		/* no server to run: a command not found, as for `kvinit run` */
@@ -49,6 +53,8 @@ int node_main(struct node_config *c, char **args)
 			r = node_setup_render(&s, false, &text, &err);
 		if (r == 0)
 			r = node_setup_data_dir(&s, &user, &err);
+		if (r == 0)
+			node_check_overcommit();
 		if (r == 0)
 			r = node_setup_nodes_conf(&s, &err);
 		if (r == 0)
@@ -77,7 +83,11 @@ int node_render_main(struct node_config *c, char **args)
 		log_error("render: unexpected argument '%s'", args[0]);
 		return INIT_EXIT_USAGE;
 	}
-	r = node_setup_prepare(c, &s, &err);
+	r = node_data_dir_pick(c);
+	if (r < 0)
+		r = init_error_set(&err, r, "out of memory");
+	else
+		r = node_setup_prepare(c, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return r == -ENOENT ? INIT_EXIT_NOTFOUND : init_exit_status(r, INIT_EXIT_SYSCALL);

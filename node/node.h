@@ -161,6 +161,48 @@ int node_nodes_conf_fix_text(const char *text, size_t len, const char *ip, unsig
 int node_nodes_conf_repair(const char *path, const char *ip, unsigned port, unsigned bus_port, char **ret_old,
 			   struct init_error *err);
 
+/* ---- the data directory (datadir.c) ---- */
+/* Where the Bitnami redis-cluster image keeps its data, and its users mount their volume. */
+#define NODE_BITNAMI_DATA_DIR "/bitnami/redis/data"
+
+/* What a nodes.conf says this node was: the peers it knew, its role and its slots. */
+struct node_former {
+	unsigned peers;
+	bool was_master;
+	unsigned slots;
+};
+
+/* The mount point of a /proc/self/mountinfo line, unescaped. -EBADMSG, -ENAMETOOLONG. Pure. */
+int node_mountinfo_point(const char *line, char *ret, size_t size);
+/* Whether path is mount or below it, by whole components. Pure. */
+bool node_path_under(const char *path, const char *mount);
+/* The mount point path is on (the longest above it in /proc/self/mountinfo). */
+int node_mount_of(const char *path, char *ret, size_t size);
+/*
+ * REDIS_DATA_DIR unset and NODE_BITNAMI_DATA_DIR on a volume: the data dir becomes that, with a log line. 1 when it
+ * did, 0 when not, -ENOMEM.
+ */
+int node_data_dir_pick(struct node_config *c);
+/* Warns once when dir is on the root filesystem: in a container, not on a volume. */
+void node_data_dir_check_volume(const char *dir);
+/* From a nodes.conf text: 1 with *ret when it lists peers, else 0. Pure. */
+int node_nodes_conf_former(const char *text, struct node_former *ret);
+/* The same for dir/nodes.conf: 0 when there is none. */
+int node_data_dir_former(const char *dir, struct node_former *ret);
+/* Whether dir holds anything but nodes.conf, temp files and empty directories. */
+bool node_data_dir_holds_data(const char *dir);
+/*
+ * Beside the server of a node that was in a cluster (f) and started with no data: asks its peers for their keys
+ * and warns when they hold some. Returns 0: it only ever says something.
+ */
+int node_data_check_peers(const struct node_options *o, const struct secrets_value *pw, const struct node_former *f);
+
+/* ---- what the host gives the server (hostcheck.c) ---- */
+/* The text of /proc/sys/vm/overcommit_memory: 0 with the mode (0-2), or -EINVAL. Pure. */
+int node_overcommit_parse(const char *text, int *ret_mode);
+/* Warns once, with the host's command that fixes it, when vm.overcommit_memory is not 1 (what Redis asks for). */
+void node_check_overcommit(void);
+
 /* ---- the node's start-up (setup.c), in the order node.c runs it ---- */
 
 /* What `kvinit node` works out before it writes or starts anything. */
@@ -176,6 +218,9 @@ struct node_setup {
 	char announce_ip[64];
 	bool has_announce_ip;
 	bool follows_address; /* the address is the container's own, detected: it follows a change (netwatch.c) */
+	/* it was in a cluster (nodes.conf lists peers) and its data dir holds no data: its peers are asked */
+	struct node_former former;
+	bool check_former;
 	unsigned bus_port;
 	/* replication mode: the primary this node starts as a replica of (node_replication_discover); empty: none */
 	char replicaof_host[NODE_HOST_MAX];

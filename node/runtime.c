@@ -14,7 +14,9 @@
  *                  address: the server announces the new one and every peer meets it there (readdress.c);
  *   handover       a server restarted after a second crash within KVINIT_BACKOFF_RESET (KVINIT_CRASH_HANDOVER): a
  *                  master hands its slots to its best replica as soon as it answers, so a crash loop costs a
- *                  replica, not a third of the keyspace (failover.c). A first crash keeps the fast restart.
+ *                  replica, not a third of the keyspace (failover.c). A first crash keeps the fast restart;
+ *   data check     a node that was in a cluster (nodes.conf lists peers) but started with no data: warns when its
+ *                  peers hold keys (datadir.c).
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
  * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
@@ -27,7 +29,15 @@
 
 #include "node.h"
 
-enum helper { HELPER_CREATOR, HELPER_HEAL, HELPER_ROTATE, HELPER_READDRESS, HELPER_HANDOVER, HELPER__COUNT };
+enum helper {
+	HELPER_CREATOR,
+	HELPER_HEAL,
+	HELPER_ROTATE,
+	HELPER_READDRESS,
+	HELPER_HANDOVER,
+	HELPER_DATA_CHECK,
+	HELPER__COUNT
+};
 
 struct node_run {
 	struct node_setup *setup; /* its rotation is what the server accepts and sends */
@@ -97,6 +107,13 @@ static int run_handover(void *userdata)
 	return node_failover_crash_loop(run->o, current_password(run), run->crashes, window);
 }
 
+static int run_data_check(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_data_check_peers(run->o, current_password(run), &run->setup->former);
+}
+
 static const struct {
 	const char *name;
 	init_helper_fn fn;
@@ -106,6 +123,7 @@ static const struct {
 	[HELPER_ROTATE] = {"password rotation", run_rotate},
 	[HELPER_READDRESS] = {"new address", run_readdress},
 	[HELPER_HANDOVER] = {"crash-loop handover", run_handover},
+	[HELPER_DATA_CHECK] = {"data check", run_data_check},
 };
 
 static void start_helper(struct node_run *run, enum helper which)
@@ -304,6 +322,8 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	run->loop = init_supervisor_loop(sv);
 	start_watching(run);
 	start_address_watch(run);
+	if (run->setup->check_former)
+		start_helper(run, HELPER_DATA_CHECK);
 	if (o->creator)
 		start_helper(run, HELPER_CREATOR);
 	/* Only where the node announces its own address: an announced one (NAT, host ports) never matches the names. */

@@ -149,6 +149,16 @@ static int pick_announce_ip(struct node_setup *s, struct init_error *err)
 	return 0;
 }
 
+/* A node that was in a cluster and comes back with no data: once its server is up its peers are asked (runtime.c). */
+static void look_back(struct node_setup *s)
+{
+	const struct node_options *o = &s->c->opt;
+
+	if (o->cluster_enabled && node_data_dir_former(o->data_dir, &s->former) > 0 &&
+	    !node_data_dir_holds_data(o->data_dir))
+		s->check_former = true;
+}
+
 void node_setup_free(struct node_setup *s)
 {
 	node_server_free(&s->server);
@@ -181,6 +191,8 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 		(void)snprintf(s.replicaof_host, sizeof(s.replicaof_host), "%s", c->opt.primary_host);
 		s.replicaof_port = (unsigned)c->opt.primary_port;
 	}
+	if (r == 0)
+		look_back(&s);
 	if (r < 0) {
 		node_setup_free(&s);
 		return r;
@@ -224,15 +236,22 @@ void node_setup_text_free(char *text)
 	}
 }
 
-static const struct init_user *chown_user; /* for fix_owner, which nftw calls without a context */
+/* for fix_owner, which nftw calls without a context */
+static const struct init_user *chown_user;
+static unsigned chowned;
+static uid_t chowned_from;
 
 static int fix_owner(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	(void)ftw;
 	if (type == FTW_SL || st->st_uid == chown_user->uid)
 		return 0;
-	if (lchown(path, chown_user->uid, chown_user->gid) < 0)
+	if (lchown(path, chown_user->uid, chown_user->gid) < 0) {
 		log_warn("cannot give '%s' to uid '%d': %s, ignoring", path, (int)chown_user->uid, strerror(errno));
+		return 0;
+	}
+	if (!chowned++)
+		chowned_from = st->st_uid;
 	return 0;
 }
 
@@ -245,11 +264,18 @@ int node_setup_data_dir(const struct node_setup *s, const struct init_user *user
 		r = -errno;
 		return init_error_set(err, r, "REDIS_DATA_DIR='%s': cannot create it: %s", dir, strerror(-r));
 	}
+	node_data_dir_check_volume(dir);
 	if (geteuid() != 0 || !user->set)
 		return 0;
 	chown_user = user;
+	chowned = 0;
 	if (nftw(dir, fix_owner, 16, FTW_PHYS | FTW_MOUNT) < 0)
 		log_warn("cannot walk '%s' to fix its owner: %s, ignoring", dir, strerror(errno));
+	/* a volume another image wrote (the Bitnami image's uid 1001): the server must read and write it */
+	if (chowned)
+		log_info("the data directory '%s': %u files were not the server user's (the first of uid '%d'): gave "
+			 "them to uid '%d'",
+			 dir, chowned, (int)chowned_from, (int)user->uid);
 	return 0;
 }
 

@@ -234,7 +234,8 @@ struct cluster_decision {
  * REDIS_NODES cannot be planned): slots that only its masters serve, each within its range, are a formation in
  * progress even where those masters have not met yet. ret_member (n entries) says, for EXTEND, which nodes are in
  * the formed cluster already. Refuses with -EINVAL and a line "<node> <why>" in err: a node that holds keys outside
- * a cluster, nodes of two clusters, a node that is neither in the formed cluster nor empty.
+ * a cluster, a node that holds keys while no formed cluster serves every slot (no formation over data), nodes of two
+ * clusters, a node that is neither in the formed cluster nor empty.
  */
 int cluster_decide(const struct cluster_peer *peers, size_t n, const struct cluster_plan_entry *plan,
 		   struct cluster_decision *ret, bool *ret_member, struct init_error *err);

@@ -189,6 +189,19 @@ int cluster_decide(const struct cluster_peer *peers, size_t n, const struct clus
 	}
 
 	if (full < 0) {
+		/*
+		 * Keys come in only once every slot is served: a cluster with keys and unserved slots lost a master
+		 * (and its replicas), and forming it by the plan would hand slots out over data.
+		 */
+		for (size_t i = 0; i < n; i++) {
+			if (peers[i].keys <= 0)
+				continue;
+			cluster_peer_name(&peers[i], name, sizeof(name));
+			return refuse(
+				err, name,
+				"holds keys, and the cluster does not serve every slot: cluster-init forms no cluster "
+				"over data; give the unserved slots a master (redis-cli --cluster fix) or empty it");
+		}
 		d->action = CLUSTER_FORM;
 	} else {
 		/*

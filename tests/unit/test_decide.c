@@ -360,6 +360,25 @@ static void test_decide_refusals(void **state)
 	unbuild(&w);
 }
 
+/*
+ * A cluster with keys that does not serve every slot (a master and its replica lost, their nodes back empty) is no
+ * formation in progress: keys only come in once every slot is served. Forming it by the plan would hand slots out
+ * over data, so cluster-init (and a REDIS_CLUSTER_CREATOR node) refuses (issue 12).
+ */
+static void test_decide_no_formation_over_keys(void **state)
+{
+	static const struct spec half[] = {MASTER("10.0.0.1", 0, 5460), MASTER("10.0.0.2", 5461, 10922),
+					   EMPTY("10.0.0.3"), EMPTY("10.0.0.4")};
+	struct world w;
+
+	(void)state;
+	build(&w, half, 4, NULL);
+	w.peers[1].keys = 42;
+	expect_refusal(&w, "10.0.0.2:7001 holds keys, and the cluster does not serve every slot: cluster-init forms no "
+			   "cluster over data; give the unserved slots a master (redis-cli --cluster fix) or empty it");
+	unbuild(&w);
+}
+
 /* Slots the plan does not give those nodes: two clusters after all. */
 static void test_decide_two_clusters_off_plan(void **state)
 {
@@ -712,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_decide_extend_empty_master),
 		cmocka_unit_test(test_decide_single_node_cluster),
 		cmocka_unit_test(test_decide_refusals),
+		cmocka_unit_test(test_decide_no_formation_over_keys),
 		cmocka_unit_test(test_decide_bad_nodes_text),
 		cmocka_unit_test(test_choose_other_host_by_address),
 		cmocka_unit_test(test_choose_prefers_other_host),
