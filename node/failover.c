@@ -74,9 +74,9 @@ static void list_replicas(redisContext *self, struct replicas_scan *ret)
 }
 
 /*
- * A replica retries its lost master once a second; told to replicate it (again), it connects at once, and asks for
- * its copy afresh: one that asked before repl-diskless-sync-delay was lowered would wait for the server's next
- * replication tick, a second later. Replicas the restarted master lists online are left alone.
+ * A replica retries its lost master once a second; told to replicate it (again), it connects at once and asks for
+ * its copy, which the master sends at once (render.c: repl-diskless-sync-delay 0). Replicas the restarted master
+ * lists online are left alone.
  */
 static void nudge_replicas(redisContext *self, const struct secrets_value *pw, const struct replicas_scan *listed)
 {
@@ -177,6 +177,39 @@ static const struct outcome on_crash_loop = {
 };
 
 /*
+ * CLUSTER FAILOVER on the replica. Until retry_until (0: once) an error reply is asked again: a replica of a
+ * restarted master copies it before its cluster link to it is back, and refuses until then ("Master is down or
+ * failed").
+ */
+static int ask_takeover(const struct cluster_replica *replica, const struct secrets_value *pw, uint64_t retry_until,
+			struct init_error *why)
+{
+	redisContext *to;
+	redisReply *rep;
+	int r;
+
+	r = cluster_connect(replica->ip, replica->port, pw, 1000, &to, why);
+	if (r < 0)
+		return r;
+	for (;;) {
+		bool answered;
+
+		rep = redisCommand(to, "CLUSTER FAILOVER");
+		answered = rep != NULL;
+		r = answered && rep->type != REDIS_REPLY_ERROR
+			    ? 0
+			    : init_error_set(why, -EREMOTEIO, "CLUSTER FAILOVER on %s:%u: %s", replica->ip,
+					     replica->port, answered ? rep->str : to->errstr);
+		freeReplyObject(rep);
+		if (r == 0 || !answered || init_now_usec() >= retry_until)
+			break;
+		init_sleep_ms(WAIT_REPLICA_MS);
+	}
+	redisFree(to);
+	return r;
+}
+
+/*
  * Hands the slots of the master at self (own of them) to its best replica: waits until until for one to be online,
  * asks it to take over (CLUSTER FAILOVER: the master pauses its clients until the replica has caught up, so no
  * acknowledged write is lost) and waits, KVINIT_FAILOVER_TIMEOUT at most, until this node calls itself a replica.
@@ -188,12 +221,9 @@ static int hand_over(redisContext *self, const struct node_options *o, const str
 	struct init_error why = {{0}};
 	struct cluster_replica replica = {0};
 	_cleanup_free_ char *info = info_replication(self);
-	redisContext *to = NULL;
-	redisReply *rep = NULL;
+	uint64_t done_by;
 	char role[16];
 	int r;
-
-	uint64_t done_by;
 
 	if (!info) {
 		log_warn("failover: no answer to INFO replication, %s", m->no_handover);
@@ -210,15 +240,7 @@ static int hand_over(redisContext *self, const struct node_options *o, const str
 		if (!info)
 			return -EIO;
 	}
-	r = cluster_connect(replica.ip, replica.port, pw, 1000, &to, &why);
-	if (r == 0) {
-		rep = redisCommand(to, "CLUSTER FAILOVER");
-		if (!rep || rep->type == REDIS_REPLY_ERROR)
-			r = init_error_set(&why, -EREMOTEIO, "CLUSTER FAILOVER on %s:%u: %s", replica.ip, replica.port,
-					   rep ? rep->str : to->errstr);
-		freeReplyObject(rep);
-		redisFree(to);
-	}
+	r = ask_takeover(&replica, pw, m->replicas_return ? until : 0, &why);
 	if (r < 0) {
 		log_warn("failover: %s, %s", why.msg, m->no_handover);
 		return r;
@@ -304,23 +326,11 @@ static redisContext *wait_answer(const char *host, unsigned port, const struct s
 	}
 }
 
-/* A config value of the server, as CONFIG GET returns it ("" when it does not say). */
-static void config_get(redisContext *ctx, const char *name, char *buf, size_t size)
-{
-	redisReply *rep = redisCommand(ctx, "CONFIG GET %s", name);
-
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->str)
-		(void)snprintf(buf, size, "%s", rep->element[1]->str);
-	else
-		(void)snprintf(buf, size, "%s", "");
-	freeReplyObject(rep);
-}
-
 int node_failover_crash_loop(const struct node_options *o, const struct secrets_value *pw, unsigned crashes,
 			     uint64_t window_usec)
 {
 	uint64_t t0 = init_now_usec(), until = t0 + window_usec;
-	char host[64], delay[32];
+	char host[64];
 	struct replicas_scan listed;
 	redisContext *self;
 	unsigned own;
@@ -337,19 +347,11 @@ int node_failover_crash_loop(const struct node_options *o, const struct secrets_
 		redisFree(self);
 		return 0;
 	}
-	log_warn("failover: this master crashed again (%u ends in a row, each within KVINIT_BACKOFF_RESET): handing "
-		 "its %u slots to a replica, so it goes on as a replica",
-		 crashes, own);
-	/*
-	 * The restarted server has a new replication history: its replica needs a full copy, which the server sends
-	 * only after repl-diskless-sync-delay (5 s by default) in case more replicas ask. This one is all there is.
-	 */
-	config_get(self, "repl-diskless-sync-delay", delay, sizeof(delay));
-	freeReplyObject(redisCommand(self, "CONFIG SET repl-diskless-sync-delay 0"));
+	log_warn("failover: this master crashed%s (%u in a row, KVINIT_CRASH_HANDOVER=%lld): handing its %u slots to "
+		 "a replica, so it goes on as a replica",
+		 crashes > 1 ? " again" : "", crashes, (long long)o->crash_handover, own);
 	nudge_replicas(self, pw, &listed);
 	r = hand_over(self, o, pw, own, t0, until, &on_crash_loop);
-	if (*delay)
-		freeReplyObject(redisCommand(self, "CONFIG SET repl-diskless-sync-delay %s", delay));
 	redisFree(self);
 	return r;
 }
