@@ -274,8 +274,14 @@ static void on_address_change(void *userdata)
 	}
 	if (s->has_announce_ip && strcmp(now, s->announce_ip) == 0)
 		return;
-	log_info("this node's address changed from '%s' to '%s': announcing it and asking every peer to meet it there",
-		 s->has_announce_ip ? s->announce_ip : "", now);
+	if (s->has_announce_ip)
+		log_info(
+			"this node's address changed from '%s' to '%s': announcing it and asking every peer to meet it "
+			"there",
+			s->announce_ip, now);
+	else
+		log_info("this node has an address now, '%s': announcing it and asking every peer to meet it there",
+			 now);
 	(void)snprintf(s->announce_ip, sizeof(s->announce_ip), "%s", now);
 	s->has_announce_ip = true;
 	rewrite_config(run);

@@ -250,8 +250,12 @@ static int fix_owner(const char *path, const struct stat *st, int type, struct F
 		log_warn("cannot give '%s' to uid '%d': %s, ignoring", path, (int)chown_user->uid, strerror(errno));
 		return 0;
 	}
-	if (!chowned++)
+	/* root's are the usual: a directory kvinit just made, a volume's mount point */
+	if (st->st_uid == 0)
+		return 0;
+	if (!chowned)
 		chowned_from = st->st_uid;
+	chowned++;
 	return 0;
 }
 
@@ -273,9 +277,10 @@ int node_setup_data_dir(const struct node_setup *s, const struct init_user *user
 		log_warn("cannot walk '%s' to fix its owner: %s, ignoring", dir, strerror(errno));
 	/* a volume another image wrote (the Bitnami image's uid 1001): the server must read and write it */
 	if (chowned)
-		log_info("the data directory '%s': %u files were not the server user's (the first of uid '%d'): gave "
-			 "them to uid '%d'",
-			 dir, chowned, (int)chowned_from, (int)user->uid);
+		log_info("the data directory '%s': gave %u file%s of another user (uid '%d'%s) to the server user (uid "
+			 "'%d')",
+			 dir, chowned, chowned > 1 ? "s" : "", (int)chowned_from, chowned > 1 ? " the first" : "",
+			 (int)user->uid);
 	return 0;
 }
 

@@ -88,8 +88,8 @@ def test_a_bitnami_volume_keeps_the_keys_over_down_and_up(container, workdir):
     port = free_port()
     node = container(volume, port)
     assert "REDIS_DATA_DIR is unset and '/bitnami/redis/data' is on a volume" in node.stderr, node.stderr
-    assert "the data directory '/bitnami/redis/data': 2 files were not the server user's (the first of uid " \
-           f"'{BITNAMI_UID}'): gave them to uid '{REDIS_UID}'" in node.stderr, node.stderr
+    assert f"the data directory '/bitnami/redis/data': gave 2 files of another user (uid '{BITNAMI_UID}' the first) " \
+           f"to the server user (uid '{REDIS_UID}')" in node.stderr, node.stderr
     assert "not on a volume" not in node.stderr, node.stderr
     c = own_all_slots(port)
     for i in range(100):
