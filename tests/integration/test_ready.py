@@ -161,4 +161,6 @@ def test_ready_probe_on_a_six_node_cluster_is_cheap(start_node, workdir):
     live, ready = median_ms("--live"), median_ms("--ready")
     print(f"\nkvinit health on a 6-node cluster, median per probe (process start included): --live {live:.1f} ms, "
           f"--ready {ready:.1f} ms (the checks: {ready - live:.1f} ms)")
+    if b"libasan" in KVINIT_BIN.read_bytes():
+        return  # a sanitizer build runs ~10x slower: its times say nothing about the probe's
     assert ready - live < 10, "a probe runs every second (Kubernetes periodSeconds=1): the checks stay under 10 ms"
