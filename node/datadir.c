@@ -201,7 +201,7 @@ static int scan_keys(const struct cluster_line *l, void *userdata)
 	struct keys_scan *s = userdata;
 	struct init_error err = {{0}};
 	char host[CLUSTER_HOST_MAX];
-	redisContext *ctx;
+	struct node_conn *ctx;
 	redisReply *rep;
 	unsigned port;
 	long long keys;
@@ -210,10 +210,10 @@ static int scan_keys(const struct cluster_line *l, void *userdata)
 	    cluster_connect(host, port, s->pw, PEER_TIMEOUT_MS, &ctx, &err) < 0)
 		return 0;
 	s->asked++;
-	rep = redisCommand(ctx, "INFO keyspace");
+	rep = node_command(ctx, "INFO keyspace");
 	keys = rep && rep->type == REDIS_REPLY_STRING ? cluster_info_keys(rep->str) : 0;
 	freeReplyObject(rep);
-	redisFree(ctx);
+	node_conn_free(ctx);
 	if (keys > s->keys) {
 		s->keys = keys;
 		(void)snprintf(s->holder, sizeof(s->holder), "%s:%u", host, port);
@@ -239,7 +239,7 @@ int node_data_check_peers(const struct node_options *o, const struct secrets_val
 	}
 	/* the peers as the server knows them now; some may still be starting */
 	while (!s.asked && init_now_usec() < deadline) {
-		rep = redisCommand(self.ctx, "CLUSTER NODES");
+		rep = node_command(self.ctx, "CLUSTER NODES");
 		if (rep && rep->type == REDIS_REPLY_STRING)
 			(void)cluster_each_line(rep->str, scan_keys, &s, &err);
 		freeReplyObject(rep);

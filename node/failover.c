@@ -20,9 +20,9 @@
 #define WAIT_REPLICA_MS	 20
 #define WAIT_TAKEOVER_MS 10
 
-static char *info_replication(redisContext *ctx)
+static char *info_replication(struct node_conn *ctx)
 {
-	redisReply *rep = redisCommand(ctx, "INFO replication");
+	redisReply *rep = node_command(ctx, "INFO replication");
 	char *text = rep && rep->type == REDIS_REPLY_STRING ? strdup(rep->str) : NULL;
 
 	freeReplyObject(rep);
@@ -58,9 +58,9 @@ static int scan_replicas(const struct cluster_line *l, void *userdata)
 	return 0;
 }
 
-static void list_replicas(redisContext *self, struct replicas_scan *ret)
+static void list_replicas(struct node_conn *self, struct replicas_scan *ret)
 {
-	redisReply *rep = redisCommand(self, "CLUSTER NODES");
+	redisReply *rep = node_command(self, "CLUSTER NODES");
 	struct init_error err = {{0}};
 
 	*ret = (struct replicas_scan){.n = 0};
@@ -78,7 +78,7 @@ static void list_replicas(redisContext *self, struct replicas_scan *ret)
  * its copy, which the master sends at once (render.c: repl-diskless-sync-delay 0). Replicas the restarted master
  * lists online are left alone.
  */
-static void nudge_replicas(redisContext *self, const struct secrets_value *pw, const struct replicas_scan *listed)
+static void nudge_replicas(struct node_conn *self, const struct secrets_value *pw, const struct replicas_scan *listed)
 {
 	struct cluster_replica connected[16];
 	_cleanup_free_ char *info = info_replication(self);
@@ -88,22 +88,22 @@ static void nudge_replicas(redisContext *self, const struct secrets_value *pw, c
 		const struct cluster_addr *a = &listed->addr[i];
 		struct init_error err = {{0}};
 		bool known = false;
-		redisContext *ctx;
+		struct node_conn *ctx;
 
 		for (size_t j = 0; j < n && !known; j++)
 			known = connected[j].online && connected[j].port == a->port &&
 				strcmp(connected[j].ip, a->host) == 0;
 		if (known || cluster_connect(a->host, a->port, pw, 500, &ctx, &err) < 0)
 			continue;
-		freeReplyObject(redisCommand(ctx, "CLUSTER REPLICATE %s", listed->id));
-		redisFree(ctx);
+		freeReplyObject(node_command(ctx, "CLUSTER REPLICATE %s", listed->id));
+		node_conn_free(ctx);
 	}
 }
 
 /* The slots this node serves by its own word, 0 when it cannot say. */
-static unsigned own_slots(redisContext *self)
+static unsigned own_slots(struct node_conn *self)
 {
-	redisReply *rep = redisCommand(self, "CLUSTER NODES");
+	redisReply *rep = node_command(self, "CLUSTER NODES");
 	struct init_error err = {{0}};
 	unsigned n = 0;
 
@@ -120,12 +120,12 @@ static unsigned own_slots(redisContext *self)
  * 8 s later): wait, until `until`, for a rewrite in progress to end. A rewrite is over in milliseconds on the
  * empty data set of a new replica; one that outlasts `until` ends as before.
  */
-static void wait_aof_rewrite(redisContext *self, uint64_t until)
+static void wait_aof_rewrite(struct node_conn *self, uint64_t until)
 {
 	char value[8];
 
 	for (;;) {
-		redisReply *rep = redisCommand(self, "INFO persistence");
+		redisReply *rep = node_command(self, "INFO persistence");
 		bool busy = rep && rep->type == REDIS_REPLY_STRING &&
 			    cluster_info_field(rep->str, "aof_rewrite_in_progress", value, sizeof(value)) &&
 			    strcmp(value, "1") == 0;
@@ -184,7 +184,7 @@ static const struct outcome on_crash_loop = {
 static int ask_takeover(const struct cluster_replica *replica, const struct secrets_value *pw, uint64_t retry_until,
 			struct init_error *why)
 {
-	redisContext *to;
+	struct node_conn *to;
 	redisReply *rep;
 	int r;
 
@@ -194,7 +194,7 @@ static int ask_takeover(const struct cluster_replica *replica, const struct secr
 	for (;;) {
 		bool answered;
 
-		rep = redisCommand(to, "CLUSTER FAILOVER");
+		rep = node_command(to, "CLUSTER FAILOVER");
 		answered = rep != NULL;
 		r = answered && rep->type != REDIS_REPLY_ERROR
 			    ? 0
@@ -205,7 +205,7 @@ static int ask_takeover(const struct cluster_replica *replica, const struct secr
 			break;
 		init_sleep_ms(WAIT_REPLICA_MS);
 	}
-	redisFree(to);
+	node_conn_free(to);
 	return r;
 }
 
@@ -215,7 +215,7 @@ static int ask_takeover(const struct cluster_replica *replica, const struct secr
  * acknowledged write is lost) and waits, KVINIT_FAILOVER_TIMEOUT at most, until this node calls itself a replica.
  * Logs what it did; 0 when the replica took over, else -errno.
  */
-static int hand_over(redisContext *self, const struct node_options *o, const struct secrets_value *pw, unsigned own,
+static int hand_over(struct node_conn *self, const struct node_options *o, const struct secrets_value *pw, unsigned own,
 		     uint64_t t0, uint64_t until, const struct outcome *m)
 {
 	struct init_error why = {{0}};
@@ -273,7 +273,7 @@ void node_failover_on_stop(const struct node_options *o, const struct secrets_va
 	uint64_t t0 = init_now_usec(), until;
 	char host[64];
 	struct init_error why = {{0}};
-	redisContext *self = NULL;
+	struct node_conn *self = NULL;
 	unsigned own;
 
 	if (!o->cluster_enabled || !o->failover_timeout)
@@ -297,25 +297,25 @@ void node_failover_on_stop(const struct node_options *o, const struct secrets_va
 		log_debug("failover: this node serves no slots, nothing to hand over");
 		wait_aof_rewrite(self, until);
 	}
-	redisFree(self);
+	node_conn_free(self);
 }
 
 /* The server at host:port once it answers PING with PONG (not -LOADING), or NULL at the deadline. */
-static redisContext *wait_answer(const char *host, unsigned port, const struct secrets_value *pw, uint64_t until)
+static struct node_conn *wait_answer(const char *host, unsigned port, const struct secrets_value *pw, uint64_t until)
 {
 	for (;;) {
 		struct init_error err = {{0}};
-		redisContext *ctx;
+		struct node_conn *ctx;
 		redisReply *rep;
 		bool up;
 
 		if (cluster_connect(host, port, pw, 1000, &ctx, &err) == 0) {
-			rep = redisCommand(ctx, "PING");
+			rep = node_command(ctx, "PING");
 			up = rep && rep->type == REDIS_REPLY_STATUS;
 			freeReplyObject(rep);
 			if (up)
 				return ctx;
-			redisFree(ctx);
+			node_conn_free(ctx);
 		}
 		if (init_now_usec() >= until) {
 			log_warn("failover: the restarted server does not answer: %s",
@@ -332,7 +332,7 @@ int node_failover_crash_loop(const struct node_options *o, const struct secrets_
 	uint64_t t0 = init_now_usec(), until = t0 + window_usec;
 	char host[64];
 	struct replicas_scan listed;
-	redisContext *self;
+	struct node_conn *self;
 	unsigned own;
 	int r;
 
@@ -344,7 +344,7 @@ int node_failover_crash_loop(const struct node_options *o, const struct secrets_
 	list_replicas(self, &listed);
 	if (!own || !listed.n) {
 		log_debug("failover: this node serves no slots or has no replica, nothing to hand over");
-		redisFree(self);
+		node_conn_free(self);
 		return 0;
 	}
 	log_warn("failover: this master crashed%s (%u in a row, KVINIT_CRASH_HANDOVER=%lld): handing its %u slots to "
@@ -352,6 +352,6 @@ int node_failover_crash_loop(const struct node_options *o, const struct secrets_
 		 crashes > 1 ? " again" : "", crashes, (long long)o->crash_handover, own);
 	nudge_replicas(self, pw, &listed);
 	r = hand_over(self, o, pw, own, t0, until, &on_crash_loop);
-	redisFree(self);
+	node_conn_free(self);
 	return r;
 }

@@ -42,8 +42,8 @@ static int scan_peers(const struct cluster_line *l, void *userdata)
  * Meets every listed node whose name resolves to an address the server does not know; returns how many names
  * are not known at their current address (met now, or not resolvable yet).
  */
-static unsigned meet_moved(redisContext *self, const struct cluster_addr *nodes, size_t n, const struct heal_scan *h,
-			   unsigned *ret_met)
+static unsigned meet_moved(struct node_conn *self, const struct cluster_addr *nodes, size_t n,
+			   const struct heal_scan *h, unsigned *ret_met)
 {
 	unsigned missing = 0;
 
@@ -65,7 +65,7 @@ static unsigned meet_moved(redisContext *self, const struct cluster_addr *nodes,
 			continue;
 		missing++;
 		(void)snprintf(port, sizeof(port), "%u", nodes[i].port);
-		rep = redisCommandArgv(self, 4, argv, NULL);
+		rep = node_command_argv(self, 4, argv, NULL);
 		if (rep && rep->type != REDIS_REPLY_ERROR) {
 			log_debug("heal: met '%s' at '%s'", nodes[i].host, addr);
 			(*ret_met)++;
@@ -93,7 +93,7 @@ static int heal(const struct node_options *o, const struct secrets_value *pw, co
 		return r;
 	}
 	for (unsigned round = 0;; round++) {
-		redisReply *rep = redisCommand(self.ctx, "CLUSTER NODES");
+		redisReply *rep = node_command(self.ctx, "CLUSTER NODES");
 
 		*h = (struct heal_scan){0};
 		r = rep ? 0 : init_error_set(&err, -EIO, "lost the server: %s", self.ctx->errstr);

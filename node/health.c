@@ -6,7 +6,7 @@
  * the node is what its peers see (check_view).
  */
 #include <errno.h>
-#include <hiredis.h>
+#include "conn.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -15,9 +15,9 @@
 
 extern char **environ;
 
-static redisReply *command(redisContext *ctx, const char *cmd)
+static redisReply *command(struct node_conn *ctx, const char *cmd)
 {
-	return redisCommand(ctx, cmd);
+	return node_command(ctx, cmd);
 }
 
 #define PEER_TIMEOUT_MS 300 /* a peer that does not answer within this is not asked */
@@ -29,8 +29,8 @@ static redisReply *command(redisContext *ctx, const char *cmd)
  * address and flags it neither fail nor pfail. 1 yes, 0 no (why says which). No peer answering is no verdict:
  * cluster_state:ok says the node reached a majority a moment ago.
  */
-static int check_view(redisContext *ctx, const struct node_options *o, const struct secrets_value *pw, const char *host,
-		      char *why, size_t size)
+static int check_view(struct node_conn *ctx, const struct node_options *o, const struct secrets_value *pw,
+		      const char *host, char *why, size_t size)
 {
 	_cleanup_free_ struct cluster_self_view *v = calloc(1, sizeof(*v));
 	char ip[CLUSTER_HOST_MAX], how[512];
@@ -65,7 +65,7 @@ static int check_view(redisContext *ctx, const struct node_options *o, const str
 	}
 	for (size_t i = 0, asked = 0; i < v->n_ask && asked < PEERS_ASKED; i++) {
 		const struct cluster_addr *peer = &v->ask[i];
-		redisContext *pctx;
+		struct node_conn *pctx;
 
 		asked++;
 		if (cluster_connect(peer->host, peer->port, pw, PEER_TIMEOUT_MS, &pctx, &err) < 0)
@@ -75,7 +75,7 @@ static int check_view(redisContext *ctx, const struct node_options *o, const str
 			    ? cluster_view_check_peer(reply->str, &v->self, how, sizeof(how), &err)
 			    : -EIO;
 		freeReplyObject(reply);
-		redisFree(pctx);
+		node_conn_free(pctx);
 		if (r < 0)
 			continue;
 		if (r == 0)
@@ -93,7 +93,7 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 {
 	char host[64], value[64] = "", role[16];
 	struct init_error err = {{0}};
-	redisContext *ctx;
+	struct node_conn *ctx;
 	redisReply *reply = NULL;
 	int ok = 0, r;
 
@@ -165,7 +165,7 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 	ok = 1;
 out:
 	freeReplyObject(reply);
-	redisFree(ctx);
+	node_conn_free(ctx);
 	return ok;
 }
 

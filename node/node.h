@@ -335,8 +335,8 @@ int node_replication_discover(struct node_setup *s, struct init_error *err);
 void node_replication_failover_on_stop(const struct node_options *o, const struct secrets_value *pw,
 				       uint64_t deadline_usec);
 /* Health of a replication-mode node on ctx: ready when it is a primary, or a replica whose master link is up. */
-struct redisContext;
-int node_replication_ready(struct redisContext *ctx, const char *host, long long port, char *why, size_t size);
+struct node_conn;
+int node_replication_ready(struct node_conn *ctx, const char *host, long long port, char *why, size_t size);
 
 /* The passwords kvinit tries on a Sentinel: REDIS_SENTINEL_PASSWORD_FILE and its rotation files, else data. */
 int node_sentinel_passwords(const struct node_options *o, const struct secrets_value *data, struct secrets_set *ret_set,

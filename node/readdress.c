@@ -37,10 +37,10 @@ static int scan_peers(const struct cluster_line *l, void *userdata)
 }
 
 /* This node's line (its address as it announces it now) and its peers, from its own CLUSTER NODES. */
-static int read_self(redisContext *self, struct cluster_self_view *ret_view, struct peers_scan *ret_peers,
+static int read_self(struct node_conn *self, struct cluster_self_view *ret_view, struct peers_scan *ret_peers,
 		     struct init_error *err)
 {
-	redisReply *rep = redisCommand(self, "CLUSTER NODES");
+	redisReply *rep = node_command(self, "CLUSTER NODES");
 	int r;
 
 	if (!rep || rep->type != REDIS_REPLY_STRING) {
@@ -62,7 +62,7 @@ static int tell_peer(const struct cluster_addr *peer, const struct secrets_value
 {
 	const char *argv[] = {"CLUSTER", "MEET", ip, port, bus};
 	struct init_error err = {{0}};
-	redisContext *ctx;
+	struct node_conn *ctx;
 	redisReply *rep;
 	char why[512];
 	int r = 0;
@@ -71,12 +71,12 @@ static int tell_peer(const struct cluster_addr *peer, const struct secrets_value
 		log_debug("new address: %s", err.msg);
 		return 0;
 	}
-	rep = redisCommand(ctx, "CLUSTER NODES");
+	rep = node_command(ctx, "CLUSTER NODES");
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		r = cluster_view_check_peer(rep->str, me, why, sizeof(why), &err);
 	freeReplyObject(rep);
 	if (r != 1) {
-		rep = redisCommandArgv(ctx, 5, argv, NULL);
+		rep = node_command_argv(ctx, 5, argv, NULL);
 		log_debug("new address: peer '%s:%u' %s: CLUSTER MEET %s %s %s: %s", peer->host, peer->port,
 			  r == 0 ? why : "did not say", ip, port, bus,
 			  rep && rep->str ? rep->str
@@ -85,12 +85,12 @@ static int tell_peer(const struct cluster_addr *peer, const struct secrets_value
 		freeReplyObject(rep);
 		r = 0;
 	}
-	redisFree(ctx);
+	node_conn_free(ctx);
 	return r;
 }
 
-static int readdress(redisContext *self, const struct node_options *o, const struct secrets_value *pw, const char *ip,
-		     unsigned bus_port, uint64_t deadline)
+static int readdress(struct node_conn *self, const struct node_options *o, const struct secrets_value *pw,
+		     const char *ip, unsigned bus_port, uint64_t deadline)
 {
 	_cleanup_free_ struct cluster_addr *addrs = calloc(READDRESS_MAX_PEER, sizeof(*addrs));
 	_cleanup_free_ struct cluster_self_view *v = calloc(1, sizeof(*v));
@@ -108,7 +108,7 @@ static int readdress(redisContext *self, const struct node_options *o, const str
 		log_error("new address: out of memory");
 		return -ENOMEM;
 	}
-	rep = redisCommandArgv(self, 4, set, NULL);
+	rep = node_command_argv(self, 4, set, NULL);
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		log_error("new address: CONFIG SET cluster-announce-ip '%s': %s", ip, rep ? rep->str : self->errstr);
 		freeReplyObject(rep);

@@ -121,10 +121,11 @@ int node_sentinel_passwords(const struct node_options *o, const struct secrets_v
 }
 
 /* A Sentinel, authenticated with whichever of the passwords it takes (a rotation may be under way). */
-redisContext *node_sentinel_connect(const struct cluster_addr *a, const struct secrets_set *pws, char *why, size_t size)
+struct node_conn *node_sentinel_connect(const struct cluster_addr *a, const struct secrets_set *pws, char *why,
+					size_t size)
 {
 	for (int i = 0; i < SECRETS__SLOTS; i++) {
-		redisContext *ctx;
+		struct node_conn *ctx;
 
 		if (pws->error[i] < 0 || (i != SECRETS_CURRENT && !pws->value[i].data))
 			continue;
@@ -136,9 +137,9 @@ redisContext *node_sentinel_connect(const struct cluster_addr *a, const struct s
 }
 
 /* SENTINEL GET-MASTER-ADDR-BY-NAME: 1 with the address, 0 when the Sentinel knows no such set, -EIO. */
-static int get_primary(redisContext *ctx, const char *set, struct cluster_addr *ret)
+static int get_primary(struct node_conn *ctx, const char *set, struct cluster_addr *ret)
 {
-	redisReply *rep = redisCommand(ctx, "SENTINEL GET-MASTER-ADDR-BY-NAME %s", set);
+	redisReply *rep = node_command(ctx, "SENTINEL GET-MASTER-ADDR-BY-NAME %s", set);
 	int r = -EIO;
 
 	if (rep && rep->type == REDIS_REPLY_NIL) {
@@ -173,7 +174,7 @@ int node_sentinels_ask(const struct node_options *o, const struct cluster_addr *
 	if (!votes)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		redisContext *ctx = node_sentinel_connect(&sentinels[i], pws, why, sizeof(why));
+		struct node_conn *ctx = node_sentinel_connect(&sentinels[i], pws, why, sizeof(why));
 		struct cluster_addr a;
 		size_t k;
 		int r;
@@ -183,7 +184,7 @@ int node_sentinels_ask(const struct node_options *o, const struct cluster_addr *
 			continue;
 		}
 		r = get_primary(ctx, o->master_set, &a);
-		redisFree(ctx);
+		node_conn_free(ctx);
 		if (r < 0)
 			continue;
 		answered++;
@@ -303,9 +304,9 @@ int node_replication_discover(struct node_setup *s, struct init_error *err)
 
 /* ---- health ---- */
 
-int node_replication_ready(struct redisContext *ctx, const char *host, long long port, char *why, size_t size)
+int node_replication_ready(struct node_conn *ctx, const char *host, long long port, char *why, size_t size)
 {
-	redisReply *rep = redisCommand(ctx, "INFO");
+	redisReply *rep = node_command(ctx, "INFO");
 	char role[16], link[16] = "?", loading[8];
 	int ok = 0;
 

@@ -6,8 +6,8 @@
 #include "cluster.h"
 
 /* Connects to a Sentinel with the first of pws it takes: the context, or NULL with the reason in why. */
-redisContext *node_sentinel_connect(const struct cluster_addr *a, const struct secrets_set *pws, char *why,
-				    size_t size);
+struct node_conn *node_sentinel_connect(const struct cluster_addr *a, const struct secrets_set *pws, char *why,
+					size_t size);
 /*
  * Asks every Sentinel once which primary it names for REDIS_MASTER_SET: 1 with the one most of them name, 0 when
  * none names one (-ENOMEM); *ret_answered is how many answered at all (knowing the set or not).

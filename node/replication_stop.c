@@ -28,9 +28,9 @@ static size_t online_replicas(const char *info, struct cluster_addr *ret, size_t
 	return n;
 }
 
-static long long info_number(redisContext *ctx, const char *field)
+static long long info_number(struct node_conn *ctx, const char *field)
 {
-	redisReply *rep = redisCommand(ctx, "INFO replication");
+	redisReply *rep = node_command(ctx, "INFO replication");
 	char value[32];
 	long long n = -1;
 
@@ -44,7 +44,7 @@ static long long info_number(redisContext *ctx, const char *field)
  * Waits until every online replica has every write the primary took (writes are paused, so the offset no longer
  * moves): whichever the Sentinels promote then has them all. Returns how many are caught up.
  */
-static size_t wait_caught_up(redisContext *self, const struct cluster_addr *replicas, size_t n,
+static size_t wait_caught_up(struct node_conn *self, const struct cluster_addr *replicas, size_t n,
 			     const struct secrets_value *pw, uint64_t until)
 {
 	long long want = info_number(self, "master_repl_offset");
@@ -52,7 +52,7 @@ static size_t wait_caught_up(redisContext *self, const struct cluster_addr *repl
 	char why[256];
 
 	for (size_t i = 0; i < n; i++) {
-		redisContext *ctx = cluster_open(replicas[i].host, replicas[i].port, pw, 500, why, sizeof(why));
+		struct node_conn *ctx = cluster_open(replicas[i].host, replicas[i].port, pw, 500, why, sizeof(why));
 
 		while (ctx && info_number(ctx, "slave_repl_offset") < want && init_now_usec() < until)
 			init_sleep_ms(2);
@@ -62,7 +62,7 @@ static size_t wait_caught_up(redisContext *self, const struct cluster_addr *repl
 			log_warn("failover: replica '%s:%u' is not caught up with offset '%lld'%s%s", replicas[i].host,
 				 replicas[i].port, want, ctx ? "" : ": ", ctx ? "" : why);
 		if (ctx)
-			redisFree(ctx);
+			node_conn_free(ctx);
 	}
 	return done;
 }
@@ -74,8 +74,8 @@ static int ask_failover(const struct node_options *o, const struct cluster_addr 
 	char why[256];
 
 	for (size_t i = 0; i < n; i++) {
-		redisContext *ctx = node_sentinel_connect(&sentinels[i], pws, why, sizeof(why));
-		redisReply *rep = ctx ? redisCommand(ctx, "SENTINEL FAILOVER %s", o->master_set) : NULL;
+		struct node_conn *ctx = node_sentinel_connect(&sentinels[i], pws, why, sizeof(why));
+		redisReply *rep = ctx ? node_command(ctx, "SENTINEL FAILOVER %s", o->master_set) : NULL;
 		bool ok = rep && (rep->type == REDIS_REPLY_STATUS ||
 				  (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "INPROG", 6) == 0));
 
@@ -87,16 +87,16 @@ static int ask_failover(const struct node_options *o, const struct cluster_addr 
 						 : why);
 		freeReplyObject(rep);
 		if (ctx)
-			redisFree(ctx);
+			node_conn_free(ctx);
 		if (ok)
 			return (int)i;
 	}
 	return -1;
 }
 
-static void pause_writes(redisContext *ctx, long long ms)
+static void pause_writes(struct node_conn *ctx, long long ms)
 {
-	redisReply *rep = redisCommand(ctx, "CLIENT PAUSE %lld WRITE", ms);
+	redisReply *rep = node_command(ctx, "CLIENT PAUSE %lld WRITE", ms);
 
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
 		log_warn("failover: CLIENT PAUSE failed: %s; writes go on during the handover",
@@ -109,9 +109,9 @@ static void pause_writes(redisContext *ctx, long long ms)
  * Sentinel that runs a failover answers GET-MASTER-ADDR-BY-NAME with the promoted replica as soon as it sees the
  * promotion, but its state changes only once the other replicas follow the new primary (+switch-master).
  */
-static int master_state(redisContext *ctx, const char *set, struct cluster_addr *ret)
+static int master_state(struct node_conn *ctx, const char *set, struct cluster_addr *ret)
 {
-	redisReply *rep = redisCommand(ctx, "SENTINEL MASTER %s", set);
+	redisReply *rep = node_command(ctx, "SENTINEL MASTER %s", set);
 	const char *ip = NULL, *port = NULL;
 	int r = -EIO;
 
@@ -137,7 +137,7 @@ static int master_state(redisContext *ctx, const char *set, struct cluster_addr 
 }
 
 struct link {
-	redisContext *ctx;
+	struct node_conn *ctx;
 };
 
 /*
@@ -164,7 +164,7 @@ static int wait_switched(const struct node_options *o, const struct cluster_addr
 				links[i].ctx = node_sentinel_connect(&sentinels[i], pws, why, sizeof(why));
 			r = links[i].ctx ? master_state(links[i].ctx, o->master_set, &a) : -EIO;
 			if (r < 0 && links[i].ctx) {
-				redisFree(links[i].ctx);
+				node_conn_free(links[i].ctx);
 				links[i].ctx = NULL;
 			}
 			if (r < 0)
@@ -184,7 +184,7 @@ static int wait_switched(const struct node_options *o, const struct cluster_addr
 	}
 	for (size_t i = 0; i < n; i++)
 		if (links[i].ctx)
-			redisFree(links[i].ctx);
+			node_conn_free(links[i].ctx);
 	return done;
 }
 
@@ -196,7 +196,7 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 	struct cluster_addr replicas[16], primary;
 	struct secrets_set pws = {0};
 	struct init_error err;
-	redisContext *self = NULL;
+	struct node_conn *self = NULL;
 	redisReply *rep = NULL;
 	char host[64], why[256], role[16];
 	size_t n = 0, n_replicas, answered;
@@ -218,7 +218,7 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 	}
 	node_probe_host(o->bind, host, sizeof(host));
 	self = cluster_open(host, (unsigned)o->port, pw, 1000, why, sizeof(why));
-	rep = self ? redisCommand(self, "INFO replication") : NULL;
+	rep = self ? node_command(self, "INFO replication") : NULL;
 	if (!rep || rep->type != REDIS_REPLY_STRING) {
 		log_warn("failover: %s, stopping without a handover", self ? "no answer to INFO replication" : why);
 		goto out;
@@ -250,7 +250,7 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 	which = ask_failover(o, sentinels, n, &pws);
 	if (which < 0) {
 		/* no failover started: the writes that waited land here, and the replicas get them before it stops */
-		freeReplyObject(redisCommand(self, "CLIENT UNPAUSE"));
+		freeReplyObject(node_command(self, "CLIENT UNPAUSE"));
 		log_warn("failover: no Sentinel took SENTINEL FAILOVER %s, stopping without a handover", o->master_set);
 		goto out;
 	}
@@ -265,6 +265,6 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 out:
 	freeReplyObject(rep);
 	if (self)
-		redisFree(self);
+		node_conn_free(self);
 	secrets_set_wipe(&pws);
 }

@@ -33,8 +33,8 @@ static void report_waiting(uint64_t *last_usec, const char *what, const char *wh
  * The local server, with whichever password it takes: it may not know the current one yet, and may no longer know
  * one that left the files; login holds every password it was given since its last completed rotation.
  */
-static redisContext *connect_local(const struct node_options *o, const struct secrets_rotation *rot,
-				   const struct secrets_value *login, size_t n_login)
+static struct node_conn *connect_local(const struct node_options *o, const struct secrets_rotation *rot,
+				       const struct secrets_value *login, size_t n_login)
 {
 	struct init_error why = {{0}};
 	uint64_t reported = 0;
@@ -45,7 +45,7 @@ static redisContext *connect_local(const struct node_options *o, const struct se
 		for (size_t k = 0; k < rot->n + n_login; k++) {
 			const struct secrets_value *pw =
 				k < rot->n ? &rot->entry[secrets_rotation_order(rot, k)].value : &login[k - rot->n];
-			redisContext *ctx;
+			struct node_conn *ctx;
 
 			if (cluster_connect(host, (unsigned)o->port, pw, 2000, &ctx, &why) == 0)
 				return ctx;
@@ -56,7 +56,7 @@ static redisContext *connect_local(const struct node_options *o, const struct se
 }
 
 /* ACL SETUSER default [resetpass] #<hash>... */
-static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, bool exact, struct init_error *err)
+static int set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact, struct init_error *err)
 {
 	const char *argv[3 + 1 + SECRETS_MAX_ACCEPTED];
 	char rules[SECRETS_MAX_ACCEPTED][66];
@@ -72,7 +72,7 @@ static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, 
 		(void)snprintf(rules[i], sizeof(rules[i]), "#%s", rot->entry[i].hash);
 		argv[argc++] = rules[i];
 	}
-	reply = redisCommandArgv(ctx, argc, argv, NULL);
+	reply = node_command_argv(ctx, argc, argv, NULL);
 	if (!reply || reply->type == REDIS_REPLY_ERROR)
 		r = init_error_set(err, reply ? -EREMOTEIO : -EIO, "ACL SETUSER default failed: %s",
 				   reply ? reply->str : ctx->errstr);
@@ -80,9 +80,9 @@ static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, 
 	return r;
 }
 
-static bool masterauth_is(redisContext *ctx, const struct secrets_value *pw)
+static bool masterauth_is(struct node_conn *ctx, const struct secrets_value *pw)
 {
-	redisReply *reply = redisCommand(ctx, "CONFIG GET masterauth");
+	redisReply *reply = node_command(ctx, "CONFIG GET masterauth");
 	bool same = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
 		    reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len == pw->len &&
 		    memcmp(reply->element[1]->str, pw->data, pw->len) == 0;
@@ -94,11 +94,11 @@ static bool masterauth_is(redisContext *ctx, const struct secrets_value *pw)
 /* Does host:port take pw? why says what it answered when not. */
 static bool peer_accepts(const char *host, unsigned port, const struct secrets_value *pw, struct init_error *why)
 {
-	redisContext *ctx;
+	struct node_conn *ctx;
 
 	if (cluster_connect(host, port, pw, 1000, &ctx, why) < 0)
 		return false;
-	redisFree(ctx);
+	node_conn_free(ctx);
 	return true;
 }
 
@@ -106,10 +106,10 @@ static bool peer_accepts(const char *host, unsigned port, const struct secrets_v
  * The first replication peer that does not take pw, as "host:port" in who, or false when all do. Peers come from
  * INFO replication: master_host/master_port on a replica, slaveN:ip=..,port=.. on a master.
  */
-static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw, char *who, size_t who_size,
+static bool find_refusing_peer(struct node_conn *ctx, const struct secrets_value *pw, char *who, size_t who_size,
 			       struct init_error *why)
 {
-	redisReply *reply = redisCommand(ctx, "INFO replication");
+	redisReply *reply = node_command(ctx, "INFO replication");
 	struct cluster_replica replicas[64];
 	char host[CLUSTER_HOST_MAX], port[16];
 	bool refusing = false;
@@ -139,7 +139,7 @@ static bool find_refusing_peer(redisContext *ctx, const struct secrets_value *pw
 	return refusing;
 }
 
-static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, const char *hash,
+static int switch_masterauth(struct node_conn *ctx, const struct secrets_value *pw, const char *hash,
 			     struct init_error *err)
 {
 	char who[CLUSTER_HOST_MAX + 32], what[CLUSTER_HOST_MAX + 96];
@@ -155,7 +155,7 @@ static int switch_masterauth(redisContext *ctx, const struct secrets_value *pw, 
 		report_waiting(&reported, what, why.msg);
 		init_sleep_ms(ROTATE_RETRY_MSEC);
 	}
-	reply = redisCommand(ctx, "CONFIG SET masterauth %b", pw->data, pw->len);
+	reply = node_command(ctx, "CONFIG SET masterauth %b", pw->data, pw->len);
 	if (!reply || reply->type == REDIS_REPLY_ERROR)
 		r = init_error_set(err, reply ? -EREMOTEIO : -EIO, "CONFIG SET masterauth failed: %s",
 				   reply ? reply->str : ctx->errstr);
@@ -170,7 +170,7 @@ int node_rotate_apply(const struct node_options *o, const struct secrets_rotatio
 {
 	const struct secrets_accepted *cur;
 	struct init_error err = {{0}};
-	redisContext *ctx;
+	struct node_conn *ctx;
 	int r;
 
 	if (rot->n == 0) {
@@ -184,7 +184,7 @@ int node_rotate_apply(const struct node_options *o, const struct secrets_rotatio
 		r = switch_masterauth(ctx, &cur->value, cur->hash, &err);
 	if (r == 0)
 		r = set_passwords(ctx, rot, true, &err);
-	redisFree(ctx);
+	node_conn_free(ctx);
 	if (r < 0)
 		log_error("password rotation: %s", err.msg);
 	return r;

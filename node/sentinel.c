@@ -404,7 +404,7 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 {
 	long long port = (long long)o->sentinel_port;
 	char host[64];
-	redisContext *ctx;
+	struct node_conn *ctx;
 	redisReply *rep;
 	int ok = 0;
 
@@ -413,7 +413,7 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 	if (!ctx)
 		return 0;
 	/* ready: the set is known and enough Sentinels are there to call a failover (quorum and majority) */
-	rep = ready ? redisCommand(ctx, "SENTINEL CKQUORUM %s", o->master_set) : redisCommand(ctx, "PING");
+	rep = ready ? node_command(ctx, "SENTINEL CKQUORUM %s", o->master_set) : node_command(ctx, "PING");
 	if (!rep)
 		(void)snprintf(why, size, "no answer from sentinel %s:%lld: %s", host, port, ctx->errstr);
 	else if (rep->type == REDIS_REPLY_ERROR || ready)
@@ -422,7 +422,7 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 		(void)snprintf(why, size, "sentinel %s:%lld answers PING", host, port);
 	ok = rep && rep->type != REDIS_REPLY_ERROR;
 	freeReplyObject(rep);
-	redisFree(ctx);
+	node_conn_free(ctx);
 	return ok;
 }
 

@@ -25,7 +25,7 @@ static void report_waiting(uint64_t *last_usec, const char *what, const char *wh
 }
 
 /* The local Sentinel, with whichever own password it takes now (none, with ALLOW_EMPTY_PASSWORD). */
-static redisContext *connect_local(const struct sentinel_run *run)
+static struct node_conn *connect_local(const struct sentinel_run *run)
 {
 	const struct secrets_rotation *rot = sentinel_own_rotation(run);
 	const struct secrets_value *tries[SECRETS_MAX_ACCEPTED + 2 * SECRETS_MAX_ACCEPTED];
@@ -43,7 +43,7 @@ static redisContext *connect_local(const struct sentinel_run *run)
 	node_probe_host(run->o->bind, host, sizeof(host));
 	for (;;) {
 		for (size_t k = 0; k < n; k++) {
-			redisContext *ctx =
+			struct node_conn *ctx =
 				cluster_open(host, (unsigned)run->o->sentinel_port, tries[k], 2000, why, sizeof(why));
 
 			if (ctx)
@@ -55,7 +55,7 @@ static redisContext *connect_local(const struct sentinel_run *run)
 }
 
 /* ACL SETUSER default [resetpass] #<hash>...: the Sentinel's own passwords. */
-static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, bool exact)
+static int set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact)
 {
 	const char *argv[4 + SECRETS_MAX_ACCEPTED];
 	char rules[SECRETS_MAX_ACCEPTED][66];
@@ -71,7 +71,7 @@ static int set_passwords(redisContext *ctx, const struct secrets_rotation *rot, 
 		(void)snprintf(rules[i], sizeof(rules[i]), "#%s", rot->entry[i].hash);
 		argv[argc++] = rules[i];
 	}
-	reply = redisCommandArgv(ctx, argc, argv, NULL);
+	reply = node_command_argv(ctx, argc, argv, NULL);
 	if (!reply || reply->type == REDIS_REPLY_ERROR) {
 		log_error("password rotation: ACL SETUSER default on the Sentinel failed: %s",
 			  reply ? reply->str : ctx->errstr);
@@ -106,17 +106,17 @@ static bool add_peer(const redisReply *map, struct cluster_addr *peers, size_t *
 }
 
 /* The primary and its replicas (nodes), or the other Sentinels, as this Sentinel knows them now. */
-static size_t list_peers(redisContext *ctx, const char *set, bool nodes, struct cluster_addr *peers, size_t max)
+static size_t list_peers(struct node_conn *ctx, const char *set, bool nodes, struct cluster_addr *peers, size_t max)
 {
 	redisReply *rep;
 	size_t n = 0;
 
 	if (nodes) {
-		rep = redisCommand(ctx, "SENTINEL MASTER %s", set);
+		rep = node_command(ctx, "SENTINEL MASTER %s", set);
 		(void)add_peer(rep, peers, &n, max);
 		freeReplyObject(rep);
 	}
-	rep = redisCommand(ctx, nodes ? "SENTINEL REPLICAS %s" : "SENTINEL SENTINELS %s", set);
+	rep = node_command(ctx, nodes ? "SENTINEL REPLICAS %s" : "SENTINEL SENTINELS %s", set);
 	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
 		(void)add_peer(rep->element[i], peers, &n, max);
 	freeReplyObject(rep);
@@ -124,7 +124,7 @@ static size_t list_peers(redisContext *ctx, const char *set, bool nodes, struct 
 }
 
 /* Waits until every peer (nodes or Sentinels) takes pw, so this Sentinel can start sending it. */
-static void wait_peers_accept(redisContext *ctx, const char *set, bool nodes, const struct secrets_value *pw,
+static void wait_peers_accept(struct node_conn *ctx, const char *set, bool nodes, const struct secrets_value *pw,
 			      const char *hash)
 {
 	struct cluster_addr peers[64];
@@ -135,11 +135,11 @@ static void wait_peers_accept(redisContext *ctx, const char *set, bool nodes, co
 		size_t n = list_peers(ctx, set, nodes, peers, sizeof(peers) / sizeof(peers[0])), i;
 
 		for (i = 0; i < n; i++) {
-			redisContext *peer = cluster_open(peers[i].host, peers[i].port, pw, 1000, why, sizeof(why));
+			struct node_conn *peer = cluster_open(peers[i].host, peers[i].port, pw, 1000, why, sizeof(why));
 
 			if (!peer)
 				break;
-			redisFree(peer);
+			node_conn_free(peer);
 		}
 		if (i == n)
 			return;
@@ -150,7 +150,7 @@ static void wait_peers_accept(redisContext *ctx, const char *set, bool nodes, co
 	}
 }
 
-static int send_set(redisContext *ctx, const char *what, redisReply *reply)
+static int send_set(struct node_conn *ctx, const char *what, redisReply *reply)
 {
 	int r = 0;
 
@@ -167,7 +167,7 @@ int node_sentinel_rotate_apply(void *userdata)
 	const struct sentinel_run *run = userdata;
 	const struct secrets_rotation *own = sentinel_own_rotation(run), *data = &run->setup->rotation;
 	const char *set = run->o->master_set;
-	redisContext *ctx = connect_local(run);
+	struct node_conn *ctx = connect_local(run);
 	int r = 0;
 
 	/* 1. accept every own password of the files */
@@ -177,13 +177,13 @@ int node_sentinel_rotate_apply(void *userdata)
 	if (r == 0 && own->n) {
 		wait_peers_accept(ctx, set, false, sentinel_current(own), own->entry[own->current].hash);
 		r = send_set(ctx, "SENTINEL CONFIG SET sentinel-pass",
-			     redisCommand(ctx, "SENTINEL CONFIG SET sentinel-pass %b", sentinel_current(own)->data,
+			     node_command(ctx, "SENTINEL CONFIG SET sentinel-pass %b", sentinel_current(own)->data,
 					  sentinel_current(own)->len));
 	}
 	if (r == 0 && data->n) {
 		wait_peers_accept(ctx, set, true, sentinel_current(data), data->entry[data->current].hash);
 		r = send_set(ctx, "SENTINEL SET auth-pass",
-			     redisCommand(ctx, "SENTINEL SET %s auth-pass %b", set, sentinel_current(data)->data,
+			     node_command(ctx, "SENTINEL SET %s auth-pass %b", set, sentinel_current(data)->data,
 					  sentinel_current(data)->len));
 		if (r == 0)
 			log_info("password rotation: the Sentinel sends #%.8s to the nodes (every node accepts it)",
@@ -192,6 +192,6 @@ int node_sentinel_rotate_apply(void *userdata)
 	/* 3. accept only what is still in the files (or in its grace period) */
 	if (r == 0 && own->n)
 		r = set_passwords(ctx, own, true);
-	redisFree(ctx);
+	node_conn_free(ctx);
 	return r < 0 ? 1 : 0;
 }

@@ -30,7 +30,7 @@ static int read_replies(struct cluster_run *r, struct cluster_peer *p, size_t co
 	for (size_t i = 0; i < count; i++) {
 		redisReply *rep = NULL;
 
-		if (redisGetReply(p->ctx, (void **)&rep) != REDIS_OK || !rep)
+		if (node_get_reply(p->ctx, (void **)&rep) != REDIS_OK || !rep)
 			return init_error_set(r->err, -EIO, "%s: %s: %s", name, what, p->ctx->errstr);
 		/* any other error is left to the wait that follows, which times out if it mattered */
 		if (rep->type == REDIS_REPLY_ERROR) {
@@ -57,7 +57,7 @@ static void set_node_timeout(struct cluster_run *r, const long long *values)
 		redisReply *rep;
 
 		(void)snprintf(v, sizeof(v), "%lld", values[i]);
-		rep = redisCommandArgv(r->peers[i].ctx, 4, argv, NULL);
+		rep = node_command_argv(r->peers[i].ctx, 4, argv, NULL);
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
 			cluster_peer_name(&r->peers[i], name, sizeof(name));
 			log_warn("%s: cannot set cluster-node-timeout to '%s': %s, ignoring", name, v,
@@ -84,7 +84,7 @@ static int meet_all(struct cluster_run *r)
 				continue;
 			(void)snprintf(port, sizeof(port), "%u", b->meet_port);
 			(void)snprintf(bus, sizeof(bus), "%u", b->meet_bus);
-			(void)redisAppendCommandArgv(a->ctx, 5, argv, NULL);
+			(void)node_append_argv(a->ctx, 5, argv, NULL);
 			sent++;
 		}
 		res = read_replies(r, &r->peers[i], sent, "CLUSTER MEET", NULL);
@@ -158,7 +158,7 @@ static size_t add_unserved_slots(struct cluster_peer *p, const struct cluster_sl
 
 		(void)snprintf(sa, sizeof(sa), "%u", a);
 		(void)snprintf(sb, sizeof(sb), "%u", b);
-		(void)redisAppendCommandArgv(p->ctx, 4, argv, NULL);
+		(void)node_append_argv(p->ctx, 4, argv, NULL);
 		sent++;
 	}
 	return sent;
@@ -177,7 +177,7 @@ static int hand_out_slots(struct cluster_run *r, const struct cluster_decision *
 		if (!epoch)
 			continue;
 		(void)snprintf(value, sizeof(value), "%llu", epoch);
-		(void)redisAppendCommandArgv(r->peers[i].ctx, 3, argv, NULL);
+		(void)node_append_argv(r->peers[i].ctx, 3, argv, NULL);
 		res = read_replies(r, &r->peers[i], 1, "CLUSTER SET-CONFIG-EPOCH", NULL);
 		if (res < 0)
 			return res;
@@ -217,7 +217,7 @@ static int attach_replicas(struct cluster_run *r, const struct cluster_plan_entr
 
 			if (!master_id)
 				continue;
-			rep = redisCommandArgv(r->peers[i].ctx, 3, argv, NULL);
+			rep = node_command_argv(r->peers[i].ctx, 3, argv, NULL);
 			cluster_peer_name(&r->peers[i], name, sizeof(name));
 			if (!rep)
 				return init_error_set(r->err, -EIO, "%s: CLUSTER REPLICATE %s: %s", name, master_id,
@@ -328,7 +328,7 @@ static int extend(struct cluster_run *r, const bool *member)
 
 		if (member[i])
 			continue;
-		rep = redisCommandArgv(r->peers[i].ctx, 3, argv, NULL);
+		rep = node_command_argv(r->peers[i].ctx, 3, argv, NULL);
 		cluster_peer_name(&r->peers[i], name, sizeof(name));
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
 			res = init_error_set(r->err, rep ? -EREMOTEIO : -EIO, "%s: CLUSTER REPLICATE %s: %s", name,

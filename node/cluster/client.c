@@ -43,16 +43,16 @@ int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_err
 	return 0;
 }
 
-/* A failed hiredis context as -errno: its I/O errors leave errno set (a receive timeout is EAGAIN). */
-static int context_errno(const redisContext *ctx, int saved_errno)
+/* A failed connection as -errno (a receive timeout is EAGAIN). */
+static int context_errno(const struct node_conn *ctx)
 {
 	if (!ctx)
 		return -ENOMEM;
 	switch (ctx->err) {
 	case REDIS_ERR_IO:
-		if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+		if (ctx->sys_errno == EAGAIN || ctx->sys_errno == EWOULDBLOCK)
 			return -ETIMEDOUT;
-		return saved_errno > 0 ? -saved_errno : -EIO;
+		return ctx->sys_errno > 0 ? -ctx->sys_errno : -EIO;
 	case REDIS_ERR_EOF:
 		return -ECONNRESET;
 	case REDIS_ERR_OOM:
@@ -72,30 +72,26 @@ static bool password_refused(const char *reply)
 }
 
 int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-		    redisContext **ret_ctx, struct init_error *err)
+		    struct node_conn **ret_ctx, struct init_error *err)
 {
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
-	redisContext *ctx;
+	struct node_conn *ctx;
 	redisReply *rep;
-	int saved, r;
+	int r;
 
-	errno = 0;
-	ctx = redisConnectWithTimeout(host, (int)port, tv);
-	saved = errno;
+	ctx = node_conn_connect(host, (int)port, tv);
 	if (!ctx || ctx->err) {
-		r = init_error_set(err, context_errno(ctx, saved), "cannot connect to %s:%u: %s", host, port,
+		r = init_error_set(err, context_errno(ctx), "cannot connect to %s:%u: %s", host, port,
 				   ctx ? ctx->errstr : "out of memory");
-		redisFree(ctx);
+		node_conn_free(ctx);
 		return r;
 	}
-	(void)redisSetTimeout(ctx, tv);
+	(void)node_conn_set_timeout(ctx, tv);
 	if (pw->data) {
-		errno = 0;
-		rep = redisCommand(ctx, "AUTH %b", pw->data, pw->len);
-		saved = errno;
+		rep = node_command(ctx, "AUTH %b", pw->data, pw->len);
 		if (!rep)
-			r = init_error_set(err, context_errno(ctx, saved),
-					   "lost the connection to %s:%u during AUTH: %s", host, port, ctx->errstr);
+			r = init_error_set(err, context_errno(ctx), "lost the connection to %s:%u during AUTH: %s",
+					   host, port, ctx->errstr);
 		else if (rep->type == REDIS_REPLY_ERROR && password_refused(rep->str))
 			r = init_error_set(err, -EACCES, "AUTH refused by %s:%u: %s", host, port, rep->str);
 		else if (rep->type == REDIS_REPLY_ERROR)
@@ -104,7 +100,7 @@ int cluster_connect(const char *host, unsigned port, const struct secrets_value 
 			r = 0;
 		freeReplyObject(rep);
 		if (r < 0) {
-			redisFree(ctx);
+			node_conn_free(ctx);
 			return r;
 		}
 	}
@@ -112,11 +108,11 @@ int cluster_connect(const char *host, unsigned port, const struct secrets_value 
 	return 0;
 }
 
-redisContext *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-			   char *why, size_t size)
+struct node_conn *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+			       char *why, size_t size)
 {
 	struct init_error err;
-	redisContext *ctx = NULL;
+	struct node_conn *ctx = NULL;
 
 	if (cluster_connect(host, port, pw, timeout_ms, &ctx, &err) < 0) {
 		(void)snprintf(why, size, "%s", err.msg);
@@ -133,7 +129,7 @@ void cluster_peer_name(const struct cluster_peer *p, char *buf, size_t size)
 void cluster_peer_close(struct cluster_peer *p)
 {
 	if (p->ctx)
-		redisFree(p->ctx);
+		node_conn_free(p->ctx);
 	p->ctx = NULL;
 }
 
@@ -168,8 +164,8 @@ static bool try_connect(struct cluster_peer *p, const struct secrets_value *pw, 
 		(void)snprintf(p->why, sizeof(p->why), "%.*s", (int)sizeof(p->why) - 1, e.msg);
 		return false;
 	}
-	(void)redisSetTimeout(p->ctx, (struct timeval){.tv_sec = COMMAND_TIMEOUT_SEC});
-	reply = redisCommand(p->ctx, "PING");
+	(void)node_conn_set_timeout(p->ctx, (struct timeval){.tv_sec = COMMAND_TIMEOUT_SEC});
+	reply = node_command(p->ctx, "PING");
 	if (!reply || reply->type == REDIS_REPLY_ERROR) {
 		(void)snprintf(p->why, sizeof(p->why), "PING: %s", reply ? reply->str : p->ctx->errstr);
 		freeReplyObject(reply);
@@ -237,14 +233,14 @@ int cluster_send_all(struct cluster_peer *peers, size_t n, const bool *which, re
 
 	for (size_t i = 0; i < n; i++)
 		if ((!which || which[i]) && peers[i].ctx)
-			(void)redisAppendCommandArgv(peers[i].ctx, argc, argv, NULL);
+			(void)node_append_argv(peers[i].ctx, argc, argv, NULL);
 	for (size_t i = 0; i < n; i++) {
 		void *reply = NULL;
 
 		replies[i] = NULL;
 		if ((which && !which[i]) || !peers[i].ctx)
 			continue;
-		if (redisGetReply(peers[i].ctx, &reply) == REDIS_OK && reply) {
+		if (node_get_reply(peers[i].ctx, &reply) == REDIS_OK && reply) {
 			replies[i] = reply;
 			continue;
 		}

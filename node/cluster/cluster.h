@@ -15,7 +15,7 @@
 #ifndef KVINIT_NODE_CLUSTER_H
 #define KVINIT_NODE_CLUSTER_H
 
-#include <hiredis.h>
+#include "conn.h"
 #include <netinet/in.h>
 #include <stdint.h>
 
@@ -170,15 +170,15 @@ int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_err
  * err says which in one line naming host:port.
  */
 int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-		    redisContext **ret_ctx, struct init_error *err);
+		    struct node_conn **ret_ctx, struct init_error *err);
 /* cluster_connect for callers that only keep the reason: the context, or NULL with cluster_connect's line in why. */
-redisContext *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-			   char *why, size_t size);
+struct node_conn *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+			       char *why, size_t size);
 
 struct cluster_peer {
 	struct cluster_addr addr;  /* as listed in REDIS_NODES */
 	char ip[INET6_ADDRSTRLEN]; /* what the name resolved to */
-	redisContext *ctx;	   /* NULL until it answered PING */
+	struct node_conn *ctx;	   /* NULL until it answered PING */
 	char why[192];		   /* why it did not, for progress lines */
 	/* what cluster_inspect found */
 	char id[CLUSTER_ID_LEN + 1];

@@ -57,13 +57,13 @@ static pid_t fake_server(const char *reply, unsigned *ret_port)
 
 static int connect_to(const char *reply, struct init_error *err)
 {
-	redisContext *ctx = NULL;
+	struct node_conn *ctx = NULL;
 	unsigned port;
 	pid_t pid = fake_server(reply, &port);
 	int r = cluster_connect("127.0.0.1", port, &password, 2000, &ctx, err);
 
 	if (ctx)
-		redisFree(ctx);
+		node_conn_free(ctx);
 	(void)kill(pid, SIGKILL);
 	(void)waitpid(pid, NULL, 0);
 	return r;
@@ -117,7 +117,7 @@ static void test_connection_refused(void **state)
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
 	struct init_error err = {{0}};
-	redisContext *ctx = NULL;
+	struct node_conn *ctx = NULL;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	unsigned port;
 
