@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Connections to servers: a TCP socket of our own, a transport over it (plain here; TLS plugs in the same way),
+ * Connections to servers: a TCP socket of our own, a transport over it (plain here; TLS in conn_tls.c),
  * and hiredis's reader and formatter for the protocol. Blocking, with SO_SNDTIMEO/SO_RCVTIMEO for the command
  * timeout, like hiredis's own blocking contexts.
  */
@@ -158,6 +158,8 @@ struct node_conn *node_conn_connect(const char *host, unsigned port, struct time
 		return NULL;
 	}
 	open_socket(c, host, port, timeout);
+	if (!c->err && node_conn_tls_on())
+		node_conn_tls_start(c, host, timeout);
 	return c;
 }
 

@@ -10,6 +10,7 @@
 #define KVINIT_NODE_CONN_H
 
 #include <hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -49,6 +50,25 @@ void *node_command_argv(struct node_conn *c, int argc, const char **argv, const 
 /* Pipelining: queue commands, then read their replies in order (REDIS_OK / REDIS_ERR like redisGetReply). */
 int node_append_argv(struct node_conn *c, int argc, const char **argv, const size_t *argvlen);
 int node_get_reply(struct node_conn *c, void **reply);
+
+/*
+ * TLS for every connection of this process (conn_tls.c): the servers' certificates must chain to the CA (file or
+ * directory) and cover the name or address connected to; the certificate and key (with its passphrase), when
+ * given, are presented to servers that ask for a client certificate. Paths are read now (a rotation calls it again
+ * with the new files; connections already open keep what they had). 0, or -EINVAL (-ENOMEM) with one line in err.
+ */
+struct node_conn_tls {
+	const char *ca_file, *ca_dir;
+	const char *cert_file, *key_file, *key_pass;
+};
+struct init_error;
+int node_conn_tls_init(const struct node_conn_tls *cfg, struct init_error *err);
+/* Whether connections are TLS (node_conn_tls_init succeeded). */
+bool node_conn_tls_on(void);
+/* Plain connections again; frees the context. */
+void node_conn_tls_reset(void);
+/* For node_conn_connect: the handshake on c's connected socket within timeout (c->err says why it failed). */
+void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval timeout);
 
 /* For transports: marks the connection failed (kind REDIS_ERR_*, errno saved for REDIS_ERR_IO). */
 void node_conn_fail(struct node_conn *c, int kind, const char *what);
