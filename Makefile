@@ -22,8 +22,9 @@ BUILD    ?= build
 SAN_FLAGS :=
 endif
 
-# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
-LIBS_PC   := libcap inih hiredis
+# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c). libssl and libcrypto
+# (OpenSSL): the TLS checks (node/tls.c) and kvinit's own TLS connections.
+LIBS_PC   := libcap inih hiredis libssl libcrypto
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
