@@ -150,7 +150,7 @@ struct node_tls_info {
 };
 
 /* A certificate that expires within this is warned about at start and every day. */
-#define NODE_TLS_EXPIRY_WARN_SEC (7 * 24 * 3600)
+#define NODE_TLS_EXPIRY_WARN_SEC ((time_t)7 * 24 * 3600)
 
 /* The files of the options o. */
 void node_tls_files_from(const struct node_options *o, struct node_tls_files *ret);

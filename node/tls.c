@@ -21,8 +21,8 @@
 #include "node.h"
 
 /* A certificate file may carry a chain, a CA file a whole bundle (Debian's ca-certificates.crt is 220 KiB). */
-#define CERT_FILE_MAX (1024 * 1024)
-#define KEY_FILE_MAX  (64 * 1024)
+#define CERT_FILE_MAX ((size_t)1024 * 1024)
+#define KEY_FILE_MAX  ((size_t)64 * 1024)
 
 unsigned node_client_port(const struct node_options *o)
 {
@@ -227,9 +227,9 @@ static int key_pass_cb(char *buf, int size, int rwflag, void *userdata)
 	size_t len = pass ? strlen(pass) : 0;
 
 	(void)rwflag;
-	if (!len || len > (size_t)size)
+	if (!len || len >= (size_t)size)
 		return -1;
-	memcpy(buf, pass, len);
+	memcpy(buf, pass, len + 1);
 	return (int)len;
 }
 
@@ -254,7 +254,7 @@ static int read_key(const struct node_tls_files *f, EVP_PKEY **ret, struct init_
 		*ret = key;
 		return 0;
 	}
-	encrypted = strstr(b.data, "ENCRYPTED") != NULL;
+	encrypted = b.data && strstr(b.data, "ENCRYPTED");
 	if (encrypted && !pass)
 		return init_error_set(err, -EINVAL,
 				      "REDIS_TLS_KEY_FILE='%s': the key is encrypted: set REDIS_TLS_KEY_FILE_PASS "
