@@ -9,16 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include "node.h"
+#include "openssl.h"
 
 /* A certificate file may carry a chain, a CA file a whole bundle (Debian's ca-certificates.crt is 220 KiB). */
 #define CERT_FILE_MAX ((size_t)1024 * 1024)
@@ -111,35 +103,42 @@ bool node_tls_warn_expiry(const char *path, const struct node_tls_info *info, ti
 	return true;
 }
 
-/* ---- OpenSSL objects with cleanup ---- */
+/* ---- OpenSSL objects with cleanup (the cleanups run where nothing was loaded too) ---- */
 
 static void bio_freep(BIO **p)
 {
-	BIO_free(*p);
+	if (*p)
+		sym_BIO_free(*p);
 }
 static void x509_freep(X509 **p)
 {
-	X509_free(*p);
+	if (*p)
+		sym_X509_free(*p);
 }
 static void chain_freep(STACK_OF(X509) * *p)
 {
-	sk_X509_pop_free(*p, X509_free);
+	if (*p)
+		sym_OPENSSL_sk_pop_free((OPENSSL_STACK *)*p, (OPENSSL_sk_freefunc)sym_X509_free);
 }
 static void pkey_freep(EVP_PKEY **p)
 {
-	EVP_PKEY_free(*p);
+	if (*p)
+		sym_EVP_PKEY_free(*p);
 }
 static void store_freep(X509_STORE **p)
 {
-	X509_STORE_free(*p);
+	if (*p)
+		sym_X509_STORE_free(*p);
 }
 static void store_ctx_freep(X509_STORE_CTX **p)
 {
-	X509_STORE_CTX_free(*p);
+	if (*p)
+		sym_X509_STORE_CTX_free(*p);
 }
 static void names_freep(GENERAL_NAMES **p)
 {
-	GENERAL_NAMES_free(*p);
+	if (*p)
+		sym_GENERAL_NAMES_free(*p);
 }
 
 /* A buffer that held a private key is wiped before it goes. */
@@ -152,7 +151,7 @@ struct file_buf {
 static void file_buf_free(struct file_buf *b)
 {
 	if (b->data)
-		OPENSSL_cleanse(b->data, b->size);
+		explicit_bzero(b->data, b->size);
 	free(b->data);
 	*b = (struct file_buf){0};
 }
@@ -184,7 +183,7 @@ static int read_file(const char *var, const char *path, size_t max, struct file_
 
 static BIO *bio_of(const struct file_buf *b)
 {
-	return BIO_new_mem_buf(b->data, b->len);
+	return sym_BIO_new_mem_buf(b->data, b->len);
 }
 
 /* The certificate, then the intermediates after it. */
@@ -201,18 +200,18 @@ static int read_cert(const char *path, X509 **ret_cert, STACK_OF(X509) * *ret_ch
 	if (r < 0)
 		return r;
 	bio = bio_of(&b);
-	chain = sk_X509_new_null();
+	chain = (STACK_OF(X509) *)sym_OPENSSL_sk_new_null();
 	if (!bio || !chain)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	cert = sym_PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (!cert)
 		return init_error_set(err, -EINVAL, "REDIS_TLS_CERT_FILE='%s': no PEM certificate in it", path);
-	while ((next = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
-		if (!sk_X509_push(chain, next)) {
-			X509_free(next);
+	while ((next = sym_PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+		if (!sym_OPENSSL_sk_push((OPENSSL_STACK *)chain, next)) {
+			sym_X509_free(next);
 			return init_error_set(err, -ENOMEM, "out of memory");
 		}
-	ERR_clear_error(); /* the end of the file */
+	sym_ERR_clear_error(); /* the end of the file */
 	*ret_cert = cert;
 	*ret_chain = chain;
 	cert = NULL;
@@ -248,8 +247,8 @@ static int read_key(const struct node_tls_files *f, EVP_PKEY **ret, struct init_
 	bio = bio_of(&b);
 	if (!bio)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	key = PEM_read_bio_PrivateKey(bio, NULL, key_pass_cb, (void *)pass);
-	ERR_clear_error();
+	key = sym_PEM_read_bio_PrivateKey(bio, NULL, key_pass_cb, (void *)pass);
+	sym_ERR_clear_error();
 	if (key) {
 		*ret = key;
 		return 0;
@@ -272,7 +271,7 @@ static int asn1_time(const ASN1_TIME *t, time_t *ret)
 	struct tm tm = {0};
 	time_t v;
 
-	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+	if (!t || sym_ASN1_TIME_to_tm(t, &tm) != 1)
 		return -EINVAL;
 	v = timegm(&tm);
 	if (v == (time_t)-1)
@@ -285,7 +284,7 @@ static int asn1_time(const ASN1_TIME *t, time_t *ret)
 static int load_ca(const struct node_tls_files *f, X509_STORE **ret, const char **ret_var, const char **ret_path,
 		   struct init_error *err)
 {
-	_cleanup_(store_freep) X509_STORE *store = X509_STORE_new();
+	_cleanup_(store_freep) X509_STORE *store = sym_X509_STORE_new();
 	_cleanup_(file_buf_free) struct file_buf b = {0};
 	_cleanup_(bio_freep) BIO *bio = NULL;
 	unsigned n = 0;
@@ -301,14 +300,14 @@ static int load_ca(const struct node_tls_files *f, X509_STORE **ret, const char 
 		bio = bio_of(&b);
 		if (!bio)
 			return init_error_set(err, -ENOMEM, "out of memory");
-		while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-			r = X509_STORE_add_cert(store, ca);
-			X509_free(ca);
+		while ((ca = sym_PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+			r = sym_X509_STORE_add_cert(store, ca);
+			sym_X509_free(ca);
 			if (r != 1)
 				return init_error_set(err, -ENOMEM, "out of memory");
 			n++;
 		}
-		ERR_clear_error();
+		sym_ERR_clear_error();
 		if (!n)
 			return init_error_set(err, -EINVAL, "REDIS_TLS_CA_FILE='%s': no PEM certificate in it",
 					      f->ca_file);
@@ -320,7 +319,7 @@ static int load_ca(const struct node_tls_files *f, X509_STORE **ret, const char 
 
 		if (stat(f->ca_dir, &st) < 0 || !S_ISDIR(st.st_mode))
 			return init_error_set(err, -EINVAL, "REDIS_TLS_CA_DIR='%s': not a directory", f->ca_dir);
-		if (X509_STORE_load_locations(store, NULL, f->ca_dir) != 1)
+		if (sym_X509_STORE_load_locations(store, NULL, f->ca_dir) != 1)
 			return init_error_set(err, -ENOMEM, "out of memory");
 		if (!n) {
 			*ret_var = "REDIS_TLS_CA_DIR";
@@ -343,22 +342,22 @@ static int check_chain(const struct node_tls_files *f, X509 *cert, STACK_OF(X509
 	r = load_ca(f, &store, &var, &path, err);
 	if (r < 0)
 		return r;
-	ctx = X509_STORE_CTX_new();
-	if (!ctx || X509_STORE_CTX_init(ctx, store, cert, chain) != 1)
+	ctx = sym_X509_STORE_CTX_new();
+	if (!ctx || sym_X509_STORE_CTX_init(ctx, store, cert, chain) != 1)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	X509_STORE_CTX_set_time(ctx, 0, now);
-	r = X509_verify_cert(ctx);
-	ERR_clear_error();
+	sym_X509_STORE_CTX_set_time(ctx, 0, now);
+	r = sym_X509_verify_cert(ctx);
+	sym_ERR_clear_error();
 	if (r == 1)
 		return 0;
 	return init_error_set(err, -EINVAL, "REDIS_TLS_CERT_FILE='%s': does not chain to the CA of %s='%s': %s",
-			      f->cert, var, path, X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+			      f->cert, var, path, sym_X509_verify_cert_error_string(sym_X509_STORE_CTX_get_error(ctx)));
 }
 
 /* What extended key usage allows, when the certificate names one (X509_get_extended_key_usage: all without). */
 static int check_usage(const struct node_tls_files *f, X509 *cert, struct init_error *err)
 {
-	uint32_t xku = X509_get_extended_key_usage(cert);
+	uint32_t xku = sym_X509_get_extended_key_usage(cert);
 
 	if (!(xku & XKU_SSL_SERVER))
 		return init_error_set(err, -EINVAL,
@@ -377,23 +376,23 @@ static int check_usage(const struct node_tls_files *f, X509 *cert, struct init_e
 /* "DNS:a.example, IP:10.0.0.1" (cut to size), or "none". */
 static void list_sans(X509 *cert, char *buf, size_t size)
 {
-	_cleanup_(names_freep) GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	_cleanup_(names_freep) GENERAL_NAMES *sans = sym_X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	size_t len = 0;
 
 	(void)snprintf(buf, size, "none");
-	for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans) && len < size; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+	for (int i = 0; sans && i < sym_OPENSSL_sk_num((const OPENSSL_STACK *)sans) && len < size; i++) {
+		const GENERAL_NAME *g = (const GENERAL_NAME *)sym_OPENSSL_sk_value((const OPENSSL_STACK *)sans, i);
 		char ip[INET6_ADDRSTRLEN] = "?";
 		const char *sep = len ? ", " : "";
 
 		if (g->type == GEN_DNS) {
 			len += (size_t)snprintf(buf + len, size - len, "%sDNS:%.*s", sep,
-						ASN1_STRING_length(g->d.dNSName),
-						(const char *)ASN1_STRING_get0_data(g->d.dNSName));
+						sym_ASN1_STRING_length(g->d.dNSName),
+						(const char *)sym_ASN1_STRING_get0_data(g->d.dNSName));
 		} else if (g->type == GEN_IPADD) {
-			int n = ASN1_STRING_length(g->d.iPAddress);
+			int n = sym_ASN1_STRING_length(g->d.iPAddress);
 
-			(void)inet_ntop(n == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress), ip,
+			(void)inet_ntop(n == 4 ? AF_INET : AF_INET6, sym_ASN1_STRING_get0_data(g->d.iPAddress), ip,
 					sizeof(ip));
 			len += (size_t)snprintf(buf + len, size - len, "%sIP:%s", sep, ip);
 		}
@@ -408,10 +407,10 @@ static int check_names(const struct node_tls_files *f, X509 *cert, const char *c
 
 	for (size_t i = 0; i < n_names; i++) {
 		bool ip = init_valid_ip(names[i]);
-		int r = ip ? X509_check_ip_asc(cert, names[i], 0)
-			   : X509_check_host(cert, names[i], strlen(names[i]), flags, NULL);
+		int r = ip ? sym_X509_check_ip_asc(cert, names[i], 0)
+			   : sym_X509_check_host(cert, names[i], strlen(names[i]), flags, NULL);
 
-		ERR_clear_error();
+		sym_ERR_clear_error();
 		if (r == 1)
 			continue;
 		list_sans(cert, sans, sizeof(sans));
@@ -436,23 +435,23 @@ static int check_dh_params(const char *path, struct init_error *err)
 	bio = bio_of(&b);
 	if (!bio)
 		return init_error_set(err, -ENOMEM, "out of memory");
-	dh = PEM_read_bio_Parameters(bio, NULL);
-	ERR_clear_error();
-	if (!dh || EVP_PKEY_get_base_id(dh) != EVP_PKEY_DH)
+	dh = sym_PEM_read_bio_Parameters(bio, NULL);
+	sym_ERR_clear_error();
+	if (!dh || sym_EVP_PKEY_get_base_id(dh) != EVP_PKEY_DH)
 		return init_error_set(err, -EINVAL, "REDIS_TLS_DH_PARAMS_FILE='%s': no PEM DH parameters in it", path);
 	return 0;
 }
 
 static int serial_hex(X509 *cert, char *buf, size_t size)
 {
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	BIGNUM *bn = sym_ASN1_INTEGER_to_BN(sym_X509_get0_serialNumber(cert), NULL);
+	char *hex = bn ? sym_BN_bn2hex(bn) : NULL;
 
-	BN_free(bn);
+	sym_BN_free(bn);
 	if (!hex)
 		return -ENOMEM;
 	(void)snprintf(buf, size, "%s", hex);
-	OPENSSL_free(hex);
+	sym_CRYPTO_free(hex, OPENSSL_FILE, OPENSSL_LINE);
 	return 0;
 }
 
@@ -466,20 +465,22 @@ int node_tls_check(const struct node_tls_files *f, const char *const *names, siz
 	char when[64];
 	int r;
 
-	r = read_cert(f->cert, &cert, &chain, err);
+	r = node_openssl_load(err);
+	if (r == 0)
+		r = read_cert(f->cert, &cert, &chain, err);
 	if (r == 0)
 		r = read_key(f, &key, err);
 	if (r < 0)
 		return r;
-	if (X509_check_private_key(cert, key) != 1) {
-		ERR_clear_error();
+	if (sym_X509_check_private_key(cert, key) != 1) {
+		sym_ERR_clear_error();
 		return init_error_set(
 			err, -EINVAL,
 			"REDIS_TLS_KEY_FILE='%s': not the key of the certificate in REDIS_TLS_CERT_FILE='%s'", f->key,
 			f->cert);
 	}
-	if (asn1_time(X509_get0_notBefore(cert), &info.not_before) < 0 ||
-	    asn1_time(X509_get0_notAfter(cert), &info.not_after) < 0)
+	if (asn1_time(sym_X509_get0_notBefore(cert), &info.not_before) < 0 ||
+	    asn1_time(sym_X509_get0_notAfter(cert), &info.not_after) < 0)
 		return init_error_set(err, -EINVAL, "REDIS_TLS_CERT_FILE='%s': its validity dates do not parse",
 				      f->cert);
 	if (now < info.not_before) {
