@@ -22,15 +22,15 @@ BUILD    ?= build
 SAN_FLAGS :=
 endif
 
-# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
+# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c). OpenSSL (libssl,
+# libcrypto) is not linked: its headers give the types, and node/openssl.c loads the libraries where TLS is used
+# (node/openssl.h says why).
 LIBS_PC   := libcap inih hiredis
-# OpenSSL (TLS) is not linked: node/ossl.c loads libssl.so.3 when TLS is first used, so a start without TLS does
-# not pay for it (see node/ossl.h). Its headers are used; the unit tests' fake TLS servers link it.
-TLS_PC    := libssl libcrypto
+SSL_PC    := libssl libcrypto
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) $(TLS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) $(SSL_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 # kvinit runs at every container start, so by default its small libraries are linked in: each shared library
@@ -87,7 +87,7 @@ $(BUILD)/kvinit: $(MAIN_OBJ) $(BUILD)/libkvinit.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkvinit.a $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
-		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka $(TLS_PC) 2>/dev/null)
+		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka $(SSL_PC) 2>/dev/null)
 
 $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(@D)
