@@ -67,6 +67,8 @@ int node_conn_tls_init(const struct node_conn_tls *cfg, struct init_error *err);
 bool node_conn_tls_on(void);
 /* Plain connections again; frees the context. */
 void node_conn_tls_reset(void);
+/* The serial of the certificate the server presented on c, in hex as `openssl x509 -serial` prints it. 0 or -errno. */
+int node_conn_tls_peer_serial(struct node_conn *c, char *buf, size_t size);
 /* For node_conn_connect: the handshake on c's connected socket within timeout (c->err says why it failed). */
 void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval timeout);
 

@@ -40,6 +40,9 @@ int node_main(struct node_config *c, char **args)
 		r = init_error_set(&err, r, "out of memory");
 	else
 		r = node_setup_prepare(c, &s, &err);
+	/* the files were checked: kvinit's own connections (helpers, the stop's handover) use them too */
+	if (r == 0)
+		r = node_tls_client_setup(&c->opt, NULL, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		/* no server to run: a command not found, as for `kvinit run` */

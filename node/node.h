@@ -168,6 +168,12 @@ int node_tls_check(const struct node_tls_files *f, const char *const *names, siz
 		   struct node_tls_info *ret, struct init_error *err);
 /* "2026-11-26 02:51:26 UTC" */
 void node_tls_format_time(time_t t, char *buf, size_t size);
+/*
+ * With REDIS_TLS_ENABLED: kvinit's own connections of this process (node_conn_connect) are TLS from now on, checked
+ * against the CA (ca_file, or NULL: REDIS_TLS_CA_FILE), with the node's certificate as client certificate
+ * (conn_tls.c). 0 without TLS; -EINVAL with one line in err.
+ */
+int node_tls_client_setup(const struct node_options *o, const char *ca_file, struct init_error *err);
 /* Warns when the certificate at path (info from node_tls_check) expires within NODE_TLS_EXPIRY_WARN_SEC of now. */
 bool node_tls_warn_expiry(const char *path, const struct node_tls_info *info, time_t now);
 
@@ -320,6 +326,21 @@ int node_setup_nodes_conf(const struct node_setup *s, struct init_error *err);
 /* Writes the rendered config where the server reads it: 0600, atomically, the server user's when kvinit switches. */
 int node_setup_write_config(const struct node_setup *s, const struct init_user *user, const char *text,
 			    struct init_error *err);
+/*
+ * The TLS files of s's options checked as at start (node_tls_check with the names the node announces), read again
+ * now, with the CA of ca_file (NULL: REDIS_TLS_CA_FILE): a rotation checks a new set with it. 0 with *ret, or
+ * -EINVAL with one line in err.
+ */
+int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
+			 struct init_error *err);
+/*
+ * Certificate rotation (tls_rotate.c), in a helper process: CONFIG SET of the TLS files with the CA of ca_file
+ * (NULL: REDIS_TLS_CA_FILE; the server reads them again), then this process's own connections take the new files,
+ * and a handshake of its own must find the server serving the certificate with want_serial within 2 s. 0, or
+ * -errno once it has said why.
+ */
+int node_tls_rotate_apply(const struct node_options *o, const struct secrets_value *pw, const char *ca_file,
+			  const char *want_serial);
 /*
  * The server's environment: envp without REDIS_PASSWORD and REDIS_TLS_KEY_FILE_PASS, whose values are wiped in
  * place in envp too (/proc/1/environ shows the memory the variables were handed over in). *ret_env is malloc'd; its

@@ -47,7 +47,7 @@ static struct node_conn *connect_local(const struct node_options *o, const struc
 				k < rot->n ? &rot->entry[secrets_rotation_order(rot, k)].value : &login[k - rot->n];
 			struct node_conn *ctx;
 
-			if (cluster_connect(host, (unsigned)o->port, pw, 2000, &ctx, &why) == 0)
+			if (cluster_connect(host, node_client_port(o), pw, 2000, &ctx, &why) == 0)
 				return ctx;
 		}
 		report_waiting(&reported, "this node's server", why.msg);
