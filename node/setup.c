@@ -159,17 +159,14 @@ static int pick_announce_ip(struct node_setup *s, struct init_error *err)
  * cover are what clients are sent: the announced hostname, the announced address where redirects name addresses,
  * and a replica's announced address or name.
  */
-static int check_tls(struct node_setup *s, struct init_error *err)
+int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
+			 struct init_error *err)
 {
 	const struct node_options *o = &s->c->opt;
 	struct node_tls_files files;
 	const char *names[3];
-	time_t now = time(NULL);
 	size_t n = 0;
-	int r;
 
-	if (!o->tls_enabled)
-		return 0;
 	if (o->cluster_enabled && *o->announce_hostname)
 		names[n++] = o->announce_hostname;
 	if (o->cluster_enabled && s->has_announce_ip && strcmp(node_endpoint_names[o->preferred_endpoint], "ip") == 0)
@@ -177,10 +174,21 @@ static int check_tls(struct node_setup *s, struct init_error *err)
 	if (node_replication(o) != NODE_REPL_NONE && *o->replica_ip)
 		names[n++] = o->replica_ip;
 	node_tls_files_from(o, &files);
-	r = node_tls_check(&files, names, n, now, &s->tls, err);
+	if (ca_file)
+		files.ca_file = ca_file;
+	return node_tls_check(&files, names, n, time(NULL), ret, err);
+}
+
+static int check_tls(struct node_setup *s, struct init_error *err)
+{
+	int r;
+
+	if (!s->c->opt.tls_enabled)
+		return 0;
+	r = node_setup_check_tls(s, NULL, &s->tls, err);
 	if (r < 0)
 		return r;
-	(void)node_tls_warn_expiry(o->tls_cert_file, &s->tls, now);
+	(void)node_tls_warn_expiry(s->c->opt.tls_cert_file, &s->tls, time(NULL));
 	return 0;
 }
 

@@ -172,6 +172,15 @@ typedef void (*secrets_watch_fn)(const struct secrets_set *set, void *userdata);
  */
 int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
 		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret);
+/* A change of the files of a files watch (read twice the same); the owner reads them. */
+typedef void (*secrets_files_fn)(void *userdata);
+/*
+ * The same watch for n files that hold no password (the TLS certificate, key and CA): fn is called when the
+ * content of any changed, as seen by two reads in a row; a file that cannot be read counts as a content of its own.
+ * The starting point is the files as they are now. paths must outlive the watch.
+ */
+int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, uint64_t poll_usec,
+			secrets_files_fn fn, void *userdata, struct secrets_watch **ret);
 /* Once the loop has ended (the watch does not take itself out of it). */
 void secrets_watch_free(struct secrets_watch *w);
 
