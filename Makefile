@@ -86,6 +86,12 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkvinit.a $(HEADERS)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
+# move_slots drives the slot mover (node/cluster/migrate.c), so it links the library like the unit tests
+$(BUILD)/tests/move_slots: tests/helpers/move_slots.c $(BUILD)/libkvinit.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libkvinit.a $(KV_LIBS)
+
 $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -D_GNU_SOURCE $(LDFLAGS) -o $@ $<
