@@ -309,6 +309,13 @@ int node_readdress_run(const struct node_options *o, const struct secrets_value 
 struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
+/*
+ * ACL SETUSER default [resetpass] #<hash>...: the server at ctx (a node, or a Sentinel) accepts every password of
+ * rot, and with exact no other. 0, or -EREMOTEIO (refused) or -EIO (no answer) with one line in err.
+ */
+struct node_conn;
+int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
+			      struct init_error *err);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 /*
  * A master restarted after crashes ends in a row (failover.c): once it answers, within window_usec, it hands its
