@@ -7,7 +7,6 @@ client writing every 10 ms, across a SIGTERM of the primary's kvinit (kvinit ask
 first) and across a plain SIGTERM (the Sentinels notice after down-after-milliseconds and elect a leader).
 """
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 import redis
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from nodes import PASSWORD, free_port, node_env, secret_file, server_pid
+from nodes import PASSWORD, accepts, free_port, node_env, secret_file, server_pid, sha
 import sentinel_writer
 from sentinel_writer import AddrWriter, Writer
 
@@ -28,28 +27,9 @@ SET = "mymaster"
 NEW = "n3w p4ss: 'single' quotes, \"double\", $dollar and \\ backslash"
 
 
-def sha(password):
-    return hashlib.sha256(password.encode()).hexdigest()
-
-
 def connect(port, password=PASSWORD, host="127.0.0.1", timeout=2):
     return redis.Redis(host=host, port=port, password=password, socket_timeout=timeout,
                        socket_connect_timeout=timeout)
-
-
-def accepts(port, password, host="127.0.0.1"):
-    """AUTH with password: True on OK, False on WRONGPASS; a server that does not answer fails the test."""
-    c = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        return bool(c.execute_command("AUTH", password))
-    except redis.exceptions.AuthenticationError:
-        return False
-    except redis.exceptions.ResponseError as e:
-        if str(e).startswith("WRONGPASS"):
-            return False
-        raise
-    finally:
-        c.close()
 
 
 def info(port, password=PASSWORD, section="replication"):
