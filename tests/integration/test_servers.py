@@ -19,7 +19,8 @@ import redis
 from conftest import LONG, SHORT, KVINIT_BIN, SERVER, SERVERS_DIR, wait_until
 from cluster_writer import Writer
 from nodes import PASSWORD, answers, client, free_port, node_env
-from test_cluster import GRACEFUL_GAP_LIMIT, cluster_init, roles, settled, start_node, start_nodes  # noqa: F401
+from test_cluster import (GRACEFUL_GAP_LIMIT, cluster_init, roles, settled, start_node, start_nodes,  # noqa: F401
+                          stop_while_writing)
 from test_node import kvinit_tool
 
 # The render cases of the golden files (tests/golden/render-*.conf), with this run's port and loopback addresses.
@@ -227,13 +228,7 @@ def stop_gap(nodes, master):
     checking that the master stopped cleanly, another node took its slot and no acknowledged write was lost."""
     writer = Writer([("127.0.0.1", n.port) for n in nodes], lambda host, port: client(port), tag=tag_owned_by(master))
     assert writer.owner()[1] == master.port
-    writer.start()
-    wait_until(lambda: len(writer.acked) > 50, SHORT, "the writer to get going")
-    master.send(signal.SIGTERM)
-    assert master.wait(SHORT) == 0, master.describe()
-    time.sleep(1)
-    writer.stop.set()
-    writer.join(SHORT)
+    stop_while_writing(writer, master)
     new_owner = writer.owner()[1]
     assert new_owner != master.port, writer.summary()
     missing = writer.lost(lambda: client(new_owner))
