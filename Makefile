@@ -47,7 +47,7 @@ MAIN_OBJ  := $(BUILD)/node/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
-HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
+HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h tests/unit/*.h)
 # The fuzz targets' build (see "Fuzzing" below): clang, libFuzzer, ASan and UBSan, in a directory of its own.
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
@@ -116,7 +116,7 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/kvinit $(HELPERS)
 	KVINIT_BIN=$(BUILD)/kvinit KVINIT_PROBE=$(BUILD)/tests/probe $(PYTHON) -m pytest -q tests/integration
 
-C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/helpers/*.c)
+C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/unit/*.h tests/helpers/*.c)
 SHELL_SCRIPTS = $(shell grep -rlE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh' .ci tests images compose 2>/dev/null)
 
 lint: deps $(BUILD)/.deps-ok
