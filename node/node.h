@@ -309,6 +309,11 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err);
 /* Wipes (it holds masterauth) and frees a rendered config; NULL is fine. */
 void node_setup_text_free(char *text);
+/*
+ * With TLS, kvinit read the files as root; the server reads them as user: a file it cannot read by its mode is
+ * warned about before the server fails on it.
+ */
+void node_setup_tls_access(const struct node_setup *s, const struct init_user *user);
 /* The data dir, created if missing; it and what is in it become the server user's, like the official images. */
 int node_setup_data_dir(const struct node_setup *s, const struct init_user *user, struct init_error *err);
 /*

@@ -273,6 +273,44 @@ void node_setup_text_free(char *text)
 	}
 }
 
+/* Whether user may read a file of st by its mode (what the server, without capabilities, goes by). */
+static bool user_may_read(const struct init_user *user, const struct stat *st)
+{
+	if (st->st_uid == user->uid)
+		return st->st_mode & S_IRUSR;
+	if (st->st_gid == user->gid)
+		return st->st_mode & S_IRGRP;
+	for (int i = 0; i < user->ngroups; i++)
+		if (st->st_gid == user->groups[i])
+			return st->st_mode & S_IRGRP;
+	return st->st_mode & S_IROTH;
+}
+
+void node_setup_tls_access(const struct node_setup *s, const struct init_user *user)
+{
+	const struct node_options *o = &s->c->opt;
+	const struct {
+		const char *var, *path;
+	} files[] = {
+		{"REDIS_TLS_CERT_FILE", o->tls_cert_file},
+		{"REDIS_TLS_KEY_FILE", o->tls_key_file},
+		{"REDIS_TLS_CA_FILE", o->tls_ca_file},
+		{"REDIS_TLS_DH_PARAMS_FILE", o->tls_dh_params_file},
+	};
+	struct stat st;
+
+	if (!o->tls_enabled || geteuid() != 0 || !user->set)
+		return;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (*files[i].path && stat(files[i].path, &st) == 0 && !user_may_read(user, &st))
+			log_warn(
+				"%s='%s' is not readable by the server's user (uid '%d'; the file: uid '%d', gid '%d', "
+				"mode '%04o'): the server reads it itself and will not start; make it readable by it "
+				"(mode 0440 with its group; compose secrets: uid, gid and mode; Kubernetes: fsGroup)",
+				files[i].var, files[i].path, (int)user->uid, (int)st.st_uid, (int)st.st_gid,
+				(unsigned)(st.st_mode & 07777));
+}
+
 /* for fix_owner, which nftw calls without a context */
 static const struct init_user *chown_user;
 static unsigned chowned;
