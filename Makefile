@@ -22,12 +22,15 @@ BUILD    ?= build
 SAN_FLAGS :=
 endif
 
-# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
+# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c). OpenSSL (libssl,
+# libcrypto) is not linked: its headers give the types, and node/openssl.c loads the libraries where TLS is used
+# (node/openssl.h says why).
 LIBS_PC   := libcap inih hiredis
+SSL_PC    := libssl libcrypto
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) $(SSL_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 # kvinit runs at every container start, so by default its small libraries are linked in: each shared library
@@ -84,7 +87,7 @@ $(BUILD)/kvinit: $(MAIN_OBJ) $(BUILD)/libkvinit.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkvinit.a $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
-		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka $(SSL_PC) 2>/dev/null)
 
 # move_slots drives the slot mover (node/cluster/migrate.c), so it links the library like the unit tests
 $(BUILD)/tests/move_slots: tests/helpers/move_slots.c $(BUILD)/libkvinit.a $(HEADERS)

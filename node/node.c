@@ -44,8 +44,10 @@ int node_main(struct node_config *c, char **args)
 			r = node_setup_render(&s, false, &text, &err);
 		if (r == 0)
 			r = node_setup_data_dir(&s, &user, &err);
-		if (r == 0)
+		if (r == 0) {
 			node_check_overcommit();
+			node_setup_tls_access(&s, &user);
+		}
 		if (r == 0)
 			r = node_setup_nodes_conf(&s, &err);
 		if (r == 0)
