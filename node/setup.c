@@ -246,6 +246,22 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 	return 0;
 }
 
+int node_setup_start(struct node_config *c, char **args, const char *role, bool pick_data_dir,
+		     struct node_setup *ret_setup, struct init_error *err)
+{
+	int r;
+
+	if (args[0])
+		return init_error_set(
+			err, -E2BIG,
+			"%s: unexpected argument '%s' (settings come from the environment; see kvinit --help)", role,
+			args[0]);
+	r = pick_data_dir ? node_data_dir_pick(c) : 0;
+	if (r < 0)
+		return init_error_set(err, r, "out of memory");
+	return node_setup_prepare(c, ret_setup, err);
+}
+
 int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err)
 {
 	const struct node_options *o = &s->c->opt;
@@ -279,6 +295,44 @@ void node_setup_text_free(char *text)
 		explicit_bzero(text, strlen(text));
 		free(text);
 	}
+}
+
+/* Whether user may read a file of st by its mode (what the server, without capabilities, goes by). */
+static bool user_may_read(const struct init_user *user, const struct stat *st)
+{
+	if (st->st_uid == user->uid)
+		return st->st_mode & S_IRUSR;
+	if (st->st_gid == user->gid)
+		return st->st_mode & S_IRGRP;
+	for (int i = 0; i < user->ngroups; i++)
+		if (st->st_gid == user->groups[i])
+			return st->st_mode & S_IRGRP;
+	return st->st_mode & S_IROTH;
+}
+
+void node_setup_tls_access(const struct node_setup *s, const struct init_user *user)
+{
+	const struct node_options *o = &s->c->opt;
+	const struct {
+		const char *var, *path;
+	} files[] = {
+		{"REDIS_TLS_CERT_FILE", o->tls_cert_file},
+		{"REDIS_TLS_KEY_FILE", o->tls_key_file},
+		{"REDIS_TLS_CA_FILE", o->tls_ca_file},
+		{"REDIS_TLS_DH_PARAMS_FILE", o->tls_dh_params_file},
+	};
+	struct stat st;
+
+	if (!o->tls_enabled || geteuid() != 0 || !user->set)
+		return;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (*files[i].path && stat(files[i].path, &st) == 0 && !user_may_read(user, &st))
+			log_warn(
+				"%s='%s' is not readable by the server's user (uid '%d'; the file: uid '%d', gid '%d', "
+				"mode '%04o'): the server reads it itself and will not start; make it readable by it "
+				"(mode 0440 with its group; compose secrets: uid, gid and mode; Kubernetes: fsGroup)",
+				files[i].var, files[i].path, (int)user->uid, (int)st.st_uid, (int)st.st_gid,
+				(unsigned)(st.st_mode & 07777));
 }
 
 /* for fix_owner, which nftw calls without a context */

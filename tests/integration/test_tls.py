@@ -39,7 +39,7 @@ class Pki:
         return self.dir / f"{name}.crt", self.dir / f"{name}.key"
 
 
-def secret_volume(d, files):
+def secret_volume(d, files, owner=REDIS_UID):
     """A Kubernetes Secret volume: the files in a timestamped directory, ..data pointing at it, and each name a
     relative symlink through ..data. The server user may read them (the pod's fsGroup does that in Kubernetes)."""
     d = Path(d)
@@ -47,7 +47,7 @@ def secret_volume(d, files):
     stamp.mkdir(parents=True)
     for name, src in files.items():
         (stamp / name).write_bytes(Path(src).read_bytes())
-        os.chown(stamp / name, REDIS_UID, 0)
+        os.chown(stamp / name, owner, 0)
         os.chmod(stamp / name, 0o400)
         (d / name).symlink_to(f"..data/{name}")
     (d / "..data").symlink_to(stamp.name)
@@ -163,3 +163,15 @@ def test_a_set_that_cannot_work_exits_100(launch, workdir, pki):
 
     line = start_refused(launch, workdir, lambda port: tls_env(files, port, REDIS_TLS_AUTH_CLIENTS="sometimes"))
     assert "REDIS_TLS_AUTH_CLIENTS='sometimes': must be one of yes, no or optional" in line
+
+
+def test_files_the_server_cannot_read_are_said(launch, workdir, pki):
+    """kvinit reads the files as root; the server reads them as its user: root's 0400 files are said before the
+    server fails on them."""
+    crt, key = pki.issue("node-3")
+    files = secret_volume(Path(workdir) / "secret", {"tls.crt": crt, "tls.key": key, "ca.crt": pki.ca}, owner=0)
+    port = free_port()
+    node = launch([KVINIT_BIN, "node"], env=node_env(workdir, port, **tls_env(files, port, KVINIT_MAX_RESTARTS="1")))
+    want = f"REDIS_TLS_KEY_FILE='{files['tls.key']}' is not readable by the server's user (uid '{REDIS_UID}'"
+    wait_until(lambda: want in node.stderr, SHORT, "the warning about the key file", launched=node)
+    assert "mode '0400'" in node.stderr
