@@ -16,7 +16,9 @@
  *                  master hands its slots to its best replica as soon as it answers, so a crash loop costs a
  *                  replica, not a third of the keyspace (failover.c). A first crash keeps the fast restart;
  *   data check     a node that was in a cluster (nodes.conf lists peers) but started with no data: warns when its
- *                  peers hold keys (datadir.c).
+ *                  peers hold keys (datadir.c);
+ *   users          after a change of the users file (or of a password file it names): the server's users become
+ *                  the file's, ACL SETUSER and DELUSER (acl.c); the rendered config follows once they applied.
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
  * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
@@ -36,6 +38,7 @@ enum helper {
 	HELPER_READDRESS,
 	HELPER_HANDOVER,
 	HELPER_DATA_CHECK,
+	HELPER_USERS,
 	HELPER__COUNT
 };
 
@@ -51,7 +54,15 @@ struct node_run {
 	bool rotate_again;		/* a change came while the rotate helper ran */
 	bool readdress_again;		/* the address changed again while the new-address helper ran */
 	bool handover_again;		/* the server crashed again while the handover helper ran */
-	unsigned crashes;		/* ends of the server in a row, for the handover */
+	bool users_again;		/* the users file changed again while the users helper ran */
+	struct secrets_files_watch *users_watch;
+	/* the users file's users on their way to the server; the setup's users are those it holds (applied) */
+	struct node_acl users_wanted;
+	bool users_pending;
+	/* users a helper that did not finish may have set: set again, or deleted, by the next one */
+	char **users_stale;
+	size_t n_users_stale;
+	unsigned crashes; /* ends of the server in a row, for the handover */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -114,6 +125,14 @@ static int run_data_check(void *userdata)
 	return node_data_check_peers(run->o, current_password(run), &run->setup->former);
 }
 
+static int run_users(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_acl_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n, &run->users_wanted,
+			      &run->setup->users, (const char *const *)run->users_stale, run->n_users_stale);
+}
+
 static const struct {
 	const char *name;
 	init_helper_fn fn;
@@ -124,6 +143,7 @@ static const struct {
 	[HELPER_READDRESS] = {"new address", run_readdress},
 	[HELPER_HANDOVER] = {"crash-loop handover", run_handover},
 	[HELPER_DATA_CHECK] = {"data check", run_data_check},
+	[HELPER_USERS] = {"users file", run_users},
 };
 
 static void start_helper(struct node_run *run, enum helper which)
@@ -255,6 +275,121 @@ static void start_watching(struct node_run *run)
 	arm_expiry(run);
 }
 
+/* ---- the users file ---- */
+
+/* The users of acl may be on the server without being applied: the next helper sets or deletes them. */
+static void users_mark_stale(struct node_run *run, const struct node_acl *acl)
+{
+	for (size_t i = 0; i < acl->n; i++) {
+		bool known = false;
+		char **grown;
+
+		for (size_t k = 0; k < run->n_users_stale && !known; k++)
+			known = strcmp(run->users_stale[k], acl->user[i].name) == 0;
+		if (known)
+			continue;
+		grown = realloc(run->users_stale, (run->n_users_stale + 1) * sizeof(*grown));
+		if (!grown)
+			return; /* out of memory: such a user may linger until the next change */
+		run->users_stale = grown;
+		run->users_stale[run->n_users_stale] = strdup(acl->user[i].name);
+		if (run->users_stale[run->n_users_stale])
+			run->n_users_stale++;
+	}
+}
+
+static void users_stale_free(struct node_run *run)
+{
+	for (size_t i = 0; i < run->n_users_stale; i++)
+		free(run->users_stale[i]);
+	free(run->users_stale);
+	run->users_stale = NULL;
+	run->n_users_stale = 0;
+}
+
+/* The users file and the password files it names, for the watch. */
+static void users_watch_paths(struct node_run *run, const struct node_acl *acl)
+{
+	_cleanup_free_ const char **paths = calloc(acl->n_files + 1, sizeof(*paths));
+
+	if (!paths)
+		return;
+	paths[0] = run->setup->users_path;
+	for (size_t i = 0; i < acl->n_files; i++)
+		paths[i + 1] = acl->files[i];
+	if (secrets_files_watch_set_paths(run->users_watch, paths, acl->n_files + 1) < 0)
+		log_warn("users file: out of memory, a change of its password files may go unseen, ignoring");
+}
+
+/*
+ * The users file or one of its password files changed: a file that passes its checks goes to the server (the
+ * users helper); one that does not is ignored, loudly, and the server keeps the users it has.
+ */
+static void on_users_changed(void *userdata)
+{
+	struct node_run *run = userdata;
+	struct node_acl fresh = {0};
+	struct init_error err;
+	int r;
+
+	if (run->stopping)
+		return;
+	r = node_acl_load(run->setup->users_path, &fresh, &err);
+	if (r < 0) {
+		log_error("%s; the file is ignored, the running users stay", err.msg);
+		return;
+	}
+	users_watch_paths(run, &fresh);
+	if (node_acl_equal(&fresh, run->users_pending ? &run->users_wanted : &run->setup->users)) {
+		node_acl_free(&fresh);
+		return;
+	}
+	log_info("users file: %zu user%s now, applying", fresh.n, fresh.n == 1 ? "" : "s");
+	if (run->users_pending)
+		users_mark_stale(run, &run->users_wanted);
+	node_acl_free(&run->users_wanted);
+	run->users_wanted = fresh;
+	run->users_pending = true;
+	restart_helper(run, HELPER_USERS, &run->users_again);
+}
+
+static void start_users_watch(struct node_run *run)
+{
+	const struct node_setup *s = run->setup;
+	int r;
+
+	if (!s->users_path)
+		return;
+	r = secrets_files_watch_new(run->loop, (const char *const *)&s->users_path, 1, NODE_ACL_FILE_MAX,
+				    (uint64_t)run->o->secret_poll * USEC_PER_MSEC, on_users_changed, run,
+				    &run->users_watch);
+	if (r < 0) {
+		log_error("cannot watch the users file: %s; a change needs a restart", strerror(-r));
+		return;
+	}
+	users_watch_paths(run, &s->users);
+}
+
+/* The users helper ended: what it applied is what the server holds, and what a restart starts with. */
+static void users_reaped(struct node_run *run, bool ok)
+{
+	if (!ok) {
+		users_mark_stale(run, &run->users_wanted);
+		node_acl_free(&run->users_wanted);
+		run->users_pending = false;
+		if (!run->stopping)
+			log_error("users file: not applied (see above); a restart starts with the users before this "
+				  "change");
+		return;
+	}
+	node_acl_free(&run->setup->users);
+	run->setup->users = run->users_wanted;
+	run->users_wanted = (struct node_acl){0};
+	run->users_pending = false;
+	users_stale_free(run);
+	rewrite_config(run);
+}
+
 /* ---- the container's address ---- */
 
 /*
@@ -327,6 +462,7 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	run->started = true;
 	run->loop = init_supervisor_loop(sv);
 	start_watching(run);
+	start_users_watch(run);
 	start_address_watch(run);
 	if (run->setup->check_former)
 		start_helper(run, HELPER_DATA_CHECK);
@@ -380,6 +516,15 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		start_helper(run, HELPER_HANDOVER);
 		return;
 	}
+	if (which == HELPER_USERS && run->users_again && !run->stopping) {
+		run->users_again = false;
+		start_helper(run, HELPER_USERS);
+		return;
+	}
+	if (which == HELPER_USERS) {
+		users_reaped(run, ok);
+		return;
+	}
 	if (ok && which == HELPER_ROTATE) {
 		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
 
@@ -420,11 +565,17 @@ static size_t rotation_caps(const struct node_setup *s, int *caps)
 	bool keep_dac = false;
 	size_t n = 0;
 
-	if (!s->rotating)
+	if (!s->rotating && !s->users_path)
 		return 0;
 	caps[n++] = CAP_CHOWN;
-	for (int i = 0; i < SECRETS__SLOTS; i++)
+	for (int i = 0; i < SECRETS__SLOTS && s->rotating; i++)
 		if (access(s->paths.path[i], F_OK) == 0 && !root_may_read(s->paths.path[i]))
+			keep_dac = true;
+	/* the users file and its password files: read again at every change */
+	if (s->users_path && !root_may_read(s->users_path))
+		keep_dac = true;
+	for (size_t i = 0; i < s->users.n_files; i++)
+		if (!root_may_read(s->users.files[i]))
 			keep_dac = true;
 	if (keep_dac)
 		caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
@@ -453,6 +604,9 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 		 s->has_announce_ip ? "'" : "");
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
+	secrets_files_watch_free(run.users_watch);
+	node_acl_free(&run.users_wanted);
+	users_stale_free(&run);
 	node_netwatch_free(run.netwatch);
 	secrets_logins_wipe(&run.logins);
 	return code;
