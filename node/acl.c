@@ -425,22 +425,22 @@ static int del_user(struct node_conn *ctx, const char *name, struct init_error *
  * Every changed user's rules on ACL_CHECK_USER first, kept off: the server knows its commands and categories, so
  * a rule it refuses is found before any user changed, and the running users stay as they were.
  */
-static int try_rules(struct node_conn *ctx, const struct node_acl *want, const struct node_acl_user *const *set,
-		     size_t n_set)
+static int try_rules(struct node_conn *ctx, const struct node_acl *want, const size_t *set, size_t n_set)
 {
 	struct init_error why, ignored;
 	int r = 0;
 
 	for (size_t i = 0; i < n_set && r == 0; i++) {
-		r = set_user(ctx, ACL_CHECK_USER, set[i], true, &why);
+		const struct node_acl_user *u = &want->user[set[i]];
+
+		r = set_user(ctx, ACL_CHECK_USER, u, true, &why);
 		if (r == -EINVAL)
 			log_error("users file: the server refuses user '%s' (line %u): %s; the file is ignored, the "
 				  "running users stay",
-				  set[i]->name, set[i]->line, why.msg);
+				  u->name, u->line, why.msg);
 		else if (r < 0)
-			log_error("users file: cannot try user '%s' on the server: %s", set[i]->name, why.msg);
+			log_error("users file: cannot try user '%s' on the server: %s", u->name, why.msg);
 	}
-	(void)want;
 	(void)del_user(ctx, ACL_CHECK_USER, &ignored);
 	return r;
 }
@@ -449,7 +449,7 @@ int node_acl_apply(const struct node_options *o, const struct secrets_rotation *
 		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
 		   const char *const *stale, size_t n_stale)
 {
-	_cleanup_free_ const struct node_acl_user **set = calloc(want->n + 1, sizeof(*set));
+	_cleanup_free_ size_t *set = calloc(want->n + 1, sizeof(*set)); /* the users to set, by index */
 	struct init_error why;
 	struct node_conn *ctx;
 	size_t n_set = 0;
@@ -464,14 +464,16 @@ int node_acl_apply(const struct node_options *o, const struct secrets_rotation *
 		for (size_t k = 0; k < n_stale; k++)
 			dirty = dirty || strcmp(stale[k], want->user[i].name) == 0;
 		if (dirty || node_acl_user_changed(applied, &want->user[i]))
-			set[n_set++] = &want->user[i];
+			set[n_set++] = i;
 	}
 	ctx = node_rotate_connect(o, rot, login, n_login, "users file");
 	r = try_rules(ctx, want, set, n_set);
 	for (size_t i = 0; i < n_set && r == 0; i++) {
-		r = set_user(ctx, set[i]->name, set[i], false, &why);
+		const struct node_acl_user *u = &want->user[set[i]];
+
+		r = set_user(ctx, u->name, u, false, &why);
 		if (r < 0)
-			log_error("users file: ACL SETUSER '%s' failed: %s", set[i]->name, why.msg);
+			log_error("users file: ACL SETUSER '%s' failed: %s", u->name, why.msg);
 	}
 	/* users that left the file: DELUSER also closes their connections */
 	for (size_t i = 0; i < applied->n + n_stale && r == 0; i++) {

@@ -115,7 +115,7 @@ void node_server_describe(const struct node_server *s, char *buf, size_t size);
 /* ---- ACL users from a file (acl.c): REDIS_ACLFILE, else the Docker secret redis_users ---- */
 #define NODE_ACL_DEFAULT_FILE "/run/secrets/redis_users"
 #define NODE_ACL_MAX_USERS    256
-#define NODE_ACL_FILE_MAX     (256 * 1024)
+#define NODE_ACL_FILE_MAX     ((size_t)256 * 1024)
 
 struct node_acl_user {
 	char *name;

@@ -5,14 +5,18 @@ user, a removed one refused, a changed password), a bad file is ignored loudly, 
 import hashlib
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from nodes import answers, client, free_port, node_env, own_all_slots, server_pid
+from nodes import answers, free_port, node_env, own_all_slots, server_pid
 from test_cluster import start_node  # noqa: F401 (fixture)
+
+LAYOUT_USERS = Path(__file__).resolve().parents[2] / "compose" / "config" / "redis_users"
 
 # as for the password (test_rotation.py): the README says a change applies well within this
 AT_ONCE = 2.0
@@ -220,9 +224,29 @@ def test_render_redacts_the_users(workdir):
     d = users_dir(workdir)
     (d / "users").write_text(users_text())
     env = {k: v for k, v in node_env(workdir, free_port(), REDIS_ACLFILE=d / "users").items() if v is not None}
-    import subprocess
     out = subprocess.run([KVINIT_BIN, "render"], env={**os.environ, **env}, capture_output=True, text=True,
                          timeout=SHORT)
     assert out.returncode == 0, out.stderr
     assert "user exporter on \"#<redacted>\" +ping" in out.stdout or "user exporter on #<redacted> +ping" in out.stdout
     assert sha(EXPORTER_PW) not in out.stdout
+
+
+def test_the_layouts_users_file(start_node, workdir):  # noqa: F811
+    """compose/config/redis_users, as `make up` installs it, with its commented application user put in: the
+    exporter scrapes what redis_exporter asks and nothing else; the application stays within app:*."""
+    d = workdir / "secrets"
+    d.mkdir()
+    (d / "redis_exporter_password").write_text(EXPORTER_PW + "\n")
+    text = LAYOUT_USERS.read_text()
+    example = "# user app on #<sha256> "
+    assert example in text
+    (d / "redis_users").write_text(text.replace(example, f"user app on #{sha(APP_PW)} "))
+    node = start_node(REDIS_ACLFILE=d / "redis_users")
+    own_all_slots(node.port)
+    assert_exporter_scrapes(node.port)
+    app = as_user(node.port, "app", APP_PW)
+    assert app.set("app:1", "v") and app.get("app:1") == b"v"
+    assert app.execute_command("CLUSTER", "SLOTS")
+    assert refused(lambda: app.set("other", "v"))
+    assert refused(lambda: app.execute_command("FLUSHALL"))
+    assert refused(lambda: app.config_get("masterauth"))
