@@ -250,3 +250,25 @@ def test_the_layouts_users_file(start_node, workdir):  # noqa: F811
     assert refused(lambda: app.set("other", "v"))
     assert refused(lambda: app.execute_command("FLUSHALL"))
     assert refused(lambda: app.config_get("masterauth"))
+
+
+def test_users_on_a_secret_volume(start_node, workdir):  # noqa: F811
+    """The users file and its password file as keys of one Kubernetes Secret, updated by kubelet's ..data swap."""
+    from test_rotation import SecretVolume
+
+    vol = SecretVolume(workdir / "secret")
+    users = "user app on <app_password ~app:* +@all\n"
+    vol.write({"redis_users": users, "app_password": APP_PW})
+    node = start_node(REDIS_ACLFILE=vol.path / "redis_users")
+    port = node.port
+    assert logs_in(port, "app", APP_PW)
+
+    t0 = vol.write({"redis_users": users, "app_password": APP_PW2})
+    took = timed(lambda: logs_in(port, "app", APP_PW2), t0, "the new password of the Secret", node)
+    print(f"\nnew password (..data swap) accepted after {took * 1000:.0f} ms")
+    assert took < AT_ONCE and not logs_in(port, "app", APP_PW)
+
+    t0 = vol.write({"redis_users": "# nobody\n"})
+    took = timed(lambda: not logs_in(port, "app", APP_PW2), t0, "the removed user to be refused", node)
+    print(f"removed user (..data swap) refused after {took * 1000:.0f} ms")
+    assert took < AT_ONCE
