@@ -445,28 +445,14 @@ static int try_rules(struct node_conn *ctx, const struct node_acl *want, const s
 	return r;
 }
 
-int node_acl_apply(const struct node_options *o, const struct secrets_rotation *rot, const struct secrets_value *login,
-		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
-		   const char *const *stale, size_t n_stale)
+/* One pass over a connection: -EIO when the connection failed (the caller connects again), else final. */
+static int apply_once(struct node_conn *ctx, const struct node_acl *want, const size_t *set, size_t n_set,
+		      const struct node_acl *applied, const char *const *stale, size_t n_stale, unsigned *ret_gone)
 {
-	_cleanup_free_ size_t *set = calloc(want->n + 1, sizeof(*set)); /* the users to set, by index */
 	struct init_error why;
-	struct node_conn *ctx;
-	size_t n_set = 0;
 	unsigned gone = 0;
 	int r;
 
-	if (!set)
-		return -ENOMEM;
-	for (size_t i = 0; i < want->n; i++) {
-		bool dirty = false;
-
-		for (size_t k = 0; k < n_stale; k++)
-			dirty = dirty || strcmp(stale[k], want->user[i].name) == 0;
-		if (dirty || node_acl_user_changed(applied, &want->user[i]))
-			set[n_set++] = i;
-	}
-	ctx = node_rotate_connect(o, rot, login, n_login, "users file");
 	r = try_rules(ctx, want, set, n_set);
 	for (size_t i = 0; i < n_set && r == 0; i++) {
 		const struct node_acl_user *u = &want->user[set[i]];
@@ -486,7 +472,46 @@ int node_acl_apply(const struct node_options *o, const struct secrets_rotation *
 			log_error("users file: ACL DELUSER '%s' failed: %s", name, why.msg);
 		gone++;
 	}
-	node_conn_free(ctx);
+	if (r == 0)
+		*ret_gone = gone;
+	return r;
+}
+
+int node_acl_apply(const struct node_options *o, const struct secrets_rotation *rot, const struct secrets_value *login,
+		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
+		   const char *const *stale, size_t n_stale)
+{
+	_cleanup_free_ size_t *set = calloc(want->n + 1, sizeof(*set)); /* the users to set, by index */
+	size_t n_set = 0;
+	unsigned gone = 0;
+	int r;
+
+	if (!set) {
+		log_error("users file: out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < want->n; i++) {
+		bool dirty = false;
+
+		for (size_t k = 0; k < n_stale; k++)
+			dirty = dirty || strcmp(stale[k], want->user[i].name) == 0;
+		if (dirty || node_acl_user_changed(applied, &want->user[i]))
+			set[n_set++] = i;
+	}
+	/*
+	 * Every step can be taken again: a server that restarted meanwhile started from the config with the users of
+	 * applied, so the same steps bring it to want. Only a refusal of the server is final.
+	 */
+	for (;;) {
+		struct node_conn *ctx = node_rotate_connect(o, rot, login, n_login, "users file");
+
+		r = apply_once(ctx, want, set, n_set, applied, stale, n_stale, &gone);
+		node_conn_free(ctx);
+		if (r != -EIO)
+			break;
+		log_warn("users file: the connection to the server failed, trying again");
+		init_sleep_ms(200);
+	}
 	if (r == 0)
 		log_info("users file applied: %zu user%s set, %u removed, %zu unchanged", n_set, n_set == 1 ? "" : "s",
 			 gone, want->n - n_set);
