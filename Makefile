@@ -22,12 +22,15 @@ BUILD    ?= build
 SAN_FLAGS :=
 endif
 
-# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
+# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c). OpenSSL (libssl,
+# libcrypto) is not linked: its headers give the types, and node/openssl.c loads the libraries where TLS is used
+# (node/openssl.h says why).
 LIBS_PC   := libcap inih hiredis
+SSL_PC    := libssl libcrypto
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) $(SSL_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 # kvinit runs at every container start, so by default its small libraries are linked in: each shared library
@@ -47,7 +50,7 @@ MAIN_OBJ  := $(BUILD)/node/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
-HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
+HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h tests/unit/*.h)
 # The fuzz targets' build (see "Fuzzing" below): clang, libFuzzer, ASan and UBSan, in a directory of its own.
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
@@ -84,7 +87,13 @@ $(BUILD)/kvinit: $(MAIN_OBJ) $(BUILD)/libkvinit.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkvinit.a $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
-		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka $(SSL_PC) 2>/dev/null)
+
+# move_slots drives the slot mover (node/cluster/migrate.c), so it links the library like the unit tests
+$(BUILD)/tests/move_slots: tests/helpers/move_slots.c $(BUILD)/libkvinit.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libkvinit.a $(KV_LIBS)
 
 $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(@D)
@@ -110,7 +119,7 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/kvinit $(HELPERS)
 	KVINIT_BIN=$(BUILD)/kvinit KVINIT_PROBE=$(BUILD)/tests/probe $(PYTHON) -m pytest -q tests/integration
 
-C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/helpers/*.c)
+C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/unit/*.h tests/helpers/*.c)
 SHELL_SCRIPTS = $(shell grep -rlE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh' .ci tests images compose 2>/dev/null)
 
 lint: deps $(BUILD)/.deps-ok

@@ -30,16 +30,7 @@ int node_main(struct node_config *c, char **args)
 	char *text = NULL;
 	int r;
 
-	if (args[0]) {
-		log_error("node: unexpected argument '%s' (settings come from the environment; see kvinit --help)",
-			  args[0]);
-		return INIT_EXIT_USAGE;
-	}
-	r = node_data_dir_pick(c);
-	if (r < 0)
-		r = init_error_set(&err, r, "out of memory");
-	else
-		r = node_setup_prepare(c, &s, &err);
+	r = node_setup_start(c, args, "node", true, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		/* no server to run: a command not found, as for `kvinit run` */
@@ -53,8 +44,10 @@ int node_main(struct node_config *c, char **args)
 			r = node_setup_render(&s, false, &text, &err);
 		if (r == 0)
 			r = node_setup_data_dir(&s, &user, &err);
-		if (r == 0)
+		if (r == 0) {
 			node_check_overcommit();
+			node_setup_tls_access(&s, &user);
+		}
 		if (r == 0)
 			r = node_setup_nodes_conf(&s, &err);
 		if (r == 0)
@@ -79,15 +72,7 @@ int node_render_main(struct node_config *c, char **args)
 	char *text = NULL;
 	int r;
 
-	if (args[0]) {
-		log_error("render: unexpected argument '%s'", args[0]);
-		return INIT_EXIT_USAGE;
-	}
-	r = node_data_dir_pick(c);
-	if (r < 0)
-		r = init_error_set(&err, r, "out of memory");
-	else
-		r = node_setup_prepare(c, &s, &err);
+	r = node_setup_start(c, args, "render", true, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return r == -ENOENT ? INIT_EXIT_NOTFOUND : init_exit_status(r, INIT_EXIT_SYSCALL);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "init.h"
 #include "secrets.h"
@@ -56,6 +57,9 @@ void node_config_free(struct node_config *c);
 extern const char *const node_endpoint_names[];
 /* REDIS_REPLICATION_MODE's values: none, primary, replica, and Bitnami's master and slave. */
 extern const char *const node_replication_mode_names[];
+/* REDIS_TLS_AUTH_CLIENTS's values, as tls-auth-clients spells them. */
+enum node_tls_auth { NODE_TLS_AUTH_YES, NODE_TLS_AUTH_NO, NODE_TLS_AUTH_OPTIONAL };
+extern const char *const node_tls_auth_names[];
 
 /* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
 #define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
@@ -106,6 +110,7 @@ enum node_directive {
 	NODE_DIR_PREFERRED_ENDPOINT_TYPE,
 	NODE_DIR_ACL_CHANNELS,
 	NODE_DIR_AVAILABILITY_ZONE,
+	NODE_DIR_ANNOUNCE_TLS_PORT,
 	NODE_DIR__COUNT
 };
 bool node_server_knows(const struct node_server *s, enum node_directive d);
@@ -163,6 +168,60 @@ void node_acl_render(FILE *f, const struct node_acl *acl, bool redact);
 int node_acl_apply(const struct node_options *o, const struct secrets_rotation *rot, const struct secrets_value *login,
 		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
 		   const char *const *stale, size_t n_stale);
+
+/* ---- TLS (tls.c): the settings, and the certificates checked with OpenSSL ---- */
+/*
+ * The port clients, peers and kvinit's own connections reach the server at: REDIS_TLS_PORT_NUMBER with TLS, else
+ * REDIS_PORT_NUMBER. The cluster bus port defaults to it + 10000, as the server computes it.
+ */
+unsigned node_client_port(const struct node_options *o);
+/* Whether the plain port stays open beside the TLS port: with TLS, only on a port of its own. */
+bool node_plain_port_open(const struct node_options *o);
+/*
+ * With REDIS_TLS_ENABLED=yes: a certificate, its key and a CA (file or directory) are named, and REDIS_EXTRA_FLAGS
+ * sets none of the TLS directives kvinit renders. Pure. 0, or -EINVAL (-ENOMEM) with one line in err.
+ */
+int node_tls_check_settings(const struct node_options *o, struct init_error *err);
+
+/* The files of a TLS setup; NULL or "" for one not given. */
+struct node_tls_files {
+	const char *cert;      /* PEM: the node's certificate, then its intermediates */
+	const char *key;       /* PEM: its private key, encrypted or not */
+	const char *key_pass;  /* the key's passphrase */
+	const char *ca_file;   /* PEM: the CA certificates */
+	const char *ca_dir;    /* a directory of CA certificates by hash (openssl rehash) */
+	const char *dh_params; /* PEM: DH parameters */
+	/* the certificate is also the node's client certificate (cluster bus, replication), checked by its peers */
+	bool client_too;
+};
+
+/* What node_tls_check found in a certificate that passed. */
+struct node_tls_info {
+	char serial[96]; /* hex, as openssl x509 -serial prints it */
+	time_t not_before, not_after;
+};
+
+/* A certificate that expires within this is warned about at start and every day. */
+#define NODE_TLS_EXPIRY_WARN_SEC ((time_t)7 * 24 * 3600)
+
+/* The files of the options o. */
+void node_tls_files_from(const struct node_options *o, struct node_tls_files *ret);
+/*
+ * Checks a TLS setup as the server and its peers will use it: the certificate and the key parse (the key with its
+ * passphrase) and match; the certificate is valid at now (not expired, not before its start); it chains to the CA
+ * (file or directory; intermediates from the certificate file); its extended key usage, when it has one, allows a
+ * TLS server (and a TLS client with client_too); its subject alternative names cover every one of names (an IP
+ * address needs an IP SAN, a name a DNS SAN, wildcards as clients match them); the DH parameters parse. Files are
+ * read through their path at every call (a Kubernetes Secret volume swaps its ..data symlink), so this also checks a
+ * new set before it is loaded. Returns 0 with *ret (may be NULL), or -EINVAL with one line in err naming the file's
+ * variable, its path and the rule (-ENOMEM).
+ */
+int node_tls_check(const struct node_tls_files *f, const char *const *names, size_t n_names, time_t now,
+		   struct node_tls_info *ret, struct init_error *err);
+/* "2026-11-26 02:51:26 UTC" */
+void node_tls_format_time(time_t t, char *buf, size_t size);
+/* Warns when the certificate at path (info from node_tls_check) expires within NODE_TLS_EXPIRY_WARN_SEC of now. */
+bool node_tls_warn_expiry(const char *path, const struct node_tls_info *info, time_t now);
 
 /* ---- addresses (address.c) ---- */
 int node_detect_own_ipv4(char *buf, size_t size);
@@ -278,6 +337,9 @@ struct node_setup {
 	/* replication mode: the primary this node starts as a replica of (node_replication_discover); empty: none */
 	char replicaof_host[NODE_HOST_MAX];
 	unsigned replicaof_port;
+	/* with TLS: the certificate the server was given, as checked at start (a rotation that loads another sets it)
+	 */
+	struct node_tls_info tls;
 	/* the users file (REDIS_ACLFILE, else NODE_ACL_DEFAULT_FILE when it exists): users_path NULL without one */
 	char *users_path;
 	struct node_acl users;
@@ -291,16 +353,31 @@ struct node_setup {
  */
 int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err);
 /*
- * Reads the settings, the password and the files of its rotation, finds the server and the address to announce;
- * logs a warning for a password that leaks or is missing by choice. Writes nothing. Returns 0, or with one line in
- * err: -ENOENT when there is no server binary (and for nothing else), -EINVAL for a setting that cannot work
- * (including a password file or a server that cannot be used), -ENOMEM. Free *ret_setup with node_setup_free.
+ * Reads the settings, the password and the files of its rotation, finds the server and the address to announce,
+ * checks the TLS certificates (node_tls_check: they must cover what the node announces); logs a warning for a
+ * password that leaks or is missing by choice, and for a certificate that expires within a week. Writes nothing.
+ * Returns 0, or with one line in err: -ENOENT when there is no server binary (and for nothing else), -EINVAL for a
+ * setting that cannot work (including a password file or a server that cannot be used), -ENOMEM. Free *ret_setup with
+ * node_setup_free.
  */
 int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err);
+/*
+ * The start of every role that runs or shows a server (node, render, sentinel): no argument (role names the role
+ * in the line that says so: the settings come from the environment), the data dir picked where pick_data_dir
+ * (node_data_dir_pick; the Sentinel keeps its own), then node_setup_prepare. Returns 0, or with one line in err
+ * -E2BIG for an argument, -ENOMEM, or node_setup_prepare's code (-ENOENT: no server binary, the role's 127).
+ */
+int node_setup_start(struct node_config *c, char **args, const char *role, bool pick_data_dir,
+		     struct node_setup *ret_setup, struct init_error *err);
 /* The server's config (node_render), hashes and masterauth <redacted> with redact. -EINVAL or -ENOMEM with err. */
 int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err);
 /* Wipes (it holds masterauth) and frees a rendered config; NULL is fine. */
 void node_setup_text_free(char *text);
+/*
+ * With TLS, kvinit read the files as root; the server reads them as user: a file it cannot read by its mode is
+ * warned about before the server fails on it.
+ */
+void node_setup_tls_access(const struct node_setup *s, const struct init_user *user);
 /* The data dir, created if missing; it and what is in it become the server user's, like the official images. */
 int node_setup_data_dir(const struct node_setup *s, const struct init_user *user, struct init_error *err);
 /*
@@ -313,8 +390,9 @@ int node_setup_nodes_conf(const struct node_setup *s, struct init_error *err);
 int node_setup_write_config(const struct node_setup *s, const struct init_user *user, const char *text,
 			    struct init_error *err);
 /*
- * The server's environment: envp without REDIS_PASSWORD, whose value is wiped in place in envp too (/proc/1/environ
- * shows the memory the variables were handed over in). *ret_env is malloc'd; its strings are envp's.
+ * The server's environment: envp without REDIS_PASSWORD and REDIS_TLS_KEY_FILE_PASS, whose values are wiped in
+ * place in envp too (/proc/1/environ shows the memory the variables were handed over in). *ret_env is malloc'd; its
+ * strings are envp's.
  */
 int node_setup_child_environment(char **envp, char ***ret_env, struct init_error *err);
 void node_setup_free(struct node_setup *s);
@@ -357,12 +435,19 @@ int node_readdress_run(const struct node_options *o, const struct secrets_value 
 struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
+struct node_conn;
 /*
  * The local server, logged in as the default user with whichever password it takes (the rotation's, the sent one
  * first, then login's; none without a password), waiting for it with a line now and then that starts with who.
  */
 struct node_conn *node_rotate_connect(const struct node_options *o, const struct secrets_rotation *rot,
 				      const struct secrets_value *login, size_t n_login, const char *who);
+/*
+ * ACL SETUSER default [resetpass] #<hash>...: the server at ctx (a node, or a Sentinel) accepts every password of
+ * rot, and with exact no other. 0, or -EREMOTEIO (refused) or -EIO (no answer) with one line in err.
+ */
+int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
+			      struct init_error *err);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 /*
  * A master restarted after crashes ends in a row (failover.c): once it answers, within window_usec, it hands its

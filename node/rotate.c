@@ -54,8 +54,8 @@ struct node_conn *node_rotate_connect(const struct node_options *o, const struct
 	}
 }
 
-/* ACL SETUSER default [resetpass] #<hash>... */
-static int set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact, struct init_error *err)
+int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
+			      struct init_error *err)
 {
 	const char *argv[3 + 1 + SECRETS_MAX_ACCEPTED];
 	char rules[SECRETS_MAX_ACCEPTED][66];
@@ -178,11 +178,11 @@ int node_rotate_apply(const struct node_options *o, const struct secrets_rotatio
 	}
 	cur = &rot->entry[rot->current];
 	ctx = node_rotate_connect(o, rot, login, n_login, "password rotation");
-	r = set_passwords(ctx, rot, false, &err);
+	r = node_rotate_set_passwords(ctx, rot, false, &err);
 	if (r == 0)
 		r = switch_masterauth(ctx, &cur->value, cur->hash, &err);
 	if (r == 0)
-		r = set_passwords(ctx, rot, true, &err);
+		r = node_rotate_set_passwords(ctx, rot, true, &err);
 	node_conn_free(ctx);
 	if (r < 0)
 		log_error("password rotation: %s", err.msg);

@@ -50,6 +50,7 @@ struct node_run {
 	struct secrets_watch *watch;
 	struct node_netwatch *netwatch; /* the container's addresses, when the node announces its own */
 	struct init_timer expiry;	/* the end of the next grace period */
+	struct init_timer tls_expiry;	/* with TLS: a daily look at the certificate's end */
 	pid_t pid[HELPER__COUNT];	/* of the helpers while they run */
 	bool rotate_again;		/* a change came while the rotate helper ran */
 	bool readdress_again;		/* the address changed again while the new-address helper ran */
@@ -390,6 +391,19 @@ static void users_reaped(struct node_run *run, bool ok)
 	rewrite_config(run);
 }
 
+/* ---- the certificate's end ---- */
+
+#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
+
+/* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
+static void on_tls_expiry(struct init_loop *loop, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
+	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+}
+
 /* ---- the container's address ---- */
 
 /*
@@ -464,6 +478,8 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	start_watching(run);
 	start_users_watch(run);
 	start_address_watch(run);
+	if (o->tls_enabled)
+		init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
 	if (run->setup->check_former)
 		start_helper(run, HELPER_DATA_CHECK);
 	if (o->creator)
@@ -592,6 +608,7 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 	int caps[2], code;
 
 	run.expiry = (struct init_timer){.fn = on_expiry, .userdata = &run};
+	run.tls_expiry = (struct init_timer){.fn = on_tls_expiry, .userdata = &run};
 	node_server_describe(&s->server, version, sizeof(version));
 	if (!user->set)
 		(void)snprintf(as, sizeof(as), "root");
@@ -599,9 +616,13 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 		(void)snprintf(as, sizeof(as), "'%.80s'", user->name);
 	else
 		(void)snprintf(as, sizeof(as), "uid '%d'", (int)user->uid);
-	log_info("starting %s ('%s') on port '%lld' as %s%s%s%s", version, s->server.server_bin, (long long)o->port, as,
-		 s->has_announce_ip ? ", announcing '" : "", s->has_announce_ip ? s->announce_ip : "",
-		 s->has_announce_ip ? "'" : "");
+	log_info("starting %s ('%s') on %sport '%u' as %s%s%s%s", version, s->server.server_bin,
+		 o->tls_enabled ? "TLS " : "", node_client_port(o), as, s->has_announce_ip ? ", announcing '" : "",
+		 s->has_announce_ip ? s->announce_ip : "", s->has_announce_ip ? "'" : "");
+	if (o->tls_enabled && node_plain_port_open(o))
+		log_info("the plain port '%lld' stays open beside TLS (REDIS_PORT_NUMBER differs from "
+			 "REDIS_TLS_PORT_NUMBER)",
+			 (long long)o->port);
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
 	secrets_files_watch_free(run.users_watch);
