@@ -73,10 +73,13 @@ compose_cmd() {
 
 # The password file the compose files mount: REDIS_PASSWORD_SECRET_FILE from the environment or compose/.env,
 # relative to compose/ as compose resolves it. The rotation files are beside it: <file>_next and <file>_previous.
+# The users file and the exporter's password (README.md, "ACL users"): REDIS_USERS_SECRET_FILE and
+# REDIS_EXPORTER_PASSWORD_SECRET_FILE the same way.
 secret_file() {
-	local f=${REDIS_PASSWORD_SECRET_FILE:-}
-	[[ -n $f || ! -r $here/.env ]] || f=$(sed -n 's/^REDIS_PASSWORD_SECRET_FILE=//p' "$here/.env" | tail -n1)
-	f=${f:-./secrets/redis_password}
+	local var=${1:-REDIS_PASSWORD_SECRET_FILE} default=${2:-./secrets/redis_password} f
+	f=${!var:-}
+	[[ -n $f || ! -r $here/.env ]] || f=$(sed -n "s/^$var=//p" "$here/.env" | tail -n1)
+	f=${f:-$default}
 	[[ $f == /* ]] || f=$here/${f#./}
 	echo "$f"
 }
@@ -93,10 +96,13 @@ new_password() {
 }
 
 # The secrets, readable by root only (kvinit reads them as root, then drops): a random password the first time,
-# and the two rotation files, empty ("no rotation under way"). They must exist before compose starts a node:
-# Docker would make a missing bind-mount source a directory.
+# and the two rotation files, empty ("no rotation under way"); the exporter's own password, random, and the users
+# file from compose/config/redis_users (the exporter's user, an application's as an example). They must exist before
+# compose starts a node: Docker would make a missing bind-mount source a directory.
 make_secrets() {
-	local f
+	local f users exporter
+	users=$(secret_file REDIS_USERS_SECRET_FILE ./secrets/redis_users)
+	exporter=$(secret_file REDIS_EXPORTER_PASSWORD_SECRET_FILE ./secrets/redis_exporter_password)
 	mkdir -p "$(dirname "$secret")"
 	if [[ ! -s $secret ]]; then
 		(umask 077 && new_password >"$secret" && echo >>"$secret")
@@ -111,6 +117,20 @@ make_secrets() {
 			echo "make up: created $f (empty, mode 0600)"
 		fi
 	done
+	for f in "$users" "$exporter"; do
+		[[ ! -d $f ]] || die "$f is a directory (Docker makes one when a secret file is missing): rmdir it"
+		mkdir -p "$(dirname "$f")"
+	done
+	if [[ ! -s $exporter ]]; then
+		(umask 077 && new_password >"$exporter" && echo >>"$exporter")
+		chmod 0600 "$exporter"
+		echo "make up: created $exporter (mode 0600)"
+	fi
+	if [[ ! -e $users ]]; then
+		(umask 077 && cat "$here/config/redis_users" >"$users")
+		chmod 0600 "$users"
+		echo "make up: created $users from config/redis_users (mode 0600; write it in place to change the users live)"
+	fi
 }
 
 up() {

@@ -117,6 +117,58 @@ bool node_server_knows(const struct node_server *s, enum node_directive d);
 const char *node_directive_name(enum node_directive d);
 void node_server_describe(const struct node_server *s, char *buf, size_t size);
 
+/* ---- ACL users from a file (acl.c): REDIS_ACLFILE, else the Docker secret redis_users ---- */
+#define NODE_ACL_DEFAULT_FILE "/run/secrets/redis_users"
+#define NODE_ACL_MAX_USERS    256
+#define NODE_ACL_FILE_MAX     ((size_t)256 * 1024)
+
+struct node_acl_user {
+	char *name;
+	char **rules; /* as the server takes them once resolved: a '<file' rule becomes '#<sha256>' */
+	size_t n_rules;
+	unsigned line; /* in the file */
+};
+
+struct node_acl {
+	struct node_acl_user *user;
+	size_t n;
+	char **files; /* the password files the users' '<file' rules read (node_acl_resolve) */
+	size_t n_files;
+};
+
+/*
+ * Parses a users file: lines `user <name> <rule>...` in the server's ACL syntax, comments ('#' first) and blank
+ * lines. A rule is on, off, '#<sha256>' (64 lowercase hex digits), '<file' (a password file beside the users
+ * file), '~pattern', '%R~' / '%W~' / '%RW~pattern', '&channel', '+' or '-' a command, command|subcommand or
+ * @category, or one of allkeys, resetkeys, allchannels, resetchannels, allcommands, nocommands, resetpass, reset,
+ * clearselectors. Refused, each with "line N: " and the rule: a password in plain text ('>...'), nopass, '!<hash>',
+ * selectors, the user default (kvinit's), a name used twice, a control character, any other line. Pure. Returns 0
+ * with *ret, or -EINVAL (-ENOMEM) with one line in err.
+ */
+int node_acl_parse(const char *text, size_t len, struct node_acl *ret, struct init_error *err);
+/* Reads each '<file' rule's password file in dir (secrets_read_file's rules) into its '#<sha256>'; -EINVAL with err. */
+int node_acl_resolve(struct node_acl *acl, const char *dir, struct init_error *err);
+/* Reads, parses and resolves the users file at path; err names the file. */
+int node_acl_load(const char *path, struct node_acl *ret, struct init_error *err);
+void node_acl_free(struct node_acl *acl);
+bool node_acl_rule_is_file(const char *rule);
+const struct node_acl_user *node_acl_find(const struct node_acl *acl, const char *name);
+/* The same users with the same rules, in the same order. */
+bool node_acl_equal(const struct node_acl *a, const struct node_acl *b);
+/* Whether u is new or has other rules than the user of its name in from. */
+bool node_acl_user_changed(const struct node_acl *from, const struct node_acl_user *u);
+/* The users as config directives, one `user` line each; hashes '#<redacted>' with redact. */
+void node_acl_render(FILE *f, const struct node_acl *acl, bool redact);
+/*
+ * In a helper beside the server (runtime.c): the users of want that are new or changed against applied (or named
+ * in stale: a change that may have been half applied) are tried on the server first, then set with ACL SETUSER
+ * name reset <rules>; the users of applied and stale that want lacks are deleted (ACL DELUSER, which closes their
+ * connections). A rule the server refuses changes nothing. 0, or -errno after logging.
+ */
+int node_acl_apply(const struct node_options *o, const struct secrets_rotation *rot, const struct secrets_value *login,
+		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
+		   const char *const *stale, size_t n_stale);
+
 /* ---- TLS (tls.c): the settings, and the certificates checked with OpenSSL ---- */
 /*
  * The port clients, peers and kvinit's own connections reach the server at: REDIS_TLS_PORT_NUMBER with TLS, else
@@ -199,7 +251,8 @@ struct node_render_input {
 	const char *masterauth;	    /* NULL: none */
 	const char *replicaof_host; /* replication mode: the primary a replica starts from; NULL: none */
 	unsigned replicaof_port;
-	bool redact; /* `kvinit render`: hashes and masterauth shown as <redacted> */
+	bool redact;		      /* `kvinit render`: hashes and masterauth shown as <redacted> */
+	const struct node_acl *users; /* the users file's users, after the default user; NULL: none */
 };
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
@@ -293,6 +346,9 @@ struct node_setup {
 	/* with TLS: the certificate the server was given, as checked at start (a rotation that loads another sets it)
 	 */
 	struct node_tls_info tls;
+	/* the users file (REDIS_ACLFILE, else NODE_ACL_DEFAULT_FILE when it exists): users_path NULL without one */
+	char *users_path;
+	struct node_acl users;
 };
 
 /*
@@ -400,11 +456,17 @@ int node_readdress_run(const struct node_options *o, const struct secrets_value 
 struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
+struct node_conn;
+/*
+ * The local server, logged in as the default user with whichever password it takes (the rotation's, the sent one
+ * first, then login's; none without a password), waiting for it with a line now and then that starts with who.
+ */
+struct node_conn *node_rotate_connect(const struct node_options *o, const struct secrets_rotation *rot,
+				      const struct secrets_value *login, size_t n_login, const char *who);
 /*
  * ACL SETUSER default [resetpass] #<hash>...: the server at ctx (a node, or a Sentinel) accepts every password of
  * rot, and with exact no other. 0, or -EREMOTEIO (refused) or -EIO (no answer) with one line in err.
  */
-struct node_conn;
 int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
 			      struct init_error *err);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);

@@ -229,6 +229,11 @@ static void render_auth(FILE *f, const struct node_render_input *in)
 	(void)fprintf(f, " ~*%s +@all\n", channels ? " &*" : "");
 	if (in->masterauth)
 		directive(f, "masterauth", in->redact ? "<redacted>" : in->masterauth);
+	/* as `user` directives, like the default user: the server refuses them beside an aclfile (see acl.c) */
+	if (in->users && in->users->n) {
+		(void)fputs("# the users file\n", f);
+		node_acl_render(f, in->users, in->redact);
+	}
 }
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err)

@@ -19,6 +19,8 @@
  *                  peers hold keys (datadir.c);
  *   certificates   with TLS, after a change of the certificate, key or CA file that makes a set that works: the
  *                  server loads it without a restart and a handshake confirms it serves it (tls_rotate.c).
+ *   users          after a change of the users file (or of a password file it names): the server's users become
+ *                  the file's, ACL SETUSER and DELUSER (acl.c); the rendered config follows once they applied.
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
  * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
@@ -42,6 +44,7 @@ enum helper {
 	HELPER_HANDOVER,
 	HELPER_DATA_CHECK,
 	HELPER_TLS,
+	HELPER_USERS,
 	HELPER__COUNT
 };
 
@@ -73,7 +76,15 @@ struct node_run {
 	bool rotate_again;	    /* a change came while the rotate helper ran */
 	bool readdress_again;	    /* the address changed again while the new-address helper ran */
 	bool handover_again;	    /* the server crashed again while the handover helper ran */
-	unsigned crashes;	    /* ends of the server in a row, for the handover */
+	bool users_again;	    /* the users file changed again while the users helper ran */
+	struct secrets_files_watch *users_watch;
+	/* the users file's users on their way to the server; the setup's users are those it holds (applied) */
+	struct node_acl users_wanted;
+	bool users_pending;
+	/* users a helper that did not finish may have set: set again, or deleted, by the next one */
+	char **users_stale;
+	size_t n_users_stale;
+	unsigned crashes; /* ends of the server in a row, for the handover */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -143,6 +154,14 @@ static int run_tls(void *userdata)
 	return node_tls_rotate_apply(run->o, current_password(run), run->ca_apply, run->tls_pending.serial);
 }
 
+static int run_users(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_acl_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n, &run->users_wanted,
+			      &run->setup->users, (const char *const *)run->users_stale, run->n_users_stale);
+}
+
 static const struct {
 	const char *name;
 	init_helper_fn fn;
@@ -154,6 +173,7 @@ static const struct {
 	[HELPER_HANDOVER] = {"crash-loop handover", run_handover},
 	[HELPER_DATA_CHECK] = {"data check", run_data_check},
 	[HELPER_TLS] = {"certificate rotation", run_tls},
+	[HELPER_USERS] = {"users file", run_users},
 };
 
 static void start_helper(struct node_run *run, enum helper which)
@@ -283,6 +303,121 @@ static void start_watching(struct node_run *run)
 	if (r < 0)
 		log_error("cannot watch the password files: %s; a new password needs a restart", strerror(-r));
 	arm_expiry(run);
+}
+
+/* ---- the users file ---- */
+
+/* The users of acl may be on the server without being applied: the next helper sets or deletes them. */
+static void users_mark_stale(struct node_run *run, const struct node_acl *acl)
+{
+	for (size_t i = 0; i < acl->n; i++) {
+		bool known = false;
+		char **grown;
+
+		for (size_t k = 0; k < run->n_users_stale && !known; k++)
+			known = strcmp(run->users_stale[k], acl->user[i].name) == 0;
+		if (known)
+			continue;
+		grown = realloc(run->users_stale, (run->n_users_stale + 1) * sizeof(*grown));
+		if (!grown)
+			return; /* out of memory: such a user may linger until the next change */
+		run->users_stale = grown;
+		run->users_stale[run->n_users_stale] = strdup(acl->user[i].name);
+		if (run->users_stale[run->n_users_stale])
+			run->n_users_stale++;
+	}
+}
+
+static void users_stale_free(struct node_run *run)
+{
+	for (size_t i = 0; i < run->n_users_stale; i++)
+		free(run->users_stale[i]);
+	free(run->users_stale);
+	run->users_stale = NULL;
+	run->n_users_stale = 0;
+}
+
+/* The users file and the password files it names, for the watch. */
+static void users_watch_paths(struct node_run *run, const struct node_acl *acl)
+{
+	_cleanup_free_ const char **paths = calloc(acl->n_files + 1, sizeof(*paths));
+
+	if (!paths)
+		return;
+	paths[0] = run->setup->users_path;
+	for (size_t i = 0; i < acl->n_files; i++)
+		paths[i + 1] = acl->files[i];
+	if (secrets_files_watch_set_paths(run->users_watch, paths, acl->n_files + 1) < 0)
+		log_warn("users file: out of memory, a change of its password files may go unseen, ignoring");
+}
+
+/*
+ * The users file or one of its password files changed: a file that passes its checks goes to the server (the
+ * users helper); one that does not is ignored, loudly, and the server keeps the users it has.
+ */
+static void on_users_changed(void *userdata)
+{
+	struct node_run *run = userdata;
+	struct node_acl fresh = {0};
+	struct init_error err;
+	int r;
+
+	if (run->stopping)
+		return;
+	r = node_acl_load(run->setup->users_path, &fresh, &err);
+	if (r < 0) {
+		log_error("%s; the file is ignored, the running users stay", err.msg);
+		return;
+	}
+	users_watch_paths(run, &fresh);
+	if (node_acl_equal(&fresh, run->users_pending ? &run->users_wanted : &run->setup->users)) {
+		node_acl_free(&fresh);
+		return;
+	}
+	log_info("users file: %zu user%s now, applying", fresh.n, fresh.n == 1 ? "" : "s");
+	if (run->users_pending)
+		users_mark_stale(run, &run->users_wanted);
+	node_acl_free(&run->users_wanted);
+	run->users_wanted = fresh;
+	run->users_pending = true;
+	restart_helper(run, HELPER_USERS, &run->users_again);
+}
+
+static void start_users_watch(struct node_run *run)
+{
+	const struct node_setup *s = run->setup;
+	int r;
+
+	if (!s->users_path)
+		return;
+	r = secrets_files_watch_new(run->loop, (const char *const *)&s->users_path, 1, NODE_ACL_FILE_MAX,
+				    (uint64_t)run->o->secret_poll * USEC_PER_MSEC, on_users_changed, run,
+				    &run->users_watch);
+	if (r < 0) {
+		log_error("cannot watch the users file: %s; a change needs a restart", strerror(-r));
+		return;
+	}
+	users_watch_paths(run, &s->users);
+}
+
+/* The users helper ended: what it applied is what the server holds, and what a restart starts with. */
+static void users_reaped(struct node_run *run, bool ok)
+{
+	if (!ok) {
+		users_mark_stale(run, &run->users_wanted);
+		node_acl_free(&run->users_wanted);
+		run->users_pending = false;
+		if (!run->stopping)
+			log_error("users file: not applied (see above); a restart starts with the users before this "
+				  "change");
+		return;
+	}
+	node_acl_free(&run->setup->users);
+	run->setup->users = run->users_wanted;
+	run->users_wanted = (struct node_acl){0};
+	run->users_pending = false;
+	users_stale_free(run);
+	rewrite_config(run);
 }
 
 /* ---- the certificate's end ---- */
@@ -562,6 +697,7 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	run->started = true;
 	run->loop = init_supervisor_loop(sv);
 	start_watching(run);
+	start_users_watch(run);
 	start_address_watch(run);
 	start_tls_watch(run);
 	if (run->setup->check_former)
@@ -616,6 +752,15 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		start_helper(run, HELPER_HANDOVER);
 		return;
 	}
+	if (which == HELPER_USERS && run->users_again && !run->stopping) {
+		run->users_again = false;
+		start_helper(run, HELPER_USERS);
+		return;
+	}
+	if (which == HELPER_USERS) {
+		users_reaped(run, ok);
+		return;
+	}
 	if (which == HELPER_TLS && run->tls_again && !run->stopping) {
 		run->tls_again = false;
 		start_helper(run, HELPER_TLS);
@@ -663,7 +808,8 @@ static bool needs_dac(const char *path)
  * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's and, when the
  * password files are not root's to read (a compose secret is the host user's file), DAC_READ_SEARCH where the
  * container has it, else DAC_OVERRIDE. The same for the TLS files, which kvinit reads again to check a new set
- * (they are often the server user's, 0400).
+ * (they are often the server user's, 0400). And for the users file and the password files it names, read again at every
+ * change.
  */
 static size_t rotation_caps(const struct node_setup *s, int *caps)
 {
@@ -673,12 +819,18 @@ static size_t rotation_caps(const struct node_setup *s, int *caps)
 
 	if (o->tls_enabled)
 		keep_dac = needs_dac(o->tls_cert_file) || needs_dac(o->tls_key_file) || needs_dac(o->tls_ca_file);
-	if (!s->rotating && !keep_dac)
+	if (!s->rotating && !s->users_path && !keep_dac)
 		return 0;
-	if (s->rotating)
+	if (s->rotating || s->users_path)
 		caps[n++] = CAP_CHOWN;
 	for (int i = 0; s->rotating && i < SECRETS__SLOTS; i++)
 		if (needs_dac(s->paths.path[i]))
+			keep_dac = true;
+	/* the users file and its password files: read again at every change */
+	if (s->users_path && !root_may_read(s->users_path))
+		keep_dac = true;
+	for (size_t i = 0; i < s->users.n_files; i++)
+		if (!root_may_read(s->users.files[i]))
 			keep_dac = true;
 	if (keep_dac)
 		caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
@@ -716,6 +868,9 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 	secrets_watch_free(run.tls_watch);
 	free(run.ca_now);
 	free(run.ca_old);
+	secrets_files_watch_free(run.users_watch);
+	node_acl_free(&run.users_wanted);
+	users_stale_free(&run);
 	node_netwatch_free(run.netwatch);
 	secrets_logins_wipe(&run.logins);
 	return code;

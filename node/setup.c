@@ -125,6 +125,32 @@ static int load_rotation(struct node_setup *s, struct init_error *err)
 	return 0;
 }
 
+/*
+ * The users file: REDIS_ACLFILE, which must exist, else the Docker secret redis_users when it exists. Its users
+ * are rendered into the config and applied live when it changes (runtime.c).
+ */
+static int load_users(struct node_setup *s, struct init_error *err)
+{
+	const char *path = s->c->opt.acl_file;
+	struct init_error why;
+	int r;
+
+	if (!*path) {
+		path = NODE_ACL_DEFAULT_FILE;
+		if (access(path, F_OK) < 0)
+			return 0;
+	}
+	r = node_acl_load(path, &s->users, &why);
+	if (r < 0)
+		return init_error_set(err, setting_error(r), "%s%s", *s->c->opt.acl_file ? "REDIS_ACLFILE: " : "",
+				      why.msg);
+	s->users_path = strdup(path);
+	if (!s->users_path)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	log_info("the users file '%s': %zu user%s", path, s->users.n, s->users.n == 1 ? "" : "s");
+	return 0;
+}
+
 /* The address this node announces: the explicit setting, else with dynamic IPs the pod's or container's own. */
 static int pick_announce_ip(struct node_setup *s, struct init_error *err)
 {
@@ -209,6 +235,8 @@ void node_setup_free(struct node_setup *s)
 	secrets_rotation_free(&s->rotation);
 	secrets_paths_free(&s->paths);
 	secrets_set_wipe(&s->initial);
+	node_acl_free(&s->users);
+	free(s->users_path);
 }
 
 int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err)
@@ -221,6 +249,8 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 		r = load_password(&s, err);
 	if (r == 0)
 		r = load_rotation(&s, err);
+	if (r == 0)
+		r = load_users(&s, err);
 	if (r == 0) {
 		r = node_server_detect(c->opt.server_bin, &s.server, err);
 		/* -ENOENT: no server to run, which the role reports as a command not found */
@@ -279,6 +309,7 @@ int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, 
 		.replicaof_host = s->replicaof_host[0] ? s->replicaof_host : NULL,
 		.replicaof_port = s->replicaof_port,
 		.redact = redact,
+		.users = &s->users,
 	};
 	int r;
 
