@@ -11,6 +11,7 @@ lose no acknowledged write. Each prints its figures on lines that start with "se
    REDIS_DATA_DIR unset, nothing lasting at /data. Every key is still there after `down` (volumes kept) and `up`,
    and no new cluster is formed. Before: every key gone, a new empty cluster.
 
+First, `make init` (stack.sh init) runs cluster-init again on the formed layout, the way the README says to.
 The tests run in this order on one stack; the last one brings the layout up anew with the Bitnami override.
 """
 
@@ -23,7 +24,7 @@ import pytest
 import redis
 
 from cluster_writer import Writer
-from conftest import MAIN_PORTS, compose, inspect, sh, wait_until
+from conftest import MAIN_PORTS, STACK, compose, inspect, sh, wait_until
 from test_compose import health, node_client
 
 HERE = Path(__file__).resolve().parent
@@ -148,6 +149,19 @@ def gaps_after_kills(writer, kills):
 
 @pytest.mark.parametrize("stack", ["main"], indirect=True)
 class TestSelfRepair:
+    def test_make_init_runs_cluster_init_again(self, stack):
+        """README: `make init` (stack.sh init) runs cluster-init again by `compose up` of its one container (a second
+        `compose run` would fail on the service's fixed address) and waits until every node is ready."""
+        t0 = time.monotonic()
+        r = sh(STACK, "init", env={"LAYOUT": "main"}, check=False, timeout=600)
+        out = r.stdout + r.stderr
+        last = (r.stdout.strip().splitlines() or [""])[-1]
+        say(f"make init on the formed main layout: {time.monotonic() - t0:.1f} s in all; '{last}'")
+        assert r.returncode == 0, out
+        assert "nothing to do" in out, out
+        assert out.count("creating a cluster") == 0, "this run's output only: the first run's lines are not shown again"
+        assert inspect("redis-cluster-init")["State"]["ExitCode"] == 0
+
     def test_a_node_with_a_new_address_is_back_in_every_view(self, stack, hosts_line):
         wait_until(settled, 90, "the cluster to settle")
         replicas = sorted(PORT_NAMES[int(addr.rsplit(":", 1)[1])]
