@@ -60,7 +60,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
+.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up init down hosts rotate \
 	rotate-finish images servers matrix
 all: $(BUILD)/kvinit
 
@@ -163,7 +163,9 @@ help:
 	@echo "make image      the image kvinit:SERVER (redis-7.0 redis-8.0 valkey-8.1 valkey-9; default redis-8.0 = latest)"
 	@echo "                and kvinit-exporter, from Debian packages; make images builds them all"
 	@echo "make servers    the test server matrix under $(BUILD)/servers; make matrix runs the matrix tests on each"
-	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel); make down [PURGE=1]"
+	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel), ready once every"
+	@echo "                replica's link is up; make down [PURGE=1]"
+	@echo "make init       run the layout's cluster-init again (LAYOUT=main|cache-cluster|announce)"
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
@@ -244,6 +246,10 @@ matrix: $(BUILD)/kvinit $(HELPERS) servers
 # The compose layouts (compose/): LAYOUT=main (default), cache-cluster, announce or sentinel.
 up: image
 	@compose/stack.sh up
+
+# cluster-init again on the running layout, by `compose up` of its one container (see compose/stack.sh).
+init:
+	@compose/stack.sh init
 
 down:
 	@compose/stack.sh down

@@ -684,6 +684,22 @@ static void restarted(struct node_run *run, struct init_supervisor *sv)
 	restart_helper(run, HELPER_HANDOVER, &run->handover_again);
 }
 
+/*
+ * The restart after which a master hands its slots over comes at once, not after the backoff's delay: until the
+ * server answers, its slots take no writes (the 1 s before a second restart was most of the crash loop's write gap).
+ * The restarts after it, of a replica, back off as usual; a replica that crashes twice is restarted 1 s sooner.
+ */
+static uint64_t restart_delay(struct init_supervisor *sv, unsigned restart, uint64_t delay_ms, void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	(void)sv;
+	if (run->o->crash_handover && (long long)restart == run->o->crash_handover && run->o->cluster_enabled &&
+	    run->o->failover_timeout)
+		return 0;
+	return delay_ms;
+}
+
 static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 {
 	struct node_run *run = userdata;
@@ -841,7 +857,13 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 {
 	const struct node_options *o = &s->c->opt;
 	struct node_run run = {.setup = s, .o = o, .user = user};
-	struct init_role_hooks hooks = {.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
+	struct init_role_hooks hooks = {
+		.stop = on_stop,
+		.started = on_started,
+		.reaped = on_reaped,
+		.restart_delay = restart_delay,
+		.userdata = &run,
+	};
 	char *argv[] = {s->server.server_bin, (char *)o->rendered_config, NULL};
 	char version[48], as[96];
 	int caps[2], code;
