@@ -1051,6 +1051,40 @@ static int wait_atomic_jobs(struct cluster_run *r)
 	}
 }
 
+/*
+ * Waits until every master says cluster_state:ok: a node that just restarted refuses keys (CLUSTERDOWN) for its
+ * rejoin delay, and MIGRATE to it would fail.
+ */
+static int wait_masters_ok(struct cluster_run *r)
+{
+	const char *argv[] = {"CLUSTER", "INFO"};
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
+	_cleanup_free_ bool *masters = calloc(r->n, sizeof(bool));
+	char value[16];
+
+	if (!rep || !masters)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		masters[i] = r->peers[i].ctx && r->peers[i].is_master;
+	for (;;) {
+		bool ok = true;
+		int res = cluster_send_all(r->peers, r->n, masters, rep, 2, argv, r->err);
+
+		for (size_t i = 0; i < r->n && res == 0; i++)
+			ok = ok &&
+			     (!rep[i] || (rep[i]->type == REDIS_REPLY_STRING &&
+					  cluster_info_field(rep[i]->str, "cluster_state", value, sizeof(value)) &&
+					  strcmp(value, "ok") == 0));
+		cluster_free_replies(rep, r->n);
+		if (res < 0 || ok)
+			return res;
+		if (check_deadline(r) < 0)
+			return init_error_set(r->err, -ETIMEDOUT,
+					      "timed out waiting for every master's cluster_state:ok");
+		init_sleep_ms(POLL_MS);
+	}
+}
+
 int cluster_fix_open_slots(struct cluster_run *r)
 {
 	_cleanup_free_ struct cluster_slots *own = calloc(r->n, sizeof(*own));
@@ -1060,7 +1094,7 @@ int cluster_fix_open_slots(struct cluster_run *r)
 	struct cluster_slots any = {{0}};
 	size_t total = 0;
 	unsigned fixed = 0;
-	char name[NAME_LEN], other[NAME_LEN];
+	char name[NAME_LEN], other[NAME_LEN], ranges[256];
 	int res;
 
 	if (!own || !sides || !open_n)
@@ -1068,6 +1102,8 @@ int cluster_fix_open_slots(struct cluster_run *r)
 	res = wait_atomic_jobs(r);
 	if (res == 0)
 		res = cluster_inspect(r->peers, r->n, r->o->node_timeout, r->err);
+	if (res == 0)
+		res = wait_masters_ok(r);
 	for (size_t i = 0; i < r->n && res == 0; i++) {
 		struct own_scan sc = {.slots = &own[i]};
 
@@ -1093,6 +1129,8 @@ int cluster_fix_open_slots(struct cluster_run *r)
 			(void)cluster_open_slots(r->peers[i].nodes_text, open + at, open_n[i], r->err);
 	for (size_t o = 0; o < total; o++)
 		cluster_slots_add(&any, open[o].slot);
+	cluster_format_ranges(&any, ranges, sizeof(ranges));
+	log_info("finishing %u open slots (%s)", cluster_slots_count(&any), ranges);
 
 	for (unsigned slot = 0; slot < CLUSTER_SLOTS && res == 0; slot++) {
 		int keeper;
@@ -1133,14 +1171,16 @@ int cluster_fix_open_slots(struct cluster_run *r)
 					      "slot %u is open, but no master serves it or holds a key", slot);
 		for (size_t i = 0; i < r->n; i++)
 			if (sides[i].migrating || sides[i].importing)
-				log_info("slot %u: %s is %s %s (%lld keys)", slot, name_of(r, i, name),
-					 sides[i].migrating ? "migrating it to" : "importing it from",
-					 sides[i].other >= 0 ? name_of(r, (size_t)sides[i].other, other)
-							     : "an unknown node",
-					 sides[i].keys);
-		log_info("slot %u: finishing it on %s", slot, name_of(r, (size_t)keeper, name));
+				log_debug("slot %u: %s is %s %s (%lld keys)", slot, name_of(r, i, name),
+					  sides[i].migrating ? "migrating it to" : "importing it from",
+					  sides[i].other >= 0 ? name_of(r, (size_t)sides[i].other, other)
+							      : "an unknown node",
+					  sides[i].keys);
+		log_debug("slot %u: finishing it on %s", slot, name_of(r, (size_t)keeper, name));
 		res = fix_slot(r, slot, sides, (size_t)keeper);
 		fixed++;
 	}
+	if (res == 0)
+		log_info("finished %u open slots", fixed);
 	return res < 0 ? res : (int)fixed;
 }
