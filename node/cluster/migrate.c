@@ -227,6 +227,12 @@ struct link {
 	unsigned later_at; /* the slot of the next of the later replies */
 };
 
+struct window {
+	size_t move;
+	unsigned first, last;
+	size_t to;
+};
+
 struct job {
 	size_t from;	      /* the source: a peer index */
 	struct link *links;   /* r->n of them, connected when first used */
@@ -243,6 +249,8 @@ struct job {
 	bool left[WINDOW];	  /* COUNTKEYSINSLOT said the slot still holds keys */
 	int busy;		  /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
 	unsigned rounds;
+	bool prefetched; /* J_NODE_TARGET: the next window's IMPORTING went out with it */
+	struct window after;
 };
 
 struct mover {
@@ -296,8 +304,9 @@ static int job_flush(struct mover *m, struct job *j, size_t i, size_t count)
 	return 0;
 }
 
-/* Queues SETSLOT <slot> verb [id] for every slot of the window on node i. */
-static int queue_setslot(struct mover *m, struct job *j, size_t i, const char *verb, const char *id)
+/* Queues SETSLOT <slot> verb [id] for slots first..last on node i. */
+static int queue_setslots(struct mover *m, struct job *j, size_t i, unsigned first, unsigned last, const char *verb,
+			  const char *id)
 {
 	struct node_conn *c;
 	char slot[8];
@@ -306,13 +315,19 @@ static int queue_setslot(struct mover *m, struct job *j, size_t i, const char *v
 	c = job_conn(m, j, i, &res);
 	if (!c)
 		return res;
-	for (unsigned s = j->first; s <= j->last; s++) {
+	for (unsigned s = first; s <= last; s++) {
 		const char *argv[] = {"CLUSTER", "SETSLOT", slot, verb, id};
 
 		(void)snprintf(slot, sizeof(slot), "%u", s);
 		(void)node_append_argv(c, id ? 5 : 4, argv, NULL);
 	}
 	return 0;
+}
+
+/* The same for every slot of the window. */
+static int queue_setslot(struct mover *m, struct job *j, size_t i, const char *verb, const char *id)
+{
+	return queue_setslots(m, j, i, j->first, j->last, verb, id);
 }
 
 /* Queues GETKEYSINSLOT for the window slots in j->order[0..count) on the source. */
@@ -340,27 +355,47 @@ static int ask_keys(struct mover *m, struct job *j, size_t count)
 	return job_flush(m, j, j->from, count);
 }
 
-/* Opens the job's next window: IMPORTING on the target (MIGRATING on the source follows when it answered). */
-static int job_next_window(struct mover *m, struct job *j)
+/* The window after the current one (the job's moves from its cursor on); false when the job has none left. */
+static bool window_after(const struct mover *m, const struct job *j, struct window *ret)
 {
-	const struct cluster_move *mv;
-	int res;
+	size_t move = j->move;
+	unsigned next = j->next;
 
-	while (j->move < m->n_moves && (m->moves[j->move].from != j->from || j->next > m->moves[j->move].last))
-		if (++j->move < m->n_moves)
-			j->next = m->moves[j->move].first;
-	if (j->move >= m->n_moves) {
-		j->state = J_DONE;
-		return 0;
-	}
-	mv = &m->moves[j->move];
-	j->first = j->next;
-	j->last = mv->last - j->first >= WINDOW ? j->first + WINDOW - 1 : mv->last;
-	j->next = j->last + 1;
-	j->to = mv->to;
+	while (move < m->n_moves && (m->moves[move].from != j->from || next > m->moves[move].last))
+		if (++move < m->n_moves)
+			next = m->moves[move].first;
+	if (move >= m->n_moves)
+		return false;
+	ret->move = move;
+	ret->first = next;
+	ret->last = m->moves[move].last - next >= WINDOW ? next + WINDOW - 1 : m->moves[move].last;
+	ret->to = m->moves[move].to;
+	return true;
+}
+
+static void enter_window(struct job *j, const struct window *w)
+{
+	j->move = w->move;
+	j->first = w->first;
+	j->last = w->last;
+	j->next = w->last + 1;
+	j->to = w->to;
 	j->busy = -1;
 	j->rounds = 0;
 	job_free_keys(j);
+}
+
+/* Opens the job's next window: IMPORTING on the target (MIGRATING on the source follows when it answered). */
+static int job_next_window(struct mover *m, struct job *j)
+{
+	struct window w;
+	int res;
+
+	if (!window_after(m, j, &w)) {
+		j->state = J_DONE;
+		return 0;
+	}
+	enter_window(j, &w);
 	j->state = J_IMPORTING;
 	res = queue_setslot(m, j, j->to, "IMPORTING", m->r->peers[j->from].id);
 	return res < 0 ? res : job_flush(m, j, j->to, window_size(j));
@@ -392,6 +427,8 @@ static int send_migrates(struct mover *m, struct job *j)
 	return job_flush(m, j, j->from, count + window_size(j));
 }
 
+static int job_phase_done(struct mover *m, struct job *j);
+
 /* Every slot of the window is empty on the source and the target owns it: the others are told, not waited for. */
 static int close_window(struct mover *m, struct job *j)
 {
@@ -412,7 +449,12 @@ static int close_window(struct mover *m, struct job *j)
 		l->later += window_size(j);
 	}
 	m->p.slots_done += window_size(j);
-	return res < 0 ? res : job_next_window(m, j);
+	if (res < 0 || !j->prefetched)
+		return res < 0 ? res : job_next_window(m, j);
+	/* the next window's target said IMPORTING already: on to MIGRATING */
+	enter_window(j, &j->after);
+	j->state = J_IMPORTING;
+	return job_phase_done(m, j);
 }
 
 /* The end of a phase: all replies of the window's pipelines are in. */
@@ -456,9 +498,21 @@ static int job_phase_done(struct mover *m, struct job *j)
 	case J_DONE:
 		return 0;
 	}
+	/* the target first; the next window's IMPORTING rides along (a target runs them in order) */
 	j->state = J_NODE_TARGET;
 	res = queue_setslot(m, j, j->to, "NODE", r->peers[j->to].id);
-	return res < 0 ? res : job_flush(m, j, j->to, window_size(j));
+	j->prefetched = res == 0 && window_after(m, j, &j->after);
+	if (j->prefetched)
+		res = queue_setslots(m, j, j->after.to, j->after.first, j->after.last, "IMPORTING",
+				     r->peers[j->from].id);
+	if (res == 0 && j->prefetched && j->after.to != j->to)
+		res = job_flush(m, j, j->after.to, j->after.last - j->after.first + 1);
+	if (res == 0)
+		res = job_flush(m, j, j->to,
+				window_size(j) + (j->prefetched && j->after.to == j->to
+							  ? j->after.last - j->after.first + 1
+							  : 0));
+	return res;
 }
 
 /* A reply of the source to GETKEYSINSLOT (the x-th asked), MIGRATE (x-th) or COUNTKEYSINSLOT (slot offset x). */
@@ -521,6 +575,9 @@ static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 		res = key_reply(m, j, true, false, at, &rep);
 	else if (i == j->from && j->state == J_MIGRATE)
 		res = key_reply(m, j, false, at >= j->migrates, at >= j->migrates ? at - j->migrates : at, &rep);
+	else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
+		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT (slots %u-%u and the next): %s",
+				     name_of(m->r, i, name), j->first, j->last, rep->str);
 	else if (rep->type == REDIS_REPLY_ERROR)
 		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT %u: %s", name_of(m->r, i, name),
 				     l->first + (unsigned)at, rep->str);
