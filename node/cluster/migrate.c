@@ -9,10 +9,11 @@
  * order: SETSLOT NODE on the target first (it bumps its epoch, so a source that dies after this cannot win the slot
  * back), then the source, then the other masters so clients stop being redirected at once.
  *
- * Speed comes from having many slots in flight: each source master has its own connection and a window of up to
- * WINDOW slots open at once, whose GETKEYSINSLOT, MIGRATE and COUNTKEYSINSLOT go out pipelined; the sources run side by
- * side (poll over their connections), so a slow MIGRATE on one master never holds up another. The short SETSLOT
- * round trips go over the peers' own connections, one node at a time.
+ * Speed comes from having many slots in flight: each source master is one job with its own connections (to the
+ * source, the target and the other masters) and a window of up to WINDOW slots open at once, each step of which is
+ * one pipeline for the whole window; the jobs run side by side (poll over all their connections), so a slow MIGRATE
+ * on one master never holds up another. A server runs one client's pipelined MIGRATEs back to back, as many as one
+ * read of its input brings (16 kB), so other clients of a source wait at most that long between two of them.
  *
  * Safety: MIGRATE is never given REPLACE, so a key that already exists on the target stops the move with its name;
  * a slot is given to its target only after COUNTKEYSINSLOT on the source says 0 (a source that still held keys would
@@ -204,9 +205,9 @@ static int name_busy_key(struct cluster_run *r, struct node_conn *src, size_t fr
  *   source: SETSLOT MIGRATING, then GETKEYSINSLOT (same pipeline: the source runs them in order)
  *   source: MIGRATE ... KEYS for every slot with keys, then COUNTKEYSINSLOT for every slot; again for the slots that
  *           still hold keys (GETKEYSINSLOT first)
- *   target: SETSLOT NODE
+ *   target: SETSLOT NODE, and in the same pipeline the next window's SETSLOT IMPORTING
  * then the source and the other masters get SETSLOT NODE without being waited for (their replies are read as they
- * come, before anything sent to them later), and the next window opens at once.
+ * come, before anything sent to them later), and the next window goes on with MIGRATING at once.
  */
 enum job_state {
 	J_IMPORTING,   /* target: IMPORTING */
@@ -383,6 +384,7 @@ static void enter_window(struct job *j, const struct window *w)
 	j->busy = -1;
 	j->rounds = 0;
 	job_free_keys(j);
+	memset(j->left, 0, sizeof(j->left));
 }
 
 /* Opens the job's next window: IMPORTING on the target (MIGRATING on the source follows when it answered). */
