@@ -133,11 +133,12 @@ lint: deps $(BUILD)/.deps-ok
 format:
 	clang-format -i $(C_SOURCES)
 
-bench: $(BUILD)/kvinit
+bench: $(BUILD)/kvinit $(BUILD)/tests/move_slots
 	@tests/deps.sh bench
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/pid1
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/restart
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/formation
+	KVINIT_BIN=$(BUILD)/kvinit KVINIT_MOVE_SLOTS=$(BUILD)/tests/move_slots tests/bench/reshard
 
 install: $(BUILD)/kvinit
 	install -d $(DESTDIR)$(BINDIR)
