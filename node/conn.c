@@ -63,7 +63,19 @@ static void plain_close(struct node_conn *c)
 	(void)c;
 }
 
-static const struct node_transport plain = {.read = plain_read, .write = plain_write, .close = plain_close};
+static size_t plain_pending(const struct node_conn *c)
+{
+	(void)c;
+	return 0;
+}
+
+static const struct node_transport plain = {
+	.read = plain_read, .write = plain_write, .close = plain_close, .pending = plain_pending};
+
+bool node_conn_buffered(const struct node_conn *c)
+{
+	return !c->err && c->transport->pending(c) > 0;
+}
 
 /* ---- connecting ---- */
 

@@ -22,6 +22,8 @@ struct node_transport {
 	ssize_t (*read)(struct node_conn *c, void *buf, size_t len);
 	ssize_t (*write)(struct node_conn *c, const void *buf, size_t len);
 	void (*close)(struct node_conn *c); /* frees transport state; the socket is closed by node_conn_free */
+	/* bytes the transport holds that a read returns without the socket (TLS records already decrypted) */
+	size_t (*pending)(const struct node_conn *c);
 };
 
 struct node_conn {
@@ -52,6 +54,8 @@ int node_append_argv(struct node_conn *c, int argc, const char **argv, const siz
 int node_get_reply(struct node_conn *c, void **reply);
 /* Sends the queued commands without waiting for their replies (REDIS_OK / REDIS_ERR). */
 int node_flush(struct node_conn *c);
+/* Whether a reply may be read without the socket becoming readable: callers that poll() the fd must look first. */
+bool node_conn_buffered(const struct node_conn *c);
 
 /*
  * TLS for every connection of this process (conn_tls.c): the servers' certificates must chain to the CA (file or

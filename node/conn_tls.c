@@ -294,7 +294,16 @@ static void tls_close(struct node_conn *c)
 	c->transport_data = NULL;
 }
 
-static const struct node_transport tls = {.read = tls_read, .write = tls_write, .close = tls_close};
+static size_t tls_pending(const struct node_conn *c)
+{
+	const SSL *ssl = c->transport_data;
+	int n = ssl ? sym_SSL_pending(ssl) : 0;
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+static const struct node_transport tls = {
+	.read = tls_read, .write = tls_write, .close = tls_close, .pending = tls_pending};
 
 static long long now_ms(void)
 {

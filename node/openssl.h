@@ -116,6 +116,7 @@
 	X(SSL_get_verify_result)                                                                                       \
 	X(SSL_is_init_finished)                                                                                        \
 	X(SSL_new)                                                                                                     \
+	X(SSL_pending)                                                                                                 \
 	X(SSL_read)                                                                                                    \
 	X(SSL_set_bio)                                                                                                 \
 	X(SSL_shutdown)                                                                                                \

@@ -651,11 +651,18 @@ static int move_classic(struct mover *m)
 			for (size_t i = 0; i < r->n; i++)
 				if (link_waits(&jobs[k].links[i])) {
 					fds[nfds] = (struct pollfd){.fd = jobs[k].links[i].c->fd, .events = POLLIN};
+					/* TLS may hold a reply's bytes already: the socket then stays quiet */
+					if (node_conn_buffered(jobs[k].links[i].c))
+						fds[nfds].revents = POLLIN;
 					fd_job[nfds++] = k * r->n + i;
 				}
 		if (res < 0 || nfds == 0)
 			break;
-		ready = poll(fds, nfds, 1000);
+		ready = 0;
+		for (size_t f = 0; f < nfds; f++)
+			ready += fds[f].revents != 0;
+		if (ready == 0)
+			ready = poll(fds, nfds, 1000);
 		if (ready < 0 && errno != EINTR)
 			res = init_error_set(r->err, -errno, "poll: %s", strerror(errno));
 		for (size_t f = 0; f < nfds && ready > 0 && res == 0; f++) {
