@@ -304,5 +304,11 @@ struct cluster_run {
 int cluster_plan_peers(const struct cluster_run *r, struct cluster_plan_entry *ret, size_t *ret_same_host,
 		       struct init_error *err);
 int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member);
+/*
+ * The last wait before "cluster ok": every node says cluster_state:ok and cluster_views_agree; a peer that a node has
+ * not heard from yet is asked to MEET it, so the node reads its header at once. -ETIMEDOUT at the deadline, err
+ * naming the first disagreement; progress lines every 3 s.
+ */
+int cluster_wait_agreement(struct cluster_run *r);
 
 #endif
