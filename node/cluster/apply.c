@@ -67,13 +67,15 @@ static void set_node_timeout(struct cluster_run *r, const long long *values)
 	}
 }
 
-/* Every node meets every other it does not know yet, all pipelined. */
+/* Every node meets every other it does not know yet, all pipelined: all MEETs sent before any reply is read. */
 static int meet_all(struct cluster_run *r)
 {
+	_cleanup_free_ size_t *sent = calloc(r->n, sizeof(*sent));
+
+	if (!sent)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct cluster_peer *a = &r->peers[i];
-		size_t sent = 0;
-		int res;
 
 		for (size_t j = 0; j < r->n; j++) {
 			const struct cluster_peer *b = &r->peers[j];
@@ -85,9 +87,12 @@ static int meet_all(struct cluster_run *r)
 			(void)snprintf(port, sizeof(port), "%u", b->meet_port);
 			(void)snprintf(bus, sizeof(bus), "%u", b->meet_bus);
 			(void)node_append_argv(a->ctx, 5, argv, NULL);
-			sent++;
+			sent[i]++;
 		}
-		res = read_replies(r, &r->peers[i], sent, "CLUSTER MEET", NULL);
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		int res = read_replies(r, &r->peers[i], sent[i], "CLUSTER MEET", NULL);
+
 		if (res < 0)
 			return res;
 	}
