@@ -91,6 +91,8 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 				     member, &err);
 	if (res == 0)
 		res = cluster_apply(&r, &d, member);
+	if (res == 0)
+		res = cluster_wait_agreement(&r);
 	if (res == 0) {
 		log_info("cluster ok (%.0f ms)", (double)(init_now_usec() - t0) / 1000.0);
 		print_shape(&r);
