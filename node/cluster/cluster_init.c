@@ -62,8 +62,9 @@ static void print_shape(const struct cluster_run *r)
 static int run(const struct node_options *o, const struct cluster_addr *addrs, size_t n, const struct secrets_value *pw)
 {
 	struct init_error err = {{0}};
-	struct cluster_run r = {.o = o, .n = n, .err = &err};
+	struct cluster_run r = {.o = o, .n = n, .err = &err, .pw = pw};
 	struct cluster_decision d;
+	struct cluster_reshape_job reshape = {0};
 	_cleanup_free_ bool *member = calloc(n, sizeof(*member));
 	_cleanup_free_ struct cluster_plan_entry *plan = calloc(n, sizeof(*plan));
 	struct init_error plan_err;
@@ -90,6 +91,8 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 		res = cluster_decide(r.peers, n, cluster_plan_peers(&r, plan, NULL, &plan_err) >= 0 ? plan : NULL, &d,
 				     member, &err);
 	if (res == 0)
+		res = cluster_reshape_prepare(&r, member, &d, &reshape);
+	if (res == 0)
 		res = cluster_apply(&r, &d, member);
 	if (res == 0) {
 		log_info("cluster ok (%.0f ms)", (double)(init_now_usec() - t0) / 1000.0);
@@ -97,6 +100,7 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 	} else {
 		log_error("cluster-init: %s", err.msg[0] ? err.msg : strerror(-res));
 	}
+	cluster_reshape_job_free(&reshape);
 	cluster_peers_free(r.peers, n);
 	return res;
 }
