@@ -1,0 +1,206 @@
+"""cluster-init reshapes a formed cluster to REDIS_NODES (issue 13), with real server nodes under `kvinit node` on
+127.0.0.1: new masters get an even share of the slots, removed nodes are drained, forgotten and reset, and a
+cluster client (redis-py's RedisCluster, which follows MOVED and ASK itself) writing and reading all along sees no
+failed request. The tests that move slots need the slot mover (node/cluster/migrate.c) and are skipped without it.
+"""
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import LONG
+from nodes import client
+from test_cluster import cluster_client, cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
+
+REPO = Path(__file__).resolve().parents[2]
+needs_mover = pytest.mark.skipif(not (REPO / "node/cluster/migrate.c").exists(),
+                                 reason="the slot mover (node/cluster/migrate.c) is not in this tree")
+
+KEYS = 100_000
+
+
+def addr(n):
+    return f"127.0.0.1:{n.port}"
+
+
+def masters_of(view):
+    return {a: v[2] for a, v in view.items() if v[0] == "master"}
+
+
+def fill(nodes, count=KEYS):
+    rc = cluster_client(nodes)
+    for start in range(0, count, 10_000):
+        pipe = rc.pipeline()
+        for i in range(start, min(start + 10_000, count)):
+            pipe.set(f"k:{i}", f"v{i}")
+        assert all(pipe.execute())
+    rc.close()
+
+
+def check_all(nodes, expected):
+    rc = cluster_client(nodes)
+    keys = list(expected)
+    for start in range(0, len(keys), 10_000):
+        pipe = rc.pipeline()
+        chunk = keys[start:start + 10_000]
+        for k in chunk:
+            pipe.get(k)
+        got = pipe.execute()
+        wrong = [(k, v) for k, v in zip(chunk, got) if v is None or v.decode() != expected[k]]
+        assert not wrong, f"{len(wrong)} keys missing or wrong, first: {wrong[:5]}"
+    rc.close()
+
+
+class Load(threading.Thread):
+    """Writes new keys and reads back earlier ones through one RedisCluster client, as fast as it goes; every
+    request that raises (after the client's own MOVED/ASK handling) is a failure."""
+
+    def __init__(self, nodes):
+        super().__init__(daemon=True)
+        self.rc = cluster_client(nodes)
+        self.written = {}
+        self.failures = []
+        self.requests = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        rnd = random.Random(13)
+        i = 0
+        while not self.stop.is_set():
+            key = f"load:{i}"
+            try:
+                self.rc.set(key, f"w{i}")
+                self.written[key] = f"w{i}"
+                i += 1
+                probe = f"k:{rnd.randrange(KEYS)}"
+                value = self.rc.get(probe)
+                if value is None or value.decode() != "v" + probe[2:]:
+                    self.failures.append((time.monotonic(), "wrong value", probe, value))
+                self.requests += 2
+            except (redis.exceptions.RedisError, OSError) as e:
+                self.failures.append((time.monotonic(), type(e).__name__, key, str(e)))
+                time.sleep(0.01)
+
+    def finish(self):
+        self.stop.set()
+        self.join(30)
+        self.rc.close()
+
+
+def known_nodes(n):
+    return int(client(n.port).execute_command("CLUSTER INFO")["cluster_known_nodes"])
+
+
+def knows(n, other):
+    return addr(other) in client(n.port).execute_command("CLUSTER NODES")
+
+
+@pytest.mark.matrix
+@needs_mover
+def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
+    nodes = start_nodes(6)
+    r = cluster_init(workdir, nodes)
+    assert r.returncode == 0, r.stdout + r.stderr
+    roles(nodes[0].port, 3, nodes)
+    fill(nodes)
+    load = Load(nodes)
+    load.start()
+    try:
+        new = [start_node(), start_node()]
+        t0 = time.monotonic()
+        r = cluster_init(workdir, nodes + new)
+        out_took = time.monotonic() - t0
+        assert r.returncode == 0, r.stdout + r.stderr
+        view = roles(nodes[0].port, 4, nodes + new)
+        shares = masters_of(view)
+        assert len(shares) == 4, view
+        assert sorted(shares.values()) == [4096] * 4, shares
+        assert view[addr(new[0])][0] == "master", view
+        assert view[addr(new[1])][:2] == ("replica", addr(new[0])), view
+
+        t0 = time.monotonic()
+        r = cluster_init(workdir, nodes, REDIS_CLUSTER_ALLOW_REMOVE="yes")
+        in_took = time.monotonic() - t0
+        assert r.returncode == 0, r.stdout + r.stderr
+        view = roles(nodes[0].port, 3, nodes)
+        shares = masters_of(view)
+        assert sorted(shares.values()) == [5461, 5461, 5462], shares
+        assert len(view) == 6, view
+        for n in nodes:
+            assert not any(knows(n, gone) for gone in new), f"{addr(n)} still knows a removed node"
+        for gone in new:
+            assert known_nodes(gone) == 1, f"{addr(gone)} was not reset"
+    finally:
+        load.finish()
+    print(f"\n6 -> 8 nodes in {out_took:.1f} s, 8 -> 6 in {in_took:.1f} s, {KEYS} keys, "
+          f"{load.requests} requests under load, {len(load.failures)} failed")
+    assert not load.failures, load.failures[:10]
+    expected = {f"k:{i}": f"v{i}" for i in range(KEYS)}
+    expected.update(load.written)
+    check_all(nodes, expected)
+
+
+@pytest.mark.matrix
+def test_removal_refused_without_the_option(start_nodes, workdir):
+    nodes = start_nodes(6)
+    assert cluster_init(workdir, nodes).returncode == 0
+    view = roles(nodes[0].port, 3, nodes)
+    gone = next(n for n in nodes if view[addr(n)][0] == "master")
+    kept = [n for n in nodes if n is not gone]
+    r = cluster_init(workdir, kept)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = [line for line in r.stderr.splitlines() if "REDIS_CLUSTER_ALLOW_REMOVE" in line]
+    assert len(lines) == 1, r.stderr
+    assert f"'{addr(gone)}' (master, {view[addr(gone)][2]} slots)" in lines[0], lines[0]
+    assert all(known_nodes(n) == 6 for n in nodes), "nothing may change when cluster-init refuses"
+
+
+@pytest.mark.matrix
+def test_replicas_removed_without_moving_slots(start_nodes, start_node, workdir):
+    """Two replicas left out of REDIS_NODES go: forgotten by every other node, reset; no slot moves."""
+    nodes = start_nodes(6)
+    assert cluster_init(workdir, nodes).returncode == 0
+    extra = [start_node(), start_node()]
+    assert cluster_init(workdir, nodes + extra, REDIS_CLUSTER_REPLICAS="2").returncode == 0
+    roles(nodes[0].port, 5, nodes + extra)
+    before = masters_of(roles(nodes[0].port))
+    r = cluster_init(workdir, nodes, REDIS_CLUSTER_ALLOW_REMOVE="yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 nodes to remove" in r.stderr, r.stderr
+    view = roles(nodes[0].port, 3, nodes)
+    assert masters_of(view) == before
+    for n in nodes:
+        assert not any(knows(n, gone) for gone in extra), f"{addr(n)} still knows a removed node"
+    for gone in extra:
+        assert known_nodes(gone) == 1, f"{addr(gone)} was not reset"
+    # forgotten for good: a minute of gossip would bring them back otherwise (FORGET's ban is 60 s)
+    assert cluster_init(workdir, nodes).returncode == 0
+
+
+@pytest.mark.matrix
+@needs_mover
+def test_rebalance_only_when_asked(start_nodes, workdir):
+    """A cluster whose masters hold uneven shares stays so by default (a line says how to even it), and is evened
+    out with REDIS_CLUSTER_REBALANCE=yes."""
+    nodes = start_nodes(3)
+    assert cluster_init(workdir, nodes, REDIS_CLUSTER_REPLICAS=0).returncode == 0
+    # move 1000 slots from the first master to the second by hand (empty slots: SETSLOT NODE on every node)
+    nodes_by_slot = sorted(nodes, key=lambda n: min(int(s[0]) for s in next(
+        info for info in client(n.port).execute_command("CLUSTER NODES").values() if "myself" in info["flags"]
+    )["slots"]))
+    first, second = nodes_by_slot[0], nodes_by_slot[1]
+    second_id = client(second.port).execute_command("CLUSTER MYID")
+    second_id = second_id.decode() if isinstance(second_id, bytes) else second_id
+    for slot in range(4461, 5461):
+        for n in nodes:
+            client(n.port).execute_command("CLUSTER SETSLOT", slot, "NODE", second_id)
+    r = cluster_init(workdir, nodes, REDIS_CLUSTER_REPLICAS=0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "REDIS_CLUSTER_REBALANCE=yes" in r.stderr, r.stderr
+    r = cluster_init(workdir, nodes, REDIS_CLUSTER_REPLICAS=0, REDIS_CLUSTER_REBALANCE="yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(masters_of(roles(first.port)).values()) == [5461, 5461, 5462]
