@@ -221,9 +221,11 @@ static int plan_removals(struct reshaper *rs, struct cluster_reshape *p, struct 
 		return init_error_set(
 			err, -EINVAL,
 			"refusing to remove %zu node%s that %s in the cluster but not in REDIS_NODES: %s; "
-			"set REDIS_CLUSTER_ALLOW_REMOVE=yes to move their slots to the other masters and "
-			"remove them, or list them in REDIS_NODES",
-			n_refused, plural(n_refused), n_refused == 1 ? "is" : "are", list);
+			"set REDIS_CLUSTER_ALLOW_REMOVE=yes to move %s slots to the other masters and "
+			"remove %s, or list %s in REDIS_NODES",
+			n_refused, plural(n_refused), n_refused == 1 ? "is" : "are", list,
+			n_refused == 1 ? "its" : "their", n_refused == 1 ? "it" : "them",
+			n_refused == 1 ? "it" : "them");
 	}
 	memset(refused, 0, rs->n * sizeof(*refused));
 	n_refused = 0;

@@ -148,7 +148,7 @@ static int replicate(struct cluster_run *r, const struct cluster_reshape_job *jo
 				log_debug("%s: CLUSTER REPLICATE %s: '%s', retrying", name, master_id, rep->str);
 				pending++;
 			} else {
-				log_info("%s %s as a replica of '%.40s'", members ? "re-pointed" : "added", name,
+				log_info("%s '%s' as a replica of '%.40s'", members ? "re-pointed" : "added", name,
 					 master_id);
 			}
 			freeReplyObject(rep);
@@ -230,7 +230,7 @@ static int remove_nodes(struct cluster_run *r, const struct cluster_reshape_job 
 			res = init_error_set(r->err, one ? -EREMOTEIO : -EIO, "%s: CLUSTER RESET HARD: %s", name,
 					     one ? one->str : r->peers[i].ctx->errstr);
 		else
-			log_info("removed %s from the cluster (forgotten by every node, reset)", name);
+			log_info("removed '%s' from the cluster (forgotten by every node, reset)", name);
 		freeReplyObject(one);
 		if (res < 0)
 			return res;
