@@ -286,11 +286,11 @@ enum cluster_reply_kind cluster_reply_kind(const char *error);
 /* ---- carrying a decision out (apply.c) ---- */
 struct cluster_run {
 	const struct node_options *o;
+	const struct secrets_value *pw; /* the nodes' password (data NULL: none): connections and MIGRATE's AUTH */
 	struct cluster_peer *peers;
 	size_t n;
 	uint64_t deadline;
 	struct init_error *err;
-	const struct secrets_value *pw; /* the nodes' password: for nodes met along the way, and MIGRATE's AUTH */
 };
 
 /* cluster_plan for the peers, by their resolved addresses and REDIS_CLUSTER_REPLICAS. */
@@ -302,7 +302,7 @@ int cluster_meet_and_wait(struct cluster_run *r);
 int cluster_wait_ok(struct cluster_run *r, const char *what);
 
 /* ---- moving slots (migrate.c) ---- */
-/* A move of the slot range first..last (inclusive) from master `from` to master `to` (indices into r->peers). */
+/* Slots first..last (inclusive) from master peers[from] to master peers[to]. */
 struct cluster_move {
 	unsigned first, last;
 	size_t from, to;

@@ -62,7 +62,7 @@ static void print_shape(const struct cluster_run *r)
 static int run(const struct node_options *o, const struct cluster_addr *addrs, size_t n, const struct secrets_value *pw)
 {
 	struct init_error err = {{0}};
-	struct cluster_run r = {.o = o, .n = n, .err = &err, .pw = pw};
+	struct cluster_run r = {.o = o, .pw = pw, .n = n, .err = &err};
 	struct cluster_decision d;
 	struct cluster_reshape_job reshape = {0};
 	_cleanup_free_ bool *member = calloc(n, sizeof(*member));
