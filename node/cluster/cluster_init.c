@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `kvinit cluster-init`: wait for REDIS_NODES, look at what they are, and create the cluster, extend it with new
- * empty nodes, finish a half-formed one, or leave a formed one alone (decide.c says which, apply.c does it). Safe
+ * empty nodes, reshape it (new masters, slot moves, removals: reshape.c plans, reshape_apply.c carries out), finish
+ * a half-formed one, or leave a formed one alone (decide.c says which, apply.c does it). Safe
  * to re-run, and two runs at once end in one cluster: the plan is a pure function of REDIS_NODES, so both send the
  * same commands, and a reply saying "already done" is not an error.
  *

@@ -184,8 +184,6 @@ static int move_slots(struct cluster_run *r, const struct cluster_reshape_job *j
 		moves[k] = (struct cluster_move){
 			.first = p->moves[k].first, .last = p->moves[k].last, .from = (size_t)from, .to = (size_t)to};
 	}
-	log_info("moving %u slot%s in %zu range%s", p->slots_moved, plural(p->slots_moved), p->n_moves,
-		 plural(p->n_moves));
 	return cluster_move_slots(r, moves, p->n_moves);
 }
 
@@ -254,6 +252,9 @@ static int carry_out(struct cluster_run *r, const struct cluster_reshape_job *jo
 	res = cluster_meet_and_wait(r);
 	if (res == 0)
 		res = replicate(r, job, false);
+	/* a node that just joined answers CLUSTERDOWN until it is ok, and a target must take MIGRATE's keys */
+	if (res == 0 && p->n_moves)
+		res = cluster_wait_ok(r, "every node to report cluster_state:ok before slots move");
 	if (res == 0)
 		res = move_slots(r, job);
 	if (res == 0 && p->repointed)

@@ -57,15 +57,31 @@ def check_all(nodes, expected):
 
 class Load(threading.Thread):
     """Writes new keys and reads back earlier ones through one RedisCluster client, as fast as it goes; every
-    request that raises (after the client's own MOVED/ASK handling) is a failure."""
+    request that raises (after the client's own MOVED/ASK handling) is a failure.
+
+    Debian's python3-redis 4.3.4 follows an ASK to a node it has not loaded yet with get_node() -> None and dies
+    in its own log line (AttributeError 'server_type', its bug): the request never reached a server. Each such
+    request is counted apart (`client_bug`), the client's topology loaded again, and the request sent again."""
 
     def __init__(self, nodes):
         super().__init__(daemon=True)
         self.rc = cluster_client(nodes)
         self.written = {}
         self.failures = []
+        self.client_bug = 0
         self.requests = 0
         self.stop = threading.Event()
+
+    def request(self, fn, *args):
+        for _ in range(3):
+            try:
+                return fn(*args)
+            except AttributeError as e:
+                if "server_type" not in str(e):
+                    raise
+                self.client_bug += 1
+                self.rc.nodes_manager.initialize()
+        return fn(*args)
 
     def run(self):
         rnd = random.Random(13)
@@ -73,15 +89,15 @@ class Load(threading.Thread):
         while not self.stop.is_set():
             key = f"load:{i}"
             try:
-                self.rc.set(key, f"w{i}")
+                self.request(self.rc.set, key, f"w{i}")
                 self.written[key] = f"w{i}"
                 i += 1
                 probe = f"k:{rnd.randrange(KEYS)}"
-                value = self.rc.get(probe)
+                value = self.request(self.rc.get, probe)
                 if value is None or value.decode() != "v" + probe[2:]:
                     self.failures.append((time.monotonic(), "wrong value", probe, value))
                 self.requests += 2
-            except (redis.exceptions.RedisError, OSError) as e:
+            except Exception as e:  # noqa: BLE001: every failure is counted, none ends the load
                 self.failures.append((time.monotonic(), type(e).__name__, key, str(e)))
                 time.sleep(0.01)
 
@@ -114,6 +130,7 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
         t0 = time.monotonic()
         r = cluster_init(workdir, nodes + new)
         out_took = time.monotonic() - t0
+        print("\n" + r.stderr)
         assert r.returncode == 0, r.stdout + r.stderr
         view = roles(nodes[0].port, 4, nodes + new)
         shares = masters_of(view)
@@ -125,6 +142,7 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
         t0 = time.monotonic()
         r = cluster_init(workdir, nodes, REDIS_CLUSTER_ALLOW_REMOVE="yes")
         in_took = time.monotonic() - t0
+        print(r.stderr)
         assert r.returncode == 0, r.stdout + r.stderr
         view = roles(nodes[0].port, 3, nodes)
         shares = masters_of(view)
@@ -137,7 +155,8 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
     finally:
         load.finish()
     print(f"\n6 -> 8 nodes in {out_took:.1f} s, 8 -> 6 in {in_took:.1f} s, {KEYS} keys, "
-          f"{load.requests} requests under load, {len(load.failures)} failed")
+          f"{load.requests} requests under load, {len(load.failures)} failed "
+          f"({load.client_bug} sent again after redis-py's ASK bug)")
     assert not load.failures, load.failures[:10]
     expected = {f"k:{i}": f"v{i}" for i in range(KEYS)}
     expected.update(load.written)
