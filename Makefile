@@ -47,7 +47,7 @@ MAIN_OBJ  := $(BUILD)/node/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS   := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
-HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h)
+HEADERS   := $(wildcard init/*.h init/*.def node/*.h node/*.def node/*/*.h secrets/*.h tests/unit/*.h)
 # The fuzz targets' build (see "Fuzzing" below): clang, libFuzzer, ASan and UBSan, in a directory of its own.
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
@@ -86,6 +86,12 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkvinit.a $(HEADERS)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
+# move_slots drives the slot mover (node/cluster/migrate.c), so it links the library like the unit tests
+$(BUILD)/tests/move_slots: tests/helpers/move_slots.c $(BUILD)/libkvinit.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libkvinit.a $(KV_LIBS)
+
 $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -D_GNU_SOURCE $(LDFLAGS) -o $@ $<
@@ -110,7 +116,7 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/kvinit $(HELPERS)
 	KVINIT_BIN=$(BUILD)/kvinit KVINIT_PROBE=$(BUILD)/tests/probe $(PYTHON) -m pytest -q tests/integration
 
-C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/helpers/*.c)
+C_SOURCES = $(wildcard init/*.c init/*.h node/*.c node/*.h node/*/*.c node/*/*.h secrets/*.c secrets/*.h images/*.c tests/unit/*.c tests/unit/*.h tests/helpers/*.c)
 SHELL_SCRIPTS = $(shell grep -rlE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh' .ci tests images compose 2>/dev/null)
 
 lint: deps $(BUILD)/.deps-ok

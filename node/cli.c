@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `kvinit cli ARGS`: redis-cli (or valkey-cli) on this node. The password goes to that process alone, in
- * REDISCLI_AUTH, never on a command line where `ps` would show it.
+ * `kvinit cli ARGS`: redis-cli (or valkey-cli) on this node, or in a Sentinel's container (KVINIT_ROLE=sentinel, as
+ * for `kvinit health`) on the Sentinel: its port (REDIS_SENTINEL_PORT_NUMBER) and its own password
+ * (REDIS_SENTINEL_PASSWORD_FILE, else the nodes'). The password goes to that process alone, in REDISCLI_AUTH, never
+ * on a command line where `ps` would show it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,43 +27,51 @@ int node_cli_main(struct node_config *c, char **args)
 {
 	static const char *const where[] = {"-h", "-p", "-u", "-s", NULL};
 	const struct node_options *o = &c->opt;
+	const bool sentinel = node_sentinel_is_role();
+	const struct secrets_value *use;
 	struct secrets_password pw = {0};
+	struct secrets_set own = {0};
 	struct node_server server = {0};
 	struct init_error err;
 	char host[64], port[16], **argv, **env, *auth = NULL;
 	size_t nargs = 0, nenv = 0, a = 0, e = 0;
 
 	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0 ||
+	    (sentinel && node_sentinel_passwords(o, &pw.value, &own, &err) < 0) ||
 	    node_server_detect(o->server_bin, &server, &err) < 0) {
 		log_error("%s", err.msg);
+		secrets_set_wipe(&own);
 		secrets_password_free(&pw);
 		return INIT_EXIT_USAGE;
 	}
 	if (!server.cli_bin) {
 		log_error("no %s next to '%s' or on PATH", server.flavor == NODE_VALKEY ? "valkey-cli" : "redis-cli",
 			  server.server_bin);
+		secrets_set_wipe(&own);
 		secrets_password_free(&pw);
 		node_server_free(&server);
 		return INIT_EXIT_NOTFOUND;
 	}
+	use = sentinel ? &own.value[SECRETS_CURRENT] : &pw.value;
 	while (args[nargs])
 		nargs++;
 	while (environ[nenv])
 		nenv++;
 	argv = calloc(nargs + 6, sizeof(*argv));
 	env = calloc(nenv + 2, sizeof(*env));
-	if (pw.value.data && asprintf(&auth, "REDISCLI_AUTH=%s", pw.value.data) < 0)
+	if (use->data && asprintf(&auth, "REDISCLI_AUTH=%s", use->data) < 0)
 		auth = NULL;
-	if (!argv || !env || (pw.value.data && !auth)) {
+	if (!argv || !env || (use->data && !auth)) {
 		log_error("out of memory");
 		return INIT_EXIT_SYSCALL;
 	}
+	secrets_set_wipe(&own);
 	secrets_password_free(&pw);
 
 	argv[a++] = server.cli_bin;
 	if (!has_arg(args, where)) {
 		node_probe_host(o->bind, host, sizeof(host));
-		(void)snprintf(port, sizeof(port), "%lld", (long long)o->port);
+		(void)snprintf(port, sizeof(port), "%lld", (long long)(sentinel ? o->sentinel_port : o->port));
 		argv[a++] = "-h";
 		argv[a++] = host;
 		argv[a++] = "-p";

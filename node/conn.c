@@ -226,6 +226,11 @@ static int flush(struct node_conn *c)
 	return REDIS_OK;
 }
 
+int node_flush(struct node_conn *c)
+{
+	return c->err ? REDIS_ERR : flush(c);
+}
+
 int node_get_reply(struct node_conn *c, void **reply)
 {
 	char buf[READ_CHUNK];

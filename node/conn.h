@@ -49,6 +49,8 @@ void *node_command_argv(struct node_conn *c, int argc, const char **argv, const 
 /* Pipelining: queue commands, then read their replies in order (REDIS_OK / REDIS_ERR like redisGetReply). */
 int node_append_argv(struct node_conn *c, int argc, const char **argv, const size_t *argvlen);
 int node_get_reply(struct node_conn *c, void **reply);
+/* Sends the queued commands without waiting for their replies (REDIS_OK / REDIS_ERR). */
+int node_flush(struct node_conn *c);
 
 /* For transports: marks the connection failed (kind REDIS_ERR_*, errno saved for REDIS_ERR_IO). */
 void node_conn_fail(struct node_conn *c, int kind, const char *what);

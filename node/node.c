@@ -30,16 +30,7 @@ int node_main(struct node_config *c, char **args)
 	char *text = NULL;
 	int r;
 
-	if (args[0]) {
-		log_error("node: unexpected argument '%s' (settings come from the environment; see kvinit --help)",
-			  args[0]);
-		return INIT_EXIT_USAGE;
-	}
-	r = node_data_dir_pick(c);
-	if (r < 0)
-		r = init_error_set(&err, r, "out of memory");
-	else
-		r = node_setup_prepare(c, &s, &err);
+	r = node_setup_start(c, args, "node", true, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		/* no server to run: a command not found, as for `kvinit run` */
@@ -79,15 +70,7 @@ int node_render_main(struct node_config *c, char **args)
 	char *text = NULL;
 	int r;
 
-	if (args[0]) {
-		log_error("render: unexpected argument '%s'", args[0]);
-		return INIT_EXIT_USAGE;
-	}
-	r = node_data_dir_pick(c);
-	if (r < 0)
-		r = init_error_set(&err, r, "out of memory");
-	else
-		r = node_setup_prepare(c, &s, &err);
+	r = node_setup_start(c, args, "render", true, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return r == -ENOENT ? INIT_EXIT_NOTFOUND : init_exit_status(r, INIT_EXIT_SYSCALL);

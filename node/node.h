@@ -241,6 +241,14 @@ int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_po
  * (including a password file or a server that cannot be used), -ENOMEM. Free *ret_setup with node_setup_free.
  */
 int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err);
+/*
+ * The start of every role that runs or shows a server (node, render, sentinel): no argument (role names the role
+ * in the line that says so: the settings come from the environment), the data dir picked where pick_data_dir
+ * (node_data_dir_pick; the Sentinel keeps its own), then node_setup_prepare. Returns 0, or with one line in err
+ * -E2BIG for an argument, -ENOMEM, or node_setup_prepare's code (-ENOENT: no server binary, the role's 127).
+ */
+int node_setup_start(struct node_config *c, char **args, const char *role, bool pick_data_dir,
+		     struct node_setup *ret_setup, struct init_error *err);
 /* The server's config (node_render), hashes and masterauth <redacted> with redact. -EINVAL or -ENOMEM with err. */
 int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err);
 /* Wipes (it holds masterauth) and frees a rendered config; NULL is fine. */
@@ -301,6 +309,13 @@ int node_readdress_run(const struct node_options *o, const struct secrets_value 
 struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
+/*
+ * ACL SETUSER default [resetpass] #<hash>...: the server at ctx (a node, or a Sentinel) accepts every password of
+ * rot, and with exact no other. 0, or -EREMOTEIO (refused) or -EIO (no answer) with one line in err.
+ */
+struct node_conn;
+int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
+			      struct init_error *err);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 /*
  * A master restarted after crashes ends in a row (failover.c): once it answers, within window_usec, it hands its

@@ -55,8 +55,8 @@ static struct node_conn *connect_local(const struct node_options *o, const struc
 	}
 }
 
-/* ACL SETUSER default [resetpass] #<hash>... */
-static int set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact, struct init_error *err)
+int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
+			      struct init_error *err)
 {
 	const char *argv[3 + 1 + SECRETS_MAX_ACCEPTED];
 	char rules[SECRETS_MAX_ACCEPTED][66];
@@ -179,11 +179,11 @@ int node_rotate_apply(const struct node_options *o, const struct secrets_rotatio
 	}
 	cur = &rot->entry[rot->current];
 	ctx = connect_local(o, rot, login, n_login);
-	r = set_passwords(ctx, rot, false, &err);
+	r = node_rotate_set_passwords(ctx, rot, false, &err);
 	if (r == 0)
 		r = switch_masterauth(ctx, &cur->value, cur->hash, &err);
 	if (r == 0)
-		r = set_passwords(ctx, rot, true, &err);
+		r = node_rotate_set_passwords(ctx, rot, true, &err);
 	node_conn_free(ctx);
 	if (r < 0)
 		log_error("password rotation: %s", err.msg);

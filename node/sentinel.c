@@ -332,12 +332,7 @@ int node_sentinel_main(struct node_config *c, char **args)
 	char *text = NULL;
 	int r;
 
-	if (args[0]) {
-		log_error("sentinel: unexpected argument '%s' (settings come from the environment; see kvinit --help)",
-			  args[0]);
-		return INIT_EXIT_USAGE;
-	}
-	r = node_setup_prepare(c, &s, &err);
+	r = node_setup_start(c, args, "sentinel", false, &s, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return r == -ENOENT ? INIT_EXIT_NOTFOUND : init_exit_status(r, INIT_EXIT_SYSCALL);

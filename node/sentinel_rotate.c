@@ -54,30 +54,14 @@ static struct node_conn *connect_local(const struct sentinel_run *run)
 	}
 }
 
-/* ACL SETUSER default [resetpass] #<hash>...: the Sentinel's own passwords. */
+/* The Sentinel accepts its own passwords (node_rotate_set_passwords); says why when it does not. */
 static int set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact)
 {
-	const char *argv[4 + SECRETS_MAX_ACCEPTED];
-	char rules[SECRETS_MAX_ACCEPTED][66];
-	redisReply *reply;
-	int argc = 0, r = 0;
+	struct init_error err = {{0}};
+	int r = node_rotate_set_passwords(ctx, rot, exact, &err);
 
-	argv[argc++] = "ACL";
-	argv[argc++] = "SETUSER";
-	argv[argc++] = "default";
-	if (exact)
-		argv[argc++] = "resetpass";
-	for (size_t i = 0; i < rot->n; i++) {
-		(void)snprintf(rules[i], sizeof(rules[i]), "#%s", rot->entry[i].hash);
-		argv[argc++] = rules[i];
-	}
-	reply = node_command_argv(ctx, argc, argv, NULL);
-	if (!reply || reply->type == REDIS_REPLY_ERROR) {
-		log_error("password rotation: ACL SETUSER default on the Sentinel failed: %s",
-			  reply ? reply->str : ctx->errstr);
-		r = -EIO;
-	}
-	freeReplyObject(reply);
+	if (r < 0)
+		log_error("password rotation: on the Sentinel: %s", err.msg);
 	return r;
 }
 

@@ -15,6 +15,8 @@ extern char **environ;
 /*
  * Directives kvinit renders that only some servers know: the first release of each flavor that knows them, 0 for a
  * flavor that has none. Valkey forked from Redis 7.2.4 and knows what that knew; availability-zone is Valkey's own.
+ * Valkey 9.0's `shutdown-on-sigterm failover` is not here on purpose: kvinit's own handover on stop is the faster
+ * (failover.c has the figures), so no server version gets it rendered.
  */
 static const struct {
 	const char *name;

@@ -201,6 +201,22 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 	return 0;
 }
 
+int node_setup_start(struct node_config *c, char **args, const char *role, bool pick_data_dir,
+		     struct node_setup *ret_setup, struct init_error *err)
+{
+	int r;
+
+	if (args[0])
+		return init_error_set(
+			err, -E2BIG,
+			"%s: unexpected argument '%s' (settings come from the environment; see kvinit --help)", role,
+			args[0]);
+	r = pick_data_dir ? node_data_dir_pick(c) : 0;
+	if (r < 0)
+		return init_error_set(err, r, "out of memory");
+	return node_setup_prepare(c, ret_setup, err);
+}
+
 int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err)
 {
 	const struct node_options *o = &s->c->opt;

@@ -56,7 +56,7 @@ for name in "${names[@]}"; do
 		-m matrix --server="$name" ${PYTEST_ARGS:-} tests/integration) >"$log" 2>&1
 	rc=$?
 	took=$(since "$t0")
-	grep -E '^(formation|write gap|kill -9|kubernetes step|grace 0|all 6 nodes moved|6-node cluster|replica links|a restarted replica)' "$log" || true
+	grep -E '^(formation|write gap|stop gap|kill -9|kubernetes step|grace 0|all 6 nodes moved|6-node cluster|replica links|a restarted replica)' "$log" || true
 	grep -E '^(FAILED|ERROR|XPASS)|^(=+ )?[0-9]+ (passed|failed|error)' "$log" || true
 	line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error|xfailed|deselected)' "$log" | tail -n1)
 	p=0 f=0 s=0

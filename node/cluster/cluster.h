@@ -308,9 +308,50 @@ struct cluster_move {
 	size_t from, to;
 };
 
+/*
+ * Moves the slots with their keys, online. Where every master involved has atomic slot migration (Valkey >= 9.0:
+ * CLUSTER GETSLOTMIGRATIONS answers), one CLUSTER MIGRATESLOTS per source; elsewhere SETSLOT IMPORTING/MIGRATING,
+ * MIGRATE ... KEYS in batches (never REPLACE: a key on both ends is an error naming it), every source master at
+ * once, and each slot closed in the safe order (SETSLOT NODE on the target, the source, the other masters).
+ * Progress lines at most once a second. Needs r->peers inspected (ids, is_master, meet addresses) and r->pw.
+ */
 int cluster_move_slots(struct cluster_run *r, const struct cluster_move *moves, size_t n_moves);
-/* Finishes the slots an interrupted run left importing or migrating. */
+/*
+ * Finishes every slot left importing or migrating (an interrupted run, a restarted node), like
+ * `redis-cli --cluster fix`, moving keys to the slot's keeper (cluster_fix_keeper) so none is lost; waits for
+ * atomic migrations still running. Returns the number of slots it closed.
+ */
 int cluster_fix_open_slots(struct cluster_run *r);
+
+/* A slot open on a node, from the node's own line of its CLUSTER NODES ("[N->-<id>]", "[N-<-<id>]"). */
+struct cluster_open_slot {
+	unsigned slot;
+	bool importing;			/* else migrating */
+	char other[CLUSTER_ID_LEN + 1]; /* the node it is migrating to or importing from */
+};
+
+/*
+ * The open slots of the node whose CLUSTER NODES this is (its myself line), the first max of them into ret (may be
+ * NULL with max 0); returns how many it has, even beyond max, or -EBADMSG for a text that is not CLUSTER NODES.
+ */
+int cluster_open_slots(const char *nodes_text, struct cluster_open_slot *ret, size_t max, struct init_error *err);
+
+/* One master's side of an open slot, for cluster_fix_keeper. */
+struct cluster_slot_side {
+	bool claims;	/* its own line serves the slot */
+	bool migrating; /* [N->-<other>] */
+	bool importing; /* [N-<-<other>] */
+	int other;	/* peer index of the other end, -1 when not one of the masters */
+	long long keys; /* CLUSTER COUNTKEYSINSLOT */
+};
+
+/*
+ * Which of n masters keeps an open slot (pure): the target of the one migration when exactly one node migrates it to
+ * a master we know (the interrupted move goes forward); else the one master that claims it; else, among the
+ * claimants (or, with none, all), the one with the most keys, an importing node first on a tie. -1 when no master
+ * claims it, none holds a key and none imports it.
+ */
+int cluster_fix_keeper(const struct cluster_slot_side *sides, size_t n);
 
 /* ---- reshaping a formed cluster (reshape.c): pure ---- */
 /* A node of the formed cluster, or a new one: what the reshaping plan starts from. */

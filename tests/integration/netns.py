@@ -107,3 +107,15 @@ def start_node_in(launch, workdir, ns, port=None, wait=True, **extra):
     if wait:
         wait_until(lambda: ns.call(answers, port), LONG, f"node on {port} to answer PING", launched=launched)
     return launched
+
+
+def form_in(ns, workdir, addresses, replicas):
+    """`kvinit cluster-init` in namespace ns over addresses (host:port), asserting it succeeds."""
+    from conftest import LONG, KVINIT_BIN
+    from nodes import secret_file
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KVINIT_", "REDIS_"))}
+    env.update(REDIS_PASSWORD_FILE=str(secret_file(workdir, name="init_password")), REDIS_NODES=",".join(addresses),
+               REDIS_CLUSTER_REPLICAS=str(replicas), KVINIT_INIT_TIMEOUT="60s")
+    r = ns.run([KVINIT_BIN, "cluster-init"], env=env, capture_output=True, text=True, timeout=LONG + 30)
+    assert r.returncode == 0, r.stdout + r.stderr

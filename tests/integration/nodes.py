@@ -1,6 +1,8 @@
 """Starting real server nodes under `kvinit node` (PID 1 of a PID namespace), all on 127.0.0.1: the host's redis-server,
 or the server of the matrix that --server names (conftest.SERVER)."""
 
+import hashlib
+import inspect
 import os
 import pwd
 import random
@@ -65,6 +67,34 @@ def node_env(workdir, port, **extra):
 
 def client(port, password=PASSWORD, **kw):
     return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2, socket_connect_timeout=2, **kw)
+
+
+def sha(password):
+    """The sha256 hex of a password, as ACL rules and kvinit's log lines (#<first 8>) name it."""
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+# redis-py 5 and later (trixie's, on the matrix runs) send CLIENT SETINFO when they connect, before anything else: a
+# server that knows it (Redis >= 7.2, Valkey) answers NOAUTH on a connection not yet authenticated, and the client
+# gives up. accepts() authenticates by hand, so its connection must not send it.
+NO_CLIENT_SETINFO = ({"lib_name": None, "lib_version": None}
+                     if "lib_name" in inspect.signature(redis.Redis.__init__).parameters else {})
+
+
+def accepts(port, password, host="127.0.0.1"):
+    """True when the server (a node or a Sentinel) answers OK to AUTH with `password`, False when it refuses it
+    (WRONGPASS). A server that does not answer at all fails the test: it must not pass for one that refuses."""
+    c = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, **NO_CLIENT_SETINFO)
+    try:
+        return bool(c.execute_command("AUTH", password))
+    except redis.exceptions.AuthenticationError:
+        return False
+    except redis.exceptions.ResponseError as e:
+        if str(e).startswith("WRONGPASS"):
+            return False
+        raise
+    finally:
+        c.close()
 
 
 def answers(port, password=PASSWORD):

@@ -332,6 +332,17 @@ def test_cluster_heals_when_every_node_moved(start_node, workdir):
 # --------------------------------------------------------------------------- graceful failover on stop
 
 
+def stop_while_writing(writer, master):
+    """Starts the writer, stops `master` with SIGTERM (it must exit 0), and stops the writer a second later."""
+    writer.start()
+    wait_until(lambda: len(writer.acked) > 50, SHORT, "the writer to get going")
+    master.send(signal.SIGTERM)
+    assert master.wait(SHORT) == 0, master.describe()
+    time.sleep(1)
+    writer.stop.set()
+    writer.join(SHORT)
+
+
 @pytest.mark.matrix
 def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     nodes = start_nodes(6)
@@ -340,13 +351,7 @@ def test_sigterm_of_a_master_hands_its_slots_over(start_nodes, workdir):
     writer = Writer([("127.0.0.1", n.port) for n in nodes], lambda host, port: client(port))
     owner_port = writer.owner()[1]
     owner = next(n for n in nodes if n.port == owner_port)
-    writer.start()
-    wait_until(lambda: len(writer.acked) > 50, SHORT, "the writer to get going")
-    owner.send(signal.SIGTERM)
-    assert owner.wait(SHORT) == 0, owner.describe()
-    time.sleep(1)
-    writer.stop.set()
-    writer.join(SHORT)
+    stop_while_writing(writer, owner)
     gap = writer.gap()
     print(f"\nwrite gap during a graceful stop of a master: {gap * 1000:.0f} ms; {writer.summary()}")
     took = re.search(r"took over in (\d+) ms", owner.stderr)

@@ -9,18 +9,10 @@ import os
 import time
 
 from conftest import LONG, KVINIT_BIN, wait_until
-from netns import netns, start_node_in, veth  # noqa: F401 (netns is a fixture)
-from nodes import client, node_env, secret_file
+from netns import form_in, netns, start_node_in, veth  # noqa: F401 (netns is a fixture)
+from nodes import client, node_env
 
 TIMEOUT = {"REDIS_CLUSTER_NODE_TIMEOUT": 1000}
-
-
-def form_in(ns, workdir, addresses, replicas):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KVINIT_", "REDIS_"))}
-    env.update(REDIS_PASSWORD_FILE=str(secret_file(workdir, name="init_password")), REDIS_NODES=",".join(addresses),
-               REDIS_CLUSTER_REPLICAS=str(replicas), KVINIT_INIT_TIMEOUT="60s")
-    r = ns.run([KVINIT_BIN, "cluster-init"], env=env, capture_output=True, text=True, timeout=LONG + 30)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def view_of(port, node_id):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from netns import netns, start_node_in, veth  # noqa: F401 (netns is a fixture)
+from netns import form_in, netns, start_node_in, veth  # noqa: F401 (netns is a fixture)
 from nodes import client, cluster_ok, make_start_node, node_env, own_all_slots, secret_file
 
 
@@ -41,14 +41,6 @@ def form(workdir, nodes, replicas):
                REDIS_NODES=",".join(f"127.0.0.1:{n.port}" for n in nodes), REDIS_CLUSTER_REPLICAS=str(replicas),
                KVINIT_INIT_TIMEOUT="60s")
     r = subprocess.run([str(KVINIT_BIN), "cluster-init"], env=env, capture_output=True, text=True, timeout=LONG + 30)
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def form_in(ns, workdir, addresses, replicas):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KVINIT_", "REDIS_"))}
-    env.update(REDIS_PASSWORD_FILE=str(secret_file(workdir, name="init_password")), REDIS_NODES=",".join(addresses),
-               REDIS_CLUSTER_REPLICAS=str(replicas), KVINIT_INIT_TIMEOUT="60s")
-    r = ns.run([KVINIT_BIN, "cluster-init"], env=env, capture_output=True, text=True, timeout=LONG + 30)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -7,8 +7,6 @@ swapped in under the `..data` symlink), once on a single compose secret file ove
 never killed: a connection authenticated with A before the rotation still answers after A is refused.
 """
 
-import hashlib
-import inspect
 import mmap
 import os
 import re
@@ -18,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from nodes import PASSWORD, client, free_port, node_env, secret_file
+from nodes import PASSWORD, accepts, client, free_port, node_env, secret_file, sha
 from test_cluster import cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
 
 A = PASSWORD
@@ -35,34 +32,7 @@ AT_ONCE = 2.0
 ROTATION_LINE = re.compile(r"password rotation: accepting ((?:#[0-9a-f]{8} ?)+), sending #([0-9a-f]{8})")
 
 
-def sha(password):
-    return hashlib.sha256(password.encode()).hexdigest()
-
-
 # --------------------------------------------------------------------------- who accepts what
-
-
-# redis-py 5 and later (trixie's, on the matrix runs) send CLIENT SETINFO when they connect, before anything else: a
-# server that knows it (Redis >= 7.2, Valkey) answers NOAUTH on a connection not yet authenticated, and the client
-# gives up. accepts() authenticates by hand, so its connection must not send it.
-NO_CLIENT_SETINFO = ({"lib_name": None, "lib_version": None}
-                     if "lib_name" in inspect.signature(redis.Redis.__init__).parameters else {})
-
-
-def accepts(port, password):
-    """True when the node answers OK to AUTH with `password`, False when it refuses it (WRONGPASS). A node that does
-    not answer at all fails the test: it must not pass for one that refuses."""
-    c = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2, **NO_CLIENT_SETINFO)
-    try:
-        return bool(c.execute_command("AUTH", password))
-    except redis.exceptions.AuthenticationError:
-        return False
-    except redis.exceptions.ResponseError as e:
-        if str(e).startswith("WRONGPASS"):
-            return False
-        raise
-    finally:
-        c.close()
 
 
 def accepting(nodes, password):

@@ -7,8 +7,8 @@ client writing every 10 ms, across a SIGTERM of the primary's kvinit (kvinit ask
 first) and across a plain SIGTERM (the Sentinels notice after down-after-milliseconds and elect a leader).
 """
 
-import hashlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from nodes import PASSWORD, free_port, node_env, secret_file, server_pid
+from nodes import PASSWORD, accepts, free_port, node_env, secret_file, server_pid, sha
 import sentinel_writer
 from sentinel_writer import AddrWriter, Writer
 
@@ -28,28 +28,9 @@ SET = "mymaster"
 NEW = "n3w p4ss: 'single' quotes, \"double\", $dollar and \\ backslash"
 
 
-def sha(password):
-    return hashlib.sha256(password.encode()).hexdigest()
-
-
 def connect(port, password=PASSWORD, host="127.0.0.1", timeout=2):
     return redis.Redis(host=host, port=port, password=password, socket_timeout=timeout,
                        socket_connect_timeout=timeout)
-
-
-def accepts(port, password, host="127.0.0.1"):
-    """AUTH with password: True on OK, False on WRONGPASS; a server that does not answer fails the test."""
-    c = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        return bool(c.execute_command("AUTH", password))
-    except redis.exceptions.AuthenticationError:
-        return False
-    except redis.exceptions.ResponseError as e:
-        if str(e).startswith("WRONGPASS"):
-            return False
-        raise
-    finally:
-        c.close()
 
 
 def info(port, password=PASSWORD, section="replication"):
@@ -395,6 +376,27 @@ def test_own_sentinel_password_file(launch, workdir):
     # the environment names port 1; the Sentinels, asked with their own password, name the real primary
     wait_replica_of(t, b, t.nodes["a"].port)
     assert f"the Sentinels name '127.0.0.1:{t.nodes['a'].port}' the primary" in b.stderr, b.stderr[-2000:]
+
+
+def test_cli_in_a_sentinel_container_talks_to_the_sentinel(launch, workdir):
+    """`kvinit cli` where KVINIT_ROLE=sentinel (a Sentinel's container, as for `kvinit health`) talks to the Sentinel:
+    its port (REDIS_SENTINEL_PORT_NUMBER, not REDIS_PORT_NUMBER, which here names a node) and its own password."""
+    t = Topology(launch, workdir)
+    own = secret_file(workdir, "sentinel only", name="sentinel_password")
+    t.own_password = "sentinel only"
+    a = t.start_node("a", "primary", REDIS_SENTINEL_PASSWORD_FILE=own)
+    t.start_sentinel(0, REDIS_SENTINEL_PASSWORD_FILE=own)
+    env = {**os.environ, **t.sentinel_env(0, REDIS_SENTINEL_PASSWORD_FILE=own, REDIS_PORT_NUMBER=a.port),
+           "KVINIT_ROLE": "sentinel"}
+    env = {k: v for k, v in env.items() if v is not None}
+    r = subprocess.run([str(KVINIT_BIN), "cli", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SET], env=env,
+                       capture_output=True, text=True, timeout=SHORT)
+    assert r.returncode == 0 and r.stdout.split() == ["127.0.0.1", str(a.port)], (r.stdout, r.stderr)
+    # the server it reached says it is that Sentinel
+    r = subprocess.run([str(KVINIT_BIN), "cli", "INFO", "server"], env=env, capture_output=True, text=True,
+                       timeout=SHORT)
+    assert r.returncode == 0 and re.search(r"(redis|server)_mode:sentinel", r.stdout), (r.stdout[-1000:], r.stderr)
+    assert f"tcp_port:{t.sentinel_ports[0]}" in r.stdout, r.stdout[-1000:]
 
 
 def test_sentinel_restarted_at_a_new_address_rejoins(topology):

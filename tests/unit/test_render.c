@@ -14,10 +14,7 @@
 #include "node.h"
 
 #include "../ref_splitargs.h"
-
-#ifndef GOLDEN_DIR
-#define GOLDEN_DIR "tests/golden"
-#endif
+#include "golden.h"
 
 static const char *const hashes[] = {"5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
 				     "6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"};
@@ -46,33 +43,6 @@ static void fixture_init(struct fixture *fx, char **env, unsigned version, enum 
 		.n_hashes = 1,
 		.masterauth = "password",
 	};
-}
-
-static void compare_golden(const char *name, const char *text)
-{
-	char path[256], want[16384];
-	size_t n;
-	FILE *f;
-
-	(void)snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, name);
-	if (getenv("UPDATE_GOLDEN")) {
-		const char *ci = getenv("CI");
-
-		if (ci && strcmp(ci, "true") == 0)
-			fail_msg("UPDATE_GOLDEN is refused when CI=true: a CI run never rewrites %s", path);
-		f = fopen(path, "w");
-		assert_non_null(f);
-		(void)fputs(text, f);
-		assert_int_equal(fclose(f), 0);
-	}
-	f = fopen(path, "r");
-	if (!f)
-		fail_msg("golden file %s missing (run with UPDATE_GOLDEN=1 once)", path);
-	n = fread(want, 1, sizeof(want) - 1, f);
-	want[n] = '\0';
-	(void)fclose(f);
-	if (strcmp(want, text) != 0)
-		fail_msg("%s differs:\n--- want\n%s--- got\n%s", path, want, text);
 }
 
 static void render_case(const char *golden, char **env, unsigned version, enum node_flavor flavor,

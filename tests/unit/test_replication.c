@@ -13,10 +13,7 @@
 #include <cmocka.h>
 
 #include "node.h"
-
-#ifndef GOLDEN_DIR
-#define GOLDEN_DIR "tests/golden"
-#endif
+#include "golden.h"
 
 static const char *const hashes[] = {"5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"};
 
@@ -28,29 +25,6 @@ static int load(struct node_config *c, char **env, struct init_error *err)
 	assert_int_equal(node_config_defaults(c, err), 0);
 	r = init_config_load(&c->core, 0, NULL, &argind, env, err);
 	return r;
-}
-
-static void compare_golden(const char *name, const char *text)
-{
-	char path[256], want[16384];
-	size_t n;
-	FILE *f;
-
-	(void)snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, name);
-	if (getenv("UPDATE_GOLDEN")) {
-		f = fopen(path, "w");
-		assert_non_null(f);
-		(void)fputs(text, f);
-		assert_int_equal(fclose(f), 0);
-	}
-	f = fopen(path, "r");
-	if (!f)
-		fail_msg("golden file %s missing (run with UPDATE_GOLDEN=1 once)", path);
-	n = fread(want, 1, sizeof(want) - 1, f);
-	want[n] = '\0';
-	(void)fclose(f);
-	if (strcmp(want, text) != 0)
-		fail_msg("%s differs:\n--- want\n%s--- got\n%s", path, want, text);
 }
 
 static void render_case(const char *golden, char **env, const char *replicaof_host, unsigned replicaof_port)

@@ -13,10 +13,7 @@
 #include <cmocka.h>
 
 #include "node.h"
-
-#ifndef GOLDEN_DIR
-#define GOLDEN_DIR "tests/golden"
-#endif
+#include "golden.h"
 
 static const char *const hashes[] = {"5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
 				     "6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"};
@@ -50,29 +47,6 @@ static const char *const learned =
 	"sentinel known-sentinel mymaster sentinel-2 26380 1e8b6a3a5f1f2a0a58f8d3a5b7e1c4d2e9f0a1b2\n"
 	"sentinel monitor other 10.0.0.9 6379 2\n"
 	"sentinel auth-pass other keep-this\n";
-
-static void compare_golden(const char *name, const char *text)
-{
-	char path[256], want[16384];
-	size_t n;
-	FILE *f;
-
-	(void)snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, name);
-	if (getenv("UPDATE_GOLDEN")) {
-		f = fopen(path, "w");
-		assert_non_null(f);
-		(void)fputs(text, f);
-		assert_int_equal(fclose(f), 0);
-	}
-	f = fopen(path, "r");
-	if (!f)
-		fail_msg("golden file %s missing (run with UPDATE_GOLDEN=1 once)", path);
-	n = fread(want, 1, sizeof(want) - 1, f);
-	want[n] = '\0';
-	(void)fclose(f);
-	if (strcmp(want, text) != 0)
-		fail_msg("%s differs:\n--- want\n%s--- got\n%s", path, want, text);
-}
 
 /* The config for env over old; 0, or the code with err. */
 static int render(char **env, const char *old, bool redact, char **ret_text, struct init_error *err)

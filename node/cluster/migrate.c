@@ -1,0 +1,1094 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Moving slots between masters while clients use them, and finishing moves that an earlier run left half done.
+ *
+ * Two protocols. Where every master involved has atomic slot migration (Valkey >= 9.0, found by asking for
+ * CLUSTER GETSLOTMIGRATIONS, which older servers do not know), each source gets one CLUSTER MIGRATESLOTS for all of
+ * its moves and the server does the rest; kvinit only watches the jobs. Elsewhere the classic protocol: the target
+ * imports, the source migrates, MIGRATE ... KEYS carries the keys in batches, and the slot is closed in the safe
+ * order: SETSLOT NODE on the target first (it bumps its epoch, so a source that dies after this cannot win the slot
+ * back), then the source, then the other masters so clients stop being redirected at once.
+ *
+ * Speed comes from having many slots in flight: each source master has its own connection and a window of up to
+ * WINDOW slots open at once, whose GETKEYSINSLOT, MIGRATE and COUNTKEYSINSLOT go out pipelined; the sources run side by
+ * side (poll over their connections), so a slow MIGRATE on one master never holds up another. The short SETSLOT
+ * round trips go over the peers' own connections, one node at a time.
+ *
+ * Safety: MIGRATE is never given REPLACE, so a key that already exists on the target stops the move with its name;
+ * a slot is given to its target only after COUNTKEYSINSLOT on the source says 0 (a source that still held keys would
+ * drop them when it learns it lost the slot); a slot in MIGRATING state cannot gain keys on the source (writes to a
+ * missing key are sent to the target with ASK), so 0 stays 0. A run that dies leaves slots open, which
+ * cluster_fix_open_slots finishes.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define WINDOW		   128	/* slots one source has open at once */
+#define KEYS_BATCH	   1000 /* keys per GETKEYSINSLOT, and so per MIGRATE */
+/*
+ * MIGRATE's timeout bounds each of its socket operations, among them writing a batch's whole payload to the target
+ * and waiting for the target to restore a key: 60 s covers a key of hundreds of megabytes on a slow network (a
+ * 50 MB hash takes about a second on loopback). kvinit's own connection to the source waits longer than that.
+ */
+#define MIGRATE_TIMEOUT_MS 60000
+#define SOURCE_TIMEOUT_SEC (MIGRATE_TIMEOUT_MS / 1000 + 15)
+#define COMMAND_TIMEOUT_MS 5000
+#define POLL_MS		   20
+#define NAME_LEN	   (CLUSTER_HOST_MAX + 16)
+#define LOST_MASTER	   "ERR Please use SETSLOT only with masters" /* a source that gave its last slot away */
+
+struct progress {
+	uint64_t t0, next;
+	unsigned slots_total, slots_done;
+	unsigned long long keys;
+};
+
+static void progress_line(struct progress *p, bool last)
+{
+	uint64_t now = init_now_usec();
+	double secs = (double)(now - p->t0) / 1e6;
+
+	if (!last && now < p->next)
+		return;
+	p->next = now + USEC_PER_SEC;
+	log_info("%s %u of %u slots, %llu keys moved, %.0f keys/s (%.1f s)",
+		 last ? "moved" : "moving slots:", p->slots_done, p->slots_total, p->keys,
+		 secs > 0 ? (double)p->keys / secs : 0.0, secs);
+}
+
+static int check_deadline(const struct cluster_run *r)
+{
+	if (init_now_usec() < r->deadline)
+		return 0;
+	return init_error_set(r->err, -ETIMEDOUT, "timed out moving slots");
+}
+
+static const char *name_of(const struct cluster_run *r, size_t i, char *buf)
+{
+	cluster_peer_name(&r->peers[i], buf, NAME_LEN);
+	return buf;
+}
+
+/*
+ * CLUSTER SETSLOT <slot> <verb> [id] for slots first..last on peer i, pipelined. An error reply fails it unless it
+ * starts with ok_error; the replies are all read either way.
+ */
+static int setslot(struct cluster_run *r, size_t i, unsigned first, unsigned last, const char *verb, const char *id,
+		   const char *ok_error)
+{
+	struct node_conn *c = r->peers[i].ctx;
+	char slot[8], name[NAME_LEN];
+	int res = 0;
+
+	for (unsigned s = first; s <= last; s++) {
+		const char *argv[] = {"CLUSTER", "SETSLOT", slot, verb, id};
+
+		(void)snprintf(slot, sizeof(slot), "%u", s);
+		(void)node_append_argv(c, id ? 5 : 4, argv, NULL);
+	}
+	for (unsigned s = first; s <= last; s++) {
+		redisReply *rep = NULL;
+
+		if (node_get_reply(c, (void **)&rep) != REDIS_OK || !rep)
+			return init_error_set(r->err, -EIO, "%s: CLUSTER SETSLOT %s: %s", name_of(r, i, name), verb,
+					      c->errstr);
+		if (rep->type == REDIS_REPLY_ERROR && res == 0 &&
+		    !(ok_error && strncmp(rep->str, ok_error, strlen(ok_error)) == 0))
+			res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT %u %s: %s", name_of(r, i, name),
+					     s, verb, rep->str);
+		freeReplyObject(rep);
+	}
+	return res;
+}
+
+/* Queues MIGRATE of the keys of one slot (a GETKEYSINSLOT reply) from c to peer `to`, never with REPLACE. */
+static int append_migrate(const struct cluster_run *r, struct node_conn *c, size_t to, const redisReply *keys)
+{
+	const struct cluster_peer *t = &r->peers[to];
+	size_t argc = 0, n = keys->elements + 9;
+	_cleanup_free_ const char **argv = calloc(n, sizeof(*argv));
+	_cleanup_free_ size_t *len = calloc(n, sizeof(*len));
+	char port[8], timeout[16];
+
+	if (!argv || !len)
+		return -ENOMEM;
+	(void)snprintf(port, sizeof(port), "%u", t->meet_port);
+	(void)snprintf(timeout, sizeof(timeout), "%d", MIGRATE_TIMEOUT_MS);
+	argv[argc++] = "MIGRATE";
+	argv[argc++] = t->meet_ip;
+	argv[argc++] = port;
+	argv[argc++] = "";
+	argv[argc++] = "0";
+	argv[argc++] = timeout;
+	if (r->pw && r->pw->data) {
+		argv[argc++] = "AUTH";
+		argv[argc] = r->pw->data;
+		len[argc++] = r->pw->len;
+	}
+	argv[argc++] = "KEYS";
+	for (size_t k = 0; k < keys->elements; k++) {
+		argv[argc] = keys->element[k]->str;
+		len[argc++] = keys->element[k]->len;
+	}
+	for (size_t a = 0; a < argc; a++)
+		if (!len[a])
+			len[a] = strlen(argv[a]);
+	return node_append_argv(c, (int)argc, argv, len) == REDIS_OK ? 0 : -EIO;
+}
+
+/* Reads one integer reply to a pipelined command: its value, or -1. */
+static long long read_integer(struct node_conn *c)
+{
+	redisReply *rep = NULL;
+	long long v = -1;
+
+	if (node_get_reply(c, (void **)&rep) == REDIS_OK && rep && rep->type == REDIS_REPLY_INTEGER)
+		v = rep->integer;
+	freeReplyObject(rep);
+	return v;
+}
+
+/*
+ * After MIGRATE answered BUSYKEY: the keys of the batch that are on both ends (MIGRATE deleted from the source every
+ * key that it moved, so these are the ones the target refused), the first named in err.
+ */
+static int name_busy_key(struct cluster_run *r, struct node_conn *src, size_t from, size_t to, unsigned slot,
+			 const redisReply *keys)
+{
+	struct node_conn *t = r->peers[to].ctx;
+	char a[NAME_LEN], b[NAME_LEN];
+	size_t both = 0, first = 0;
+
+	for (size_t k = 0; k < keys->elements; k++) {
+		const char *exists[] = {"EXISTS", keys->element[k]->str};
+		size_t len[] = {6, keys->element[k]->len};
+		const char *asking[] = {"ASKING"};
+
+		(void)node_append_argv(src, 2, exists, len);
+		(void)node_append_argv(t, 1, asking, NULL);
+		(void)node_append_argv(t, 2, exists, len);
+	}
+	for (size_t k = 0; k < keys->elements; k++) {
+		long long on_source = read_integer(src);
+		long long on_target;
+
+		(void)read_integer(t); /* ASKING's +OK */
+		on_target = read_integer(t);
+		if (on_source == 1 && on_target == 1 && both++ == 0)
+			first = k;
+	}
+	if (src->err || t->err)
+		return init_error_set(r->err, -EIO, "slot %u: MIGRATE to %s: a key exists there already", slot,
+				      name_of(r, to, b));
+	if (!both)
+		return init_error_set(r->err, -EEXIST, "slot %u: MIGRATE from %s to %s: BUSYKEY, and no key is on both",
+				      slot, name_of(r, from, a), name_of(r, to, b));
+	return init_error_set(r->err, -EEXIST,
+			      "key '%.*s' (slot %u) exists on both %s and %s%s: not overwritten; delete one copy, then "
+			      "run again",
+			      (int)(keys->element[first]->len > 200 ? 200 : keys->element[first]->len),
+			      keys->element[first]->str, slot, name_of(r, from, a), name_of(r, to, b),
+			      both > 1 ? " (and more keys of the slot)" : "");
+}
+
+/* ---- the classic protocol: a window of slots per source, the sources side by side ---- */
+enum job_state {
+	J_IMPORTING,   /* the target: SETSLOT IMPORTING for the window */
+	J_MIGRATING,   /* the source: SETSLOT MIGRATING */
+	J_KEYS,	       /* the source: GETKEYSINSLOT */
+	J_MIGRATE,     /* the source: MIGRATE ... KEYS */
+	J_COUNT,       /* the source: COUNTKEYSINSLOT, before any slot is given away */
+	J_NODE_TARGET, /* the target: SETSLOT NODE, first */
+	J_NODE_REST,   /* the source and the other masters: SETSLOT NODE, all at once */
+	J_DONE,
+};
+
+/* The job's own connection to one node, and the replies it still awaits there. */
+struct link {
+	struct node_conn *c;
+	size_t pending, at; /* at: how many replies of the current phase came already */
+};
+
+struct job {
+	size_t from;	      /* the source: a peer index */
+	struct link *links;   /* r->n of them, connected when first used */
+	size_t move;	      /* the move being worked on (moves[move].from == from) */
+	unsigned next;	      /* its next slot not in a window yet */
+	unsigned first, last; /* the window: slots open on the source and the target */
+	size_t to;
+	enum job_state state;
+	size_t pending;		     /* replies awaited over all links */
+	size_t order[WINDOW], asked; /* the window slots (offsets) the source was asked about, in order */
+	redisReply *keys[WINDOW];    /* each slot's last GETKEYSINSLOT reply */
+	int busy;		     /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
+	unsigned rounds;
+};
+
+struct mover {
+	struct cluster_run *r;
+	const struct cluster_move *moves;
+	size_t n_moves;
+	struct progress p;
+};
+
+static void job_free_keys(struct job *j)
+{
+	for (size_t i = 0; i < WINDOW; i++) {
+		freeReplyObject(j->keys[i]);
+		j->keys[i] = NULL;
+	}
+}
+
+static struct node_conn *job_conn(struct mover *m, struct job *j, size_t i, int *ret)
+{
+	const struct cluster_peer *p = &m->r->peers[i];
+
+	if (!j->links[i].c) {
+		*ret = cluster_connect(p->ip, p->addr.port, m->r->pw, COMMAND_TIMEOUT_MS, &j->links[i].c, m->r->err);
+		if (*ret < 0)
+			return NULL;
+		/* MIGRATE of a big key, and SETSLOT behind a busy server, may take long */
+		(void)node_conn_set_timeout(j->links[i].c, (struct timeval){.tv_sec = SOURCE_TIMEOUT_SEC});
+	}
+	return j->links[i].c;
+}
+
+/* Sends what was queued on node i's link; count replies to come. */
+static int job_flush(struct mover *m, struct job *j, size_t i, size_t count)
+{
+	char name[NAME_LEN];
+
+	j->links[i].pending += count;
+	j->pending += count;
+	if (node_flush(j->links[i].c) != REDIS_OK)
+		return init_error_set(m->r->err, -EIO, "%s: %s", name_of(m->r, i, name), j->links[i].c->errstr);
+	return 0;
+}
+
+static void job_phase(struct job *j, enum job_state state)
+{
+	j->state = state;
+}
+
+/* SETSLOT <slot> verb [id] for every slot of the window, on node i. */
+static int job_setslot(struct mover *m, struct job *j, size_t i, const char *verb, const char *id)
+{
+	struct node_conn *c;
+	char slot[8];
+	int res = 0;
+
+	c = job_conn(m, j, i, &res);
+	if (!c)
+		return res;
+	j->links[i].at = 0;
+	for (unsigned s = j->first; s <= j->last; s++) {
+		const char *argv[] = {"CLUSTER", "SETSLOT", slot, verb, id};
+
+		(void)snprintf(slot, sizeof(slot), "%u", s);
+		(void)node_append_argv(c, id ? 5 : 4, argv, NULL);
+	}
+	return job_flush(m, j, i, j->last - j->first + 1);
+}
+
+/* GETKEYSINSLOT for the window slots in j->order[0..count). */
+static int ask_keys(struct mover *m, struct job *j, size_t count)
+{
+	struct node_conn *c = j->links[j->from].c;
+	char slot[8], batch[8];
+
+	(void)snprintf(batch, sizeof(batch), "%d", KEYS_BATCH);
+	for (size_t i = 0; i < count; i++) {
+		const char *argv[] = {"CLUSTER", "GETKEYSINSLOT", slot, batch};
+
+		(void)snprintf(slot, sizeof(slot), "%u", j->first + (unsigned)j->order[i]);
+		(void)node_append_argv(c, 4, argv, NULL);
+	}
+	if (++j->rounds > 100000)
+		return init_error_set(m->r->err, -EAGAIN, "slots %u-%u keep getting keys while they move", j->first,
+				      j->last);
+	job_phase(j, J_KEYS);
+	j->asked = count;
+	j->links[j->from].at = 0;
+	return job_flush(m, j, j->from, count);
+}
+
+static int ask_counts(struct mover *m, struct job *j)
+{
+	struct node_conn *c = j->links[j->from].c;
+	size_t count = j->last - j->first + 1;
+	char slot[8];
+
+	for (size_t i = 0; i < count; i++) {
+		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
+
+		j->order[i] = i;
+		(void)snprintf(slot, sizeof(slot), "%u", j->first + (unsigned)i);
+		(void)node_append_argv(c, 3, argv, NULL);
+	}
+	job_phase(j, J_COUNT);
+	j->asked = count;
+	j->links[j->from].at = 0;
+	return job_flush(m, j, j->from, count);
+}
+
+/* Opens the job's next window: IMPORTING on the target (MIGRATING on the source follows when it answered). */
+static int job_next_window(struct mover *m, struct job *j)
+{
+	const struct cluster_move *mv;
+
+	while (j->move < m->n_moves && (m->moves[j->move].from != j->from || j->next > m->moves[j->move].last))
+		if (++j->move < m->n_moves)
+			j->next = m->moves[j->move].first;
+	if (j->move >= m->n_moves) {
+		job_phase(j, J_DONE);
+		return 0;
+	}
+	mv = &m->moves[j->move];
+	j->first = j->next;
+	j->last = mv->last - j->first >= WINDOW ? j->first + WINDOW - 1 : mv->last;
+	j->next = j->last + 1;
+	j->to = mv->to;
+	j->busy = -1;
+	j->rounds = 0;
+	job_free_keys(j);
+	job_phase(j, J_IMPORTING);
+	return job_setslot(m, j, j->to, "IMPORTING", m->r->peers[j->from].id);
+}
+
+/* The end of a phase: all replies of the window's pipelines are in. */
+static int job_phase_done(struct mover *m, struct job *j)
+{
+	struct cluster_run *r = m->r;
+	size_t count = 0;
+	int res = 0;
+
+	/* order[] is compacted in place: count never passes x */
+	switch (j->state) {
+	case J_IMPORTING:
+		job_phase(j, J_MIGRATING);
+		return job_setslot(m, j, j->from, "MIGRATING", r->peers[j->to].id);
+	case J_MIGRATING:
+		for (size_t i = 0; i < j->last - j->first + 1; i++)
+			j->order[i] = i;
+		return ask_keys(m, j, j->last - j->first + 1);
+	case J_KEYS:
+		for (size_t x = 0, i; x < j->asked; x++)
+			if (i = j->order[x], j->keys[i]->elements > 0) {
+				res = append_migrate(r, j->links[j->from].c, j->to, j->keys[i]);
+				if (res < 0)
+					return init_error_set(r->err, res, "MIGRATE: %s", strerror(-res));
+				j->order[count++] = i;
+			}
+		if (!count)
+			return ask_counts(m, j);
+		job_phase(j, J_MIGRATE);
+		j->asked = count;
+		j->links[j->from].at = 0;
+		return job_flush(m, j, j->from, count);
+	case J_MIGRATE:
+		if (j->busy >= 0)
+			return name_busy_key(r, j->links[j->from].c, j->from, j->to, j->first + (unsigned)j->busy,
+					     j->keys[j->busy]);
+		for (size_t x = 0, i; x < j->asked; x++)
+			if (i = j->order[x], j->keys[i]->elements >= KEYS_BATCH)
+				j->order[count++] = i;
+		return count ? ask_keys(m, j, count) : ask_counts(m, j);
+	case J_COUNT:
+		for (size_t i = 0; i < j->last - j->first + 1; i++)
+			if (j->keys[i])
+				j->order[count++] = i;
+		if (count)
+			return ask_keys(m, j, count);
+		job_phase(j, J_NODE_TARGET);
+		return job_setslot(m, j, j->to, "NODE", r->peers[j->to].id);
+	case J_NODE_TARGET:
+		job_phase(j, J_NODE_REST);
+		for (size_t i = 0; i < r->n && res == 0; i++)
+			if (i != j->to && r->peers[i].ctx && (i == j->from || r->peers[i].is_master))
+				res = job_setslot(m, j, i, "NODE", r->peers[j->to].id);
+		return res;
+	case J_NODE_REST:
+		m->p.slots_done += j->last - j->first + 1;
+		return job_next_window(m, j);
+	case J_DONE:
+		break;
+	}
+	return 0;
+}
+
+/* A reply on the source's link to GETKEYSINSLOT, MIGRATE or COUNTKEYSINSLOT. */
+static int job_key_reply(struct mover *m, struct job *j, redisReply **repp, size_t at)
+{
+	struct cluster_run *r = m->r;
+	redisReply *rep = *repp;
+	size_t off = j->order[at];
+	unsigned slot = j->first + (unsigned)off;
+	char a[NAME_LEN], b[NAME_LEN];
+
+	switch (j->state) {
+	case J_KEYS:
+		if (rep->type != REDIS_REPLY_ARRAY)
+			return init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER GETKEYSINSLOT %u: %s",
+					      name_of(r, j->from, a), slot, rep->str ? rep->str : "not a list");
+		freeReplyObject(j->keys[off]);
+		j->keys[off] = rep;
+		*repp = NULL;
+		return 0;
+	case J_MIGRATE:
+		if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "BUSYKEY")) {
+			if (j->busy < 0)
+				j->busy = (int)off;
+		} else if (rep->type == REDIS_REPLY_ERROR) {
+			return init_error_set(r->err, -EREMOTEIO, "slot %u: MIGRATE from %s to %s: %s", slot,
+					      name_of(r, j->from, a), name_of(r, j->to, b), rep->str);
+		} else if (rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "OK") == 0) {
+			m->p.keys += j->keys[off]->elements;
+		}
+		return 0;
+	default: /* J_COUNT */
+		freeReplyObject(j->keys[off]);
+		j->keys[off] = NULL;
+		if (rep->type != REDIS_REPLY_INTEGER)
+			return init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER COUNTKEYSINSLOT %u: %s",
+					      name_of(r, j->from, a), slot, rep->str ? rep->str : "not a number");
+		if (rep->integer > 0) { /* keys left: the reply marks the slot for another round */
+			j->keys[off] = rep;
+			*repp = NULL;
+		}
+		return 0;
+	}
+}
+
+/* One reply on node i's link. */
+static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
+{
+	struct link *l = &j->links[i];
+	size_t at = l->at++;
+	char name[NAME_LEN];
+	int res = 0;
+
+	l->pending--;
+	j->pending--;
+	if (j->state == J_KEYS || j->state == J_MIGRATE || j->state == J_COUNT)
+		res = job_key_reply(m, j, &rep, at);
+	else if (rep->type == REDIS_REPLY_ERROR &&
+		 !(j->state == J_NODE_REST && strncmp(rep->str, LOST_MASTER, strlen(LOST_MASTER)) == 0))
+		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT %u: %s", name_of(m->r, i, name),
+				     j->first + (unsigned)at, rep->str);
+	freeReplyObject(rep);
+	if (res == 0 && j->pending == 0)
+		res = job_phase_done(m, j);
+	return res;
+}
+
+/* Replies already read off the socket (hiredis's reader keeps what came in beyond the reply asked for). */
+static int job_drain(struct mover *m, struct job *j)
+{
+	for (size_t i = 0; i < m->r->n; i++)
+		while (j->links[i].pending) {
+			void *rep = NULL;
+			int res;
+
+			if (redisReaderGetReply(j->links[i].c->reader, &rep) != REDIS_OK)
+				return init_error_set(m->r->err, -EPROTO, "protocol error: %s",
+						      j->links[i].c->reader->errstr);
+			if (!rep)
+				break;
+			res = job_reply(m, j, i, rep);
+			if (res < 0)
+				return res;
+		}
+	return 0;
+}
+
+static int move_classic(struct mover *m)
+{
+	struct cluster_run *r = m->r;
+	_cleanup_free_ struct job *jobs = calloc(m->n_moves, sizeof(*jobs));
+	_cleanup_free_ struct pollfd *fds = calloc(m->n_moves * r->n, sizeof(*fds));
+	_cleanup_free_ size_t *fd_job = calloc(m->n_moves * r->n, sizeof(*fd_job));
+	size_t n_jobs = 0;
+	int res = 0;
+
+	if (!jobs || !fds || !fd_job)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < m->n_moves && res == 0; i++) {
+		bool seen = false;
+
+		for (size_t k = 0; k < n_jobs; k++)
+			seen = seen || jobs[k].from == m->moves[i].from;
+		if (seen)
+			continue;
+		jobs[n_jobs] = (struct job){.from = m->moves[i].from, .next = m->moves[0].first};
+		jobs[n_jobs].links = calloc(r->n, sizeof(struct link));
+		if (!jobs[n_jobs++].links)
+			res = init_error_set(r->err, -ENOMEM, "out of memory");
+	}
+	for (size_t k = 0; k < n_jobs && res == 0; k++)
+		if (job_conn(m, &jobs[k], jobs[k].from, &res))
+			res = job_next_window(m, &jobs[k]);
+
+	while (res == 0) {
+		size_t nfds = 0;
+		int ready;
+
+		for (size_t k = 0; k < n_jobs && res == 0; k++)
+			res = job_drain(m, &jobs[k]);
+		for (size_t k = 0; k < n_jobs && res == 0; k++)
+			for (size_t i = 0; i < r->n; i++)
+				if (jobs[k].links[i].pending) {
+					fds[nfds] = (struct pollfd){.fd = jobs[k].links[i].c->fd, .events = POLLIN};
+					fd_job[nfds++] = k * r->n + i;
+				}
+		if (res < 0 || nfds == 0)
+			break;
+		ready = poll(fds, nfds, 1000);
+		if (ready < 0 && errno != EINTR)
+			res = init_error_set(r->err, -errno, "poll: %s", strerror(errno));
+		for (size_t f = 0; f < nfds && ready > 0 && res == 0; f++) {
+			struct job *j = &jobs[fd_job[f] / r->n];
+			size_t i = fd_job[f] % r->n;
+			void *rep = NULL;
+			char name[NAME_LEN];
+
+			if (!fds[f].revents || !j->links[i].pending)
+				continue;
+			/* one reply: its bytes come together, so this read does not wait on the server's work */
+			if (node_get_reply(j->links[i].c, &rep) != REDIS_OK || !rep)
+				res = init_error_set(r->err, -EIO, "lost %s while moving slots %u-%u: %s",
+						     name_of(r, i, name), j->first, j->last, j->links[i].c->errstr);
+			else
+				res = job_reply(m, j, i, rep);
+		}
+		if (res == 0)
+			res = check_deadline(r);
+		progress_line(&m->p, false);
+	}
+	for (size_t k = 0; k < n_jobs; k++) {
+		job_free_keys(&jobs[k]);
+		for (size_t i = 0; jobs[k].links && i < r->n; i++)
+			node_conn_free(jobs[k].links[i].c);
+		free(jobs[k].links);
+	}
+	return res;
+}
+
+/* ---- atomic slot migration (Valkey >= 9.0) ---- */
+/* A field of one job of a GETSLOTMIGRATIONS reply (a map, flattened to key, value, ... in RESP2). */
+static const redisReply *job_field(const redisReply *job, const char *field)
+{
+	if (job->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < job->elements; i += 2)
+		if (job->element[i]->type == REDIS_REPLY_STRING && strcmp(job->element[i]->str, field) == 0)
+			return job->element[i + 1];
+	return NULL;
+}
+
+static const char *job_str(const redisReply *job, const char *field)
+{
+	const redisReply *v = job_field(job, field);
+
+	return v && (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS) ? v->str : "";
+}
+
+/* Whether every master in `which` answers CLUSTER GETSLOTMIGRATIONS (and so can migrate atomically). */
+static bool all_atomic(struct cluster_run *r, const bool *which)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		redisReply *rep;
+		bool ok;
+
+		if (!which[i])
+			continue;
+		rep = node_command(r->peers[i].ctx, "CLUSTER GETSLOTMIGRATIONS");
+		ok = rep && rep->type == REDIS_REPLY_ARRAY;
+		freeReplyObject(rep);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+struct atomic_source {
+	size_t from;
+	redisReply *before; /* its jobs before ours: theirs to ignore */
+	size_t targets;	    /* MIGRATESLOTS groups (one per target), so jobs to wait for */
+	bool done;
+};
+
+static bool job_was_there(const redisReply *before, const char *name)
+{
+	for (size_t i = 0; before && i < before->elements; i++)
+		if (strcmp(job_str(before->element[i], "link_name"), name) == 0)
+			return true;
+	return false;
+}
+
+/* One CLUSTER MIGRATESLOTS with a SLOTSRANGE ... NODE group per target of the source's moves. */
+static int start_atomic(struct mover *m, struct atomic_source *s)
+{
+	struct cluster_run *r = m->r;
+	size_t argc = 2, n = 2 + 4 * m->n_moves;
+	_cleanup_free_ const char **argv = calloc(n, sizeof(*argv));
+	_cleanup_free_ char(*nums)[8] = calloc(2 * m->n_moves, sizeof(*nums));
+	_cleanup_free_ bool *grouped = calloc(m->n_moves, sizeof(bool));
+	char name[NAME_LEN];
+	redisReply *rep;
+	int res = 0;
+
+	if (!argv || !nums || !grouped)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	argv[0] = "CLUSTER";
+	argv[1] = "MIGRATESLOTS";
+	for (size_t i = 0; i < m->n_moves; i++) {
+		if (m->moves[i].from != s->from || grouped[i])
+			continue;
+		argv[argc++] = "SLOTSRANGE";
+		for (size_t k = i; k < m->n_moves; k++)
+			if (m->moves[k].from == s->from && m->moves[k].to == m->moves[i].to) {
+				grouped[k] = true;
+				(void)snprintf(nums[2 * k], 8, "%u", m->moves[k].first);
+				(void)snprintf(nums[2 * k + 1], 8, "%u", m->moves[k].last);
+				argv[argc++] = nums[2 * k];
+				argv[argc++] = nums[2 * k + 1];
+			}
+		argv[argc++] = "NODE";
+		argv[argc++] = r->peers[m->moves[i].to].id;
+		s->targets++;
+	}
+	s->before = node_command(r->peers[s->from].ctx, "CLUSTER GETSLOTMIGRATIONS");
+	rep = node_command_argv(r->peers[s->from].ctx, (int)argc, argv, NULL);
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER MIGRATESLOTS: %s", name_of(r, s->from, name),
+				     rep ? rep->str : r->peers[s->from].ctx->errstr);
+	freeReplyObject(rep);
+	return res;
+}
+
+/* Keys of each move, for progress lines (the server does not count them for us). */
+static unsigned long long keys_to_move(struct cluster_run *r, const struct cluster_move *mv)
+{
+	struct node_conn *c = r->peers[mv->from].ctx;
+	unsigned long long total = 0;
+	char slot[8];
+
+	for (unsigned s = mv->first; s <= mv->last; s++) {
+		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
+
+		(void)snprintf(slot, sizeof(slot), "%u", s);
+		(void)node_append_argv(c, 3, argv, NULL);
+	}
+	for (unsigned s = mv->first; s <= mv->last; s++) {
+		long long v = read_integer(c);
+
+		total += v > 0 ? (unsigned long long)v : 0;
+	}
+	return total;
+}
+
+/* Polls a source's jobs: 1 when all of ours ended well, 0 while some run, <0 when one failed. */
+static int watch_atomic(struct mover *m, struct atomic_source *s, const unsigned long long *keys)
+{
+	struct cluster_run *r = m->r;
+	redisReply *rep = node_command(r->peers[s->from].ctx, "CLUSTER GETSLOTMIGRATIONS");
+	size_t succeeded = 0;
+	char a[NAME_LEN];
+	int res = 0;
+
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		res = init_error_set(r->err, -EIO, "%s: CLUSTER GETSLOTMIGRATIONS: %s", name_of(r, s->from, a),
+				     rep ? rep->str : r->peers[s->from].ctx->errstr);
+		freeReplyObject(rep);
+		return res;
+	}
+	for (size_t i = 0; i < rep->elements && res == 0; i++) {
+		const redisReply *job = rep->element[i];
+		const char *state = job_str(job, "state");
+
+		if (strcmp(job_str(job, "operation"), "EXPORT") != 0 ||
+		    job_was_there(s->before, job_str(job, "link_name")))
+			continue;
+		if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
+			res = init_error_set(r->err, -EREMOTEIO, "%s: slot migration of %s %s: %s",
+					     name_of(r, s->from, a), job_str(job, "slot_ranges"), state,
+					     job_str(job, "message"));
+		else if (strcmp(state, "success") == 0)
+			succeeded++;
+	}
+	freeReplyObject(rep);
+	if (res < 0 || succeeded < s->targets)
+		return res;
+	s->done = true;
+	for (size_t i = 0; i < m->n_moves; i++)
+		if (m->moves[i].from == s->from) {
+			m->p.slots_done += m->moves[i].last - m->moves[i].first + 1;
+			m->p.keys += keys[i];
+		}
+	return 1;
+}
+
+static int move_atomic(struct mover *m)
+{
+	struct cluster_run *r = m->r;
+	_cleanup_free_ struct atomic_source *src = calloc(m->n_moves, sizeof(*src));
+	_cleanup_free_ unsigned long long *keys = calloc(m->n_moves, sizeof(*keys));
+	size_t n_src = 0, left;
+	int res = 0;
+
+	if (!src || !keys)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < m->n_moves; i++) {
+		bool seen = false;
+
+		keys[i] = keys_to_move(r, &m->moves[i]);
+		for (size_t k = 0; k < n_src; k++)
+			seen = seen || src[k].from == m->moves[i].from;
+		if (!seen)
+			src[n_src++].from = m->moves[i].from;
+	}
+	m->p.t0 = init_now_usec();
+	for (size_t k = 0; k < n_src && res == 0; k++)
+		res = start_atomic(m, &src[k]);
+	for (left = n_src; res == 0 && left;) {
+		for (size_t k = 0; k < n_src && res == 0; k++)
+			if (!src[k].done) {
+				res = watch_atomic(m, &src[k], keys);
+				left -= res > 0;
+			}
+		if (res >= 0)
+			res = left ? check_deadline(r) : 0;
+		progress_line(&m->p, false);
+		if (res == 0 && left)
+			init_sleep_ms(POLL_MS);
+	}
+	/* the other masters hear of the new owners now rather than by gossip */
+	for (size_t i = 0; i < m->n_moves && res == 0; i++)
+		for (size_t k = 0; k < r->n && res == 0; k++)
+			if (k != m->moves[i].from && k != m->moves[i].to && r->peers[k].ctx && r->peers[k].is_master)
+				res = setslot(r, k, m->moves[i].first, m->moves[i].last, "NODE",
+					      r->peers[m->moves[i].to].id, LOST_MASTER);
+	for (size_t k = 0; k < n_src; k++)
+		freeReplyObject(src[k].before);
+	return res;
+}
+
+int cluster_move_slots(struct cluster_run *r, const struct cluster_move *moves, size_t n_moves)
+{
+	struct mover m = {.r = r, .moves = moves, .n_moves = n_moves};
+	_cleanup_free_ bool *involved = calloc(r->n, sizeof(bool));
+	int res;
+
+	if (!involved)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n_moves; i++) {
+		const struct cluster_move *mv = &moves[i];
+
+		if (mv->from >= r->n || mv->to >= r->n || mv->from == mv->to || mv->first > mv->last ||
+		    mv->last >= CLUSTER_SLOTS)
+			return init_error_set(r->err, -EINVAL, "move %zu (slots %u-%u, node %zu to %zu): not a move", i,
+					      mv->first, mv->last, mv->from, mv->to);
+		if (!r->peers[mv->from].ctx || !r->peers[mv->to].ctx || !r->peers[mv->to].id[0])
+			return init_error_set(r->err, -ENOTCONN, "move %zu: its nodes are not connected", i);
+		involved[mv->from] = involved[mv->to] = true;
+		m.p.slots_total += mv->last - mv->first + 1;
+	}
+	if (n_moves == 0)
+		return 0;
+	m.p.t0 = init_now_usec();
+	m.p.next = m.p.t0 + USEC_PER_SEC;
+	if (all_atomic(r, involved)) {
+		log_info("moving %u slots with atomic slot migration", m.p.slots_total);
+		res = move_atomic(&m);
+	} else {
+		log_info("moving %u slots with MIGRATE", m.p.slots_total);
+		res = move_classic(&m);
+	}
+	if (res == 0)
+		progress_line(&m.p, true);
+	return res;
+}
+
+/* ---- finishing open slots ---- */
+int cluster_open_slots(const char *nodes_text, struct cluster_open_slot *ret, size_t max, struct init_error *err)
+{
+	size_t n = 0;
+
+	for (const char *p = nodes_text; p && *p;) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		struct cluster_line l;
+		int res;
+
+		if (len && p[len - 1] == '\r')
+			len--;
+		if (len) {
+			res = cluster_parse_line(p, len, &l, err);
+			if (res < 0)
+				return res;
+			for (const char *f = p; l.myself && (f = memchr(f, '[', (size_t)(p + len - f)));) {
+				/* "[N->-<id>]" or "[N-<-<id>]": the line parsed, so the form is right */
+				char *dash;
+				unsigned long slot = strtoul(f + 1, &dash, 10);
+
+				if (n < max) {
+					ret[n].slot = (unsigned)slot;
+					ret[n].importing = dash[1] == '<';
+					memcpy(ret[n].other, dash + 3, CLUSTER_ID_LEN);
+					ret[n].other[CLUSTER_ID_LEN] = '\0';
+				}
+				n++;
+				f = dash;
+			}
+			if (l.myself)
+				return (int)n;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return (int)n;
+}
+
+int cluster_fix_keeper(const struct cluster_slot_side *sides, size_t n)
+{
+	size_t migrating = 0, claimants = 0;
+	int target = -1, claimant = -1, best = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (sides[i].migrating) {
+			migrating++;
+			target = sides[i].other;
+		}
+		if (sides[i].claims) {
+			claimants++;
+			claimant = (int)i;
+		}
+	}
+	if (migrating == 1 && target >= 0 && (size_t)target < n)
+		return target;
+	if (claimants == 1)
+		return claimant;
+	for (size_t i = 0; i < n; i++) {
+		const struct cluster_slot_side *s = &sides[i];
+
+		if ((claimants && !s->claims) || (!claimants && !s->keys && !s->importing))
+			continue;
+		if (best < 0 || s->keys > sides[best].keys ||
+		    (s->keys == sides[best].keys && s->importing && !sides[best].importing))
+			best = (int)i;
+	}
+	return best;
+}
+
+/* MIGRATE every key of the slot from peer `from` to peer `to`, both open for it already, one batch at a time. */
+static int move_keys_now(struct cluster_run *r, size_t from, size_t to, unsigned slot)
+{
+	struct node_conn *c = r->peers[from].ctx;
+	char name[NAME_LEN], to_name[NAME_LEN];
+	int res = 0;
+
+	(void)node_conn_set_timeout(c, (struct timeval){.tv_sec = SOURCE_TIMEOUT_SEC});
+	while (res == 0) {
+		redisReply *keys = node_command(c, "CLUSTER GETKEYSINSLOT %u %d", slot, KEYS_BATCH), *rep = NULL;
+
+		if (!keys || keys->type != REDIS_REPLY_ARRAY) {
+			res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER GETKEYSINSLOT %u: %s",
+					     name_of(r, from, name), slot, keys ? keys->str : c->errstr);
+		} else if (keys->elements == 0) {
+			freeReplyObject(keys);
+			break;
+		} else {
+			res = append_migrate(r, c, to, keys);
+			if (res == 0 && (node_get_reply(c, (void **)&rep) != REDIS_OK || !rep))
+				res = init_error_set(r->err, -EIO, "%s: MIGRATE: %s", name_of(r, from, name),
+						     c->errstr);
+			else if (res == 0 && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "BUSYKEY"))
+				res = name_busy_key(r, c, from, to, slot, keys);
+			else if (res == 0 && rep->type == REDIS_REPLY_ERROR)
+				res = init_error_set(r->err, -EREMOTEIO, "slot %u: MIGRATE from %s to %s: %s", slot,
+						     name_of(r, from, name), name_of(r, to, to_name), rep->str);
+		}
+		freeReplyObject(rep);
+		freeReplyObject(keys);
+	}
+	(void)node_conn_set_timeout(c, (struct timeval){.tv_sec = COMMAND_TIMEOUT_MS / 1000});
+	return res;
+}
+
+/* Puts one open slot right: every key to the keeper k, then the keeper and the others agree that k owns it. */
+static int fix_slot(struct cluster_run *r, unsigned slot, struct cluster_slot_side *sides, size_t k)
+{
+	const char *kid = r->peers[k].id;
+	int res = 0;
+
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		if (i == k || sides[i].keys <= 0)
+			continue;
+		if (!sides[k].claims && !sides[k].importing) {
+			res = setslot(r, k, slot, slot, "IMPORTING", r->peers[i].id, NULL);
+			sides[k].importing = true;
+		}
+		/* MIGRATE runs on a node only where the slot is open (or its own) */
+		if (res == 0 && sides[i].claims && !(sides[i].migrating && sides[i].other == (int)k))
+			res = setslot(r, i, slot, slot, "MIGRATING", kid, NULL);
+		else if (res == 0 && !sides[i].claims && !sides[i].importing && !sides[i].migrating)
+			res = setslot(r, i, slot, slot, "IMPORTING", kid, NULL);
+		if (res == 0)
+			res = move_keys_now(r, i, k, slot);
+	}
+	if (res < 0)
+		return res;
+	if (!sides[k].claims)
+		res = setslot(r, k, slot, slot, "NODE", kid, NULL);
+	else if (sides[k].migrating || sides[k].importing)
+		res = setslot(r, k, slot, slot, "STABLE", NULL, NULL);
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		if (i == k || !r->peers[i].ctx || !r->peers[i].is_master)
+			continue;
+		if (sides[i].importing)
+			res = setslot(r, i, slot, slot, "STABLE", NULL, LOST_MASTER);
+		if (res == 0)
+			res = setslot(r, i, slot, slot, "NODE", kid, LOST_MASTER);
+	}
+	return res;
+}
+
+struct own_scan {
+	struct cluster_slots *slots;
+};
+
+static int scan_own(const struct cluster_line *l, void *userdata)
+{
+	struct own_scan *sc = userdata;
+
+	if (!l->myself)
+		return 0;
+	*sc->slots = l->slots;
+	return 1;
+}
+
+/* Waits for atomic migrations still running on any master (a server finishes or rolls back its own). */
+static int wait_atomic_jobs(struct cluster_run *r)
+{
+	for (;;) {
+		bool running = false;
+
+		for (size_t i = 0; i < r->n && !running; i++) {
+			redisReply *rep;
+
+			if (!r->peers[i].ctx || !r->peers[i].is_master)
+				continue;
+			rep = node_command(r->peers[i].ctx, "CLUSTER GETSLOTMIGRATIONS");
+			for (size_t j = 0; rep && rep->type == REDIS_REPLY_ARRAY && j < rep->elements; j++) {
+				const char *state = job_str(rep->element[j], "state");
+
+				running = running || (strcmp(state, "success") != 0 && strcmp(state, "failed") != 0 &&
+						      strcmp(state, "cancelled") != 0);
+			}
+			freeReplyObject(rep);
+		}
+		if (!running)
+			return 0;
+		if (check_deadline(r) < 0)
+			return init_error_set(r->err, -ETIMEDOUT, "timed out waiting for running slot migrations");
+		init_sleep_ms(POLL_MS);
+	}
+}
+
+int cluster_fix_open_slots(struct cluster_run *r)
+{
+	_cleanup_free_ struct cluster_slots *own = calloc(r->n, sizeof(*own));
+	_cleanup_free_ struct cluster_slot_side *sides = calloc(r->n, sizeof(*sides));
+	_cleanup_free_ struct cluster_open_slot *open = NULL;
+	_cleanup_free_ size_t *open_n = calloc(r->n + 1, sizeof(size_t));
+	struct cluster_slots any = {{0}};
+	size_t total = 0;
+	unsigned fixed = 0;
+	char name[NAME_LEN], other[NAME_LEN];
+	int res;
+
+	if (!own || !sides || !open_n)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	res = wait_atomic_jobs(r);
+	if (res == 0)
+		res = cluster_inspect(r->peers, r->n, r->o->node_timeout, r->err);
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		struct own_scan sc = {.slots = &own[i]};
+
+		if (!r->peers[i].ctx || !r->peers[i].is_master)
+			continue;
+		res = cluster_peer_each_line(&r->peers[i], scan_own, &sc, r->err);
+		if (res >= 0)
+			res = cluster_open_slots(r->peers[i].nodes_text, NULL, 0, r->err);
+		if (res >= 0) {
+			open_n[i] = (size_t)res;
+			total += (size_t)res;
+			res = 0;
+		}
+	}
+	if (res < 0 || total == 0)
+		return res;
+	open = calloc(total, sizeof(*open));
+	if (!open)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	/* each master's open slots, one after the other: master i's start at the sum of those before it */
+	for (size_t i = 0, at = 0; i < r->n; at += open_n[i], i++)
+		if (open_n[i])
+			(void)cluster_open_slots(r->peers[i].nodes_text, open + at, open_n[i], r->err);
+	for (size_t o = 0; o < total; o++)
+		cluster_slots_add(&any, open[o].slot);
+
+	for (unsigned slot = 0; slot < CLUSTER_SLOTS && res == 0; slot++) {
+		int keeper;
+
+		if (!cluster_slots_has(&any, slot))
+			continue;
+		for (size_t i = 0, at = 0; i < r->n; at += open_n[i], i++) {
+			struct cluster_slot_side *s = &sides[i];
+
+			*s = (struct cluster_slot_side){.claims = cluster_slots_has(&own[i], slot), .other = -1};
+			if (!r->peers[i].ctx || !r->peers[i].is_master) {
+				s->claims = false;
+				continue;
+			}
+			for (size_t o = at; o < at + open_n[i]; o++)
+				if (open[o].slot == slot) {
+					s->importing = open[o].importing;
+					s->migrating = !open[o].importing;
+					s->other = cluster_find_peer(r->peers, r->n, open[o].other);
+				}
+			{
+				redisReply *rep = node_command(r->peers[i].ctx, "CLUSTER COUNTKEYSINSLOT %u", slot);
+
+				if (!rep || rep->type != REDIS_REPLY_INTEGER)
+					res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER COUNTKEYSINSLOT %u: %s",
+							     name_of(r, i, name), slot,
+							     rep ? rep->str : r->peers[i].ctx->errstr);
+				else
+					s->keys = rep->integer;
+				freeReplyObject(rep);
+			}
+		}
+		if (res < 0)
+			break;
+		keeper = cluster_fix_keeper(sides, r->n);
+		if (keeper < 0)
+			return init_error_set(r->err, -ENOENT,
+					      "slot %u is open, but no master serves it or holds a key", slot);
+		for (size_t i = 0; i < r->n; i++)
+			if (sides[i].migrating || sides[i].importing)
+				log_info("slot %u: %s is %s %s (%lld keys)", slot, name_of(r, i, name),
+					 sides[i].migrating ? "migrating it to" : "importing it from",
+					 sides[i].other >= 0 ? name_of(r, (size_t)sides[i].other, other)
+							     : "an unknown node",
+					 sides[i].keys);
+		log_info("slot %u: finishing it on %s", slot, name_of(r, (size_t)keeper, name));
+		res = fix_slot(r, slot, sides, (size_t)keeper);
+		fixed++;
+	}
+	return res < 0 ? res : (int)fixed;
+}
