@@ -110,7 +110,7 @@ int cluster_shape_from_peers(const struct cluster_peer *peers, size_t n, const b
 			if (strcmp(nodes[j].id, master_of[i]) == 0)
 				nodes[i].master = (int)j;
 		/* a replica of a master nobody knows: as good as new where listed, a stranger to drop where not */
-		if (nodes[i].master < 0 && i < n)
+		if (i < n && nodes[i].master < 0)
 			nodes[i].member = false;
 	}
 	*ret = nodes;

@@ -196,7 +196,7 @@ static bool forgotten_already(const redisReply *rep)
 /* FORGET every removed node on every listed node at once, then CLUSTER RESET HARD on the removed ones. */
 static int remove_nodes(struct cluster_run *r, const struct cluster_reshape_job *job, size_t n_listed)
 {
-	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(*rep));
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
 	char name[CLUSTER_HOST_MAX + 16];
 
 	if (!rep)
