@@ -4,7 +4,11 @@ cluster client (redis-py's RedisCluster, which follows MOVED and ASK itself) wri
 failed request. The tests that move slots need the slot mover (node/cluster/migrate.c) and are skipped without it.
 """
 
+import json
+import os
 import random
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,7 +17,7 @@ import pytest
 import redis
 
 from conftest import LONG
-from nodes import client
+from nodes import PASSWORD, client
 from test_cluster import cluster_client, cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,6 +25,37 @@ needs_mover = pytest.mark.skipif(not (REPO / "node/cluster/migrate.c").exists(),
                                  reason="the slot mover (node/cluster/migrate.c) is not in this tree")
 
 KEYS = 100_000
+NPM_DIR = REPO / "build" / "npm"  # ioredis, installed by the first test that needs it (npm, its registry)
+
+
+def ioredis_path():
+    """node_modules with ioredis 5, installed there once; None (the ioredis load is skipped) without node or npm,
+    or when the install fails."""
+    modules = NPM_DIR / "node_modules"
+    if (modules / "ioredis" / "package.json").is_file():
+        return modules
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None
+    r = subprocess.run(["npm", "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--no-save",
+                        "ioredis@5"], capture_output=True, text=True, timeout=300)
+    return modules if r.returncode == 0 and (modules / "ioredis").is_dir() else None
+
+
+class IoredisLoad:
+    """tests/integration/ioredis_load.js: an ioredis Cluster client's writes and reads, until finish()."""
+
+    def __init__(self, nodes, modules):
+        env = dict(os.environ, NODE_PATH=str(modules), PASSWORD=PASSWORD, KEYS=str(KEYS),
+                   SEEDS=",".join(addr(n) for n in nodes))
+        self.proc = subprocess.Popen(["node", str(Path(__file__).with_name("ioredis_load.js"))], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def finish(self):
+        out, err = self.proc.communicate(input="", timeout=30)
+        assert self.proc.returncode == 0 and out.strip(), f"ioredis load: {self.proc.returncode}\n{out}\n{err}"
+        self.result = json.loads(out.strip().splitlines()[-1])
+        return self.result
 
 
 def addr(n):
@@ -125,6 +160,8 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
     fill(nodes)
     load = Load(nodes)
     load.start()
+    modules = ioredis_path()
+    io = IoredisLoad(nodes, modules) if modules else None
     try:
         new = [start_node(), start_node()]
         t0 = time.monotonic()
@@ -154,12 +191,17 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
             assert known_nodes(gone) == 1, f"{addr(gone)} was not reset"
     finally:
         load.finish()
-    print(f"\n6 -> 8 nodes in {out_took:.1f} s, 8 -> 6 in {in_took:.1f} s, {KEYS} keys, "
+        io_result = io.finish() if io else None
+    print(f"\n6 -> 8 nodes in {out_took:.1f} s, 8 -> 6 in {in_took:.1f} s, {KEYS} keys; redis-py: "
           f"{load.requests} requests under load, {len(load.failures)} failed "
-          f"({load.client_bug} sent again after redis-py's ASK bug)")
+          f"({load.client_bug} sent again after redis-py's ASK bug); ioredis: "
+          + (f"{io_result['requests']} requests, {io_result['failures']} failed" if io_result else "not installed"))
     assert not load.failures, load.failures[:10]
     expected = {f"k:{i}": f"v{i}" for i in range(KEYS)}
     expected.update(load.written)
+    if io_result:
+        assert io_result["failures"] == 0, io_result["first"]
+        expected.update({f"io:{i}": f"x{i}" for i in range(io_result["written"])})
     check_all(nodes, expected)
 
 
