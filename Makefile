@@ -22,12 +22,15 @@ BUILD    ?= build
 SAN_FLAGS :=
 endif
 
-# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c).
+# libseccomp is used at build time only: it compiles the child's filter (init/seccomp_gen.c). OpenSSL (libssl,
+# libcrypto) is not linked: its headers give the types, and node/openssl.c loads the libraries where TLS is used
+# (node/openssl.h says why).
 LIBS_PC   := libcap inih hiredis
+SSL_PC    := libssl libcrypto
 HOSTCC    ?= cc
 WARNINGS  := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
+KV_CPPFLAGS = -Iinit -Inode -Inode/cluster -Isecrets -I$(BUILD)/gen -DKVINIT_VERSION='"$(VERSION)"' -D_GNU_SOURCE $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) $(SSL_PC) 2>/dev/null)
 KV_CFLAGS   = -std=gnu11 $(WARNINGS) $(HARDENING) $(SAN_FLAGS)
 KV_LDFLAGS  = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
 # kvinit runs at every container start, so by default its small libraries are linked in: each shared library
@@ -57,7 +60,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up down hosts rotate \
+.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up init down hosts rotate \
 	rotate-finish images servers matrix
 all: $(BUILD)/kvinit
 
@@ -84,7 +87,7 @@ $(BUILD)/kvinit: $(MAIN_OBJ) $(BUILD)/libkvinit.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkvinit.a $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) $(KV_LDFLAGS) $(LDFLAGS) -o $@ $< \
-		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+		$(BUILD)/libkvinit.a $(KV_LIBS) $(shell $(PKG_CONFIG) --libs cmocka $(SSL_PC) 2>/dev/null)
 
 # move_slots drives the slot mover (node/cluster/migrate.c), so it links the library like the unit tests
 $(BUILD)/tests/move_slots: tests/helpers/move_slots.c $(BUILD)/libkvinit.a $(HEADERS)
@@ -130,11 +133,12 @@ lint: deps $(BUILD)/.deps-ok
 format:
 	clang-format -i $(C_SOURCES)
 
-bench: $(BUILD)/kvinit
+bench: $(BUILD)/kvinit $(BUILD)/tests/move_slots
 	@tests/deps.sh bench
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/pid1
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/restart
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/formation
+	KVINIT_BIN=$(BUILD)/kvinit KVINIT_MOVE_SLOTS=$(BUILD)/tests/move_slots tests/bench/reshard
 
 install: $(BUILD)/kvinit
 	install -d $(DESTDIR)$(BINDIR)
@@ -160,7 +164,9 @@ help:
 	@echo "make image      the image kvinit:SERVER (redis-7.0 redis-8.0 valkey-8.1 valkey-9; default redis-8.0 = latest)"
 	@echo "                and kvinit-exporter, from Debian packages; make images builds them all"
 	@echo "make servers    the test server matrix under $(BUILD)/servers; make matrix runs the matrix tests on each"
-	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel); make down [PURGE=1]"
+	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel), ready once every"
+	@echo "                replica's link is up; make down [PURGE=1]"
+	@echo "make init       run the layout's cluster-init again (LAYOUT=main|cache-cluster|announce)"
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
@@ -242,6 +248,10 @@ matrix: $(BUILD)/kvinit $(HELPERS) servers
 # The compose layouts (compose/): LAYOUT=main (default), cache-cluster, announce or sentinel.
 up: image
 	@compose/stack.sh up
+
+# cluster-init again on the running layout, by `compose up` of its one container (see compose/stack.sh).
+init:
+	@compose/stack.sh init
 
 down:
 	@compose/stack.sh down

@@ -6,12 +6,17 @@
 #                                                         KVINIT_IMAGE (environment or compose/.env), else the
 #                                                         layout's (main, cache-cluster, sentinel: kvinit:redis-8.0;
 #                                                         announce: kvinit:valkey-9)
+#   stack.sh init  [LAYOUT=main|cache-cluster|announce]   runs the layout's cluster-init again (compose up of the
+#                                                         init service, never `compose run`: the service has a
+#                                                         fixed address and container name) and waits as up does
 #   stack.sh down  [LAYOUT=...] [PURGE=1]                 stops it; volumes kept unless PURGE=1
 #   stack.sh hosts [LAYOUT=main|sentinel]                 the hosts line for host access to the layout
 #   stack.sh rotate        [LAYOUT=...]                   a new random password, live: steps 1 and 2 of README.md,
 #                                                         "Rotating the password" (the old one still works)
 #   stack.sh rotate-finish [LAYOUT=...]                   step 3: the nodes refuse the old password
-# ROTATE_TIMEOUT (default 60) bounds each wait of rotate and rotate-finish, in seconds.
+# UP_TIMEOUT (default 180) bounds up's and init's wait for cluster-init, READY_TIMEOUT (default 60) their wait after it
+# for every node to be ready (cluster ok, every replica's link up), ROTATE_TIMEOUT (default 60) each wait of rotate
+# and rotate-finish; all in seconds.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,10 +79,13 @@ compose_cmd() {
 
 # The password file the compose files mount: REDIS_PASSWORD_SECRET_FILE from the environment or compose/.env,
 # relative to compose/ as compose resolves it. The rotation files are beside it: <file>_next and <file>_previous.
+# The users file and the exporter's password (README.md, "ACL users"): REDIS_USERS_SECRET_FILE and
+# REDIS_EXPORTER_PASSWORD_SECRET_FILE the same way.
 secret_file() {
-	local f=${REDIS_PASSWORD_SECRET_FILE:-}
-	[[ -n $f || ! -r $here/.env ]] || f=$(sed -n 's/^REDIS_PASSWORD_SECRET_FILE=//p' "$here/.env" | tail -n1)
-	f=${f:-./secrets/redis_password}
+	local var=${1:-REDIS_PASSWORD_SECRET_FILE} default=${2:-./secrets/redis_password} f
+	f=${!var:-}
+	[[ -n $f || ! -r $here/.env ]] || f=$(sed -n "s/^$var=//p" "$here/.env" | tail -n1)
+	f=${f:-$default}
 	[[ $f == /* ]] || f=$here/${f#./}
 	echo "$f"
 }
@@ -94,10 +102,13 @@ new_password() {
 }
 
 # The secrets, readable by root only (kvinit reads them as root, then drops): a random password the first time,
-# and the two rotation files, empty ("no rotation under way"). They must exist before compose starts a node:
-# Docker would make a missing bind-mount source a directory.
+# and the two rotation files, empty ("no rotation under way"); the exporter's own password, random, and the users
+# file from compose/config/redis_users (the exporter's user, an application's as an example). They must exist before
+# compose starts a node: Docker would make a missing bind-mount source a directory.
 make_secrets() {
-	local f
+	local f users exporter
+	users=$(secret_file REDIS_USERS_SECRET_FILE ./secrets/redis_users)
+	exporter=$(secret_file REDIS_EXPORTER_PASSWORD_SECRET_FILE ./secrets/redis_exporter_password)
 	mkdir -p "$(dirname "$secret")"
 	if [[ ! -s $secret ]]; then
 		(umask 077 && new_password >"$secret" && echo >>"$secret")
@@ -112,10 +123,24 @@ make_secrets() {
 			echo "make up: created $f (empty, mode 0600)"
 		fi
 	done
+	for f in "$users" "$exporter"; do
+		[[ ! -d $f ]] || die "$f is a directory (Docker makes one when a secret file is missing): rmdir it"
+		mkdir -p "$(dirname "$f")"
+	done
+	if [[ ! -s $exporter ]]; then
+		(umask 077 && new_password >"$exporter" && echo >>"$exporter")
+		chmod 0600 "$exporter"
+		echo "make up: created $exporter (mode 0600)"
+	fi
+	if [[ ! -e $users ]]; then
+		(umask 077 && cat "$here/config/redis_users" >"$users")
+		chmod 0600 "$users"
+		echo "make up: created $users from config/redis_users (mode 0600; write it in place to change the users live)"
+	fi
 }
 
 up() {
-	local t0 t_start t_end cid state="" code deadline image server
+	local t0 t_start t_init t_end image server
 	t0=$(date +%s.%N)
 	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
 	compose_cmd
@@ -133,8 +158,35 @@ up() {
 		return
 	}
 
-	# cluster-init is one-shot: wait for it to exit, bounded, and show its output either way.
-	deadline=$((SECONDS + ${UP_TIMEOUT:-180}))
+	wait_init
+	t_init=$(date +%s.%N)
+	wait_ready
+	t_end=$(date +%s.%N)
+	awk -v l="$layout" -v a="$t0" -v s="$t_start" -v i="$t_init" -v e="$t_end" \
+		'BEGIN { printf "\nmake up: %s layout ready: cluster ok %.1f s after compose up, every replica linked %.1f s later (%.1f s in all)\n", l, i - s, e - i, e - a }'
+	echo "connect:   docker exec -it $(docker inspect -f '{{.Name}}' "$("${compose[@]}" ps -q "$first_node")" | tr -d /) kvinit cli -c"
+	echo "from the host: $host_hint"
+}
+
+# cluster-init again, on a running layout: `compose up` of the init service starts its one container again (and
+# any node that is not running, waiting for it to be healthy). `compose run` would start a second container with
+# the service's fixed address and fail ("Address already in use") while another run of it is under way.
+init() {
+	local t_start
+	[[ -n $init_service ]] || die "the $layout layout has no cluster-init"
+	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
+	compose_cmd
+	t_start=$(date +%s.%N)
+	"${compose[@]}" up -d "$init_service" || die "'${compose[*]} up -d $init_service' failed (see above)"
+	wait_init
+	wait_ready
+	echo "make init: cluster-init done, every node ready $(since "$t_start") s after it started"
+}
+
+# cluster-init is one-shot: waits for it to exit, bounded by UP_TIMEOUT, and shows the output of this run of it
+# either way (its container's log holds every earlier run too).
+wait_init() {
+	local cid="" state="" started code deadline=$((SECONDS + ${UP_TIMEOUT:-180}))
 	while :; do
 		cid=$("${compose[@]}" ps -q "$init_service" 2>/dev/null || true)
 		if [[ -n $cid ]]; then
@@ -145,13 +197,36 @@ up() {
 		sleep 0.2
 	done
 	code=${state#exited }
-	"${compose[@]}" logs --no-color "$init_service" 2>/dev/null | sed 's/^[^|]*| //'
+	started=$(docker inspect -f '{{.State.StartedAt}}' "$cid")
+	docker logs --since "$started" "$cid" 2>&1
 	[[ $code == 0 ]] || die "cluster-init exited with $code (its lines are above)"
-	t_end=$(date +%s.%N)
-	awk -v l="$layout" -v a="$t0" -v s="$t_start" -v e="$t_end" \
-		'BEGIN { printf "\nmake up: %s layout ready: cluster ok %.1f s after compose up (%.1f s in all)\n", l, e - s, e - a }'
-	echo "connect:   docker exec -it $(docker inspect -f '{{.Name}}' "$("${compose[@]}" ps -q "$first_node")" | tr -d /) kvinit cli -c"
-	echo "from the host: $host_hint"
+}
+
+# cluster-init exits once the cluster is ok; a replica's link to its master (its first full sync) can still be down
+# for a few seconds then. Waits, bounded by READY_TIMEOUT, until `kvinit health --ready` passes on every node:
+# cluster ok, every replica's master_link_status up, every node seen by its peers where it is.
+wait_ready() {
+	local svc cid deadline=$((SECONDS + ${READY_TIMEOUT:-60})) why names=()
+	local -A name_of=()
+	pending=()
+	for svc in "${nodes[@]}"; do
+		cid=$(service_container "$svc")
+		[[ -n $cid ]] || die "$svc is not running; see: ${compose[*]} logs $svc"
+		pending+=("$cid") name_of[$cid]=$svc
+	done
+	while :; do
+		check_pending ready
+		((${#pending[@]} == 0)) && return 0
+		((SECONDS < deadline)) || break
+		sleep 0.2
+	done
+	for cid in "${pending[@]}"; do
+		why=$(timeout 10 docker exec "$cid" kvinit health --ready 2>&1 | tail -n1) || true
+		echo "make ${action}: ${name_of[$cid]}: ${why:-no answer}" >&2
+		names+=("${name_of[$cid]}")
+	done
+	die "cluster-init is done, but ${names[*]} not ready within ${READY_TIMEOUT:-60}s (the lines above say why);" \
+		"see: ${compose[*]} logs ${names[*]}"
 }
 
 # A layout without a one-shot init (sentinel): every service with a healthcheck healthy, bounded by UP_TIMEOUT.
@@ -370,9 +445,10 @@ copy_dir=
 trap '[[ -z $copy_dir ]] || rm -rf "$copy_dir"' EXIT
 case $action in
 up) up ;;
+init) init ;;
 down) down ;;
 hosts) echo "$hosts_line" ;;
 rotate) rotate ;;
 rotate-finish) rotate_finish ;;
-*) die "usage: stack.sh up|down|hosts|rotate|rotate-finish" ;;
+*) die "usage: stack.sh up|init|down|hosts|rotate|rotate-finish" ;;
 esac

@@ -317,6 +317,9 @@ struct init_role_hooks {
 	void (*reaped)(struct init_supervisor *s, pid_t pid, int status, void *userdata);
 	/* Runs before every restart of the child (not before its first start), in the loop: must not block. */
 	void (*restarting)(struct init_supervisor *s, void *userdata);
+	/* Decides the delay before restart number `restart` (1 after the first end), given the backoff's delay_ms:
+	 * returns it, or a shorter one. Runs in the loop: must not block. NULL: the backoff's. */
+	uint64_t (*restart_delay)(struct init_supervisor *s, unsigned restart, uint64_t delay_ms, void *userdata);
 	void *userdata;
 };
 

@@ -201,6 +201,8 @@ static void child_ended(struct init_supervisor *s, int code, int term_sig, uint6
 		return;
 	}
 	delay = init_backoff_delay_ms(s->restarts, (uint64_t)o->backoff_max);
+	if (s->args->hooks.restart_delay)
+		delay = s->args->hooks.restart_delay(s, s->restarts, delay, s->args->hooks.userdata);
 	init_format_duration(delay_s, sizeof(delay_s), delay);
 	if (o->max_restarts)
 		log_info("restarting %s%s (restart %u of %lld)", delay ? "in " : "now", delay ? delay_s : "",

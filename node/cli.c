@@ -3,7 +3,8 @@
  * `kvinit cli ARGS`: redis-cli (or valkey-cli) on this node, or in a Sentinel's container (KVINIT_ROLE=sentinel, as
  * for `kvinit health`) on the Sentinel: its port (REDIS_SENTINEL_PORT_NUMBER) and its own password
  * (REDIS_SENTINEL_PASSWORD_FILE, else the nodes'). The password goes to that process alone, in REDISCLI_AUTH, never
- * on a command line where `ps` would show it.
+ * on a command line where `ps` would show it. With REDIS_TLS_ENABLED a node is reached with TLS on its TLS port,
+ * checked against the CA, with the node's certificate presented (Debian's clients have TLS).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +22,40 @@ static bool has_arg(char **args, const char *const *names)
 			if (strcmp(*args, *n) == 0)
 				return true;
 	return false;
+}
+
+/*
+ * The TLS arguments of redis-cli for the options o into argv at *a, unless the caller gave --tls (then the caller
+ * says it all). redis-cli cannot take a key's passphrase: an encrypted key is not given, which a node with
+ * REDIS_TLS_AUTH_CLIENTS=yes refuses (said).
+ */
+static void tls_args(const struct node_options *o, char **args, char **argv, size_t *a)
+{
+	static const char *const tls[] = {"--tls", NULL};
+
+	if (!o->tls_enabled || has_arg(args, tls))
+		return;
+	argv[(*a)++] = "--tls";
+	if (*o->tls_ca_file) {
+		argv[(*a)++] = "--cacert";
+		argv[(*a)++] = o->tls_ca_file;
+	}
+	if (*o->tls_ca_dir) {
+		argv[(*a)++] = "--cacertdir";
+		argv[(*a)++] = o->tls_ca_dir;
+	}
+	if (*o->tls_key_file_pass) {
+		log_warn("cli: %s cannot take the passphrase of REDIS_TLS_KEY_FILE='%s': connecting without a client "
+			 "certificate",
+			 argv[0], o->tls_key_file);
+		return;
+	}
+	if (*o->tls_cert_file && *o->tls_key_file) {
+		argv[(*a)++] = "--cert";
+		argv[(*a)++] = o->tls_cert_file;
+		argv[(*a)++] = "--key";
+		argv[(*a)++] = o->tls_key_file;
+	}
 }
 
 int node_cli_main(struct node_config *c, char **args)
@@ -57,7 +92,7 @@ int node_cli_main(struct node_config *c, char **args)
 		nargs++;
 	while (environ[nenv])
 		nenv++;
-	argv = calloc(nargs + 6, sizeof(*argv));
+	argv = calloc(nargs + 16, sizeof(*argv));
 	env = calloc(nenv + 2, sizeof(*env));
 	if (use->data && asprintf(&auth, "REDISCLI_AUTH=%s", use->data) < 0)
 		auth = NULL;
@@ -71,12 +106,14 @@ int node_cli_main(struct node_config *c, char **args)
 	argv[a++] = server.cli_bin;
 	if (!has_arg(args, where)) {
 		node_probe_host(o->bind, host, sizeof(host));
-		(void)snprintf(port, sizeof(port), "%lld", (long long)(sentinel ? o->sentinel_port : o->port));
+		(void)snprintf(port, sizeof(port), "%u", sentinel ? (unsigned)o->sentinel_port : node_client_port(o));
 		argv[a++] = "-h";
 		argv[a++] = host;
 		argv[a++] = "-p";
 		argv[a++] = port;
 	}
+	if (!sentinel)
+		tls_args(o, args, argv, &a);
 	for (size_t i = 0; i < nargs; i++)
 		argv[a++] = args[i];
 	for (size_t i = 0; i < nenv; i++)

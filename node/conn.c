@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Connections to servers: a TCP socket of our own, a transport over it (plain here; TLS plugs in the same way),
+ * Connections to servers: a TCP socket of our own, a transport over it (plain here; TLS in conn_tls.c),
  * and hiredis's reader and formatter for the protocol. Blocking, with SO_SNDTIMEO/SO_RCVTIMEO for the command
  * timeout, like hiredis's own blocking contexts.
  */
@@ -63,7 +63,19 @@ static void plain_close(struct node_conn *c)
 	(void)c;
 }
 
-static const struct node_transport plain = {.read = plain_read, .write = plain_write, .close = plain_close};
+static size_t plain_pending(const struct node_conn *c)
+{
+	(void)c;
+	return 0;
+}
+
+static const struct node_transport plain = {
+	.read = plain_read, .write = plain_write, .close = plain_close, .pending = plain_pending};
+
+bool node_conn_buffered(const struct node_conn *c)
+{
+	return !c->err && c->transport->pending(c) > 0;
+}
 
 /* ---- connecting ---- */
 
@@ -158,6 +170,8 @@ struct node_conn *node_conn_connect(const char *host, unsigned port, struct time
 		return NULL;
 	}
 	open_socket(c, host, port, timeout);
+	if (!c->err && node_conn_tls_on())
+		node_conn_tls_start(c, host, timeout);
 	return c;
 }
 

@@ -10,6 +10,7 @@
 #define KVINIT_NODE_CONN_H
 
 #include <hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -21,6 +22,8 @@ struct node_transport {
 	ssize_t (*read)(struct node_conn *c, void *buf, size_t len);
 	ssize_t (*write)(struct node_conn *c, const void *buf, size_t len);
 	void (*close)(struct node_conn *c); /* frees transport state; the socket is closed by node_conn_free */
+	/* bytes the transport holds that a read returns without the socket (TLS records already decrypted) */
+	size_t (*pending)(const struct node_conn *c);
 };
 
 struct node_conn {
@@ -51,6 +54,29 @@ int node_append_argv(struct node_conn *c, int argc, const char **argv, const siz
 int node_get_reply(struct node_conn *c, void **reply);
 /* Sends the queued commands without waiting for their replies (REDIS_OK / REDIS_ERR). */
 int node_flush(struct node_conn *c);
+/* Whether a reply may be read without the socket becoming readable: callers that poll() the fd must look first. */
+bool node_conn_buffered(const struct node_conn *c);
+
+/*
+ * TLS for every connection of this process (conn_tls.c): the servers' certificates must chain to the CA (file or
+ * directory) and cover the name or address connected to; the certificate and key (with its passphrase), when
+ * given, are presented to servers that ask for a client certificate. Paths are read now (a rotation calls it again
+ * with the new files; connections already open keep what they had). 0, or -EINVAL (-ENOMEM) with one line in err.
+ */
+struct node_conn_tls {
+	const char *ca_file, *ca_dir;
+	const char *cert_file, *key_file, *key_pass;
+};
+struct init_error;
+int node_conn_tls_init(const struct node_conn_tls *cfg, struct init_error *err);
+/* Whether connections are TLS (node_conn_tls_init succeeded). */
+bool node_conn_tls_on(void);
+/* Plain connections again; frees the context. */
+void node_conn_tls_reset(void);
+/* The serial of the certificate the server presented on c, in hex as `openssl x509 -serial` prints it. 0 or -errno. */
+int node_conn_tls_peer_serial(struct node_conn *c, char *buf, size_t size);
+/* For node_conn_connect: the handshake on c's connected socket within timeout (c->err says why it failed). */
+void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval timeout);
 
 /* For transports: marks the connection failed (kind REDIS_ERR_*, errno saved for REDIS_ERR_IO). */
 void node_conn_fail(struct node_conn *c, int kind, const char *what);

@@ -231,7 +231,7 @@ int node_data_check_peers(const struct node_options *o, const struct secrets_val
 	int r;
 
 	node_probe_host(o->bind, self.addr.host, sizeof(self.addr.host));
-	self.addr.port = (unsigned)o->port;
+	self.addr.port = node_client_port(o);
 	r = cluster_connect_all(&self, 1, pw, deadline, &err);
 	if (r < 0) {
 		log_debug("data check: %s", err.msg);

@@ -295,7 +295,7 @@ void node_failover_on_stop(const struct node_options *o, const struct secrets_va
 		return;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	if (cluster_connect(host, (unsigned)o->port, pw, 1000, &self, &why) < 0) {
+	if (cluster_connect(host, node_client_port(o), pw, 1000, &self, &why) < 0) {
 		log_warn("failover: %s, stopping without a handover", why.msg);
 		return;
 	}
@@ -346,7 +346,7 @@ int node_failover_crash_loop(const struct node_options *o, const struct secrets_
 	int r;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	self = wait_answer(host, (unsigned)o->port, pw, until);
+	self = wait_answer(host, node_client_port(o), pw, until);
 	if (!self)
 		return -ETIMEDOUT;
 	own = own_slots(self);

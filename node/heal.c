@@ -86,7 +86,7 @@ static int heal(const struct node_options *o, const struct secrets_value *pw, co
 	int r;
 
 	node_probe_host(o->bind, self.addr.host, sizeof(self.addr.host));
-	self.addr.port = (unsigned)o->port;
+	self.addr.port = node_client_port(o);
 	r = cluster_connect_all(&self, 1, pw, deadline, &err);
 	if (r < 0) {
 		log_error("heal: %s", err.msg);
@@ -139,7 +139,7 @@ int node_heal_run(const struct node_options *o, const struct secrets_value *pw)
 		log_error("heal: out of memory");
 		return -ENOMEM;
 	}
-	r = cluster_parse_nodes(o->nodes, "REDIS_NODES", (unsigned)o->port, &nodes, &n, &err);
+	r = cluster_parse_nodes(o->nodes, "REDIS_NODES", node_client_port(o), &nodes, &n, &err);
 	if (r < 0) {
 		log_error("heal: %s", err.msg);
 		return r;

@@ -46,21 +46,21 @@ static int check_view(struct node_conn *ctx, const struct node_options *o, const
 	reply = command(ctx, "CLUSTER NODES");
 	r = reply && reply->type == REDIS_REPLY_STRING ? cluster_view_self(reply->str, v, &err) : -EIO;
 	if (r < 0)
-		(void)snprintf(why, size, "CLUSTER NODES of %s:%lld: %.300s", host, (long long)o->port,
+		(void)snprintf(why, size, "CLUSTER NODES of %s:%lld: %.300s", host, (long long)node_client_port(o),
 			       r == -EIO ? (reply && reply->str ? reply->str : ctx->errstr) : err.msg);
 	freeReplyObject(reply);
 	if (r < 0)
 		return 0;
 	if (v->self.is_master && !v->self.nslots) {
 		(void)snprintf(why, size, "master %s:%lld serves no slots and replicates no master", host,
-			       (long long)o->port);
+			       (long long)node_client_port(o));
 		return 0;
 	}
 	/* an address of the user's (NAT, published ports) need not be on an interface here */
 	if (!*o->announce_ip && cluster_addr_split(v->self.addr, ip, sizeof(ip), &port) && *ip &&
 	    node_address_is_local(ip) == 0) {
 		(void)snprintf(why, size, "%s:%lld announces '%s', which is not an address of this host", host,
-			       (long long)o->port, ip);
+			       (long long)node_client_port(o), ip);
 		return 0;
 	}
 	for (size_t i = 0, asked = 0; i < v->n_ask && asked < PEERS_ASKED; i++) {
@@ -98,31 +98,33 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 	int ok = 0, r;
 
 	node_probe_host(o->bind, host, sizeof(host));
-	r = cluster_connect(host, (unsigned)o->port, pw, 2000, &ctx, &err);
+	r = cluster_connect(host, node_client_port(o), pw, 2000, &ctx, &err);
 	if (r < 0) {
 		(void)snprintf(why, size, "%s", err.msg);
 		return r;
 	}
 	reply = command(ctx, "PING");
 	if (!reply) {
-		(void)snprintf(why, size, "no answer to PING from %s:%lld: %s", host, (long long)o->port, ctx->errstr);
+		(void)snprintf(why, size, "no answer to PING from %s:%lld: %s", host, (long long)node_client_port(o),
+			       ctx->errstr);
 		goto out;
 	}
 	/* Any answer is a live server; -LOADING is one that is not ready yet. */
 	if (!ready) {
-		(void)snprintf(why, size, "%s:%lld answers PING (%s)", host, (long long)o->port,
+		(void)snprintf(why, size, "%s:%lld answers PING (%s)", host, (long long)node_client_port(o),
 			       reply->str ? reply->str : "");
 		ok = 1;
 		goto out;
 	}
 	if (reply->type == REDIS_REPLY_ERROR) {
-		(void)snprintf(why, size, "%s:%lld answers PING with '%s'", host, (long long)o->port, reply->str);
+		(void)snprintf(why, size, "%s:%lld answers PING with '%s'", host, (long long)node_client_port(o),
+			       reply->str);
 		goto out;
 	}
 	freeReplyObject(reply);
 	reply = NULL;
 	if (!o->cluster_enabled && node_replication(o) != NODE_REPL_NONE) {
-		ok = node_replication_ready(ctx, host, o->port, why, size);
+		ok = node_replication_ready(ctx, host, node_client_port(o), why, size);
 		goto out;
 	}
 
@@ -136,14 +138,15 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 		(void)snprintf(why, size,
 			       ok ? "standalone %s:%lld answers and is not loading"
 				  : "standalone %s:%lld is loading its data",
-			       host, (long long)o->port);
+			       host, (long long)node_client_port(o));
 		goto out;
 	}
 	if (!cluster_info_field(reply->str, "role", role, sizeof(role)))
 		(void)snprintf(role, sizeof(role), "unknown");
 	if (strcmp(role, "slave") == 0 &&
 	    (!cluster_info_field(reply->str, "master_link_status", value, sizeof(value)) || strcmp(value, "up") != 0)) {
-		(void)snprintf(why, size, "replica %s:%lld: master_link_status:%s", host, (long long)o->port, value);
+		(void)snprintf(why, size, "replica %s:%lld: master_link_status:%s", host,
+			       (long long)node_client_port(o), value);
 		goto out;
 	}
 	freeReplyObject(reply);
@@ -155,13 +158,15 @@ static int probe(const struct node_options *o, bool ready, const struct secrets_
 	}
 	if (!cluster_info_field(reply->str, "cluster_state", value, sizeof(value)) || strcmp(value, "ok") != 0) {
 		(void)snprintf(why, size, "%s %s:%lld: cluster_state:%s",
-			       strcmp(role, "slave") == 0 ? "replica" : "master", host, (long long)o->port, value);
+			       strcmp(role, "slave") == 0 ? "replica" : "master", host, (long long)node_client_port(o),
+			       value);
 		goto out;
 	}
 	if (!check_view(ctx, o, pw, host, why, size))
 		goto out;
 	(void)snprintf(why, size, "%s %s:%lld: cluster_state:ok%s", strcmp(role, "slave") == 0 ? "replica" : "master",
-		       host, (long long)o->port, strcmp(role, "slave") == 0 ? ", master_link_status:up" : "");
+		       host, (long long)node_client_port(o),
+		       strcmp(role, "slave") == 0 ? ", master_link_status:up" : "");
 	ok = 1;
 out:
 	freeReplyObject(reply);
@@ -211,8 +216,10 @@ int node_health_main(struct node_config *c, char **args)
 	}
 	if (node_sentinel_is_role())
 		return node_sentinel_health(c, ready);
-	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0) {
+	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0 ||
+	    node_tls_client_setup(&c->opt, NULL, &err) < 0) {
 		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
+		secrets_password_free(&pw);
 		return 1;
 	}
 	ok = probe_any(&c->opt, ready, &pw, why, sizeof(why));

@@ -31,6 +31,9 @@ int node_main(struct node_config *c, char **args)
 	int r;
 
 	r = node_setup_start(c, args, "node", true, &s, &err);
+	/* the files were checked: kvinit's own connections (helpers, the stop's handover) use them too */
+	if (r == 0)
+		r = node_tls_client_setup(&c->opt, NULL, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		/* no server to run: a command not found, as for `kvinit run` */
@@ -44,8 +47,10 @@ int node_main(struct node_config *c, char **args)
 			r = node_setup_render(&s, false, &text, &err);
 		if (r == 0)
 			r = node_setup_data_dir(&s, &user, &err);
-		if (r == 0)
+		if (r == 0) {
 			node_check_overcommit();
+			node_setup_tls_access(&s, &user);
+		}
 		if (r == 0)
 			r = node_setup_nodes_conf(&s, &err);
 		if (r == 0)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "init.h"
 #include "secrets.h"
@@ -56,6 +57,9 @@ void node_config_free(struct node_config *c);
 extern const char *const node_endpoint_names[];
 /* REDIS_REPLICATION_MODE's values: none, primary, replica, and Bitnami's master and slave. */
 extern const char *const node_replication_mode_names[];
+/* REDIS_TLS_AUTH_CLIENTS's values, as tls-auth-clients spells them. */
+enum node_tls_auth { NODE_TLS_AUTH_YES, NODE_TLS_AUTH_NO, NODE_TLS_AUTH_OPTIONAL };
+extern const char *const node_tls_auth_names[];
 
 /* ---- what kvinit owns in the server config (directives.c): pure, no I/O ---- */
 #define NODE_EXTRA_FLAGS_RULE "must be redis-server flags, each '--directive' followed by its values"
@@ -106,11 +110,124 @@ enum node_directive {
 	NODE_DIR_PREFERRED_ENDPOINT_TYPE,
 	NODE_DIR_ACL_CHANNELS,
 	NODE_DIR_AVAILABILITY_ZONE,
+	NODE_DIR_ANNOUNCE_TLS_PORT,
 	NODE_DIR__COUNT
 };
 bool node_server_knows(const struct node_server *s, enum node_directive d);
 const char *node_directive_name(enum node_directive d);
 void node_server_describe(const struct node_server *s, char *buf, size_t size);
+
+/* ---- ACL users from a file (acl.c): REDIS_ACLFILE, else the Docker secret redis_users ---- */
+#define NODE_ACL_DEFAULT_FILE "/run/secrets/redis_users"
+#define NODE_ACL_MAX_USERS    256
+#define NODE_ACL_FILE_MAX     ((size_t)256 * 1024)
+
+struct node_acl_user {
+	char *name;
+	char **rules; /* as the server takes them once resolved: a '<file' rule becomes '#<sha256>' */
+	size_t n_rules;
+	unsigned line; /* in the file */
+};
+
+struct node_acl {
+	struct node_acl_user *user;
+	size_t n;
+	char **files; /* the password files the users' '<file' rules read (node_acl_resolve) */
+	size_t n_files;
+};
+
+/*
+ * Parses a users file: lines `user <name> <rule>...` in the server's ACL syntax, comments ('#' first) and blank
+ * lines. A rule is on, off, '#<sha256>' (64 lowercase hex digits), '<file' (a password file beside the users
+ * file), '~pattern', '%R~' / '%W~' / '%RW~pattern', '&channel', '+' or '-' a command, command|subcommand or
+ * @category, or one of allkeys, resetkeys, allchannels, resetchannels, allcommands, nocommands, resetpass, reset,
+ * clearselectors. Refused, each with "line N: " and the rule: a password in plain text ('>...'), nopass, '!<hash>',
+ * selectors, the user default (kvinit's), a name used twice, a control character, any other line. Pure. Returns 0
+ * with *ret, or -EINVAL (-ENOMEM) with one line in err.
+ */
+int node_acl_parse(const char *text, size_t len, struct node_acl *ret, struct init_error *err);
+/* Reads each '<file' rule's password file in dir (secrets_read_file's rules) into its '#<sha256>'; -EINVAL with err. */
+int node_acl_resolve(struct node_acl *acl, const char *dir, struct init_error *err);
+/* Reads, parses and resolves the users file at path; err names the file. */
+int node_acl_load(const char *path, struct node_acl *ret, struct init_error *err);
+void node_acl_free(struct node_acl *acl);
+bool node_acl_rule_is_file(const char *rule);
+const struct node_acl_user *node_acl_find(const struct node_acl *acl, const char *name);
+/* The same users with the same rules, in the same order. */
+bool node_acl_equal(const struct node_acl *a, const struct node_acl *b);
+/* Whether u is new or has other rules than the user of its name in from. */
+bool node_acl_user_changed(const struct node_acl *from, const struct node_acl_user *u);
+/* The users as config directives, one `user` line each; hashes '#<redacted>' with redact. */
+void node_acl_render(FILE *f, const struct node_acl *acl, bool redact);
+/*
+ * In a helper beside the server (runtime.c): the users of want that are new or changed against applied (or named
+ * in stale: a change that may have been half applied) are tried on the server first, then set with ACL SETUSER
+ * name reset <rules>; the users of applied and stale that want lacks are deleted (ACL DELUSER, which closes their
+ * connections). A rule the server refuses changes nothing. 0, or -errno after logging.
+ */
+int node_acl_apply(const struct node_options *o, const struct secrets_rotation *rot, const struct secrets_value *login,
+		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
+		   const char *const *stale, size_t n_stale);
+
+/* ---- TLS (tls.c): the settings, and the certificates checked with OpenSSL ---- */
+/*
+ * The port clients, peers and kvinit's own connections reach the server at: REDIS_TLS_PORT_NUMBER with TLS, else
+ * REDIS_PORT_NUMBER. The cluster bus port defaults to it + 10000, as the server computes it.
+ */
+unsigned node_client_port(const struct node_options *o);
+/* Whether the plain port stays open beside the TLS port: with TLS, only on a port of its own. */
+bool node_plain_port_open(const struct node_options *o);
+/*
+ * With REDIS_TLS_ENABLED=yes: a certificate, its key and a CA (file or directory) are named, and REDIS_EXTRA_FLAGS
+ * sets none of the TLS directives kvinit renders. Pure. 0, or -EINVAL (-ENOMEM) with one line in err.
+ */
+int node_tls_check_settings(const struct node_options *o, struct init_error *err);
+
+/* The files of a TLS setup; NULL or "" for one not given. */
+struct node_tls_files {
+	const char *cert;      /* PEM: the node's certificate, then its intermediates */
+	const char *key;       /* PEM: its private key, encrypted or not */
+	const char *key_pass;  /* the key's passphrase */
+	const char *ca_file;   /* PEM: the CA certificates */
+	const char *ca_dir;    /* a directory of CA certificates by hash (openssl rehash) */
+	const char *dh_params; /* PEM: DH parameters */
+	/* the certificate is also the node's client certificate (cluster bus, replication), checked by its peers */
+	bool client_too;
+};
+
+/* What node_tls_check found in a certificate that passed. */
+struct node_tls_info {
+	char serial[96]; /* hex, as openssl x509 -serial prints it */
+	time_t not_before, not_after;
+};
+
+/* A certificate that expires within this is warned about at start and every day. */
+#define NODE_TLS_EXPIRY_WARN_SEC ((time_t)7 * 24 * 3600)
+
+/* The files of the options o. */
+void node_tls_files_from(const struct node_options *o, struct node_tls_files *ret);
+/*
+ * Checks a TLS setup as the server and its peers will use it: the certificate and the key parse (the key with its
+ * passphrase) and match; the certificate is valid at now (not expired, not before its start); it chains to the CA
+ * (file or directory; intermediates from the certificate file); its extended key usage, when it has one, allows a
+ * TLS server (and a TLS client with client_too); its subject alternative names cover every one of names (an IP
+ * address needs an IP SAN, a name a DNS SAN, wildcards as clients match them); the DH parameters parse. Files are
+ * read through their path at every call (a Kubernetes Secret volume swaps its ..data symlink), so this also checks a
+ * new set before it is loaded. Returns 0 with *ret (may be NULL), or -EINVAL with one line in err naming the file's
+ * variable, its path and the rule (-ENOMEM).
+ */
+int node_tls_check(const struct node_tls_files *f, const char *const *names, size_t n_names, time_t now,
+		   struct node_tls_info *ret, struct init_error *err);
+/* "2026-11-26 02:51:26 UTC" */
+void node_tls_format_time(time_t t, char *buf, size_t size);
+/*
+ * With REDIS_TLS_ENABLED: kvinit's own connections of this process (node_conn_connect) are TLS from now on, checked
+ * against the CA (ca_file, or NULL: REDIS_TLS_CA_FILE), with the node's certificate as client certificate
+ * (conn_tls.c). 0 without TLS; -EINVAL with one line in err.
+ */
+int node_tls_client_setup(const struct node_options *o, const char *ca_file, struct init_error *err);
+/* Warns when the certificate at path (info from node_tls_check) expires within NODE_TLS_EXPIRY_WARN_SEC of now. */
+bool node_tls_warn_expiry(const char *path, const struct node_tls_info *info, time_t now);
 
 /* ---- addresses (address.c) ---- */
 int node_detect_own_ipv4(char *buf, size_t size);
@@ -134,7 +251,8 @@ struct node_render_input {
 	const char *masterauth;	    /* NULL: none */
 	const char *replicaof_host; /* replication mode: the primary a replica starts from; NULL: none */
 	unsigned replicaof_port;
-	bool redact; /* `kvinit render`: hashes and masterauth shown as <redacted> */
+	bool redact;		      /* `kvinit render`: hashes and masterauth shown as <redacted> */
+	const struct node_acl *users; /* the users file's users, after the default user; NULL: none */
 };
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
@@ -225,6 +343,12 @@ struct node_setup {
 	/* replication mode: the primary this node starts as a replica of (node_replication_discover); empty: none */
 	char replicaof_host[NODE_HOST_MAX];
 	unsigned replicaof_port;
+	/* with TLS: the certificate the server was given, as checked at start (a rotation that loads another sets it)
+	 */
+	struct node_tls_info tls;
+	/* the users file (REDIS_ACLFILE, else NODE_ACL_DEFAULT_FILE when it exists): users_path NULL without one */
+	char *users_path;
+	struct node_acl users;
 };
 
 /*
@@ -235,10 +359,12 @@ struct node_setup {
  */
 int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err);
 /*
- * Reads the settings, the password and the files of its rotation, finds the server and the address to announce;
- * logs a warning for a password that leaks or is missing by choice. Writes nothing. Returns 0, or with one line in
- * err: -ENOENT when there is no server binary (and for nothing else), -EINVAL for a setting that cannot work
- * (including a password file or a server that cannot be used), -ENOMEM. Free *ret_setup with node_setup_free.
+ * Reads the settings, the password and the files of its rotation, finds the server and the address to announce,
+ * checks the TLS certificates (node_tls_check: they must cover what the node announces); logs a warning for a
+ * password that leaks or is missing by choice, and for a certificate that expires within a week. Writes nothing.
+ * Returns 0, or with one line in err: -ENOENT when there is no server binary (and for nothing else), -EINVAL for a
+ * setting that cannot work (including a password file or a server that cannot be used), -ENOMEM. Free *ret_setup with
+ * node_setup_free.
  */
 int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err);
 /*
@@ -253,6 +379,11 @@ int node_setup_start(struct node_config *c, char **args, const char *role, bool 
 int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, struct init_error *err);
 /* Wipes (it holds masterauth) and frees a rendered config; NULL is fine. */
 void node_setup_text_free(char *text);
+/*
+ * With TLS, kvinit read the files as root; the server reads them as user: a file it cannot read by its mode is
+ * warned about before the server fails on it.
+ */
+void node_setup_tls_access(const struct node_setup *s, const struct init_user *user);
 /* The data dir, created if missing; it and what is in it become the server user's, like the official images. */
 int node_setup_data_dir(const struct node_setup *s, const struct init_user *user, struct init_error *err);
 /*
@@ -265,8 +396,24 @@ int node_setup_nodes_conf(const struct node_setup *s, struct init_error *err);
 int node_setup_write_config(const struct node_setup *s, const struct init_user *user, const char *text,
 			    struct init_error *err);
 /*
- * The server's environment: envp without REDIS_PASSWORD, whose value is wiped in place in envp too (/proc/1/environ
- * shows the memory the variables were handed over in). *ret_env is malloc'd; its strings are envp's.
+ * The TLS files of s's options checked as at start (node_tls_check with the names the node announces), read again
+ * now, with the CA of ca_file (NULL: REDIS_TLS_CA_FILE): a rotation checks a new set with it. 0 with *ret, or
+ * -EINVAL with one line in err.
+ */
+int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
+			 struct init_error *err);
+/*
+ * Certificate rotation (tls_rotate.c), in a helper process: CONFIG SET of the TLS files with the CA of ca_file
+ * (NULL: REDIS_TLS_CA_FILE; the server reads them again), then this process's own connections take the new files,
+ * and a handshake of its own must find the server serving the certificate with want_serial within 2 s. 0, or
+ * -errno once it has said why.
+ */
+int node_tls_rotate_apply(const struct node_options *o, const struct secrets_value *pw, const char *ca_file,
+			  const char *want_serial);
+/*
+ * The server's environment: envp without REDIS_PASSWORD and REDIS_TLS_KEY_FILE_PASS, whose values are wiped in
+ * place in envp too (/proc/1/environ shows the memory the variables were handed over in). *ret_env is malloc'd; its
+ * strings are envp's.
  */
 int node_setup_child_environment(char **envp, char ***ret_env, struct init_error *err);
 void node_setup_free(struct node_setup *s);
@@ -309,11 +456,17 @@ int node_readdress_run(const struct node_options *o, const struct secrets_value 
 struct secrets_rotation;
 int node_rotate_apply(const struct node_options *o, const struct secrets_rotation *rot,
 		      const struct secrets_value *login, size_t n_login);
+struct node_conn;
+/*
+ * The local server, logged in as the default user with whichever password it takes (the rotation's, the sent one
+ * first, then login's; none without a password), waiting for it with a line now and then that starts with who.
+ */
+struct node_conn *node_rotate_connect(const struct node_options *o, const struct secrets_rotation *rot,
+				      const struct secrets_value *login, size_t n_login, const char *who);
 /*
  * ACL SETUSER default [resetpass] #<hash>...: the server at ctx (a node, or a Sentinel) accepts every password of
  * rot, and with exact no other. 0, or -EREMOTEIO (refused) or -EIO (no answer) with one line in err.
  */
-struct node_conn;
 int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
 			      struct init_error *err);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);

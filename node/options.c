@@ -122,6 +122,8 @@ static const struct init_string_check node_check_extra_flags = {NODE_EXTRA_FLAGS
 
 const char *const node_endpoint_names[] = {"ip", "hostname", "unknown-endpoint", NULL};
 const char *const node_replication_mode_names[] = {"none", "primary", "replica", "master", "slave", NULL};
+/* in the order of enum node_tls_auth */
+const char *const node_tls_auth_names[] = {"yes", "no", "optional", NULL};
 
 static const struct init_option_desc node_descs[] = {
 #define OPT_STR(...)	  INIT_OPTION_DESC_STR(struct node_options, __VA_ARGS__)
@@ -141,6 +143,8 @@ static const struct init_option_alias node_aliases[] = {
 	{"REDIS_MASTER_PORT_NUMBER", NODE_OPT_primary_port},
 	{"REDIS_SENTINEL_HOST", NODE_OPT_sentinel_nodes},
 	{"REDIS_SENTINEL_MASTER_NAME", NODE_OPT_master_set},
+	/* Bitnami's redis-cluster image reads it when REDIS_TLS_PORT_NUMBER is unset */
+	{"REDIS_TLS_PORT", NODE_OPT_tls_port},
 };
 
 static const struct init_option_table node_table = {

@@ -115,7 +115,7 @@ static int readdress(struct node_conn *self, const struct node_options *o, const
 		return -EREMOTEIO;
 	}
 	freeReplyObject(rep);
-	(void)snprintf(port, sizeof(port), "%lld", (long long)(o->announce_port ? o->announce_port : o->port));
+	(void)snprintf(port, sizeof(port), "%u", o->announce_port ? (unsigned)o->announce_port : node_client_port(o));
 	(void)snprintf(bus, sizeof(bus), "%u", o->announce_bus_port ? (unsigned)o->announce_bus_port : bus_port);
 	for (;;) {
 		r = read_self(self, v, &peers, &err);
@@ -151,7 +151,7 @@ int node_readdress_run(const struct node_options *o, const struct secrets_value 
 	int r;
 
 	node_probe_host(o->bind, self.addr.host, sizeof(self.addr.host));
-	self.addr.port = (unsigned)o->port;
+	self.addr.port = node_client_port(o);
 	r = cluster_connect_all(&self, 1, pw, deadline, &err);
 	if (r < 0) {
 		log_error("new address: %s", err.msg);

@@ -93,21 +93,30 @@ static int gate(FILE *f, const struct node_render_input *in, enum node_directive
 static int render_cluster(FILE *f, const struct node_render_input *in, struct init_error *err)
 {
 	const struct node_options *o = in->opt;
-	unsigned bus = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
+	unsigned port = node_client_port(o), bus = (unsigned)(o->bus_port ? o->bus_port : port + 10000);
 	int r;
 
 	directive(f, "cluster-enabled", "yes");
 	directive(f, "cluster-config-file", "nodes.conf");
 	directive_uint(f, "cluster-node-timeout", (unsigned long long)o->node_timeout);
-	r = gate(f, in, NODE_DIR_CLUSTER_PORT, bus != o->port + 10000, "REDIS_CLUSTER_BUS_PORT", err);
+	r = gate(f, in, NODE_DIR_CLUSTER_PORT, bus != port + 10000, "REDIS_CLUSTER_BUS_PORT", err);
 	if (r < 0)
 		return r;
 	if (r)
 		directive_uint(f, "cluster-port", bus);
 	if (in->announce_ip)
 		directive(f, "cluster-announce-ip", in->announce_ip);
-	if (o->announce_port)
+	if (o->announce_port && o->tls_enabled && node_server_knows(in->server, NODE_DIR_ANNOUNCE_TLS_PORT)) {
+		/*
+		 * With tls-cluster the server announces cluster-announce-tls-port and takes cluster-announce-port for
+		 * the plain port (0 when unset: plain clients would be sent port 0).
+		 */
+		directive_uint(f, "cluster-announce-tls-port", (unsigned long long)o->announce_port);
+		if (node_plain_port_open(o))
+			directive_uint(f, "cluster-announce-port", (unsigned long long)o->port);
+	} else if (o->announce_port) {
 		directive_uint(f, "cluster-announce-port", (unsigned long long)o->announce_port);
+	}
 	if (o->announce_bus_port)
 		directive_uint(f, "cluster-announce-bus-port", (unsigned long long)o->announce_bus_port);
 	if (*o->announce_hostname) {
@@ -176,6 +185,33 @@ static void render_replication(FILE *f, const struct node_render_input *in)
 	}
 }
 
+/*
+ * REDIS_TLS_ENABLED: clients, the cluster bus and replication in TLS. The files are named where they are mounted:
+ * the server reads them itself, at start and when they are set again.
+ */
+static void render_tls(FILE *f, const struct node_render_input *in)
+{
+	const struct node_options *o = in->opt;
+
+	if (!o->tls_enabled)
+		return;
+	directive_uint(f, "tls-port", (unsigned long long)o->tls_port);
+	directive(f, "tls-cert-file", o->tls_cert_file);
+	directive(f, "tls-key-file", o->tls_key_file);
+	if (*o->tls_key_file_pass)
+		directive(f, "tls-key-file-pass", in->redact ? "<redacted>" : o->tls_key_file_pass);
+	if (*o->tls_ca_file)
+		directive(f, "tls-ca-cert-file", o->tls_ca_file);
+	if (*o->tls_ca_dir)
+		directive(f, "tls-ca-cert-dir", o->tls_ca_dir);
+	if (*o->tls_dh_params_file)
+		directive(f, "tls-dh-params-file", o->tls_dh_params_file);
+	directive(f, "tls-auth-clients", node_tls_auth_names[o->tls_auth_clients]);
+	directive(f, "tls-replication", "yes");
+	if (o->cluster_enabled)
+		directive(f, "tls-cluster", "yes");
+}
+
 static void render_auth(FILE *f, const struct node_render_input *in)
 {
 	bool channels = node_server_knows(in->server, NODE_DIR_ACL_CHANNELS);
@@ -193,6 +229,11 @@ static void render_auth(FILE *f, const struct node_render_input *in)
 	(void)fprintf(f, " ~*%s +@all\n", channels ? " &*" : "");
 	if (in->masterauth)
 		directive(f, "masterauth", in->redact ? "<redacted>" : in->masterauth);
+	/* as `user` directives, like the default user: the server refuses them beside an aclfile (see acl.c) */
+	if (in->users && in->users->n) {
+		(void)fputs("# the users file\n", f);
+		node_acl_render(f, in->users, in->redact);
+	}
 }
 
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err)
@@ -214,12 +255,14 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 	directive(f, "daemonize", "no");
 	directive(f, "supervised", "no");
 	directive(f, "logfile", "");
-	directive_uint(f, "port", (unsigned long long)o->port);
+	/* with TLS on the same port (Bitnami's default), the plain port is off */
+	directive_uint(f, "port", node_plain_port_open(o) ? (unsigned long long)o->port : 0);
 	(void)fprintf(f, "bind %s\n", o->bind); /* validated: addresses and '*' only */
 	/* Every connection needs the password (or ALLOW_EMPTY_PASSWORD was chosen): protected mode adds nothing. */
 	directive(f, "protected-mode", "no");
 	directive(f, "dir", o->data_dir);
 	directive(f, "appendonly", o->aof ? "yes" : "no");
+	render_tls(f, in);
 	r = render_zone(f, in, err);
 	if (r == 0 && o->cluster_enabled)
 		r = render_cluster(f, in, err);

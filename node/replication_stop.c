@@ -217,7 +217,7 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 		return;
 	}
 	node_probe_host(o->bind, host, sizeof(host));
-	self = cluster_open(host, (unsigned)o->port, pw, 1000, why, sizeof(why));
+	self = cluster_open(host, node_client_port(o), pw, 1000, why, sizeof(why));
 	rep = self ? node_command(self, "INFO replication") : NULL;
 	if (!rep || rep->type != REDIS_REPLY_STRING) {
 		log_warn("failover: %s, stopping without a handover", self ? "no answer to INFO replication" : why);

@@ -19,38 +19,37 @@
 #define ROTATE_REPORT_EVERY (10 * USEC_PER_SEC)
 
 /* Says why it waits, at most every ROTATE_REPORT_EVERY. */
-static void report_waiting(uint64_t *last_usec, const char *what, const char *why)
+static void report_waiting(uint64_t *last_usec, const char *who, const char *what, const char *why)
 {
 	uint64_t now = init_now_usec();
 
 	if (*last_usec && now - *last_usec < ROTATE_REPORT_EVERY)
 		return;
 	*last_usec = now;
-	log_warn("password rotation: waiting for %s: %s", what, why);
+	log_warn("%s: waiting for %s: %s", who, what, why);
 }
 
-/*
- * The local server, with whichever password it takes: it may not know the current one yet, and may no longer know
- * one that left the files; login holds every password it was given since its last completed rotation.
- */
-static struct node_conn *connect_local(const struct node_options *o, const struct secrets_rotation *rot,
-				       const struct secrets_value *login, size_t n_login)
+struct node_conn *node_rotate_connect(const struct node_options *o, const struct secrets_rotation *rot,
+				      const struct secrets_value *login, size_t n_login, const char *who)
 {
+	static const struct secrets_value none = {0};
 	struct init_error why = {{0}};
 	uint64_t reported = 0;
 	char host[64];
 
 	node_probe_host(o->bind, host, sizeof(host));
 	for (;;) {
-		for (size_t k = 0; k < rot->n + n_login; k++) {
-			const struct secrets_value *pw =
-				k < rot->n ? &rot->entry[secrets_rotation_order(rot, k)].value : &login[k - rot->n];
+		/* ALLOW_EMPTY_PASSWORD: no password at all, the one try */
+		for (size_t k = 0; k < rot->n + n_login || (k == 0 && rot->n + n_login == 0); k++) {
+			const struct secrets_value *pw = k < rot->n ? &rot->entry[secrets_rotation_order(rot, k)].value
+							 : n_login  ? &login[k - rot->n]
+								    : &none;
 			struct node_conn *ctx;
 
-			if (cluster_connect(host, (unsigned)o->port, pw, 2000, &ctx, &why) == 0)
+			if (cluster_connect(host, node_client_port(o), pw, 2000, &ctx, &why) == 0)
 				return ctx;
 		}
-		report_waiting(&reported, "this node's server", why.msg);
+		report_waiting(&reported, who, "this node's server", why.msg);
 		init_sleep_ms(ROTATE_RETRY_MSEC);
 	}
 }
@@ -152,7 +151,7 @@ static int switch_masterauth(struct node_conn *ctx, const struct secrets_value *
 		return 0;
 	while (find_refusing_peer(ctx, pw, who, sizeof(who), &why)) {
 		(void)snprintf(what, sizeof(what), "%s to accept #%.8s before masterauth switches", who, hash);
-		report_waiting(&reported, what, why.msg);
+		report_waiting(&reported, "password rotation", what, why.msg);
 		init_sleep_ms(ROTATE_RETRY_MSEC);
 	}
 	reply = node_command(ctx, "CONFIG SET masterauth %b", pw->data, pw->len);
@@ -178,7 +177,7 @@ int node_rotate_apply(const struct node_options *o, const struct secrets_rotatio
 		return -ENOENT;
 	}
 	cur = &rot->entry[rot->current];
-	ctx = connect_local(o, rot, login, n_login);
+	ctx = node_rotate_connect(o, rot, login, n_login, "password rotation");
 	r = node_rotate_set_passwords(ctx, rot, false, &err);
 	if (r == 0)
 		r = switch_masterauth(ctx, &cur->value, cur->hash, &err);

@@ -16,11 +16,18 @@
  *                  master hands its slots to its best replica as soon as it answers, so a crash loop costs a
  *                  replica, not a third of the keyspace (failover.c). A first crash keeps the fast restart;
  *   data check     a node that was in a cluster (nodes.conf lists peers) but started with no data: warns when its
- *                  peers hold keys (datadir.c).
+ *                  peers hold keys (datadir.c);
+ *   certificates   with TLS, after a change of the certificate, key or CA file that makes a set that works: the
+ *                  server loads it without a restart and a handshake confirms it serves it (tls_rotate.c).
+ *   users          after a change of the users file (or of a password file it names): the server's users become
+ *                  the file's, ACL SETUSER and DELUSER (acl.c); the rendered config follows once they applied.
  * The first two start the first time the server is up. On stop, a master hands its slots to a replica first
  * (failover.c), and a primary in replication mode asks the Sentinels to promote one (replication.c).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/capability.h>
@@ -36,6 +43,8 @@ enum helper {
 	HELPER_READDRESS,
 	HELPER_HANDOVER,
 	HELPER_DATA_CHECK,
+	HELPER_TLS,
+	HELPER_USERS,
 	HELPER__COUNT
 };
 
@@ -45,13 +54,37 @@ struct node_run {
 	const struct init_user *user;
 	struct init_loop *loop;
 	struct secrets_watch *watch;
-	struct node_netwatch *netwatch; /* the container's addresses, when the node announces its own */
-	struct init_timer expiry;	/* the end of the next grace period */
-	pid_t pid[HELPER__COUNT];	/* of the helpers while they run */
-	bool rotate_again;		/* a change came while the rotate helper ran */
-	bool readdress_again;		/* the address changed again while the new-address helper ran */
-	bool handover_again;		/* the server crashed again while the handover helper ran */
-	unsigned crashes;		/* ends of the server in a row, for the handover */
+	struct node_netwatch *netwatch;	 /* the container's addresses, when the node announces its own */
+	struct init_timer expiry;	 /* the end of the next grace period */
+	struct init_timer tls_expiry;	 /* with TLS: a daily look at the certificate's end */
+	struct secrets_watch *tls_watch; /* with TLS: the certificate, key and CA files */
+	const char *tls_paths[3];
+	struct node_tls_info tls_pending; /* the checked set the certificates helper gives the server */
+	uint64_t tls_changed_usec;	  /* when the files of tls_pending were seen */
+	bool tls_again;			  /* the files changed again while the certificates helper ran */
+	/*
+	 * A CA change is staged: the server and kvinit trust the old and the new CA (a bundle kvinit writes beside the
+	 * rendered config) for KVINIT_ROTATION_GRACE, so that peers with certificates of either keep talking, then the
+	 * new CA alone.
+	 */
+	char *ca_now, *ca_old; /* the CA file as last applied, and the CA(s) it replaced (staged) */
+	size_t ca_now_len, ca_old_len;
+	char ca_staged[PATH_MAX];   /* the bundle while a change is staged, else "" */
+	const char *ca_apply;	    /* the CA file the certificates helper gives: ca_staged or NULL */
+	struct init_timer ca_grace; /* the end of the staging */
+	pid_t pid[HELPER__COUNT];   /* of the helpers while they run */
+	bool rotate_again;	    /* a change came while the rotate helper ran */
+	bool readdress_again;	    /* the address changed again while the new-address helper ran */
+	bool handover_again;	    /* the server crashed again while the handover helper ran */
+	bool users_again;	    /* the users file changed again while the users helper ran */
+	struct secrets_files_watch *users_watch;
+	/* the users file's users on their way to the server; the setup's users are those it holds (applied) */
+	struct node_acl users_wanted;
+	bool users_pending;
+	/* users a helper that did not finish may have set: set again, or deleted, by the next one */
+	char **users_stale;
+	size_t n_users_stale;
+	unsigned crashes; /* ends of the server in a row, for the handover */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -114,6 +147,21 @@ static int run_data_check(void *userdata)
 	return node_data_check_peers(run->o, current_password(run), &run->setup->former);
 }
 
+static int run_tls(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_tls_rotate_apply(run->o, current_password(run), run->ca_apply, run->tls_pending.serial);
+}
+
+static int run_users(void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	return node_acl_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n, &run->users_wanted,
+			      &run->setup->users, (const char *const *)run->users_stale, run->n_users_stale);
+}
+
 static const struct {
 	const char *name;
 	init_helper_fn fn;
@@ -124,6 +172,8 @@ static const struct {
 	[HELPER_READDRESS] = {"new address", run_readdress},
 	[HELPER_HANDOVER] = {"crash-loop handover", run_handover},
 	[HELPER_DATA_CHECK] = {"data check", run_data_check},
+	[HELPER_TLS] = {"certificate rotation", run_tls},
+	[HELPER_USERS] = {"users file", run_users},
 };
 
 static void start_helper(struct node_run *run, enum helper which)
@@ -255,6 +305,326 @@ static void start_watching(struct node_run *run)
 	arm_expiry(run);
 }
 
+/* ---- the users file ---- */
+
+/* The users of acl may be on the server without being applied: the next helper sets or deletes them. */
+static void users_mark_stale(struct node_run *run, const struct node_acl *acl)
+{
+	for (size_t i = 0; i < acl->n; i++) {
+		bool known = false;
+		char **grown;
+
+		for (size_t k = 0; k < run->n_users_stale && !known; k++)
+			known = strcmp(run->users_stale[k], acl->user[i].name) == 0;
+		if (known)
+			continue;
+		grown = realloc(run->users_stale, (run->n_users_stale + 1) * sizeof(*grown));
+		if (!grown)
+			return; /* out of memory: such a user may linger until the next change */
+		run->users_stale = grown;
+		run->users_stale[run->n_users_stale] = strdup(acl->user[i].name);
+		if (run->users_stale[run->n_users_stale])
+			run->n_users_stale++;
+	}
+}
+
+static void users_stale_free(struct node_run *run)
+{
+	for (size_t i = 0; i < run->n_users_stale; i++)
+		free(run->users_stale[i]);
+	free(run->users_stale);
+	run->users_stale = NULL;
+	run->n_users_stale = 0;
+}
+
+/* The users file and the password files it names, for the watch. */
+static void users_watch_paths(struct node_run *run, const struct node_acl *acl)
+{
+	_cleanup_free_ const char **paths = calloc(acl->n_files + 1, sizeof(*paths));
+
+	if (!paths)
+		return;
+	paths[0] = run->setup->users_path;
+	for (size_t i = 0; i < acl->n_files; i++)
+		paths[i + 1] = acl->files[i];
+	if (secrets_files_watch_set_paths(run->users_watch, paths, acl->n_files + 1) < 0)
+		log_warn("users file: out of memory, a change of its password files may go unseen, ignoring");
+}
+
+/*
+ * The users file or one of its password files changed: a file that passes its checks goes to the server (the
+ * users helper); one that does not is ignored, loudly, and the server keeps the users it has.
+ */
+static void on_users_changed(void *userdata)
+{
+	struct node_run *run = userdata;
+	struct node_acl fresh = {0};
+	struct init_error err;
+	int r;
+
+	if (run->stopping)
+		return;
+	r = node_acl_load(run->setup->users_path, &fresh, &err);
+	if (r < 0) {
+		log_error("%s; the file is ignored, the running users stay", err.msg);
+		return;
+	}
+	users_watch_paths(run, &fresh);
+	if (node_acl_equal(&fresh, run->users_pending ? &run->users_wanted : &run->setup->users)) {
+		node_acl_free(&fresh);
+		return;
+	}
+	log_info("users file: %zu user%s now, applying", fresh.n, fresh.n == 1 ? "" : "s");
+	if (run->users_pending)
+		users_mark_stale(run, &run->users_wanted);
+	node_acl_free(&run->users_wanted);
+	run->users_wanted = fresh;
+	run->users_pending = true;
+	restart_helper(run, HELPER_USERS, &run->users_again);
+}
+
+static void start_users_watch(struct node_run *run)
+{
+	const struct node_setup *s = run->setup;
+	int r;
+
+	if (!s->users_path)
+		return;
+	r = secrets_files_watch_new(run->loop, (const char *const *)&s->users_path, 1, NODE_ACL_FILE_MAX,
+				    (uint64_t)run->o->secret_poll * USEC_PER_MSEC, on_users_changed, run,
+				    &run->users_watch);
+	if (r < 0) {
+		log_error("cannot watch the users file: %s; a change needs a restart", strerror(-r));
+		return;
+	}
+	users_watch_paths(run, &s->users);
+}
+
+/* The users helper ended: what it applied is what the server holds, and what a restart starts with. */
+static void users_reaped(struct node_run *run, bool ok)
+{
+	if (!ok) {
+		users_mark_stale(run, &run->users_wanted);
+		node_acl_free(&run->users_wanted);
+		run->users_pending = false;
+		if (!run->stopping)
+			log_error("users file: not applied (see above); a restart starts with the users before this "
+				  "change");
+		return;
+	}
+	node_acl_free(&run->setup->users);
+	run->setup->users = run->users_wanted;
+	run->users_wanted = (struct node_acl){0};
+	run->users_pending = false;
+	users_stale_free(run);
+	rewrite_config(run);
+}
+
+/* ---- the certificate's end ---- */
+
+#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
+
+/* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
+static void on_tls_expiry(struct init_loop *loop, void *userdata)
+{
+	struct node_run *run = userdata;
+
+	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
+	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+}
+
+/* The whole file at path (a CA bundle: public), malloc'd; NULL when it cannot be read. */
+static char *read_whole(const char *path, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char *buf = NULL, *grown;
+	size_t len = 0, size = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		if (len == size) {
+			size = size ? 2 * size : 16384;
+			grown = size <= ((size_t)16 << 20) ? realloc(buf, size) : NULL;
+			if (!grown) {
+				free(buf);
+				return NULL;
+			}
+			buf = grown;
+		}
+		n = read(fd, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*ret_len = len;
+	return buf;
+}
+
+/*
+ * The CA file now differs from what was applied: the new CA and the ones it replaces go to the server and to kvinit
+ * together, in a bundle beside the rendered config (CA certificates are public: 0644, the server user reads it).
+ * Returns 1 when a change is staged now, 0 when the CA did not change, -errno when the bundle cannot be written.
+ */
+static int stage_ca(struct node_run *run)
+{
+	_cleanup_free_ char *ca = NULL, *bundle = NULL;
+	char dir[PATH_MAX], *old;
+	struct init_error err;
+	size_t len = 0, old_len;
+	int r;
+
+	if (!*run->o->tls_ca_file)
+		return 0;
+	ca = read_whole(run->o->tls_ca_file, &len);
+	if (!ca || !run->ca_now || (len == run->ca_now_len && memcmp(ca, run->ca_now, len) == 0))
+		return 0;
+	/* the replaced CA(s): the one applied, and those still staged before it */
+	old_len = run->ca_now_len + run->ca_old_len;
+	old = malloc(old_len + 1);
+	bundle = malloc(len + 1 + old_len);
+	if (!old || !bundle) {
+		free(old);
+		return -ENOMEM;
+	}
+	memcpy(old, run->ca_now, run->ca_now_len);
+	if (run->ca_old)
+		memcpy(old + run->ca_now_len, run->ca_old, run->ca_old_len);
+	memcpy(bundle, ca, len);
+	bundle[len] = '\n';
+	memcpy(bundle + len + 1, old, old_len);
+	(void)snprintf(dir, sizeof(dir), "%s", run->o->rendered_config);
+	(void)snprintf(run->ca_staged, sizeof(run->ca_staged), "%s/tls-ca-staged.pem", dirname(dir));
+	r = init_write_file_atomic(run->ca_staged, bundle, len + 1 + old_len, 0644, geteuid(), getegid(), &err);
+	if (r < 0) {
+		log_error("certificate rotation: cannot stage the CA change in '%s': %s", run->ca_staged, err.msg);
+		run->ca_staged[0] = 0;
+		free(old);
+		return r;
+	}
+	free(run->ca_old);
+	run->ca_old = old;
+	run->ca_old_len = old_len;
+	free(run->ca_now);
+	run->ca_now = ca;
+	run->ca_now_len = len;
+	ca = NULL;
+	return 1;
+}
+
+/*
+ * The certificate, key or CA file changed (read twice the same): the set is checked as at start (against the old
+ * and the new CA while a CA change is staged), and a set that works goes to the server (the certificates helper).
+ * A set that does not (a certificate whose key is not written yet, another CA) is said loudly and left alone: the
+ * server keeps what it has until the files are whole.
+ */
+static void on_tls_files_changed(void *userdata)
+{
+	struct node_run *run = userdata;
+	struct node_tls_info info;
+	struct init_error err;
+	int staged;
+
+	if (run->stopping)
+		return;
+	staged = stage_ca(run);
+	if (node_setup_check_tls(run->setup, *run->ca_staged ? run->ca_staged : NULL, &info, &err) < 0) {
+		log_error("certificate rotation: the TLS files changed but are not a set that works: %s; the server "
+			  "keeps "
+			  "serving the certificate with serial '%s' until they are",
+			  err.msg, run->setup->tls.serial);
+		return;
+	}
+	if (staged > 0)
+		log_info("certificate rotation: the CA changed: the server and kvinit trust the old and the new CA for "
+			 "KVINIT_ROTATION_GRACE ('%s'), then the new one alone",
+			 run->ca_staged);
+	log_info("certificate rotation: the TLS files changed: giving the server the certificate with serial '%s' "
+		 "(serving '%s')",
+		 info.serial, run->setup->tls.serial);
+	run->tls_pending = info;
+	run->ca_apply = *run->ca_staged ? run->ca_staged : NULL;
+	run->tls_changed_usec = init_now_usec();
+	if (*run->ca_staged)
+		init_timer_arm(run->loop, &run->ca_grace,
+			       init_now_usec() + (uint64_t)run->o->rotation_grace * USEC_PER_MSEC);
+	restart_helper(run, HELPER_TLS, &run->tls_again);
+}
+
+/* The end of a staged CA change: the new CA alone, once the certificate chains to it. */
+static void on_ca_grace(struct init_loop *loop, void *userdata)
+{
+	struct node_run *run = userdata;
+	struct node_tls_info info;
+	struct init_error err;
+
+	if (run->stopping || !*run->ca_staged)
+		return;
+	if (node_setup_check_tls(run->setup, NULL, &info, &err) < 0) {
+		log_warn("certificate rotation: %s; the old CA stays trusted for another KVINIT_ROTATION_GRACE",
+			 err.msg);
+		init_timer_arm(loop, &run->ca_grace,
+			       init_now_usec() + (uint64_t)run->o->rotation_grace * USEC_PER_MSEC);
+		return;
+	}
+	log_info("certificate rotation: the staged CA change ends: the server and kvinit trust the new CA alone");
+	run->ca_staged[0] = 0;
+	free(run->ca_old);
+	run->ca_old = NULL;
+	run->ca_old_len = 0;
+	run->tls_pending = info;
+	run->ca_apply = NULL;
+	run->tls_changed_usec = init_now_usec();
+	restart_helper(run, HELPER_TLS, &run->tls_again);
+}
+
+static void start_tls_watch(struct node_run *run)
+{
+	const struct node_options *o = run->o;
+	size_t n = 0;
+	int r;
+
+	if (!o->tls_enabled)
+		return;
+	run->tls_paths[n++] = o->tls_cert_file;
+	run->tls_paths[n++] = o->tls_key_file;
+	/* a CA directory is read by hash at each handshake: only a CA file is watched */
+	if (*o->tls_ca_file) {
+		run->tls_paths[n++] = o->tls_ca_file;
+		run->ca_now = read_whole(o->tls_ca_file, &run->ca_now_len);
+	}
+	init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+	r = secrets_watch_files(run->loop, run->tls_paths, n, (uint64_t)o->secret_poll * USEC_PER_MSEC,
+				on_tls_files_changed, run, &run->tls_watch);
+	if (r < 0)
+		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
+}
+
+/* The server serves the new certificate: kvinit's own connections take the new files too. */
+static void tls_applied(struct node_run *run)
+{
+	char old[sizeof(run->setup->tls.serial)], ends[64];
+	struct init_error err;
+
+	(void)snprintf(old, sizeof(old), "%s", run->setup->tls.serial);
+	run->setup->tls = run->tls_pending;
+	if (node_tls_client_setup(run->o, run->ca_apply, &err) < 0)
+		log_error("certificate rotation: kvinit's own connections keep the old files: %s, ignoring", err.msg);
+	node_tls_format_time(run->setup->tls.not_after, ends, sizeof(ends));
+	log_info("certificate rotation applied: the server serves serial '%s' (was '%s', valid until '%s'), %llu ms "
+		 "after the files changed",
+		 run->setup->tls.serial, old, ends,
+		 (unsigned long long)((init_now_usec() - run->tls_changed_usec) / USEC_PER_MSEC));
+	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
+}
+
 /* ---- the container's address ---- */
 
 /*
@@ -314,6 +684,22 @@ static void restarted(struct node_run *run, struct init_supervisor *sv)
 	restart_helper(run, HELPER_HANDOVER, &run->handover_again);
 }
 
+/*
+ * The restart after which a master hands its slots over comes at once, not after the backoff's delay: until the
+ * server answers, its slots take no writes (the 1 s before a second restart was most of the crash loop's write gap).
+ * The restarts after it, of a replica, back off as usual; a replica that crashes twice is restarted 1 s sooner.
+ */
+static uint64_t restart_delay(struct init_supervisor *sv, unsigned restart, uint64_t delay_ms, void *userdata)
+{
+	const struct node_run *run = userdata;
+
+	(void)sv;
+	if (run->o->crash_handover && (long long)restart == run->o->crash_handover && run->o->cluster_enabled &&
+	    run->o->failover_timeout)
+		return 0;
+	return delay_ms;
+}
+
 static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 {
 	struct node_run *run = userdata;
@@ -327,7 +713,9 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	run->started = true;
 	run->loop = init_supervisor_loop(sv);
 	start_watching(run);
+	start_users_watch(run);
 	start_address_watch(run);
+	start_tls_watch(run);
 	if (run->setup->check_former)
 		start_helper(run, HELPER_DATA_CHECK);
 	if (o->creator)
@@ -380,7 +768,23 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		start_helper(run, HELPER_HANDOVER);
 		return;
 	}
-	if (ok && which == HELPER_ROTATE) {
+	if (which == HELPER_USERS && run->users_again && !run->stopping) {
+		run->users_again = false;
+		start_helper(run, HELPER_USERS);
+		return;
+	}
+	if (which == HELPER_USERS) {
+		users_reaped(run, ok);
+		return;
+	}
+	if (which == HELPER_TLS && run->tls_again && !run->stopping) {
+		run->tls_again = false;
+		start_helper(run, HELPER_TLS);
+		return;
+	}
+	if (ok && which == HELPER_TLS) {
+		tls_applied(run);
+	} else if (ok && which == HELPER_ROTATE) {
 		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
 
 		secrets_logins_reset(&run->logins, &run->setup->rotation);
@@ -410,21 +814,39 @@ static bool root_may_read(const char *path)
 	       (st.st_mode & S_IROTH);
 }
 
+/* Whether a file that exists at path is not root's to read. */
+static bool needs_dac(const char *path)
+{
+	return *path && access(path, F_OK) == 0 && !root_may_read(path);
+}
+
 /*
  * What kvinit itself keeps to rotate the password: CHOWN to rewrite the config as the server user's and, when the
  * password files are not root's to read (a compose secret is the host user's file), DAC_READ_SEARCH where the
- * container has it, else DAC_OVERRIDE.
+ * container has it, else DAC_OVERRIDE. The same for the TLS files, which kvinit reads again to check a new set
+ * (they are often the server user's, 0400). And for the users file and the password files it names, read again at every
+ * change.
  */
 static size_t rotation_caps(const struct node_setup *s, int *caps)
 {
+	const struct node_options *o = &s->c->opt;
 	bool keep_dac = false;
 	size_t n = 0;
 
-	if (!s->rotating)
+	if (o->tls_enabled)
+		keep_dac = needs_dac(o->tls_cert_file) || needs_dac(o->tls_key_file) || needs_dac(o->tls_ca_file);
+	if (!s->rotating && !s->users_path && !keep_dac)
 		return 0;
-	caps[n++] = CAP_CHOWN;
-	for (int i = 0; i < SECRETS__SLOTS; i++)
-		if (access(s->paths.path[i], F_OK) == 0 && !root_may_read(s->paths.path[i]))
+	if (s->rotating || s->users_path)
+		caps[n++] = CAP_CHOWN;
+	for (int i = 0; s->rotating && i < SECRETS__SLOTS; i++)
+		if (needs_dac(s->paths.path[i]))
+			keep_dac = true;
+	/* the users file and its password files: read again at every change */
+	if (s->users_path && !root_may_read(s->users_path))
+		keep_dac = true;
+	for (size_t i = 0; i < s->users.n_files; i++)
+		if (!root_may_read(s->users.files[i]))
 			keep_dac = true;
 	if (keep_dac)
 		caps[n++] = init_bounding_has(CAP_DAC_READ_SEARCH) ? CAP_DAC_READ_SEARCH : CAP_DAC_OVERRIDE;
@@ -435,12 +857,20 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 {
 	const struct node_options *o = &s->c->opt;
 	struct node_run run = {.setup = s, .o = o, .user = user};
-	struct init_role_hooks hooks = {.stop = on_stop, .started = on_started, .reaped = on_reaped, .userdata = &run};
+	struct init_role_hooks hooks = {
+		.stop = on_stop,
+		.started = on_started,
+		.reaped = on_reaped,
+		.restart_delay = restart_delay,
+		.userdata = &run,
+	};
 	char *argv[] = {s->server.server_bin, (char *)o->rendered_config, NULL};
 	char version[48], as[96];
 	int caps[2], code;
 
 	run.expiry = (struct init_timer){.fn = on_expiry, .userdata = &run};
+	run.tls_expiry = (struct init_timer){.fn = on_tls_expiry, .userdata = &run};
+	run.ca_grace = (struct init_timer){.fn = on_ca_grace, .userdata = &run};
 	node_server_describe(&s->server, version, sizeof(version));
 	if (!user->set)
 		(void)snprintf(as, sizeof(as), "root");
@@ -448,11 +878,21 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 		(void)snprintf(as, sizeof(as), "'%.80s'", user->name);
 	else
 		(void)snprintf(as, sizeof(as), "uid '%d'", (int)user->uid);
-	log_info("starting %s ('%s') on port '%lld' as %s%s%s%s", version, s->server.server_bin, (long long)o->port, as,
-		 s->has_announce_ip ? ", announcing '" : "", s->has_announce_ip ? s->announce_ip : "",
-		 s->has_announce_ip ? "'" : "");
+	log_info("starting %s ('%s') on %sport '%u' as %s%s%s%s", version, s->server.server_bin,
+		 o->tls_enabled ? "TLS " : "", node_client_port(o), as, s->has_announce_ip ? ", announcing '" : "",
+		 s->has_announce_ip ? s->announce_ip : "", s->has_announce_ip ? "'" : "");
+	if (o->tls_enabled && node_plain_port_open(o))
+		log_info("the plain port '%lld' stays open beside TLS (REDIS_PORT_NUMBER differs from "
+			 "REDIS_TLS_PORT_NUMBER)",
+			 (long long)o->port);
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
+	secrets_watch_free(run.tls_watch);
+	free(run.ca_now);
+	free(run.ca_old);
+	secrets_files_watch_free(run.users_watch);
+	node_acl_free(&run.users_wanted);
+	users_stale_free(&run);
 	node_netwatch_free(run.netwatch);
 	secrets_logins_wipe(&run.logins);
 	return code;

@@ -28,6 +28,8 @@ static const struct {
 					      NODE_VERSION(7, 2, 4)},
 	[NODE_DIR_ACL_CHANNELS] = {"ACL channel rules (&*)", NODE_VERSION(6, 2, 0), NODE_VERSION(7, 2, 4)},
 	[NODE_DIR_AVAILABILITY_ZONE] = {"availability-zone", 0, NODE_VERSION(8, 0, 0)},
+	/* before it, tls-cluster made cluster-announce-port the TLS port's announce */
+	[NODE_DIR_ANNOUNCE_TLS_PORT] = {"cluster-announce-tls-port", NODE_VERSION(7, 0, 0), NODE_VERSION(7, 2, 4)},
 };
 
 bool node_server_knows(const struct node_server *s, enum node_directive d)

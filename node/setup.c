@@ -29,7 +29,7 @@ static int setting_error(int r)
 
 int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_port, struct init_error *err)
 {
-	unsigned bus_port = (unsigned)(o->bus_port ? o->bus_port : o->port + 10000);
+	unsigned port = node_client_port(o), bus_port = (unsigned)(o->bus_port ? o->bus_port : port + 10000);
 	int r;
 
 	if (o->creator && (!o->cluster_enabled || !*o->nodes))
@@ -38,12 +38,17 @@ int node_setup_check_settings(const struct node_options *o, unsigned *ret_bus_po
 				      "nodes to form the cluster from");
 	if (o->cluster_enabled && bus_port > 65535)
 		return init_error_set(err, -EINVAL,
-				      "REDIS_PORT_NUMBER='%lld': the cluster bus port would be %u: set "
-				      "REDIS_CLUSTER_BUS_PORT",
-				      (long long)o->port, bus_port);
-	if (o->cluster_enabled && bus_port == (unsigned)o->port)
+				      "%s='%u': the cluster bus port would be %u: set REDIS_CLUSTER_BUS_PORT",
+				      o->tls_enabled ? "REDIS_TLS_PORT_NUMBER" : "REDIS_PORT_NUMBER", port, bus_port);
+	if (o->cluster_enabled && bus_port == port)
+		return init_error_set(err, -EINVAL, "REDIS_CLUSTER_BUS_PORT='%u': must differ from %s", bus_port,
+				      o->tls_enabled ? "REDIS_TLS_PORT_NUMBER" : "REDIS_PORT_NUMBER");
+	if (o->cluster_enabled && o->tls_enabled && node_plain_port_open(o) && bus_port == (unsigned)o->port)
 		return init_error_set(err, -EINVAL, "REDIS_CLUSTER_BUS_PORT='%u': must differ from REDIS_PORT_NUMBER",
 				      bus_port);
+	r = node_tls_check_settings(o, err);
+	if (r < 0)
+		return r;
 	r = node_replication_check_settings(o, err);
 	if (r < 0)
 		return r;
@@ -120,6 +125,32 @@ static int load_rotation(struct node_setup *s, struct init_error *err)
 	return 0;
 }
 
+/*
+ * The users file: REDIS_ACLFILE, which must exist, else the Docker secret redis_users when it exists. Its users
+ * are rendered into the config and applied live when it changes (runtime.c).
+ */
+static int load_users(struct node_setup *s, struct init_error *err)
+{
+	const char *path = s->c->opt.acl_file;
+	struct init_error why;
+	int r;
+
+	if (!*path) {
+		path = NODE_ACL_DEFAULT_FILE;
+		if (access(path, F_OK) < 0)
+			return 0;
+	}
+	r = node_acl_load(path, &s->users, &why);
+	if (r < 0)
+		return init_error_set(err, setting_error(r), "%s%s", *s->c->opt.acl_file ? "REDIS_ACLFILE: " : "",
+				      why.msg);
+	s->users_path = strdup(path);
+	if (!s->users_path)
+		return init_error_set(err, -ENOMEM, "out of memory");
+	log_info("the users file '%s': %zu user%s", path, s->users.n, s->users.n == 1 ? "" : "s");
+	return 0;
+}
+
 /* The address this node announces: the explicit setting, else with dynamic IPs the pod's or container's own. */
 static int pick_announce_ip(struct node_setup *s, struct init_error *err)
 {
@@ -149,6 +180,44 @@ static int pick_announce_ip(struct node_setup *s, struct init_error *err)
 	return 0;
 }
 
+/*
+ * REDIS_TLS_ENABLED: the certificate set as the server, its peers and its clients will use it. The names it must
+ * cover are what clients are sent: the announced hostname, the announced address where redirects name addresses,
+ * and a replica's announced address or name.
+ */
+int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
+			 struct init_error *err)
+{
+	const struct node_options *o = &s->c->opt;
+	struct node_tls_files files;
+	const char *names[3];
+	size_t n = 0;
+
+	if (o->cluster_enabled && *o->announce_hostname)
+		names[n++] = o->announce_hostname;
+	if (o->cluster_enabled && s->has_announce_ip && strcmp(node_endpoint_names[o->preferred_endpoint], "ip") == 0)
+		names[n++] = s->announce_ip;
+	if (node_replication(o) != NODE_REPL_NONE && *o->replica_ip)
+		names[n++] = o->replica_ip;
+	node_tls_files_from(o, &files);
+	if (ca_file)
+		files.ca_file = ca_file;
+	return node_tls_check(&files, names, n, time(NULL), ret, err);
+}
+
+static int check_tls(struct node_setup *s, struct init_error *err)
+{
+	int r;
+
+	if (!s->c->opt.tls_enabled)
+		return 0;
+	r = node_setup_check_tls(s, NULL, &s->tls, err);
+	if (r < 0)
+		return r;
+	(void)node_tls_warn_expiry(s->c->opt.tls_cert_file, &s->tls, time(NULL));
+	return 0;
+}
+
 /* A node that was in a cluster and comes back with no data: once its server is up its peers are asked (runtime.c). */
 static void look_back(struct node_setup *s)
 {
@@ -166,6 +235,8 @@ void node_setup_free(struct node_setup *s)
 	secrets_rotation_free(&s->rotation);
 	secrets_paths_free(&s->paths);
 	secrets_set_wipe(&s->initial);
+	node_acl_free(&s->users);
+	free(s->users_path);
 }
 
 int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup, struct init_error *err)
@@ -178,6 +249,8 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 		r = load_password(&s, err);
 	if (r == 0)
 		r = load_rotation(&s, err);
+	if (r == 0)
+		r = load_users(&s, err);
 	if (r == 0) {
 		r = node_server_detect(c->opt.server_bin, &s.server, err);
 		/* -ENOENT: no server to run, which the role reports as a command not found */
@@ -191,6 +264,8 @@ int node_setup_prepare(const struct node_config *c, struct node_setup *ret_setup
 		(void)snprintf(s.replicaof_host, sizeof(s.replicaof_host), "%s", c->opt.primary_host);
 		s.replicaof_port = (unsigned)c->opt.primary_port;
 	}
+	if (r == 0)
+		r = check_tls(&s, err);
 	if (r == 0)
 		look_back(&s);
 	if (r < 0) {
@@ -234,6 +309,7 @@ int node_setup_render(const struct node_setup *s, bool redact, char **ret_text, 
 		.replicaof_host = s->replicaof_host[0] ? s->replicaof_host : NULL,
 		.replicaof_port = s->replicaof_port,
 		.redact = redact,
+		.users = &s->users,
 	};
 	int r;
 
@@ -250,6 +326,44 @@ void node_setup_text_free(char *text)
 		explicit_bzero(text, strlen(text));
 		free(text);
 	}
+}
+
+/* Whether user may read a file of st by its mode (what the server, without capabilities, goes by). */
+static bool user_may_read(const struct init_user *user, const struct stat *st)
+{
+	if (st->st_uid == user->uid)
+		return st->st_mode & S_IRUSR;
+	if (st->st_gid == user->gid)
+		return st->st_mode & S_IRGRP;
+	for (int i = 0; i < user->ngroups; i++)
+		if (st->st_gid == user->groups[i])
+			return st->st_mode & S_IRGRP;
+	return st->st_mode & S_IROTH;
+}
+
+void node_setup_tls_access(const struct node_setup *s, const struct init_user *user)
+{
+	const struct node_options *o = &s->c->opt;
+	const struct {
+		const char *var, *path;
+	} files[] = {
+		{"REDIS_TLS_CERT_FILE", o->tls_cert_file},
+		{"REDIS_TLS_KEY_FILE", o->tls_key_file},
+		{"REDIS_TLS_CA_FILE", o->tls_ca_file},
+		{"REDIS_TLS_DH_PARAMS_FILE", o->tls_dh_params_file},
+	};
+	struct stat st;
+
+	if (!o->tls_enabled || geteuid() != 0 || !user->set)
+		return;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (*files[i].path && stat(files[i].path, &st) == 0 && !user_may_read(user, &st))
+			log_warn(
+				"%s='%s' is not readable by the server's user (uid '%d'; the file: uid '%d', gid '%d', "
+				"mode '%04o'): the server reads it itself and will not start; make it readable by it "
+				"(mode 0440 with its group; compose secrets: uid, gid and mode; Kubernetes: fsGroup)",
+				files[i].var, files[i].path, (int)user->uid, (int)st.st_uid, (int)st.st_gid,
+				(unsigned)(st.st_mode & 07777));
 }
 
 /* for fix_owner, which nftw calls without a context */
@@ -310,7 +424,8 @@ int node_setup_nodes_conf(const struct node_setup *s, struct init_error *err)
 
 	if (!o->cluster_enabled || !s->has_announce_ip)
 		return 0;
-	port = (unsigned)(o->announce_port ? o->announce_port : o->port);
+	/* with tls-cluster, the server's line names its TLS port */
+	port = o->announce_port ? (unsigned)o->announce_port : node_client_port(o);
 	bus = (unsigned)(o->announce_bus_port ? o->announce_bus_port : s->bus_port);
 	(void)snprintf(path, sizeof(path), "%s/nodes.conf", o->data_dir);
 	r = node_nodes_conf_repair(path, s->announce_ip, port, bus, &old, err);
@@ -379,8 +494,13 @@ int node_setup_child_environment(char **envp, char ***ret_env, struct init_error
 	if (!env)
 		return init_error_set(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		if (strncmp(envp[i], "REDIS_PASSWORD=", 15) == 0) {
-			explicit_bzero(envp[i] + 15, strlen(envp[i] + 15));
+		size_t name = strcspn(envp[i], "=");
+
+		/* the secrets that may come from the environment: the server reads its own config, not these */
+		if ((name == 14 && strncmp(envp[i], "REDIS_PASSWORD", 14) == 0) ||
+		    (name == 23 && strncmp(envp[i], "REDIS_TLS_KEY_FILE_PASS", 23) == 0)) {
+			if (envp[i][name])
+				explicit_bzero(envp[i] + name + 1, strlen(envp[i] + name + 1));
 			continue;
 		}
 		env[j++] = envp[i];

@@ -172,7 +172,32 @@ typedef void (*secrets_watch_fn)(const struct secrets_set *set, void *userdata);
  */
 int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
 		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret);
+/* A change of the files of a files watch (read twice the same); the owner reads them. */
+typedef void (*secrets_files_fn)(void *userdata);
+/*
+ * The same watch for n files that hold no password (the TLS certificate, key and CA): fn is called when the
+ * content of any changed, as seen by two reads in a row; a file that cannot be read counts as a content of its own.
+ * The starting point is the files as they are now. paths must outlive the watch.
+ */
+int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, uint64_t poll_usec,
+			secrets_files_fn fn, void *userdata, struct secrets_watch **ret);
 /* Once the loop has ended (the watch does not take itself out of it). */
 void secrets_watch_free(struct secrets_watch *w);
+
+/* ---- watching files of any shape (filewatch.c): the same inotify, debounce and poll, for many-line files ---- */
+struct secrets_files_watch;
+typedef void (*secrets_files_fn)(void *userdata);
+
+/*
+ * Watches the files of paths (copied; each read up to max_size bytes) like secrets_watch_new, and calls fn once
+ * they changed and two reads in a row agree; fn reads them itself. It is also called once soon after the start,
+ * when the first reads agree, so a change since the owner read them is not missed.
+ */
+int secrets_files_watch_new(struct init_loop *loop, const char *const *paths, size_t n, size_t max_size,
+			    uint64_t poll_usec, secrets_files_fn fn, void *userdata, struct secrets_files_watch **ret);
+/* The files to watch from now on (the owner's file names others now). 0 or -ENOMEM (the old list stays). */
+int secrets_files_watch_set_paths(struct secrets_files_watch *w, const char *const *paths, size_t n);
+/* Once the loop has ended. */
+void secrets_files_watch_free(struct secrets_files_watch *w);
 
 #endif

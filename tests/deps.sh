@@ -4,7 +4,7 @@
 set -euo pipefail
 
 declare -A groups=(
-	[build]="gcc make pkg-config libcap-dev libseccomp-dev libhiredis-dev libinih-dev"
+	[build]="gcc make pkg-config libcap-dev libseccomp-dev libhiredis-dev libinih-dev libssl-dev"
 	[test]="libcmocka-dev redis-server redis-tools python3-pytest python3-redis python3-yaml yamllint tini dumb-init catatonit util-linux procps"
 	[lint]="cppcheck clang-tidy clang-format shellcheck"
 	[bench]="tini dumb-init catatonit hyperfine redis-server redis-tools"

@@ -67,13 +67,15 @@ static void set_node_timeout(struct cluster_run *r, const long long *values)
 	}
 }
 
-/* Every node meets every other it does not know yet, all pipelined. */
+/* Every node meets every other it does not know yet, all pipelined: all MEETs sent before any reply is read. */
 static int meet_all(struct cluster_run *r)
 {
+	_cleanup_free_ size_t *sent = calloc(r->n, sizeof(*sent));
+
+	if (!sent)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct cluster_peer *a = &r->peers[i];
-		size_t sent = 0;
-		int res;
 
 		for (size_t j = 0; j < r->n; j++) {
 			const struct cluster_peer *b = &r->peers[j];
@@ -85,9 +87,12 @@ static int meet_all(struct cluster_run *r)
 			(void)snprintf(port, sizeof(port), "%u", b->meet_port);
 			(void)snprintf(bus, sizeof(bus), "%u", b->meet_bus);
 			(void)node_append_argv(a->ctx, 5, argv, NULL);
-			sent++;
+			sent[i]++;
 		}
-		res = read_replies(r, &r->peers[i], sent, "CLUSTER MEET", NULL);
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		int res = read_replies(r, &r->peers[i], sent[i], "CLUSTER MEET", NULL);
+
 		if (res < 0)
 			return res;
 	}
@@ -401,4 +406,127 @@ int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const
 		return 0;
 	}
 	return init_error_set(r->err, -EINVAL, "unknown decision %d", (int)d->action);
+}
+
+/*
+ * Peer j MEETs every node i that has not heard from it yet (stale[i * n + j]). A node takes another's role, master
+ * and slots only from that node's own messages (gossip about third nodes carries no replica-of link), and a node
+ * hears from each other one about every cluster-node-timeout / 2 on its own: seconds after a REPLICATE, and more
+ * the more nodes there are. A MEET of a known address is a new handshake link: i reads j's header from it at once,
+ * and j drops the extra link when i's PONG names a node it knows. Not fatal: the wait only takes longer.
+ */
+static size_t nudge(struct cluster_run *r, const bool *stale, size_t *sent)
+{
+	size_t asked = 0;
+
+	/* all appended first, then all read: one round trip for the lot, not one a node */
+	for (size_t j = 0; j < r->n; j++) {
+		sent[j] = 0;
+		for (size_t i = 0; i < r->n; i++) {
+			const struct cluster_peer *p = &r->peers[i];
+			char port[8], bus[8];
+			const char *argv[] = {"CLUSTER", "MEET", p->meet_ip, port, bus};
+
+			if (!stale[i * r->n + j] || !p->meet_ip[0])
+				continue;
+			(void)snprintf(port, sizeof(port), "%u", p->meet_port);
+			(void)snprintf(bus, sizeof(bus), "%u", p->meet_bus);
+			(void)node_append_argv(r->peers[j].ctx, 5, argv, NULL);
+			sent[j]++;
+		}
+	}
+	/* "already in progress" and the like: the handshake before is still on its way */
+	for (size_t j = 0; j < r->n; j++)
+		if (sent[j] && read_replies(r, &r->peers[j], sent[j], "CLUSTER MEET (nudge)", NULL) == 0)
+			asked++;
+	return asked;
+}
+
+#define NUDGE_MS	   200
+#define AGREE_PROGRESS_SEC 3
+
+/*
+ * Every node's CLUSTER INFO and CLUSTER NODES, the texts into the peers: 1 when every node says cluster_state:ok,
+ * else 0 with why naming the first that does not. Two commands, where cluster_inspect sends ten: this is polled.
+ */
+static int read_views(struct cluster_run *r, redisReply **rep, char *why, size_t size)
+{
+	const char *info[] = {"CLUSTER", "INFO"}, *nodes[] = {"CLUSTER", "NODES"};
+	char name[CLUSTER_HOST_MAX + 16], value[16];
+	int res = cluster_send_all(r->peers, r->n, NULL, rep, 2, info, r->err), ok = 1;
+
+	for (size_t i = 0; i < r->n && res == 0 && ok; i++) {
+		bool have = rep[i] && rep[i]->type == REDIS_REPLY_STRING &&
+			    cluster_info_field(rep[i]->str, "cluster_state", value, sizeof(value));
+
+		if (have && strcmp(value, "ok") == 0)
+			continue;
+		cluster_peer_name(&r->peers[i], name, sizeof(name));
+		(void)snprintf(why, size, "'%s' says cluster_state '%s'", name, have ? value : "?");
+		ok = 0;
+	}
+	cluster_free_replies(rep, r->n);
+	if (res == 0)
+		res = cluster_send_all(r->peers, r->n, NULL, rep, 2, nodes, r->err);
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		char *text;
+
+		if (!rep[i] || rep[i]->type != REDIS_REPLY_STRING) {
+			cluster_peer_name(&r->peers[i], name, sizeof(name));
+			res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER NODES: %s", name,
+					     rep[i] && rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "no text");
+			break;
+		}
+		text = strdup(rep[i]->str);
+		if (!text) {
+			res = init_error_set(r->err, -ENOMEM, "out of memory");
+			break;
+		}
+		free(r->peers[i].nodes_text);
+		r->peers[i].nodes_text = text;
+	}
+	cluster_free_replies(rep, r->n);
+	return res < 0 ? res : ok;
+}
+
+int cluster_wait_agreement(struct cluster_run *r)
+{
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
+	_cleanup_free_ bool *stale = calloc(r->n * r->n, sizeof(*stale));
+	_cleanup_free_ size_t *sent = calloc(r->n, sizeof(*sent));
+	uint64_t t0 = init_now_usec(), next_nudge = t0, next_progress = t0 + AGREE_PROGRESS_SEC * USEC_PER_SEC;
+	size_t nudged = 0;
+	char why[512];
+
+	if (!rep || !stale || !sent)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (;;) {
+		int ok = read_views(r, rep, why, sizeof(why)), agree = 0;
+		uint64_t now;
+
+		if (ok > 0)
+			agree = cluster_views_agree(r->peers, r->n, stale, why, sizeof(why), r->err);
+		if (ok < 0 || agree < 0)
+			return ok < 0 ? ok : agree;
+		now = init_now_usec();
+		if (agree) {
+			if (nudged)
+				log_info("every node agrees after %.0f ms (%zu round%s of MEETs to nodes that had not "
+					 "heard "
+					 "from a peer)",
+					 (double)(now - t0) / 1000.0, nudged, nudged == 1 ? "" : "s");
+			return 0;
+		}
+		if (now >= r->deadline)
+			return init_error_set(r->err, -ETIMEDOUT, "timed out waiting for the nodes to agree: %s", why);
+		if (now >= next_progress) {
+			log_info("waiting for the nodes to agree: %s", why);
+			next_progress = now + AGREE_PROGRESS_SEC * USEC_PER_SEC;
+		}
+		if (ok > 0 && now >= next_nudge && nudge(r, stale, sent) > 0) {
+			nudged++;
+			next_nudge = now + NUDGE_MS * USEC_PER_MSEC;
+		}
+		init_sleep_ms(POLL_MS);
+	}
 }

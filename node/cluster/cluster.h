@@ -8,6 +8,7 @@
  *   view.c          whether a node is what its peers see: its own line, whom to ask, a peer's word (pure)
  *   decide.c        every decision of cluster-init: form, extend, leave alone or refuse; a new replica's master;
  *                   what is left to do of a formation; when a wait is over (pure)
+ *   agree.c         whether every node sees the same cluster, the last wait before "cluster ok" (pure)
  *   apply.c         carrying a decision out: slots, MEET, REPLICATE, waiting for cluster_state:ok
  *   reshape.c       reshaping a formed cluster to REDIS_NODES: new masters, slot moves, removals (pure)
  *   reshape_apply.c carrying a reshape out: MEET, REPLICATE, the moves (migrate.c), FORGET and RESET
@@ -283,6 +284,19 @@ int cluster_slots_agree(const struct cluster_peer *peers, size_t n, const bool *
 enum cluster_reply_kind { CLUSTER_REPLY_FAILED, CLUSTER_REPLY_DONE_BEFORE, CLUSTER_REPLY_HARMLESS };
 enum cluster_reply_kind cluster_reply_kind(const char *error);
 
+/* ---- agreement (agree.c): pure ---- */
+/*
+ * Whether every node's CLUSTER NODES agrees: each peer's line, in every node's view, says what the peer's own line
+ * says (master with the same slots, or replica of the same master); every node knows every peer and the same nodes
+ * outside them, seen alike; and no line is flagged handshake, noaddr, fail? or fail. 1 yes; 0 no, with the first
+ * disagreement in why ("'10.0.0.1:7000' sees '10.0.0.4:7003' as a master with slots '-'; it says it is a replica
+ * of '10.0.0.2:7001'"); -EBADMSG for a text that is not CLUSTER NODES, -ENOMEM. ret_stale (n * n entries, may be
+ * NULL): [i * n + j] when node i's line about peer j is not what j says, or missing or flagged: i has still to hear
+ * from j.
+ */
+int cluster_views_agree(const struct cluster_peer *peers, size_t n, bool *ret_stale, char *why, size_t size,
+			struct init_error *err);
+
 /* ---- carrying a decision out (apply.c) ---- */
 struct cluster_run {
 	const struct node_options *o;
@@ -300,6 +314,12 @@ int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const
 /* For reshape_apply.c: every node meets every other it does not know, until all know all; the wait for ok. */
 int cluster_meet_and_wait(struct cluster_run *r);
 int cluster_wait_ok(struct cluster_run *r, const char *what);
+/*
+ * The last wait before "cluster ok": every node says cluster_state:ok and cluster_views_agree; a peer that a node has
+ * not heard from yet is asked to MEET it, so the node reads its header at once. -ETIMEDOUT at the deadline, err
+ * naming the first disagreement; progress lines every 3 s.
+ */
+int cluster_wait_agreement(struct cluster_run *r);
 
 /* ---- moving slots (migrate.c) ---- */
 /* Slots first..last (inclusive) from master peers[from] to master peers[to]. */

@@ -95,6 +95,8 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 		res = cluster_reshape_prepare(&r, member, &d, &reshape);
 	if (res == 0)
 		res = cluster_apply(&r, &d, member);
+	if (res == 0)
+		res = cluster_wait_agreement(&r);
 	if (res == 0) {
 		log_info("cluster ok (%.0f ms)", (double)(init_now_usec() - t0) / 1000.0);
 		print_shape(&r);
@@ -110,7 +112,7 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 static int parse_nodes(const struct node_options *o, struct cluster_addr **ret_addrs, size_t *ret_n)
 {
 	struct init_error err = {{0}};
-	int r = cluster_parse_nodes(o->nodes, "REDIS_NODES", (unsigned)o->port, ret_addrs, ret_n, &err);
+	int r = cluster_parse_nodes(o->nodes, "REDIS_NODES", node_client_port(o), ret_addrs, ret_n, &err);
 
 	if (r < 0)
 		log_error("%s", err.msg);
@@ -147,8 +149,10 @@ int node_cluster_init_main(struct node_config *c, char **args)
 	}
 	if (parse_nodes(&c->opt, &addrs, &n) < 0)
 		return INIT_EXIT_USAGE;
-	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0) {
+	if (secrets_load_password(environ, SECRETS_DEFAULT_PASSWORD_FILE, &pw, &err) < 0 ||
+	    node_tls_client_setup(&c->opt, NULL, &err) < 0) {
 		log_error("%s", err.msg);
+		secrets_password_free(&pw);
 		return INIT_EXIT_USAGE;
 	}
 	r = run(&c->opt, addrs, n, &pw.value);

@@ -9,10 +9,11 @@
  * order: SETSLOT NODE on the target first (it bumps its epoch, so a source that dies after this cannot win the slot
  * back), then the source, then the other masters so clients stop being redirected at once.
  *
- * Speed comes from having many slots in flight: each source master has its own connection and a window of up to
- * WINDOW slots open at once, whose GETKEYSINSLOT, MIGRATE and COUNTKEYSINSLOT go out pipelined; the sources run side by
- * side (poll over their connections), so a slow MIGRATE on one master never holds up another. The short SETSLOT
- * round trips go over the peers' own connections, one node at a time.
+ * Speed comes from having many slots in flight: each source master is one job with its own connections (to the
+ * source, the target and the other masters) and a window of up to WINDOW slots open at once, each step of which is
+ * one pipeline for the whole window; the jobs run side by side (poll over all their connections), so a slow MIGRATE
+ * on one master never holds up another. A server runs one client's pipelined MIGRATEs back to back, as many as one
+ * read of its input brings (16 kB), so other clients of a source wait at most that long between two of them.
  *
  * Safety: MIGRATE is never given REPLACE, so a key that already exists on the target stops the move with its name;
  * a slot is given to its target only after COUNTKEYSINSLOT on the source says 0 (a source that still held keys would
@@ -39,6 +40,7 @@
 #define SOURCE_TIMEOUT_SEC (MIGRATE_TIMEOUT_MS / 1000 + 15)
 #define COMMAND_TIMEOUT_MS 5000
 #define POLL_MS		   20
+#define ATOMIC_POLL_MS	   5
 #define NAME_LEN	   (CLUSTER_HOST_MAX + 16)
 #define LOST_MASTER	   "ERR Please use SETSLOT only with masters" /* a source that gave its last slot away */
 
@@ -197,21 +199,39 @@ static int name_busy_key(struct cluster_run *r, struct node_conn *src, size_t fr
 }
 
 /* ---- the classic protocol: a window of slots per source, the sources side by side ---- */
+/*
+ * A window's way, each step one pipeline and one wait:
+ *   target: SETSLOT IMPORTING (every slot of the window)
+ *   source: SETSLOT MIGRATING, then GETKEYSINSLOT (same pipeline: the source runs them in order)
+ *   source: MIGRATE ... KEYS for every slot with keys, then COUNTKEYSINSLOT for every slot; again for the slots that
+ *           still hold keys (GETKEYSINSLOT first)
+ *   target: SETSLOT NODE, and in the same pipeline the next window's SETSLOT IMPORTING
+ * then the source and the other masters get SETSLOT NODE without being waited for (their replies are read as they
+ * come, before anything sent to them later), and the next window goes on with MIGRATING at once.
+ */
 enum job_state {
-	J_IMPORTING,   /* the target: SETSLOT IMPORTING for the window */
-	J_MIGRATING,   /* the source: SETSLOT MIGRATING */
-	J_KEYS,	       /* the source: GETKEYSINSLOT */
-	J_MIGRATE,     /* the source: MIGRATE ... KEYS */
-	J_COUNT,       /* the source: COUNTKEYSINSLOT, before any slot is given away */
-	J_NODE_TARGET, /* the target: SETSLOT NODE, first */
-	J_NODE_REST,   /* the source and the other masters: SETSLOT NODE, all at once */
+	J_IMPORTING,   /* target: IMPORTING */
+	J_MIGRATING,   /* source: MIGRATING + GETKEYSINSLOT */
+	J_KEYS,	       /* source: GETKEYSINSLOT (the slots with keys left) */
+	J_MIGRATE,     /* source: MIGRATE + COUNTKEYSINSLOT */
+	J_NODE_TARGET, /* target: NODE */
 	J_DONE,
 };
 
 /* The job's own connection to one node, and the replies it still awaits there. */
 struct link {
 	struct node_conn *c;
-	size_t pending, at; /* at: how many replies of the current phase came already */
+	size_t later;	   /* replies to SETSLOT NODE sent without waiting: they come first */
+	size_t pending;	   /* replies the current phase awaits here */
+	size_t at;	   /* how many of those came already */
+	unsigned first;	   /* the slot of the first reply of the current phase (for messages) */
+	unsigned later_at; /* the slot of the next of the later replies */
+};
+
+struct window {
+	size_t move;
+	unsigned first, last;
+	size_t to;
 };
 
 struct job {
@@ -222,11 +242,16 @@ struct job {
 	unsigned first, last; /* the window: slots open on the source and the target */
 	size_t to;
 	enum job_state state;
-	size_t pending;		     /* replies awaited over all links */
-	size_t order[WINDOW], asked; /* the window slots (offsets) the source was asked about, in order */
-	redisReply *keys[WINDOW];    /* each slot's last GETKEYSINSLOT reply */
-	int busy;		     /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
+	size_t pending;		  /* replies the current phase awaits over all links */
+	size_t setslots;	  /* J_MIGRATING: the SETSLOT replies before the keys */
+	size_t order[WINDOW];	  /* the window slots (offsets) asked about, in the order of the replies */
+	size_t asked, migrates;	  /* how many slots asked about; J_MIGRATE: how many MIGRATEs before the counts */
+	redisReply *keys[WINDOW]; /* each slot's last GETKEYSINSLOT reply */
+	bool left[WINDOW];	  /* COUNTKEYSINSLOT said the slot still holds keys */
+	int busy;		  /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
 	unsigned rounds;
+	bool prefetched; /* J_NODE_TARGET: the next window's IMPORTING went out with it */
+	struct window after;
 };
 
 struct mover {
@@ -244,6 +269,11 @@ static void job_free_keys(struct job *j)
 	}
 }
 
+static unsigned window_size(const struct job *j)
+{
+	return j->last - j->first + 1;
+}
+
 static struct node_conn *job_conn(struct mover *m, struct job *j, size_t i, int *ret)
 {
 	const struct cluster_peer *p = &m->r->peers[i];
@@ -258,25 +288,26 @@ static struct node_conn *job_conn(struct mover *m, struct job *j, size_t i, int 
 	return j->links[i].c;
 }
 
-/* Sends what was queued on node i's link; count replies to come. */
+/* Sends what was queued on node i's link: count replies for the current phase to come. */
 static int job_flush(struct mover *m, struct job *j, size_t i, size_t count)
 {
+	struct link *l = &j->links[i];
 	char name[NAME_LEN];
 
-	j->links[i].pending += count;
+	if (!l->pending) {
+		l->at = 0;
+		l->first = j->first;
+	}
+	l->pending += count;
 	j->pending += count;
-	if (node_flush(j->links[i].c) != REDIS_OK)
-		return init_error_set(m->r->err, -EIO, "%s: %s", name_of(m->r, i, name), j->links[i].c->errstr);
+	if (node_flush(l->c) != REDIS_OK)
+		return init_error_set(m->r->err, -EIO, "%s: %s", name_of(m->r, i, name), l->c->errstr);
 	return 0;
 }
 
-static void job_phase(struct job *j, enum job_state state)
-{
-	j->state = state;
-}
-
-/* SETSLOT <slot> verb [id] for every slot of the window, on node i. */
-static int job_setslot(struct mover *m, struct job *j, size_t i, const char *verb, const char *id)
+/* Queues SETSLOT <slot> verb [id] for slots first..last on node i. */
+static int queue_setslots(struct mover *m, struct job *j, size_t i, unsigned first, unsigned last, const char *verb,
+			  const char *id)
 {
 	struct node_conn *c;
 	char slot[8];
@@ -285,20 +316,24 @@ static int job_setslot(struct mover *m, struct job *j, size_t i, const char *ver
 	c = job_conn(m, j, i, &res);
 	if (!c)
 		return res;
-	j->links[i].at = 0;
-	for (unsigned s = j->first; s <= j->last; s++) {
+	for (unsigned s = first; s <= last; s++) {
 		const char *argv[] = {"CLUSTER", "SETSLOT", slot, verb, id};
 
 		(void)snprintf(slot, sizeof(slot), "%u", s);
 		(void)node_append_argv(c, id ? 5 : 4, argv, NULL);
 	}
-	return job_flush(m, j, i, j->last - j->first + 1);
+	return 0;
 }
 
-/* GETKEYSINSLOT for the window slots in j->order[0..count). */
-static int ask_keys(struct mover *m, struct job *j, size_t count)
+/* The same for every slot of the window. */
+static int queue_setslot(struct mover *m, struct job *j, size_t i, const char *verb, const char *id)
 {
-	struct node_conn *c = j->links[j->from].c;
+	return queue_setslots(m, j, i, j->first, j->last, verb, id);
+}
+
+/* Queues GETKEYSINSLOT for the window slots in j->order[0..count) on the source. */
+static void queue_keys(struct job *j, size_t count)
+{
 	char slot[8], batch[8];
 
 	(void)snprintf(batch, sizeof(batch), "%d", KEYS_BATCH);
@@ -306,58 +341,122 @@ static int ask_keys(struct mover *m, struct job *j, size_t count)
 		const char *argv[] = {"CLUSTER", "GETKEYSINSLOT", slot, batch};
 
 		(void)snprintf(slot, sizeof(slot), "%u", j->first + (unsigned)j->order[i]);
-		(void)node_append_argv(c, 4, argv, NULL);
+		(void)node_append_argv(j->links[j->from].c, 4, argv, NULL);
 	}
+	j->asked = count;
+}
+
+static int ask_keys(struct mover *m, struct job *j, size_t count)
+{
 	if (++j->rounds > 100000)
 		return init_error_set(m->r->err, -EAGAIN, "slots %u-%u keep getting keys while they move", j->first,
 				      j->last);
-	job_phase(j, J_KEYS);
-	j->asked = count;
-	j->links[j->from].at = 0;
+	queue_keys(j, count);
+	j->state = J_KEYS;
 	return job_flush(m, j, j->from, count);
 }
 
-static int ask_counts(struct mover *m, struct job *j)
+/* The window after the current one (the job's moves from its cursor on); false when the job has none left. */
+static bool window_after(const struct mover *m, const struct job *j, struct window *ret)
 {
-	struct node_conn *c = j->links[j->from].c;
-	size_t count = j->last - j->first + 1;
-	char slot[8];
+	size_t move = j->move;
+	unsigned next = j->next;
 
-	for (size_t i = 0; i < count; i++) {
-		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
+	while (move < m->n_moves && (m->moves[move].from != j->from || next > m->moves[move].last))
+		if (++move < m->n_moves)
+			next = m->moves[move].first;
+	if (move >= m->n_moves)
+		return false;
+	ret->move = move;
+	ret->first = next;
+	ret->last = m->moves[move].last - next >= WINDOW ? next + WINDOW - 1 : m->moves[move].last;
+	ret->to = m->moves[move].to;
+	return true;
+}
 
-		j->order[i] = i;
-		(void)snprintf(slot, sizeof(slot), "%u", j->first + (unsigned)i);
-		(void)node_append_argv(c, 3, argv, NULL);
-	}
-	job_phase(j, J_COUNT);
-	j->asked = count;
-	j->links[j->from].at = 0;
-	return job_flush(m, j, j->from, count);
+static void enter_window(struct job *j, const struct window *w)
+{
+	j->move = w->move;
+	j->first = w->first;
+	j->last = w->last;
+	j->next = w->last + 1;
+	j->to = w->to;
+	j->busy = -1;
+	j->rounds = 0;
+	job_free_keys(j);
+	memset(j->left, 0, sizeof(j->left));
 }
 
 /* Opens the job's next window: IMPORTING on the target (MIGRATING on the source follows when it answered). */
 static int job_next_window(struct mover *m, struct job *j)
 {
-	const struct cluster_move *mv;
+	struct window w;
+	int res;
 
-	while (j->move < m->n_moves && (m->moves[j->move].from != j->from || j->next > m->moves[j->move].last))
-		if (++j->move < m->n_moves)
-			j->next = m->moves[j->move].first;
-	if (j->move >= m->n_moves) {
-		job_phase(j, J_DONE);
+	if (!window_after(m, j, &w)) {
+		j->state = J_DONE;
 		return 0;
 	}
-	mv = &m->moves[j->move];
-	j->first = j->next;
-	j->last = mv->last - j->first >= WINDOW ? j->first + WINDOW - 1 : mv->last;
-	j->next = j->last + 1;
-	j->to = mv->to;
-	j->busy = -1;
-	j->rounds = 0;
-	job_free_keys(j);
-	job_phase(j, J_IMPORTING);
-	return job_setslot(m, j, j->to, "IMPORTING", m->r->peers[j->from].id);
+	enter_window(j, &w);
+	j->state = J_IMPORTING;
+	res = queue_setslot(m, j, j->to, "IMPORTING", m->r->peers[j->from].id);
+	return res < 0 ? res : job_flush(m, j, j->to, window_size(j));
+}
+
+/* MIGRATE for every asked slot with keys, then COUNTKEYSINSLOT for the whole window, in one pipeline. */
+static int send_migrates(struct mover *m, struct job *j)
+{
+	struct node_conn *c = j->links[j->from].c;
+	size_t count = 0;
+	char slot[8];
+	int res;
+
+	for (size_t x = 0, i; x < j->asked; x++)
+		if (i = j->order[x], j->keys[i] && j->keys[i]->elements > 0) {
+			res = append_migrate(m->r, c, j->to, j->keys[i]);
+			if (res < 0)
+				return init_error_set(m->r->err, res, "MIGRATE: %s", strerror(-res));
+			j->order[count++] = i; /* compacted in place: count never passes x */
+		}
+	j->migrates = count;
+	for (unsigned s = j->first; s <= j->last; s++) {
+		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
+
+		(void)snprintf(slot, sizeof(slot), "%u", s);
+		(void)node_append_argv(c, 3, argv, NULL);
+	}
+	j->state = J_MIGRATE;
+	return job_flush(m, j, j->from, count + window_size(j));
+}
+
+static int job_phase_done(struct mover *m, struct job *j);
+
+/* Every slot of the window is empty on the source and the target owns it: the others are told, not waited for. */
+static int close_window(struct mover *m, struct job *j)
+{
+	struct cluster_run *r = m->r;
+	int res = 0;
+
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		struct link *l = &j->links[i];
+		char name[NAME_LEN];
+
+		if (i == j->to || !r->peers[i].ctx || (i != j->from && !r->peers[i].is_master))
+			continue;
+		res = queue_setslot(m, j, i, "NODE", r->peers[j->to].id);
+		if (res == 0 && node_flush(l->c) != REDIS_OK)
+			res = init_error_set(r->err, -EIO, "%s: %s", name_of(r, i, name), l->c->errstr);
+		if (res == 0 && !l->later)
+			l->later_at = j->first;
+		l->later += window_size(j);
+	}
+	m->p.slots_done += window_size(j);
+	if (res < 0 || !j->prefetched)
+		return res < 0 ? res : job_next_window(m, j);
+	/* the next window's target said IMPORTING already: on to MIGRATING */
+	enter_window(j, &j->after);
+	j->state = J_IMPORTING;
+	return job_phase_done(m, j);
 }
 
 /* The end of a phase: all replies of the window's pipelines are in. */
@@ -365,132 +464,141 @@ static int job_phase_done(struct mover *m, struct job *j)
 {
 	struct cluster_run *r = m->r;
 	size_t count = 0;
-	int res = 0;
+	int res;
 
-	/* order[] is compacted in place: count never passes x */
 	switch (j->state) {
 	case J_IMPORTING:
-		job_phase(j, J_MIGRATING);
-		return job_setslot(m, j, j->from, "MIGRATING", r->peers[j->to].id);
-	case J_MIGRATING:
-		for (size_t i = 0; i < j->last - j->first + 1; i++)
+		res = queue_setslot(m, j, j->from, "MIGRATING", r->peers[j->to].id);
+		if (res < 0)
+			return res;
+		for (size_t i = 0; i < window_size(j); i++)
 			j->order[i] = i;
-		return ask_keys(m, j, j->last - j->first + 1);
+		queue_keys(j, window_size(j));
+		j->state = J_MIGRATING;
+		j->setslots = window_size(j);
+		return job_flush(m, j, j->from, (size_t)window_size(j) * 2);
+	case J_MIGRATING:
 	case J_KEYS:
-		for (size_t x = 0, i; x < j->asked; x++)
-			if (i = j->order[x], j->keys[i]->elements > 0) {
-				res = append_migrate(r, j->links[j->from].c, j->to, j->keys[i]);
-				if (res < 0)
-					return init_error_set(r->err, res, "MIGRATE: %s", strerror(-res));
-				j->order[count++] = i;
-			}
-		if (!count)
-			return ask_counts(m, j);
-		job_phase(j, J_MIGRATE);
-		j->asked = count;
-		j->links[j->from].at = 0;
-		return job_flush(m, j, j->from, count);
+		for (size_t x = 0; x < j->asked; x++)
+			count += j->keys[j->order[x]]->elements > 0;
+		if (count || j->state == J_KEYS)
+			return send_migrates(m, j);
+		/* nothing to move: a slot MIGRATING on the source cannot gain keys (new ones go to the target) */
+		break;
 	case J_MIGRATE:
 		if (j->busy >= 0)
 			return name_busy_key(r, j->links[j->from].c, j->from, j->to, j->first + (unsigned)j->busy,
 					     j->keys[j->busy]);
-		for (size_t x = 0, i; x < j->asked; x++)
-			if (i = j->order[x], j->keys[i]->elements >= KEYS_BATCH)
-				j->order[count++] = i;
-		return count ? ask_keys(m, j, count) : ask_counts(m, j);
-	case J_COUNT:
-		for (size_t i = 0; i < j->last - j->first + 1; i++)
-			if (j->keys[i])
+		for (size_t i = 0; i < window_size(j); i++)
+			if (j->left[i] || (j->keys[i] && j->keys[i]->elements >= KEYS_BATCH))
 				j->order[count++] = i;
 		if (count)
 			return ask_keys(m, j, count);
-		job_phase(j, J_NODE_TARGET);
-		return job_setslot(m, j, j->to, "NODE", r->peers[j->to].id);
-	case J_NODE_TARGET:
-		job_phase(j, J_NODE_REST);
-		for (size_t i = 0; i < r->n && res == 0; i++)
-			if (i != j->to && r->peers[i].ctx && (i == j->from || r->peers[i].is_master))
-				res = job_setslot(m, j, i, "NODE", r->peers[j->to].id);
-		return res;
-	case J_NODE_REST:
-		m->p.slots_done += j->last - j->first + 1;
-		return job_next_window(m, j);
-	case J_DONE:
 		break;
+	case J_NODE_TARGET:
+		return close_window(m, j);
+	case J_DONE:
+		return 0;
 	}
-	return 0;
+	/* the target first; the next window's IMPORTING rides along (a target runs them in order) */
+	j->state = J_NODE_TARGET;
+	res = queue_setslot(m, j, j->to, "NODE", r->peers[j->to].id);
+	j->prefetched = res == 0 && window_after(m, j, &j->after);
+	if (j->prefetched)
+		res = queue_setslots(m, j, j->after.to, j->after.first, j->after.last, "IMPORTING",
+				     r->peers[j->from].id);
+	if (res == 0 && j->prefetched && j->after.to != j->to)
+		res = job_flush(m, j, j->after.to, j->after.last - j->after.first + 1);
+	if (res == 0)
+		res = job_flush(m, j, j->to,
+				window_size(j) + (j->prefetched && j->after.to == j->to
+							  ? j->after.last - j->after.first + 1
+							  : 0));
+	return res;
 }
 
-/* A reply on the source's link to GETKEYSINSLOT, MIGRATE or COUNTKEYSINSLOT. */
-static int job_key_reply(struct mover *m, struct job *j, redisReply **repp, size_t at)
+/* A reply of the source to GETKEYSINSLOT (the x-th asked), MIGRATE (x-th) or COUNTKEYSINSLOT (slot offset x). */
+static int key_reply(struct mover *m, struct job *j, bool keys, bool count, size_t x, redisReply **repp)
 {
 	struct cluster_run *r = m->r;
 	redisReply *rep = *repp;
-	size_t off = j->order[at];
+	size_t off = count ? x : j->order[x];
 	unsigned slot = j->first + (unsigned)off;
 	char a[NAME_LEN], b[NAME_LEN];
 
-	switch (j->state) {
-	case J_KEYS:
+	if (keys) {
 		if (rep->type != REDIS_REPLY_ARRAY)
 			return init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER GETKEYSINSLOT %u: %s",
 					      name_of(r, j->from, a), slot, rep->str ? rep->str : "not a list");
 		freeReplyObject(j->keys[off]);
 		j->keys[off] = rep;
 		*repp = NULL;
-		return 0;
-	case J_MIGRATE:
-		if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "BUSYKEY")) {
-			if (j->busy < 0)
-				j->busy = (int)off;
-		} else if (rep->type == REDIS_REPLY_ERROR) {
-			return init_error_set(r->err, -EREMOTEIO, "slot %u: MIGRATE from %s to %s: %s", slot,
-					      name_of(r, j->from, a), name_of(r, j->to, b), rep->str);
-		} else if (rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "OK") == 0) {
-			m->p.keys += j->keys[off]->elements;
-		}
-		return 0;
-	default: /* J_COUNT */
-		freeReplyObject(j->keys[off]);
-		j->keys[off] = NULL;
+	} else if (count) {
 		if (rep->type != REDIS_REPLY_INTEGER)
 			return init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER COUNTKEYSINSLOT %u: %s",
 					      name_of(r, j->from, a), slot, rep->str ? rep->str : "not a number");
-		if (rep->integer > 0) { /* keys left: the reply marks the slot for another round */
-			j->keys[off] = rep;
-			*repp = NULL;
-		}
-		return 0;
+		j->left[off] = rep->integer > 0;
+	} else if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "BUSYKEY")) {
+		if (j->busy < 0)
+			j->busy = (int)off;
+	} else if (rep->type == REDIS_REPLY_ERROR) {
+		return init_error_set(r->err, -EREMOTEIO, "slot %u: MIGRATE from %s to %s: %s", slot,
+				      name_of(r, j->from, a), name_of(r, j->to, b), rep->str);
+	} else if (rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "OK") == 0) {
+		m->p.keys += j->keys[off]->elements;
 	}
+	return 0;
 }
 
 /* One reply on node i's link. */
 static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 {
 	struct link *l = &j->links[i];
-	size_t at = l->at++;
 	char name[NAME_LEN];
+	size_t at;
 	int res = 0;
 
+	if (l->later) {
+		/* a SETSLOT NODE sent without waiting: a source that gave its last slot away is a replica now */
+		l->later--;
+		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, LOST_MASTER, strlen(LOST_MASTER)) != 0)
+			res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT %u NODE: %s",
+					     name_of(m->r, i, name), l->later_at, rep->str);
+		l->later_at++;
+		freeReplyObject(rep);
+		return res;
+	}
+	at = l->at++;
 	l->pending--;
 	j->pending--;
-	if (j->state == J_KEYS || j->state == J_MIGRATE || j->state == J_COUNT)
-		res = job_key_reply(m, j, &rep, at);
-	else if (rep->type == REDIS_REPLY_ERROR &&
-		 !(j->state == J_NODE_REST && strncmp(rep->str, LOST_MASTER, strlen(LOST_MASTER)) == 0))
+	if (i == j->from && j->state == J_MIGRATING && at >= j->setslots)
+		res = key_reply(m, j, true, false, at - j->setslots, &rep);
+	else if (i == j->from && j->state == J_KEYS)
+		res = key_reply(m, j, true, false, at, &rep);
+	else if (i == j->from && j->state == J_MIGRATE)
+		res = key_reply(m, j, false, at >= j->migrates, at >= j->migrates ? at - j->migrates : at, &rep);
+	else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
+		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT (slots %u-%u and the next): %s",
+				     name_of(m->r, i, name), j->first, j->last, rep->str);
+	else if (rep->type == REDIS_REPLY_ERROR)
 		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT %u: %s", name_of(m->r, i, name),
-				     j->first + (unsigned)at, rep->str);
+				     l->first + (unsigned)at, rep->str);
 	freeReplyObject(rep);
 	if (res == 0 && j->pending == 0)
 		res = job_phase_done(m, j);
 	return res;
 }
 
+static bool link_waits(const struct link *l)
+{
+	return l->pending || l->later;
+}
+
 /* Replies already read off the socket (hiredis's reader keeps what came in beyond the reply asked for). */
 static int job_drain(struct mover *m, struct job *j)
 {
 	for (size_t i = 0; i < m->r->n; i++)
-		while (j->links[i].pending) {
+		while (link_waits(&j->links[i])) {
 			void *rep = NULL;
 			int res;
 
@@ -512,22 +620,22 @@ static int move_classic(struct mover *m)
 	_cleanup_free_ struct job *jobs = calloc(m->n_moves, sizeof(*jobs));
 	_cleanup_free_ struct pollfd *fds = calloc(m->n_moves * r->n, sizeof(*fds));
 	_cleanup_free_ size_t *fd_job = calloc(m->n_moves * r->n, sizeof(*fd_job));
+	_cleanup_free_ struct link *links = calloc(m->n_moves * r->n, sizeof(*links));
 	size_t n_jobs = 0;
 	int res = 0;
 
-	if (!jobs || !fds || !fd_job)
+	if (!jobs || !fds || !fd_job || !links)
 		return init_error_set(r->err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < m->n_moves && res == 0; i++) {
+	for (size_t i = 0; i < m->n_moves; i++) {
 		bool seen = false;
 
 		for (size_t k = 0; k < n_jobs; k++)
 			seen = seen || jobs[k].from == m->moves[i].from;
-		if (seen)
-			continue;
-		jobs[n_jobs] = (struct job){.from = m->moves[i].from, .next = m->moves[0].first};
-		jobs[n_jobs].links = calloc(r->n, sizeof(struct link));
-		if (!jobs[n_jobs++].links)
-			res = init_error_set(r->err, -ENOMEM, "out of memory");
+		if (!seen) {
+			jobs[n_jobs] = (struct job){
+				.from = m->moves[i].from, .next = m->moves[0].first, .links = links + n_jobs * r->n};
+			n_jobs++;
+		}
 	}
 	for (size_t k = 0; k < n_jobs && res == 0; k++)
 		if (job_conn(m, &jobs[k], jobs[k].from, &res))
@@ -541,13 +649,20 @@ static int move_classic(struct mover *m)
 			res = job_drain(m, &jobs[k]);
 		for (size_t k = 0; k < n_jobs && res == 0; k++)
 			for (size_t i = 0; i < r->n; i++)
-				if (jobs[k].links[i].pending) {
+				if (link_waits(&jobs[k].links[i])) {
 					fds[nfds] = (struct pollfd){.fd = jobs[k].links[i].c->fd, .events = POLLIN};
+					/* TLS may hold a reply's bytes already: the socket then stays quiet */
+					if (node_conn_buffered(jobs[k].links[i].c))
+						fds[nfds].revents = POLLIN;
 					fd_job[nfds++] = k * r->n + i;
 				}
 		if (res < 0 || nfds == 0)
 			break;
-		ready = poll(fds, nfds, 1000);
+		ready = 0;
+		for (size_t f = 0; f < nfds; f++)
+			ready += fds[f].revents != 0;
+		if (ready == 0)
+			ready = poll(fds, nfds, 1000);
 		if (ready < 0 && errno != EINTR)
 			res = init_error_set(r->err, -errno, "poll: %s", strerror(errno));
 		for (size_t f = 0; f < nfds && ready > 0 && res == 0; f++) {
@@ -556,7 +671,7 @@ static int move_classic(struct mover *m)
 			void *rep = NULL;
 			char name[NAME_LEN];
 
-			if (!fds[f].revents || !j->links[i].pending)
+			if (!fds[f].revents || !link_waits(&j->links[i]))
 				continue;
 			/* one reply: its bytes come together, so this read does not wait on the server's work */
 			if (node_get_reply(j->links[i].c, &rep) != REDIS_OK || !rep)
@@ -571,9 +686,8 @@ static int move_classic(struct mover *m)
 	}
 	for (size_t k = 0; k < n_jobs; k++) {
 		job_free_keys(&jobs[k]);
-		for (size_t i = 0; jobs[k].links && i < r->n; i++)
+		for (size_t i = 0; i < r->n; i++)
 			node_conn_free(jobs[k].links[i].c);
-		free(jobs[k].links);
 	}
 	return res;
 }
@@ -597,30 +711,20 @@ static const char *job_str(const redisReply *job, const char *field)
 	return v && (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS) ? v->str : "";
 }
 
-/* Whether every master in `which` answers CLUSTER GETSLOTMIGRATIONS (and so can migrate atomically). */
-static bool all_atomic(struct cluster_run *r, const bool *which)
+/*
+ * Whether every master in `which` answers CLUSTER GETSLOTMIGRATIONS (and so can migrate atomically), all asked at
+ * once; ret_jobs[i] keeps master i's answer (its jobs before ours), the caller frees them.
+ */
+static bool all_atomic(struct cluster_run *r, const bool *which, redisReply **ret_jobs)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		redisReply *rep;
-		bool ok;
+	const char *argv[] = {"CLUSTER", "GETSLOTMIGRATIONS"};
+	struct init_error ignored;
+	bool ok = cluster_send_all(r->peers, r->n, which, ret_jobs, 2, argv, &ignored) == 0;
 
-		if (!which[i])
-			continue;
-		rep = node_command(r->peers[i].ctx, "CLUSTER GETSLOTMIGRATIONS");
-		ok = rep && rep->type == REDIS_REPLY_ARRAY;
-		freeReplyObject(rep);
-		if (!ok)
-			return false;
-	}
-	return true;
+	for (size_t i = 0; i < r->n && ok; i++)
+		ok = !which[i] || (ret_jobs[i] && ret_jobs[i]->type == REDIS_REPLY_ARRAY);
+	return ok;
 }
-
-struct atomic_source {
-	size_t from;
-	redisReply *before; /* its jobs before ours: theirs to ignore */
-	size_t targets;	    /* MIGRATESLOTS groups (one per target), so jobs to wait for */
-	bool done;
-};
 
 static bool job_was_there(const redisReply *before, const char *name)
 {
@@ -630,28 +734,26 @@ static bool job_was_there(const redisReply *before, const char *name)
 	return false;
 }
 
-/* One CLUSTER MIGRATESLOTS with a SLOTSRANGE ... NODE group per target of the source's moves. */
-static int start_atomic(struct mover *m, struct atomic_source *s)
+/* Queues one CLUSTER MIGRATESLOTS on the source with a SLOTSRANGE ... NODE group per target; returns the groups. */
+static int append_migrateslots(struct mover *m, size_t from)
 {
 	struct cluster_run *r = m->r;
 	size_t argc = 2, n = 2 + 4 * m->n_moves;
 	_cleanup_free_ const char **argv = calloc(n, sizeof(*argv));
 	_cleanup_free_ char(*nums)[8] = calloc(2 * m->n_moves, sizeof(*nums));
 	_cleanup_free_ bool *grouped = calloc(m->n_moves, sizeof(bool));
-	char name[NAME_LEN];
-	redisReply *rep;
-	int res = 0;
+	int groups = 0;
 
 	if (!argv || !nums || !grouped)
 		return init_error_set(r->err, -ENOMEM, "out of memory");
 	argv[0] = "CLUSTER";
 	argv[1] = "MIGRATESLOTS";
 	for (size_t i = 0; i < m->n_moves; i++) {
-		if (m->moves[i].from != s->from || grouped[i])
+		if (m->moves[i].from != from || grouped[i])
 			continue;
 		argv[argc++] = "SLOTSRANGE";
 		for (size_t k = i; k < m->n_moves; k++)
-			if (m->moves[k].from == s->from && m->moves[k].to == m->moves[i].to) {
+			if (m->moves[k].from == from && m->moves[k].to == m->moves[i].to) {
 				grouped[k] = true;
 				(void)snprintf(nums[2 * k], 8, "%u", m->moves[k].first);
 				(void)snprintf(nums[2 * k + 1], 8, "%u", m->moves[k].last);
@@ -660,121 +762,135 @@ static int start_atomic(struct mover *m, struct atomic_source *s)
 			}
 		argv[argc++] = "NODE";
 		argv[argc++] = r->peers[m->moves[i].to].id;
-		s->targets++;
+		groups++;
 	}
-	s->before = node_command(r->peers[s->from].ctx, "CLUSTER GETSLOTMIGRATIONS");
-	rep = node_command_argv(r->peers[s->from].ctx, (int)argc, argv, NULL);
-	if (!rep || rep->type == REDIS_REPLY_ERROR)
-		res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER MIGRATESLOTS: %s", name_of(r, s->from, name),
-				     rep ? rep->str : r->peers[s->from].ctx->errstr);
-	freeReplyObject(rep);
-	return res;
+	(void)node_append_argv(r->peers[from].ctx, (int)argc, argv, NULL);
+	return groups;
 }
 
-/* Keys of each move, for progress lines (the server does not count them for us). */
-static unsigned long long keys_to_move(struct cluster_run *r, const struct cluster_move *mv)
+/* Keys the targets hold (DBSIZE), for progress lines: the server counts no moved keys for us. */
+static unsigned long long targets_keys(struct cluster_run *r, const bool *target)
 {
-	struct node_conn *c = r->peers[mv->from].ctx;
+	const char *argv[] = {"DBSIZE"};
+	_cleanup_free_ redisReply **rep = r->n ? calloc(r->n, sizeof(redisReply *)) : NULL;
+	struct init_error ignored;
 	unsigned long long total = 0;
-	char slot[8];
 
-	for (unsigned s = mv->first; s <= mv->last; s++) {
-		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
-
-		(void)snprintf(slot, sizeof(slot), "%u", s);
-		(void)node_append_argv(c, 3, argv, NULL);
-	}
-	for (unsigned s = mv->first; s <= mv->last; s++) {
-		long long v = read_integer(c);
-
-		total += v > 0 ? (unsigned long long)v : 0;
-	}
+	if (!rep)
+		return 0;
+	(void)cluster_send_all(r->peers, r->n, target, rep, 1, argv, &ignored);
+	for (size_t i = 0; i < r->n; i++)
+		if (rep[i] && rep[i]->type == REDIS_REPLY_INTEGER && rep[i]->integer > 0)
+			total += (unsigned long long)rep[i]->integer;
+	cluster_free_replies(rep, r->n);
 	return total;
 }
 
-/* Polls a source's jobs: 1 when all of ours ended well, 0 while some run, <0 when one failed. */
-static int watch_atomic(struct mover *m, struct atomic_source *s, const unsigned long long *keys)
+/*
+ * One look at the sources' jobs (all asked at once): the sources whose jobs all succeeded are marked done; a failed
+ * or cancelled job is an error with the server's message.
+ */
+static int watch_atomic(struct mover *m, const bool *running, redisReply **before, const int *groups, bool *done)
 {
 	struct cluster_run *r = m->r;
-	redisReply *rep = node_command(r->peers[s->from].ctx, "CLUSTER GETSLOTMIGRATIONS");
-	size_t succeeded = 0;
+	const char *argv[] = {"CLUSTER", "GETSLOTMIGRATIONS"};
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
 	char a[NAME_LEN];
-	int res = 0;
+	int res;
 
-	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-		res = init_error_set(r->err, -EIO, "%s: CLUSTER GETSLOTMIGRATIONS: %s", name_of(r, s->from, a),
-				     rep ? rep->str : r->peers[s->from].ctx->errstr);
-		freeReplyObject(rep);
-		return res;
-	}
-	for (size_t i = 0; i < rep->elements && res == 0; i++) {
-		const redisReply *job = rep->element[i];
-		const char *state = job_str(job, "state");
+	if (!rep)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	res = cluster_send_all(r->peers, r->n, running, rep, 2, argv, r->err);
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		int succeeded = 0;
 
-		if (strcmp(job_str(job, "operation"), "EXPORT") != 0 ||
-		    job_was_there(s->before, job_str(job, "link_name")))
+		if (!running[i])
 			continue;
-		if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
-			res = init_error_set(r->err, -EREMOTEIO, "%s: slot migration of %s %s: %s",
-					     name_of(r, s->from, a), job_str(job, "slot_ranges"), state,
-					     job_str(job, "message"));
-		else if (strcmp(state, "success") == 0)
-			succeeded++;
-	}
-	freeReplyObject(rep);
-	if (res < 0 || succeeded < s->targets)
-		return res;
-	s->done = true;
-	for (size_t i = 0; i < m->n_moves; i++)
-		if (m->moves[i].from == s->from) {
-			m->p.slots_done += m->moves[i].last - m->moves[i].first + 1;
-			m->p.keys += keys[i];
+		if (rep[i]->type != REDIS_REPLY_ARRAY) {
+			res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER GETSLOTMIGRATIONS: %s", name_of(r, i, a),
+					     rep[i]->str ? rep[i]->str : "not a list");
+			break;
 		}
-	return 1;
+		for (size_t j = 0; j < rep[i]->elements && res == 0; j++) {
+			const redisReply *job = rep[i]->element[j];
+			const char *state = job_str(job, "state");
+
+			if (strcmp(job_str(job, "operation"), "EXPORT") != 0 ||
+			    job_was_there(before[i], job_str(job, "link_name")))
+				continue;
+			if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
+				res = init_error_set(r->err, -EREMOTEIO, "%s: slot migration of %s %s: %s",
+						     name_of(r, i, a), job_str(job, "slot_ranges"), state,
+						     job_str(job, "message"));
+			else if (strcmp(state, "success") == 0)
+				succeeded++;
+		}
+		if (res == 0 && succeeded >= groups[i]) {
+			done[i] = true;
+			for (size_t k = 0; k < m->n_moves; k++)
+				if (m->moves[k].from == i)
+					m->p.slots_done += m->moves[k].last - m->moves[k].first + 1;
+		}
+	}
+	cluster_free_replies(rep, r->n);
+	return res;
 }
 
-static int move_atomic(struct mover *m)
+static int move_atomic(struct mover *m, redisReply **before)
 {
 	struct cluster_run *r = m->r;
-	_cleanup_free_ struct atomic_source *src = calloc(m->n_moves, sizeof(*src));
-	_cleanup_free_ unsigned long long *keys = calloc(m->n_moves, sizeof(*keys));
-	size_t n_src = 0, left;
+	_cleanup_free_ bool *source = calloc(r->n, sizeof(bool));
+	_cleanup_free_ bool *target = calloc(r->n, sizeof(bool));
+	_cleanup_free_ bool *running = calloc(r->n, sizeof(bool));
+	_cleanup_free_ bool *done = calloc(r->n, sizeof(bool));
+	_cleanup_free_ int *groups = calloc(r->n, sizeof(int));
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
+	unsigned long long base;
+	char name[NAME_LEN];
+	bool left = true;
 	int res = 0;
 
-	if (!src || !keys)
+	if (!source || !target || !running || !done || !groups || !rep)
 		return init_error_set(r->err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < m->n_moves; i++) {
-		bool seen = false;
-
-		keys[i] = keys_to_move(r, &m->moves[i]);
-		for (size_t k = 0; k < n_src; k++)
-			seen = seen || src[k].from == m->moves[i].from;
-		if (!seen)
-			src[n_src++].from = m->moves[i].from;
+	for (size_t i = 0; i < m->n_moves; i++)
+		source[m->moves[i].from] = target[m->moves[i].to] = true;
+	base = targets_keys(r, target);
+	/* every source at once: each runs its own jobs */
+	for (size_t i = 0; i < r->n && res == 0; i++)
+		if (source[i]) {
+			groups[i] = append_migrateslots(m, i);
+			res = groups[i] < 0 ? groups[i] : 0;
+		}
+	for (size_t i = 0; i < r->n && res == 0; i++)
+		if (source[i] && node_flush(r->peers[i].ctx) != REDIS_OK)
+			res = init_error_set(r->err, -EIO, "%s: %s", name_of(r, i, name), r->peers[i].ctx->errstr);
+	for (size_t i = 0; i < r->n && res == 0; i++) {
+		if (!source[i])
+			continue;
+		if (node_get_reply(r->peers[i].ctx, (void **)&rep[i]) != REDIS_OK || !rep[i])
+			res = init_error_set(r->err, -EIO, "%s: CLUSTER MIGRATESLOTS: %s", name_of(r, i, name),
+					     r->peers[i].ctx->errstr);
+		else if (rep[i]->type == REDIS_REPLY_ERROR)
+			res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER MIGRATESLOTS: %s", name_of(r, i, name),
+					     rep[i]->str);
+		running[i] = true;
 	}
-	m->p.t0 = init_now_usec();
-	for (size_t k = 0; k < n_src && res == 0; k++)
-		res = start_atomic(m, &src[k]);
-	for (left = n_src; res == 0 && left;) {
-		for (size_t k = 0; k < n_src && res == 0; k++)
-			if (!src[k].done) {
-				res = watch_atomic(m, &src[k], keys);
-				left -= res > 0;
-			}
-		if (res >= 0)
-			res = left ? check_deadline(r) : 0;
+	cluster_free_replies(rep, r->n);
+	while (res == 0 && left) {
+		res = watch_atomic(m, running, before, groups, done);
+		left = false;
+		for (size_t i = 0; i < r->n; i++) {
+			running[i] = running[i] && !done[i];
+			left = left || running[i];
+		}
+		if (res == 0 && left)
+			res = check_deadline(r);
+		if (init_now_usec() >= m->p.next || !left)
+			m->p.keys = targets_keys(r, target) - base;
 		progress_line(&m->p, false);
 		if (res == 0 && left)
-			init_sleep_ms(POLL_MS);
+			init_sleep_ms(ATOMIC_POLL_MS);
 	}
-	/* the other masters hear of the new owners now rather than by gossip */
-	for (size_t i = 0; i < m->n_moves && res == 0; i++)
-		for (size_t k = 0; k < r->n && res == 0; k++)
-			if (k != m->moves[i].from && k != m->moves[i].to && r->peers[k].ctx && r->peers[k].is_master)
-				res = setslot(r, k, m->moves[i].first, m->moves[i].last, "NODE",
-					      r->peers[m->moves[i].to].id, LOST_MASTER);
-	for (size_t k = 0; k < n_src; k++)
-		freeReplyObject(src[k].before);
 	return res;
 }
 
@@ -782,9 +898,10 @@ int cluster_move_slots(struct cluster_run *r, const struct cluster_move *moves, 
 {
 	struct mover m = {.r = r, .moves = moves, .n_moves = n_moves};
 	_cleanup_free_ bool *involved = calloc(r->n, sizeof(bool));
+	_cleanup_free_ redisReply **before = calloc(r->n, sizeof(redisReply *));
 	int res;
 
-	if (!involved)
+	if (!involved || !before)
 		return init_error_set(r->err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < n_moves; i++) {
 		const struct cluster_move *mv = &moves[i];
@@ -802,13 +919,14 @@ int cluster_move_slots(struct cluster_run *r, const struct cluster_move *moves, 
 		return 0;
 	m.p.t0 = init_now_usec();
 	m.p.next = m.p.t0 + USEC_PER_SEC;
-	if (all_atomic(r, involved)) {
+	if (all_atomic(r, involved, before)) {
 		log_info("moving %u slots with atomic slot migration", m.p.slots_total);
-		res = move_atomic(&m);
+		res = move_atomic(&m, before);
 	} else {
 		log_info("moving %u slots with MIGRATE", m.p.slots_total);
 		res = move_classic(&m);
 	}
+	cluster_free_replies(before, r->n);
 	if (res == 0)
 		progress_line(&m.p, true);
 	return res;
@@ -999,6 +1117,40 @@ static int wait_atomic_jobs(struct cluster_run *r)
 	}
 }
 
+/*
+ * Waits until every master says cluster_state:ok: a node that just restarted refuses keys (CLUSTERDOWN) for its
+ * rejoin delay, and MIGRATE to it would fail.
+ */
+static int wait_masters_ok(struct cluster_run *r)
+{
+	const char *argv[] = {"CLUSTER", "INFO"};
+	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
+	_cleanup_free_ bool *masters = calloc(r->n, sizeof(bool));
+	char value[16];
+
+	if (!rep || !masters)
+		return init_error_set(r->err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		masters[i] = r->peers[i].ctx && r->peers[i].is_master;
+	for (;;) {
+		bool ok = true;
+		int res = cluster_send_all(r->peers, r->n, masters, rep, 2, argv, r->err);
+
+		for (size_t i = 0; i < r->n && res == 0; i++)
+			ok = ok &&
+			     (!rep[i] || (rep[i]->type == REDIS_REPLY_STRING &&
+					  cluster_info_field(rep[i]->str, "cluster_state", value, sizeof(value)) &&
+					  strcmp(value, "ok") == 0));
+		cluster_free_replies(rep, r->n);
+		if (res < 0 || ok)
+			return res;
+		if (check_deadline(r) < 0)
+			return init_error_set(r->err, -ETIMEDOUT,
+					      "timed out waiting for every master's cluster_state:ok");
+		init_sleep_ms(POLL_MS);
+	}
+}
+
 int cluster_fix_open_slots(struct cluster_run *r)
 {
 	_cleanup_free_ struct cluster_slots *own = calloc(r->n, sizeof(*own));
@@ -1008,7 +1160,7 @@ int cluster_fix_open_slots(struct cluster_run *r)
 	struct cluster_slots any = {{0}};
 	size_t total = 0;
 	unsigned fixed = 0;
-	char name[NAME_LEN], other[NAME_LEN];
+	char name[NAME_LEN], other[NAME_LEN], ranges[256];
 	int res;
 
 	if (!own || !sides || !open_n)
@@ -1016,6 +1168,8 @@ int cluster_fix_open_slots(struct cluster_run *r)
 	res = wait_atomic_jobs(r);
 	if (res == 0)
 		res = cluster_inspect(r->peers, r->n, r->o->node_timeout, r->err);
+	if (res == 0)
+		res = wait_masters_ok(r);
 	for (size_t i = 0; i < r->n && res == 0; i++) {
 		struct own_scan sc = {.slots = &own[i]};
 
@@ -1041,6 +1195,8 @@ int cluster_fix_open_slots(struct cluster_run *r)
 			(void)cluster_open_slots(r->peers[i].nodes_text, open + at, open_n[i], r->err);
 	for (size_t o = 0; o < total; o++)
 		cluster_slots_add(&any, open[o].slot);
+	cluster_format_ranges(&any, ranges, sizeof(ranges));
+	log_info("finishing %u open slots (%s)", cluster_slots_count(&any), ranges);
 
 	for (unsigned slot = 0; slot < CLUSTER_SLOTS && res == 0; slot++) {
 		int keeper;
@@ -1081,14 +1237,16 @@ int cluster_fix_open_slots(struct cluster_run *r)
 					      "slot %u is open, but no master serves it or holds a key", slot);
 		for (size_t i = 0; i < r->n; i++)
 			if (sides[i].migrating || sides[i].importing)
-				log_info("slot %u: %s is %s %s (%lld keys)", slot, name_of(r, i, name),
-					 sides[i].migrating ? "migrating it to" : "importing it from",
-					 sides[i].other >= 0 ? name_of(r, (size_t)sides[i].other, other)
-							     : "an unknown node",
-					 sides[i].keys);
-		log_info("slot %u: finishing it on %s", slot, name_of(r, (size_t)keeper, name));
+				log_debug("slot %u: %s is %s %s (%lld keys)", slot, name_of(r, i, name),
+					  sides[i].migrating ? "migrating it to" : "importing it from",
+					  sides[i].other >= 0 ? name_of(r, (size_t)sides[i].other, other)
+							      : "an unknown node",
+					  sides[i].keys);
+		log_debug("slot %u: finishing it on %s", slot, name_of(r, (size_t)keeper, name));
 		res = fix_slot(r, slot, sides, (size_t)keeper);
 		fixed++;
 	}
+	if (res == 0)
+		log_info("finished %u open slots", fixed);
 	return res < 0 ? res : (int)fixed;
 }

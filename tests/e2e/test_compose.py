@@ -11,7 +11,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from cluster_writer import Writer
-from conftest import MAIN_PORTS, compose, container_ids, inspect, password, sh, wait_until
+from conftest import COMPOSE_DIR, MAIN_PORTS, compose, container_ids, inspect, password, sh, wait_until
 
 
 GRACEFUL_GAP_LIMIT = 0.64  # seconds: 10x the README's 64 ms write gap of a graceful master stop
@@ -156,6 +156,19 @@ class TestMain:
 
         text = wait_until(lambda: "redis_up 1" in metrics() and metrics(), 60, "redis_up 1 on /metrics")
         assert "redis_up 1" in text
+
+    def test_exporter_has_its_own_user(self, stack):
+        # compose/config/redis_users: the exporter logs in as 'exporter', which scrapes (CLUSTER INFO's counters are
+        # in its metrics) and reads no key, writes nothing and reads no setting (CONFIG GET * would give masterauth)
+        with urllib.request.urlopen("http://127.0.0.1:9121/metrics", timeout=3) as r:
+            assert "redis_cluster_messages_sent_total" in r.read().decode()
+        secret = COMPOSE_DIR / "secrets" / "redis_exporter_password"
+        e = redis.Redis(host="127.0.0.1", port=MAIN_PORTS["redis-node-0"], username="exporter",
+                        password=secret.read_text().strip("\n"), socket_timeout=3)
+        assert "cluster_enabled" in e.info()
+        for refused in (lambda: e.set("exporter-wrote", "x"), lambda: e.get("k"), lambda: e.config_get("*")):
+            with pytest.raises(redis.exceptions.ResponseError, match="NOPERM"):
+                refused()
 
     def test_kill_9_of_the_server_restarts_it_in_place(self, stack, hosts_line):
         before = inspect("redis-node-4")

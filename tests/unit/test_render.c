@@ -306,6 +306,61 @@ static void test_redacted(void **state)
 	render_case("render-redacted.conf", env, NODE_VERSION(7, 0, 15), NODE_REDIS, redact);
 }
 
+/* Issue 14: TLS on the port Bitnami defaults both ports to: the plain port is off, every link is TLS. */
+static void test_tls(void **state)
+{
+	char *env[] = {"KVINIT_CONFIG=/dev/null",
+		       "REDIS_TLS_ENABLED=yes",
+		       "REDIS_TLS_CERT_FILE=/run/secrets/tls/tls.crt",
+		       "REDIS_TLS_KEY_FILE=/run/secrets/tls/tls.key",
+		       "REDIS_TLS_KEY_FILE_PASS=key pass",
+		       "REDIS_TLS_CA_FILE=/run/secrets/tls/ca.crt",
+		       "REDIS_TLS_DH_PARAMS_FILE=/run/secrets/tls/dh.pem",
+		       "REDIS_TLS_AUTH_CLIENTS=optional",
+		       "REDIS_CLUSTER_ANNOUNCE_PORT=30379",
+		       NULL};
+
+	(void)state;
+	render_case("render-tls.conf", env, NODE_VERSION(7, 0, 15), NODE_REDIS, announce);
+}
+
+/*
+ * The plain port kept on a port of its own; Redis 6.2 has no cluster-announce-tls-port and announces the TLS port
+ * with cluster-announce-port; the cluster bus is the TLS port + 10000.
+ */
+static void test_tls_plain_port_redis_6_2(void **state)
+{
+	char *env[] = {"KVINIT_CONFIG=/dev/null",
+		       "REDIS_TLS_ENABLED=yes",
+		       "REDIS_PORT_NUMBER=6380",
+		       "REDIS_TLS_PORT_NUMBER=6379",
+		       "REDIS_TLS_CERT_FILE=/tls/tls.crt",
+		       "REDIS_TLS_KEY_FILE=/tls/tls.key",
+		       "REDIS_TLS_CA_DIR=/etc/ssl/kvinit-ca",
+		       "REDIS_CLUSTER_ANNOUNCE_PORT=30379",
+		       NULL};
+
+	(void)state;
+	render_case("render-tls-plain-redis-6.2.conf", env, NODE_VERSION(6, 2, 14), NODE_REDIS, announce);
+}
+
+/* A standalone node: no tls-cluster; `kvinit render` hides the key's passphrase like the password. */
+static void test_tls_standalone_redacted(void **state)
+{
+	char *env[] = {"KVINIT_CONFIG=/dev/null",
+		       "REDIS_CLUSTER_ENABLED=no",
+		       "REDIS_TLS_ENABLED=yes",
+		       "REDIS_TLS_CERT_FILE=/tls/tls.crt",
+		       "REDIS_TLS_KEY_FILE=/tls/tls.key",
+		       "REDIS_TLS_KEY_FILE_PASS=key pass",
+		       "REDIS_TLS_CA_FILE=/tls/ca.crt",
+		       "REDIS_TLS_AUTH_CLIENTS=no",
+		       NULL};
+
+	(void)state;
+	render_case("render-tls-standalone-redacted.conf", env, NODE_VERSION(8, 0, 2), NODE_VALKEY, redact);
+}
+
 /* node_write_config_value into a string of its own (the previous one freed). */
 static void quote(const char *value, char **buf)
 {
@@ -343,11 +398,19 @@ static void test_quote(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cluster_default),	  cmocka_unit_test(test_standalone),
-		cmocka_unit_test(test_announce_ip),	  cmocka_unit_test(test_hostname_endpoint),
-		cmocka_unit_test(test_version_gated),	  cmocka_unit_test(test_version_gated_asked),
-		cmocka_unit_test(test_redacted),	  cmocka_unit_test(test_quote),
-		cmocka_unit_test(test_extra_flags_lines), cmocka_unit_test(test_long_values_decode_back),
+		cmocka_unit_test(test_cluster_default),
+		cmocka_unit_test(test_standalone),
+		cmocka_unit_test(test_announce_ip),
+		cmocka_unit_test(test_hostname_endpoint),
+		cmocka_unit_test(test_version_gated),
+		cmocka_unit_test(test_version_gated_asked),
+		cmocka_unit_test(test_redacted),
+		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_extra_flags_lines),
+		cmocka_unit_test(test_long_values_decode_back),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tls_plain_port_redis_6_2),
+		cmocka_unit_test(test_tls_standalone_redacted),
 	};
 
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
