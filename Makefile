@@ -170,6 +170,7 @@ help:
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
+	@echo "make scale NODES=8|6  the main layout out to 8 nodes (slots moved online) and back (drained, removed)"
 
 # --- Fuzzing (tests/fuzz/README.md): one libFuzzer target per parser, built with clang, ASan and UBSan into
 # $(FUZZ_BUILD) from the same sources and KV_CPPFLAGS (the gcc build above is left as it is). `make fuzz` runs each
@@ -263,6 +264,12 @@ rotate:
 
 rotate-finish:
 	@compose/stack.sh rotate-finish
+
+# `make scale NODES=8` adds redis-node-6 and -7 to the main layout and reshapes the cluster online; NODES=6 drains
+# and removes them (compose/scale.sh, compose/docker-compose.scale.yml).
+.PHONY: scale
+scale:
+	@NODES=$(NODES) compose/scale.sh
 
 e2e: images
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e

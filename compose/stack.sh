@@ -31,6 +31,7 @@ die() {
 case $layout in
 main)
 	files=(docker-compose.yml) project=kvinit init_service=redis-cluster-init first_node=redis-node-0
+	[[ ! -e $here/.scaled-out ]] || files+=(docker-compose.scale.yml) # `make scale NODES=8` (compose/scale.sh)
 	default_image=kvinit:redis-8.0
 	nodes=(redis-node-0 redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5)
 	host_hint="add this line to /etc/hosts once (make hosts prints it): $hosts_line

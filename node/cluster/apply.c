@@ -371,6 +371,18 @@ static void restore_node_timeouts(struct cluster_run *r)
 	set_node_timeout(r, original);
 }
 
+int cluster_meet_and_wait(struct cluster_run *r)
+{
+	int res = meet_all(r);
+
+	return res < 0 ? res : wait_all_known(r);
+}
+
+int cluster_wait_ok(struct cluster_run *r, const char *what)
+{
+	return wait_ok(r, NULL, what);
+}
+
 int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member)
 {
 	int res;
@@ -380,6 +392,11 @@ int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const
 		return form(r, d);
 	case CLUSTER_EXTEND:
 		res = extend(r, member);
+		if (res == 0)
+			restore_node_timeouts(r);
+		return res;
+	case CLUSTER_RESHAPE:
+		res = cluster_reshape_apply(r, d->reshape);
 		if (res == 0)
 			restore_node_timeouts(r);
 		return res;

@@ -10,6 +10,8 @@
  *                   what is left to do of a formation; when a wait is over (pure)
  *   agree.c         whether every node sees the same cluster, the last wait before "cluster ok" (pure)
  *   apply.c         carrying a decision out: slots, MEET, REPLICATE, waiting for cluster_state:ok
+ *   reshape.c       reshaping a formed cluster to REDIS_NODES: new masters, slot moves, removals (pure)
+ *   reshape_apply.c carrying a reshape out: MEET, REPLICATE, the moves (migrate.c), FORGET and RESET
  *   cluster_init.c  the cluster-init role: connect, inspect, decide, apply, print the shape
  * The node role's helpers beside the server (failover.c, heal.c, rotate.c) and health.c use the client.
  */
@@ -219,15 +221,19 @@ int cluster_find_peer(const struct cluster_peer *peers, size_t n, const char *id
 
 /* ---- cluster-init's decisions (decide.c): pure ---- */
 enum cluster_action {
-	CLUSTER_FORM,	/* create the cluster, or finish a half-formed one, by the plan */
-	CLUSTER_EXTEND, /* a formed cluster, and empty nodes to attach as replicas */
-	CLUSTER_FORMED, /* a formed cluster with every node: nothing to do */
+	CLUSTER_FORM,	 /* create the cluster, or finish a half-formed one, by the plan */
+	CLUSTER_EXTEND,	 /* a formed cluster, and empty nodes to attach as replicas */
+	CLUSTER_FORMED,	 /* a formed cluster with every node: nothing to do */
+	CLUSTER_RESHAPE, /* a formed cluster to reshape: new masters, slot moves, removals (cluster_reshape_decide) */
 };
+
+struct cluster_reshape_job;
 
 struct cluster_decision {
 	enum cluster_action action;
-	bool replicas_attached;	     /* FORM: a replica exists already, so the node timeout stays as it is */
-	struct cluster_slots served; /* FORM: slots some master serves already */
+	bool replicas_attached;			   /* FORM: a replica exists already, so the node timeout stays */
+	struct cluster_slots served;		   /* FORM: slots some master serves already */
+	const struct cluster_reshape_job *reshape; /* RESHAPE: what to do (owned by the caller) */
 };
 
 /*
@@ -305,6 +311,9 @@ struct cluster_run {
 int cluster_plan_peers(const struct cluster_run *r, struct cluster_plan_entry *ret, size_t *ret_same_host,
 		       struct init_error *err);
 int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const bool *member);
+/* For reshape_apply.c: every node meets every other it does not know, until all know all; the wait for ok. */
+int cluster_meet_and_wait(struct cluster_run *r);
+int cluster_wait_ok(struct cluster_run *r, const char *what);
 /*
  * The last wait before "cluster ok": every node says cluster_state:ok and cluster_views_agree; a peer that a node has
  * not heard from yet is asked to MEET it, so the node reads its header at once. -ETIMEDOUT at the deadline, err
@@ -363,5 +372,112 @@ struct cluster_slot_side {
  * claims it, none holds a key and none imports it.
  */
 int cluster_fix_keeper(const struct cluster_slot_side *sides, size_t n);
+
+/* ---- reshaping a formed cluster (reshape.c): pure ---- */
+/* A node of the formed cluster, or a new one: what the reshaping plan starts from. */
+struct cluster_shape_node {
+	char id[CLUSTER_ID_LEN + 1];
+	struct cluster_addr addr;     /* where to reach it: its REDIS_NODES entry, else its address in CLUSTER NODES */
+	char host[CLUSTER_HOST_MAX];  /* its machine (equal = the same machine; "" = a machine of its own) */
+	char zone[NODE_ZONE_MAX + 1]; /* its availability zone ("" = not known, which is no other zone) */
+	struct cluster_slots slots;   /* a master's served slots */
+	unsigned nslots;
+	int master;  /* a replica's master: an index into the node list; -1 for a master or a new node */
+	bool wanted; /* listed in REDIS_NODES */
+	bool member; /* in the formed cluster as a master with slots or a replica; false: a new empty node */
+	bool failed; /* flagged fail or noaddr: it cannot be asked anything */
+};
+
+/*
+ * The formed cluster as members' CLUSTER NODES shows it (peers[first member]'s text; each peer's own line for its
+ * own zone), with the n peers of REDIS_NODES first, index-aligned with peers (member[i] as cluster_decide said),
+ * then the cluster's nodes that REDIS_NODES does not list, live ones first, in CLUSTER NODES order, then failed
+ * ones. *ret_n is their count; *ret_live (may be NULL) the count of the first ones that can be asked (n + the live
+ * unlisted ones). ret is malloc'ed.
+ */
+int cluster_shape_from_peers(const struct cluster_peer *peers, size_t n, const bool *member,
+			     struct cluster_shape_node **ret, size_t *ret_n, size_t *ret_live, struct init_error *err);
+
+struct cluster_reshape_options {
+	unsigned replicas; /* REDIS_CLUSTER_REPLICAS */
+	bool rebalance;	   /* REDIS_CLUSTER_REBALANCE: also even out a cluster whose masters stay the same */
+	bool allow_remove; /* REDIS_CLUSTER_ALLOW_REMOVE */
+};
+
+enum cluster_reshape_step {
+	CLUSTER_STEP_KEEP,	/* stays what it is */
+	CLUSTER_STEP_MASTER,	/* a new node that becomes a master and receives slots */
+	CLUSTER_STEP_REPLICATE, /* a new node, or a replica whose master goes, (re)attached to .master */
+	CLUSTER_STEP_REMOVE,	/* drained of its slots first, then forgotten by every other node and reset */
+};
+
+struct cluster_reshape_node {
+	enum cluster_reshape_step step;
+	size_t master;	      /* REPLICATE: the new master's index */
+	unsigned slots_after; /* a master's slot count once the moves are done */
+};
+
+/* The imbalance beyond which REDIS_CLUSTER_REBALANCE=yes moves slots, as redis-cli --cluster rebalance's. */
+#define CLUSTER_REBALANCE_THRESHOLD_PCT 2
+
+struct cluster_reshape {
+	struct cluster_reshape_node *nodes; /* one per node */
+	struct cluster_move *moves;	    /* ascending by first slot */
+	size_t n_moves;
+	unsigned slots_moved;
+	size_t masters_before, masters_after; /* masters with slots, before and after */
+	size_t new_masters, attached, repointed, removed;
+	size_t left_alone;	/* failed nodes REDIS_NODES does not list, kept since removal is not allowed */
+	unsigned imbalance_pct; /* the most a master is off its even share before the moves, in percent */
+	bool uneven;		/* beyond the threshold, and left so (REDIS_CLUSTER_REBALANCE=no, no master changes) */
+};
+
+/*
+ * The reshaping plan: how the formed cluster becomes the one REDIS_NODES asks for, with no I/O. Masters wanted =
+ * listed nodes / (replicas + 1), at least 1; existing masters stay masters (none is demoted), and new nodes become
+ * the missing masters, chosen as cluster_plan chooses (the first node in a zone, then on a machine, with the fewest
+ * masters so far, counting the masters that stay). The other new nodes, and the listed replicas of removed masters,
+ * attach each to the master with the fewest replicas, then the farthest (another zone, else another machine), then
+ * the lowest slot after the moves, then the lowest index: fewest first, so a new master is never left without a
+ * replica when a farther master has one already.
+ * Slots move when masters are added or removed, or when o->rebalance and some master is more than
+ * CLUSTER_REBALANCE_THRESHOLD_PCT off its even share: then every master ends with 16384 / masters slots or one more,
+ * and exactly the slots above those shares move (the theoretical minimum: the extra slots stay with masters that
+ * hold more than a share, and only the removed masters' slots and each master's excess move). Which slots: first a
+ * receiver takes its neighbours' excess (the slots next to its own ranges), then the rest from each source's top
+ * slots in index order, and slots left after every share is met go to a master next to them; moves are contiguous
+ * ranges, one source and one target each, ascending by first slot.
+ * Nodes in the cluster that REDIS_NODES does not list are removed (CLUSTER_STEP_REMOVE) with o->allow_remove;
+ * without it -EINVAL and one line naming them and REDIS_CLUSTER_ALLOW_REMOVE, except failed ones without slots,
+ * which are left alone and counted. Also refused: a removed master that is failed and serves slots (the last copy of
+ * their data), no master left, a slot no master serves. ret is filled (cluster_reshape_free) only on success.
+ */
+int cluster_reshape_plan(const struct cluster_shape_node *nodes, size_t n, const struct cluster_reshape_options *o,
+			 struct cluster_reshape *ret, struct init_error *err);
+/* Whether the plan does more than attach new replicas to masters that stay (what CLUSTER_EXTEND does). */
+bool cluster_reshape_needed(const struct cluster_reshape *p);
+void cluster_reshape_free(struct cluster_reshape *p);
+
+/* ---- carrying a reshape out (reshape_apply.c) ---- */
+struct cluster_reshape_job {
+	struct cluster_shape_node *nodes; /* cluster_shape_from_peers */
+	size_t n, live;
+	bool *member; /* as cluster_decide said, for the listed nodes */
+	struct cluster_reshape plan;
+};
+
+/*
+ * For a formed cluster (d->action EXTEND or FORMED): the shape and the plan by r->o's options into job, and
+ * d->action = CLUSTER_RESHAPE (d->reshape = job) when cluster_reshape_needed. A refusal is -EINVAL with its line.
+ */
+int cluster_reshape_prepare(const struct cluster_run *r, const bool *member, struct cluster_decision *d,
+			    struct cluster_reshape_job *job);
+/*
+ * Carries the plan out: MEET the new nodes, attach the new replicas, finish open slots and move the slots
+ * (migrate.c), re-point the replicas of removed masters, FORGET the removed nodes on every other node at once and
+ * reset them (CLUSTER RESET HARD) so gossip cannot bring them back, then wait for the cluster to be ok.
+ */
+int cluster_reshape_apply(struct cluster_run *r, const struct cluster_reshape_job *job);
+void cluster_reshape_job_free(struct cluster_reshape_job *job);
 
 #endif

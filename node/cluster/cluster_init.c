@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `kvinit cluster-init`: wait for REDIS_NODES, look at what they are, and create the cluster, extend it with new
- * empty nodes, finish a half-formed one, or leave a formed one alone (decide.c says which, apply.c does it). Safe
+ * empty nodes, reshape it (new masters, slot moves, removals: reshape.c plans, reshape_apply.c carries out), finish
+ * a half-formed one, or leave a formed one alone (decide.c says which, apply.c does it). Safe
  * to re-run, and two runs at once end in one cluster: the plan is a pure function of REDIS_NODES, so both send the
  * same commands, and a reply saying "already done" is not an error.
  *
@@ -64,6 +65,7 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 	struct init_error err = {{0}};
 	struct cluster_run r = {.o = o, .pw = pw, .n = n, .err = &err};
 	struct cluster_decision d;
+	struct cluster_reshape_job reshape = {0};
 	_cleanup_free_ bool *member = calloc(n, sizeof(*member));
 	_cleanup_free_ struct cluster_plan_entry *plan = calloc(n, sizeof(*plan));
 	struct init_error plan_err;
@@ -90,6 +92,8 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 		res = cluster_decide(r.peers, n, cluster_plan_peers(&r, plan, NULL, &plan_err) >= 0 ? plan : NULL, &d,
 				     member, &err);
 	if (res == 0)
+		res = cluster_reshape_prepare(&r, member, &d, &reshape);
+	if (res == 0)
 		res = cluster_apply(&r, &d, member);
 	if (res == 0)
 		res = cluster_wait_agreement(&r);
@@ -99,6 +103,7 @@ static int run(const struct node_options *o, const struct cluster_addr *addrs, s
 	} else {
 		log_error("cluster-init: %s", err.msg[0] ? err.msg : strerror(-res));
 	}
+	cluster_reshape_job_free(&reshape);
 	cluster_peers_free(r.peers, n);
 	return res;
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make scale NODES=8|6`: the main layout (docker-compose.yml) scaled out to 8 nodes and back, online.
+#   NODES=8  starts redis-node-6 and redis-node-7 (docker-compose.scale.yml) and runs cluster-init over the 8: the
+#            nodes the replica count does not need become masters and receive their share of the slots, moved
+#            while clients keep working; the others attach as replicas
+#   NODES=6  runs cluster-init over the first 6 with REDIS_CLUSTER_ALLOW_REMOVE=yes: redis-node-6 and -7 are
+#            drained, forgotten by every node and reset; then they are stopped and their volumes removed
+# While the layout is scaled out, compose/.scaled-out says so, and `make up` keeps the override in (stack.sh).
+# SCALE_TIMEOUT (default 180) bounds the wait for the new nodes, in seconds.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+marker=$here/.scaled-out
+project=kvinit
+six="redis-node-0:${REDIS0_PORT:-6379} redis-node-1:${REDIS1_PORT:-6380} redis-node-2:${REDIS2_PORT:-6381}"
+six+=" redis-node-3:${REDIS3_PORT:-6382} redis-node-4:${REDIS4_PORT:-6383} redis-node-5:${REDIS5_PORT:-6384}"
+added=(redis-node-6 redis-node-7)
+
+die() {
+	echo "make scale: $*" >&2
+	exit 1
+}
+
+# As stack.sh: `docker compose` (v2) when present, else docker-compose 1.29.
+args=(--project-directory "$here" -p "$project" -f "$here/docker-compose.yml" -f "$here/docker-compose.scale.yml")
+if docker compose version >/dev/null 2>&1; then
+	compose=(docker compose "${args[@]}")
+elif command -v docker-compose >/dev/null 2>&1; then
+	compose=(docker-compose "${args[@]}")
+else
+	die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install docker-compose)"
+fi
+
+running() {
+	[[ -n $(docker ps -q --filter "label=com.docker.compose.project=$project" \
+		--filter "label=com.docker.compose.service=$1") ]]
+}
+
+healthy() {
+	[[ $(docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null) == healthy ]]
+}
+
+# cluster-init once, in a container of the layout's init service; extra arguments go to `compose run`.
+cluster_init() {
+	local t0=$SECONDS
+	"${compose[@]}" run --rm --no-deps -T "$@" redis-cluster-init ||
+		die "cluster-init failed (its lines are above); the layout is as it left it, run the same again"
+	echo "make scale: cluster-init done in $((SECONDS - t0)) s"
+}
+
+scale_out() {
+	local node deadline=$((SECONDS + ${SCALE_TIMEOUT:-180}))
+	# kept in by `make up` from now on: the two nodes must never be dropped as orphans while they hold slots
+	: >"$marker"
+	"${compose[@]}" up -d --no-recreate "${added[@]}" || die "could not start ${added[*]} (see above)"
+	for node in "${added[@]}"; do
+		until healthy "$node"; do
+			((SECONDS < deadline)) || die "$node is not healthy within ${SCALE_TIMEOUT:-180}s: docker logs $node"
+			sleep 0.5
+		done
+	done
+	cluster_init
+	echo "make scale: 8 nodes; from the host, add redis-node-6 and redis-node-7 to the hosts line (make hosts)"
+}
+
+scale_in() {
+	cluster_init -e "REDIS_NODES=$six" -e REDIS_CLUSTER_ALLOW_REMOVE=yes
+	"${compose[@]}" rm -s -f "${added[@]}"
+	docker volume rm "${project}_redis-data-6" "${project}_redis-data-7" >/dev/null 2>&1 || true
+	rm -f "$marker"
+	echo "make scale: 6 nodes; ${added[*]} removed with their volumes"
+}
+
+running redis-node-0 || die "the main layout is not up: \`make up\` first"
+case ${NODES:-} in
+8) scale_out ;;
+6)
+	running redis-node-6 || [[ -e $marker ]] || {
+		echo "make scale: the layout has 6 nodes already"
+		exit 0
+	}
+	scale_in
+	;;
+*)
+	echo "make scale: NODES='${NODES:-}': must be 8 (adds redis-node-6 and -7) or 6 (drains and removes them)" >&2
+	exit 100
+	;;
+esac

@@ -1,0 +1,48 @@
+// A cluster client load for test_reshape.py: ioredis's Cluster (which follows MOVED and ASK itself) writes
+// io:<i> = x<i> and reads back one of the preloaded keys k:<n> = v<n>, one after the other, until its standard input
+// closes; then prints one JSON line: requests, failures (every request that raised, and every wrong value), writes.
+// SEEDS="host:port,...", PASSWORD and KEYS (how many k:<n> there are) come from the environment.
+"use strict";
+const Redis = require("ioredis");
+
+const seeds = process.env.SEEDS.split(",").map((s) => {
+  const at = s.lastIndexOf(":");
+  return { host: s.slice(0, at), port: Number(s.slice(at + 1)) };
+});
+const keys = Number(process.env.KEYS);
+const cluster = new Redis.Cluster(seeds, {
+  redisOptions: { password: process.env.PASSWORD },
+  maxRedirections: 64,
+  retryDelayOnTryAgain: 50,
+  retryDelayOnClusterDown: 100,
+});
+let stop = false;
+process.stdin.on("end", () => { stop = true; });
+process.stdin.resume();
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function run() {
+  let i = 0;
+  let requests = 0;
+  const failures = [];
+  while (!stop) {
+    const key = `io:${i}`;
+    try {
+      await cluster.set(key, `x${i}`);
+      i++;
+      const n = Math.floor(Math.random() * keys);
+      const value = await cluster.get(`k:${n}`);
+      if (value !== `v${n}`) failures.push(["wrong value", `k:${n}`, String(value)]);
+      requests += 2;
+    } catch (e) {
+      failures.push([e.name, key, String(e.message)]);
+      await sleep(10);
+    }
+  }
+  process.stdout.write(JSON.stringify({ requests, written: i, failures: failures.length,
+    first: failures.slice(0, 10) }) + "\n");
+  cluster.disconnect();
+}
+
+cluster.on("ready", () => { run().catch((e) => { console.error(e); process.exit(1); }); });
