@@ -729,7 +729,7 @@ static bool all_atomic(struct cluster_run *r, const bool *which, redisReply **re
 static bool job_was_there(const redisReply *before, const char *name)
 {
 	for (size_t i = 0; before && i < before->elements; i++)
-		if (strcmp(job_str(before->element[i], "link_name"), name) == 0)
+		if (strcmp(job_str(before->element[i], "name"), name) == 0)
 			return true;
 	return false;
 }
@@ -816,7 +816,7 @@ static int watch_atomic(struct mover *m, const bool *running, redisReply **befor
 			const char *state = job_str(job, "state");
 
 			if (strcmp(job_str(job, "operation"), "EXPORT") != 0 ||
-			    job_was_there(before[i], job_str(job, "link_name")))
+			    job_was_there(before[i], job_str(job, "name")))
 				continue;
 			if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
 				res = init_error_set(r->err, -EREMOTEIO, "%s: slot migration of %s %s: %s",
