@@ -21,15 +21,9 @@ die() {
 	exit 1
 }
 
-# As stack.sh: `docker compose` (v2) when present, else docker-compose 1.29.
-args=(--project-directory "$here" -p "$project" -f "$here/docker-compose.yml" -f "$here/docker-compose.scale.yml")
-if docker compose version >/dev/null 2>&1; then
-	compose=(docker compose "${args[@]}")
-elif command -v docker-compose >/dev/null 2>&1; then
-	compose=(docker-compose "${args[@]}")
-else
-	die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install docker-compose)"
-fi
+# shellcheck source=compose/compose_cmd.sh
+. "$here/compose_cmd.sh"
+compose_cmd "$here" "$project" docker-compose.yml docker-compose.scale.yml
 
 running() {
 	[[ -n $(docker ps -q --filter "label=com.docker.compose.project=$project" \

@@ -64,18 +64,8 @@ sentinel)
 esac
 layout_arg=${LAYOUT:+ LAYOUT=$layout} # for the hints this script prints
 
-# `docker compose` (v2) when present, else Debian's docker-compose 1.29: the files work with both.
-compose_cmd() {
-	local args=(--project-directory "$here" -p "$project")
-	for f in "${files[@]}"; do args+=(-f "$here/$f"); done
-	if docker compose version >/dev/null 2>&1; then
-		compose=(docker compose "${args[@]}")
-	elif command -v docker-compose >/dev/null 2>&1; then
-		compose=(docker-compose "${args[@]}")
-	else
-		die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install docker-compose)"
-	fi
-}
+# shellcheck source=compose/compose_cmd.sh
+. "$here/compose_cmd.sh" # compose_cmd: the compose command, into ${compose[@]}
 
 # The password file the compose files mount: REDIS_PASSWORD_SECRET_FILE from the environment or compose/.env,
 # relative to compose/ as compose resolves it. The rotation files are beside it: <file>_next and <file>_previous.
@@ -143,7 +133,7 @@ up() {
 	local t0 t_start t_init t_end image server
 	t0=$(date +%s.%N)
 	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
-	compose_cmd
+	compose_cmd "$here" "$project" "${files[@]}"
 	image=$(node_image)
 	server=$(docker image inspect -f '{{index .Config.Labels "kvinit.server.package"}}' "$image" 2>/dev/null) ||
 		die "no image $image: \`make image SERVER=${image#kvinit:}\` builds it (\`make images\`: all of them)"
@@ -175,7 +165,7 @@ init() {
 	local t_start
 	[[ -n $init_service ]] || die "the $layout layout has no cluster-init"
 	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
-	compose_cmd
+	compose_cmd "$here" "$project" "${files[@]}"
 	t_start=$(date +%s.%N)
 	"${compose[@]}" up -d "$init_service" || die "'${compose[*]} up -d $init_service' failed (see above)"
 	wait_init
@@ -253,7 +243,7 @@ down() {
 		echo "make down: no Docker engine running: nothing to stop" >&2
 		return 0
 	fi
-	compose_cmd
+	compose_cmd "$here" "$project" "${files[@]}"
 	if [[ ${PURGE:-0} == 1 ]]; then
 		"${compose[@]}" down --volumes --remove-orphans
 		echo "make down: $layout stopped, its volumes removed"

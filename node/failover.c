@@ -277,6 +277,16 @@ static int hand_over(struct node_conn *self, const struct node_options *o, const
 	}
 }
 
+uint64_t node_failover_until(const struct node_options *o, uint64_t t0, uint64_t deadline_usec)
+{
+	uint64_t until = t0 + (uint64_t)o->failover_timeout * USEC_PER_MSEC;
+
+	/* leave the server at least a second of the grace period to stop after the handover */
+	if (deadline_usec > USEC_PER_SEC && until > deadline_usec - USEC_PER_SEC)
+		until = deadline_usec - USEC_PER_SEC;
+	return until;
+}
+
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec)
 {
 	uint64_t t0 = init_now_usec(), until;
@@ -287,10 +297,7 @@ void node_failover_on_stop(const struct node_options *o, const struct secrets_va
 
 	if (!o->cluster_enabled || !o->failover_timeout)
 		return;
-	until = t0 + (uint64_t)o->failover_timeout * USEC_PER_MSEC;
-	/* leave the server at least a second of the grace period to stop after the handover */
-	if (deadline_usec > USEC_PER_SEC && until > deadline_usec - USEC_PER_SEC)
-		until = deadline_usec - USEC_PER_SEC;
+	until = node_failover_until(o, t0, deadline_usec);
 	if (until <= t0)
 		return;
 

@@ -469,6 +469,11 @@ struct node_conn *node_rotate_connect(const struct node_options *o, const struct
  */
 int node_rotate_set_passwords(struct node_conn *ctx, const struct secrets_rotation *rot, bool exact,
 			      struct init_error *err);
+/*
+ * When a handover on stop started at t0 must end (failover.c): KVINIT_FAILOVER_TIMEOUT after t0, but at least a
+ * second before deadline_usec (the end of the grace period), so the server still has time to stop. Pure.
+ */
+uint64_t node_failover_until(const struct node_options *o, uint64_t t0, uint64_t deadline_usec);
 void node_failover_on_stop(const struct node_options *o, const struct secrets_value *pw, uint64_t deadline_usec);
 /*
  * A master restarted after crashes ends in a row (failover.c): once it answers, within window_usec, it hands its

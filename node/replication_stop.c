@@ -204,10 +204,7 @@ void node_replication_failover_on_stop(const struct node_options *o, const struc
 
 	if (node_replication(o) == NODE_REPL_NONE || !*o->sentinel_nodes || !o->failover_timeout)
 		return;
-	until = t0 + (uint64_t)o->failover_timeout * USEC_PER_MSEC;
-	/* leave the server at least a second of the grace period to stop after the handover */
-	if (deadline_usec > USEC_PER_SEC && until > deadline_usec - USEC_PER_SEC)
-		until = deadline_usec - USEC_PER_SEC;
+	until = node_failover_until(o, t0, deadline_usec);
 	if (until <= t0)
 		return;
 	if (cluster_parse_nodes(o->sentinel_nodes, "REDIS_SENTINEL_NODES", (unsigned)o->sentinel_port, &sentinels, &n,

@@ -246,24 +246,34 @@ static int start(struct secrets_watch *w, const char *what)
 	return 0;
 }
 
+/* A watch on loop, not started: no inotify descriptor yet, its timers calling back into it. NULL when out of memory. */
+static struct secrets_watch *watch_alloc(struct init_loop *loop, uint64_t poll_usec, void *userdata)
+{
+	struct secrets_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	*w = (struct secrets_watch){
+		.loop = loop,
+		.fd = -1,
+		.poll_usec = poll_usec,
+		.debounce = {.fn = on_debounce, .userdata = w},
+		.poll = {.fn = on_poll, .userdata = w},
+		.userdata = userdata,
+	};
+	return w;
+}
+
 int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
 		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret)
 {
-	struct secrets_watch *w = calloc(1, sizeof(*w));
+	struct secrets_watch *w = watch_alloc(loop, poll_usec, userdata);
 	int r;
 
 	if (!w)
 		return -ENOMEM;
-	*w = (struct secrets_watch){
-		.loop = loop,
-		.fd = -1,
-		.paths = paths,
-		.poll_usec = poll_usec,
-		.debounce = {.fn = on_debounce, .userdata = w},
-		.poll = {.fn = on_poll, .userdata = w},
-		.fn = fn,
-		.userdata = userdata,
-	};
+	w->paths = paths;
+	w->fn = fn;
 	/* The owner's starting point, copied: a change since then is found by the first read. */
 	for (int i = 0; i < SECRETS__SLOTS; i++) {
 		w->delivered.error[i] = initial->error[i];
@@ -283,22 +293,14 @@ int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths,
 int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, uint64_t poll_usec,
 			secrets_files_fn fn, void *userdata, struct secrets_watch **ret)
 {
-	struct secrets_watch *w = calloc(1, sizeof(*w));
+	struct secrets_watch *w = watch_alloc(loop, poll_usec, userdata);
 	int r;
 
 	if (!w)
 		return -ENOMEM;
-	*w = (struct secrets_watch){
-		.loop = loop,
-		.fd = -1,
-		.files = paths,
-		.n_files = n,
-		.poll_usec = poll_usec,
-		.debounce = {.fn = on_debounce, .userdata = w},
-		.poll = {.fn = on_poll, .userdata = w},
-		.files_fn = fn,
-		.userdata = userdata,
-	};
+	w->files = paths;
+	w->n_files = n;
+	w->files_fn = fn;
 	w->fp_delivered = calloc(n ? n : 1, sizeof(*w->fp_delivered));
 	w->fp_candidate = calloc(n ? 2 * n : 1, sizeof(*w->fp_candidate));
 	if (!w->fp_delivered || !w->fp_candidate) {

@@ -7,11 +7,12 @@ import os
 import pwd
 import random
 import socket
+import subprocess
 from pathlib import Path
 
 import redis
 
-from conftest import LONG, KVINIT_BIN, SERVER, descendants, wait_until
+from conftest import LONG, SHORT, KVINIT_BIN, SERVER, descendants, wait_until
 
 PASSWORD = "s3cr3t with spaces & \"quotes\" and \\ backslash"
 REDIS_UID = pwd.getpwnam("redis").pw_uid
@@ -81,13 +82,30 @@ NO_CLIENT_SETINFO = ({"lib_name": None, "lib_version": None}
                      if "lib_name" in inspect.signature(redis.Redis.__init__).parameters else {})
 
 
-def accepts(port, password, host="127.0.0.1"):
-    """True when the server (a node or a Sentinel) answers OK to AUTH with `password`, False when it refuses it
-    (WRONGPASS). A server that does not answer at all fails the test: it must not pass for one that refuses."""
+def health(workdir, node, *args, timeout=SHORT):
+    """`kvinit health ARGS` with the node's own environment, as the image's HEALTHCHECK runs it (in the node's
+    network namespace when it has one, netns.start_node_in): (exit code, the line it printed)."""
+    env = dict(os.environ)
+    for k, v in node_env(workdir, node.port, **node.env_extra).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    argv = [str(KVINIT_BIN), "health", *args]
+    if getattr(node, "ns", None):
+        argv = node.ns.wrap(argv)
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout.strip()
+
+
+def accepts(port, password, host="127.0.0.1", user=None):
+    """True when the server (a node or a Sentinel) answers OK to AUTH with `password` (as ACL user `user` when
+    given), False when it refuses it (WRONGPASS). A server that does not answer at all fails the test: it must not
+    pass for one that refuses."""
     c = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, **NO_CLIENT_SETINFO)
     try:
-        return bool(c.execute_command("AUTH", password))
-    except redis.exceptions.AuthenticationError:
+        return bool(c.execute_command("AUTH", *([user] if user else []), password))
+    except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError):
         return False
     except redis.exceptions.ResponseError as e:
         if str(e).startswith("WRONGPASS"):

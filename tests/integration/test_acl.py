@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from nodes import answers, free_port, node_env, own_all_slots, server_pid
+from nodes import accepts, answers, free_port, node_env, own_all_slots, server_pid
 from test_cluster import start_node  # noqa: F401 (fixture)
 
 LAYOUT_USERS = Path(__file__).resolve().parents[2] / "compose" / "config" / "redis_users"
@@ -63,21 +63,6 @@ def users_text(*extra, app=True):
 def as_user(port, user, password):
     return redis.Redis(host="127.0.0.1", port=port, username=user, password=password, socket_timeout=2,
                        socket_connect_timeout=2)
-
-
-def logs_in(port, user, password):
-    """True when AUTH user password is accepted, False when refused; no answer fails the test."""
-    c = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        return bool(c.execute_command("AUTH", user, password))
-    except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError):
-        return False
-    except redis.exceptions.ResponseError as e:
-        if str(e).startswith("WRONGPASS"):
-            return False
-        raise
-    finally:
-        c.close()
 
 
 def refused(call):
@@ -138,7 +123,7 @@ def test_users_file_live(start_node, workdir):  # noqa: F811
     # a new user works, live
     (d / "new_password").write_text(NEW_PW + "\n")
     t0 = write_in_place(users, users_text("user new on <new_password ~new:* +@all"))
-    took = timed(lambda: logs_in(port, "new", NEW_PW), t0, "the new user to log in", node)
+    took = timed(lambda: accepts(port, NEW_PW, user="new"), t0, "the new user to log in", node)
     print(f"\nnew user accepted after {took * 1000:.0f} ms")
     assert took < AT_ONCE
 
@@ -149,21 +134,21 @@ def test_users_file_live(start_node, workdir):  # noqa: F811
     conn.send_command("PING")
     assert conn.read_response() in (b"PONG", "PONG")
     t0 = write_in_place(users, users_text("user new on <new_password ~new:* +@all", app=False))
-    took = timed(lambda: not logs_in(port, "app", APP_PW), t0, "the removed user to be refused", node)
+    took = timed(lambda: not accepts(port, APP_PW, user="app"), t0, "the removed user to be refused", node)
     print(f"removed user refused after {took * 1000:.0f} ms")
     assert took < AT_ONCE
     with pytest.raises(redis.exceptions.ConnectionError):
         conn.send_command("PING")
         conn.read_response()
     conn.disconnect()
-    assert logs_in(port, "new", NEW_PW) and logs_in(port, "exporter", EXPORTER_PW)
+    assert accepts(port, NEW_PW, user="new") and accepts(port, EXPORTER_PW, user="exporter")
 
     # a changed password applies: written in the password file the users file names
     t0 = write_in_place(d / "new_password", "changed pass\n")
-    took = timed(lambda: logs_in(port, "new", "changed pass"), t0, "the changed password", node)
+    took = timed(lambda: accepts(port, "changed pass", user="new"), t0, "the changed password", node)
     print(f"changed password accepted after {took * 1000:.0f} ms")
     assert took < AT_ONCE
-    assert not logs_in(port, "new", NEW_PW)
+    assert not accepts(port, NEW_PW, user="new")
 
     # a bad file is ignored loudly: the running users stay
     before = node.stderr.count("the file is ignored, the running users stay")
@@ -173,11 +158,11 @@ def test_users_file_live(start_node, workdir):  # noqa: F811
     assert "line 4: '>...': a password in plain text" in node.stderr, node.stderr[-2000:]
     assert "plaintext" not in node.stderr
     time.sleep(0.3)
-    assert logs_in(port, "new", "changed pass") and logs_in(port, "exporter", EXPORTER_PW)
+    assert accepts(port, "changed pass", user="new") and accepts(port, EXPORTER_PW, user="exporter")
     # one the server refuses (no such command) changes nothing either
     write_in_place(users, users_text("user new on <new_password ~new:* +nosuchcommand", app=False))
     wait_until(lambda: "the server refuses user 'new'" in node.stderr, SHORT, "the server's refusal", launched=node)
-    assert logs_in(port, "new", "changed pass") and logs_in(port, "exporter", EXPORTER_PW)
+    assert accepts(port, "changed pass", user="new") and accepts(port, EXPORTER_PW, user="exporter")
     as_user(port, "new", "changed pass").set("new:1", "x")
 
     # a good file again; then a restart of the server starts with the users of the file
@@ -186,8 +171,8 @@ def test_users_file_live(start_node, workdir):  # noqa: F811
     time.sleep(1.2)
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: server_pid(node) != first and answers(port), LONG, "the restarted server", launched=node)
-    assert logs_in(port, "new", "changed pass") and logs_in(port, "exporter", EXPORTER_PW)
-    assert not logs_in(port, "app", APP_PW)
+    assert accepts(port, "changed pass", user="new") and accepts(port, EXPORTER_PW, user="exporter")
+    assert not accepts(port, APP_PW, user="app")
     assert_exporter_scrapes(port)
     assert node.poll() is None
 
@@ -261,14 +246,14 @@ def test_users_on_a_secret_volume(start_node, workdir):  # noqa: F811
     vol.write({"redis_users": users, "app_password": APP_PW})
     node = start_node(REDIS_ACLFILE=vol.path / "redis_users")
     port = node.port
-    assert logs_in(port, "app", APP_PW)
+    assert accepts(port, APP_PW, user="app")
 
     t0 = vol.write({"redis_users": users, "app_password": APP_PW2})
-    took = timed(lambda: logs_in(port, "app", APP_PW2), t0, "the new password of the Secret", node)
+    took = timed(lambda: accepts(port, APP_PW2, user="app"), t0, "the new password of the Secret", node)
     print(f"\nnew password (..data swap) accepted after {took * 1000:.0f} ms")
-    assert took < AT_ONCE and not logs_in(port, "app", APP_PW)
+    assert took < AT_ONCE and not accepts(port, APP_PW, user="app")
 
     t0 = vol.write({"redis_users": "# nobody\n"})
-    took = timed(lambda: not logs_in(port, "app", APP_PW2), t0, "the removed user to be refused", node)
+    took = timed(lambda: not accepts(port, APP_PW2, user="app"), t0, "the removed user to be refused", node)
     print(f"removed user (..data swap) refused after {took * 1000:.0f} ms")
     assert took < AT_ONCE

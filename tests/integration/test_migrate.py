@@ -173,6 +173,18 @@ class Traffic(threading.Thread):
             i += 1
 
 
+def fixed_with_every_key(workdir, nodes, count):
+    """`move_slots fix` after a move cut short: it succeeds, leaves no slot open, every node agrees on the owners,
+    and the `count` keys fill() wrote (ttl_every=7) are all there, each once."""
+    r = move_slots(workdir, nodes, "fix")
+    print(r.stderr)
+    assert r.returncode == 0, r.stderr
+    assert not open_slots(nodes)
+    wait_until(lambda: agreed(nodes), LONG, "every node to agree on one owner of every slot")
+    check_keys(cluster_client(nodes), count, ttl_every=7)
+    assert sum(client(n.port).dbsize() for n in nodes) == count
+
+
 def big_hash(rc, name):
     """A hash of 50 MB: 50,000 fields of 1,000 bytes."""
     for start in range(0, 50000, 5000):
@@ -249,14 +261,7 @@ def test_a_move_killed_half_way_is_finished_by_fix(four_masters, workdir):
         p.wait(timeout=LONG)
     left_open = open_slots(nodes)
     print(f"\nopen after kill -9: {len(left_open)} lines")
-    r = move_slots(workdir, nodes, "fix")
-    print(r.stderr)
-    assert r.returncode == 0, r.stderr
-    assert not open_slots(nodes)
-    wait_until(lambda: agreed(nodes), LONG, "every node to agree on one owner of every slot")
-    check_keys(cluster_client(nodes), 120000, ttl_every=7)
-    total = sum(client(n.port).dbsize() for n in nodes)
-    assert total == 120000
+    fixed_with_every_key(workdir, nodes, 120000)
 
 
 @pytest.mark.matrix
@@ -277,10 +282,4 @@ def test_a_target_restarted_half_way_and_the_move_finished_by_fix(four_masters, 
     pid = server_pid(nodes[3])
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: server_pid(nodes[3]) != pid and answers(nodes[3].port), LONG, "the target's server back")
-    r = move_slots(workdir, nodes, "fix")
-    print(r.stderr)
-    assert r.returncode == 0, r.stderr
-    assert not open_slots(nodes)
-    wait_until(lambda: agreed(nodes), LONG, "every node to agree on one owner of every slot")
-    check_keys(cluster_client(nodes), 120000, ttl_every=7)
-    assert sum(client(n.port).dbsize() for n in nodes) == 120000
+    fixed_with_every_key(workdir, nodes, 120000)

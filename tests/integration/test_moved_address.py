@@ -8,9 +8,9 @@ the change on its netlink subscription, announces the new address and has its pe
 import os
 import time
 
-from conftest import LONG, KVINIT_BIN, wait_until
+from conftest import LONG, wait_until
 from netns import form_in, netns, start_node_in, veth  # noqa: F401 (netns is a fixture)
-from nodes import client, node_env
+from nodes import client, health
 
 TIMEOUT = {"REDIS_CLUSTER_NODE_TIMEOUT": 1000}
 
@@ -28,17 +28,6 @@ def context_switches(pid):
         return sum(int(line.split()[1]) for line in f if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
 
 
-def health_ready(ns, workdir, node):
-    env = dict(os.environ)
-    for k, v in node_env(workdir, node.port, **node.env_extra).items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    r = ns.run([KVINIT_BIN, "health", "--ready"], env=env, capture_output=True, text=True, timeout=LONG)
-    return r.returncode, r.stdout.strip()
-
-
 def test_a_node_whose_address_changes_is_back_in_every_view(netns, launch, workdir):
     a, b = netns("peers"), netns("moved")
     _, b_end = veth(a, "10.77.0.1", b, "10.77.0.2")
@@ -49,8 +38,8 @@ def test_a_node_whose_address_changes_is_back_in_every_view(netns, launch, workd
     assert f"announcing '10.77.0.2'" in moved.stderr, moved.stderr
     form_in(a, workdir, [f"10.77.0.1:{n.port}" for n in peers] + [f"10.77.0.2:{moved.port}"], 1)
     moved_id = b.call(lambda: client(moved.port).execute_command("CLUSTER MYID").decode())
-    wait_until(lambda: health_ready(b, workdir, moved)[0] == 0 and
-               all(health_ready(a, workdir, p)[0] == 0 for p in peers), LONG, "every node to be ready",
+    wait_until(lambda: health(workdir, moved, "--ready", timeout=LONG)[0] == 0 and
+               all(health(workdir, p, "--ready", timeout=LONG)[0] == 0 for p in peers), LONG, "every node to be ready",
                launched=moved)
 
     # disconnect for 3 node timeouts (the 15 s with its 5 s), long enough for every peer to flag it fail
@@ -83,7 +72,7 @@ def test_a_node_whose_address_changes_is_back_in_every_view(netns, launch, workd
           f"its link came back")
     assert f"this node's address changed from '10.77.0.2' to '10.77.0.3'" in moved.stderr, moved.stderr
     assert took < 3.0, f"{took:.2f} s"
-    wait_until(lambda: health_ready(b, workdir, moved)[0] == 0, LONG, "the node to be ready again",
+    wait_until(lambda: health(workdir, moved, "--ready", timeout=LONG)[0] == 0, LONG, "the node to be ready again",
                launched=moved)
     # a restart of the server (a crash) announces the new address too: the rendered config follows
     conf = (workdir / f"run-{moved.port}" / "redis.conf").read_text()
@@ -104,10 +93,10 @@ def test_an_address_of_the_user_is_left_alone(netns, launch, workdir):
     b_end = veth(netns("other"), "10.77.0.1", b, "10.77.0.2")[1]
     node = start_node_in(launch, workdir, b, REDIS_CLUSTER_ANNOUNCE_IP=None, POD_IP="10.77.0.2")
     b.call(lambda: client(node.port).execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383))
-    wait_until(lambda: health_ready(b, workdir, node)[0] == 0, LONG, "the node to be ready", launched=node)
+    wait_until(lambda: health(workdir, node, "--ready", timeout=LONG)[0] == 0, LONG, "the node to be ready", launched=node)
     b.ip("addr", "del", "10.77.0.2/24", "dev", b_end)
     b.ip("addr", "add", "10.77.0.3/24", "dev", b_end)
-    code, line = wait_until(lambda: (lambda r: r if r[0] == 1 else None)(health_ready(b, workdir, node)), LONG,
+    code, line = wait_until(lambda: (lambda r: r if r[0] == 1 else None)(health(workdir, node, "--ready", timeout=LONG)), LONG,
                             "the probe to say not ready", launched=node)
     print(f"\n{line}")
     assert line == f"not ready: 127.0.0.1:{node.port} announces '10.77.0.2', which is not an address of this host"

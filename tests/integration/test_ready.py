@@ -10,29 +10,14 @@ import time
 
 import pytest
 
-from conftest import LONG, SHORT, KVINIT_BIN, wait_until
+from conftest import LONG, KVINIT_BIN, wait_until
 from netns import form_in, netns, start_node_in, veth  # noqa: F401 (netns is a fixture)
-from nodes import client, cluster_ok, make_start_node, node_env, own_all_slots, secret_file
+from nodes import client, cluster_ok, health, make_start_node, own_all_slots, secret_file
 
 
 @pytest.fixture
 def start_node(launch, workdir):
     return make_start_node(launch, workdir)
-
-
-def health(workdir, node, *args):
-    """`kvinit health ARGS` with the node's own environment, as the image's HEALTHCHECK runs it."""
-    env = dict(os.environ)
-    for k, v in node_env(workdir, node.port, **node.env_extra).items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    argv = [str(KVINIT_BIN), "health", *args]
-    if getattr(node, "ns", None):
-        argv = node.ns.wrap(argv)
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=SHORT)
-    return r.returncode, r.stdout.strip()
 
 
 def form(workdir, nodes, replicas):

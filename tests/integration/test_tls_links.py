@@ -19,8 +19,8 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from cluster_writer import Writer
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
-from nodes import PASSWORD, REDIS_UID, answers, client, free_port, node_env, secret_file
-from test_tls import Pki, secret_volume, tls_env
+from nodes import PASSWORD, REDIS_UID, answers, free_port, node_env, secret_file
+from test_tls import Pki, plain_refused, secret_volume, tls_env
 
 
 @pytest.fixture
@@ -40,14 +40,6 @@ def tls_answers(port, files):
         return tls_client(port, files).ping()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError):
         return False
-
-
-def plain_refused(port):
-    try:
-        client(port).ping()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        return True
-    return False
 
 
 def served_serial(port, files):
