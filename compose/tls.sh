@@ -7,10 +7,10 @@
 # Each container mounts its own directory, secrets/tls/<service>/ (tls.crt, tls.key, ca.crt: cert-manager's names),
 # as /run/secrets/tls. A directory, not single files: a file replaced by a rename (how the certificates are written,
 # so that no reader sees half a file) is seen inside the container only through its directory. The server reads
-# the files itself as redis (999:999): they belong to it, mode 0600 (the directories 0700).
+# the files itself as redis (999:999): they belong to it, mode 0600 (the directories 0700); the exporter reads its
+# own as nobody (65534:65534, images/exporter-entry.c), cluster-init as root.
 
 tls_dir=$here/secrets/tls
-tls_owner=999:999
 tls_days=${TLS_DAYS:-365}
 
 # The services of the layout's compose files with their settings: "service key value" lines for the keys
@@ -20,7 +20,7 @@ tls_service_settings() {
 	for f in "${files[@]}"; do
 		awk '/^services:/ { in_s = 1; next } /^[a-z]/ { in_s = 0 }
 			in_s && /^  [A-Za-z0-9_.-]+:[ \t]*$/ { svc = $1; sub(/:$/, "", svc) }
-			in_s && svc != "" && match($0, /(hostname|ipv4_address|REDIS_PORT_NUMBER|REDIS_ADDR):[ \t]*[^ \t{}]+/) {
+			in_s && svc != "" && match($0, /(hostname|ipv4_address|REDIS_PORT_NUMBER|REDIS_ADDR):[ \t]*[^ \t]+/) {
 				kv = substr($0, RSTART, RLENGTH); k = kv; sub(/:.*/, "", k); v = kv; sub(/^[^:]*:[ \t]*/, "", v)
 				print svc, k, v }' "$here/$f"
 	done
@@ -50,7 +50,8 @@ tls_make_ca() {
 # tls_issue SERVICE: a new key and certificate for SERVICE in secrets/tls/SERVICE/, each written to a temporary
 # file in that directory and renamed over the old one (the key first: kvinit waits until the pair matches again).
 tls_issue() {
-	local svc=$1 dir=$tls_dir/$1 host ip sans key crt serial
+	local svc=$1 dir=$tls_dir/$1 host ip sans key crt serial tls_owner=999:999
+	[[ $svc != redis-exporter ]] || tls_owner=65534:65534
 	host=$(tls_setting "$svc" hostname) ip=$(tls_setting "$svc" ipv4_address)
 	sans="DNS:$svc,DNS:localhost,IP:127.0.0.1"
 	[[ -z $host || $host == "$svc" ]] || sans+=",DNS:$host"
@@ -103,6 +104,7 @@ tls_up() {
 	done
 	{
 		echo "# Made by compose/stack.sh (TLS=1) for the $layout layout; made again by every make up TLS=1."
+		grep -m1 '^version:' "$here/${files[0]}" || true # docker-compose 1.29 wants the same version in every file
 		echo "services:"
 		for svc in "${tls_svcs[@]}"; do
 			echo "  $svc:"
