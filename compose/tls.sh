@@ -22,6 +22,8 @@ tls_service_settings() {
 			in_s && /^  [A-Za-z0-9_.-]+:[ \t]*$/ { svc = $1; sub(/:$/, "", svc) }
 			in_s && svc != "" && match($0, /(hostname|ipv4_address|REDIS_PORT_NUMBER|REDIS_ADDR):[ \t]*[^ \t]+/) {
 				kv = substr($0, RSTART, RLENGTH); k = kv; sub(/:.*/, "", k); v = kv; sub(/^[^:]*:[ \t]*/, "", v)
+				sub(/,$/, "", v); gsub(/"/, "", v) # the closing braces of a flow mapping are not the value
+				while (gsub(/}/, "}", v) > gsub(/{/, "{", v)) sub(/}$/, "", v)
 				print svc, k, v }' "$here/$f"
 	done
 }
