@@ -22,9 +22,11 @@ KDIR = ROOT / "compose" / "kubernetes"
 OPTIONS_DEFS = (ROOT / "init" / "options.def", ROOT / "node" / "options.def")  # the PID-1 core's, the node's
 EXAMPLE_SECRET = "secret.example.yaml"
 CREATOR = "statefulset-creator.yaml"
-# The TLS variant, a kustomize overlay of the main layout (compose/kubernetes/README.md, "TLS").
-TLS_OVERLAY = "tls/kustomization.yaml"
-TLS_SECRET = "tls/secret-tls.example.yaml"
+# The TLS variant, a kustomize overlay of the main layout (compose/kubernetes/README.md, "TLS"), beside it: kustomize
+# refuses an overlay inside its base's directory. Its files are in the model under these names.
+TLS_DIR = ROOT / "compose" / "kubernetes-tls"
+TLS_OVERLAY = "../kubernetes-tls/kustomization.yaml"
+TLS_SECRET = "../kubernetes-tls/secret-tls.example.yaml"
 TLS_KEYS = {"REDIS_TLS_CERT_FILE": "tls.crt", "REDIS_TLS_KEY_FILE": "tls.key", "REDIS_TLS_CA_FILE": "ca.crt"}
 
 IMAGE = "kvinit:latest"
@@ -69,6 +71,8 @@ def load_model():
     for path in sorted(KDIR.rglob("*")):
         if path.is_file() and path.suffix in (".yaml", ".yml"):
             files[str(path.relative_to(KDIR))] = list(yaml.safe_load_all(path.read_text()))
+    for name in (TLS_OVERLAY, TLS_SECRET):
+        files[name] = list(yaml.safe_load_all((KDIR / name).read_text()))
     return {
         "files": files,
         "kustomization": (files.get("kustomization.yaml") or [None])[0],
@@ -417,7 +421,7 @@ def tls_workloads(m):
     """The StatefulSet and the Job as the TLS overlay makes them."""
     k = (m["files"].get(TLS_OVERLAY) or [None])[0]
     assert k and k.get("kind") == "Kustomization", f"{TLS_OVERLAY}: not a Kustomization"
-    assert k.get("resources") == ["../"], f"{TLS_OVERLAY}: the overlay applies the main layout, ../, and only it"
+    assert k.get("resources") == ["../kubernetes/"], f"{TLS_OVERLAY}: the overlay applies the main layout, and only it"
     out = {"StatefulSet": copy.deepcopy(sts(m)), "Job": copy.deepcopy(job(m))}
     for p in k.get("patches") or []:
         target = p.get("target") or {}
@@ -1162,6 +1166,14 @@ def yamllint(directory):
 
 def test_yamllint_passes():
     r = yamllint(KDIR)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_yamllint_passes_on_the_tls_overlay():
+    exe = shutil.which("yamllint")
+    assert exe, "yamllint is missing: apt-get install yamllint"
+    r = subprocess.run([exe, "--strict", "-f", "parsable", "-c", str(KDIR / ".yamllint"), str(TLS_DIR)],
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
