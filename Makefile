@@ -60,7 +60,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up init down hosts rotate \
+.PHONY: all deps check unit integration e2e lint bench install uninstall clean help format image up init down hosts rotate rotate-certs \
 	rotate-finish images servers matrix
 all: $(BUILD)/kvinit
 
@@ -165,11 +165,13 @@ help:
 	@echo "                and kvinit-exporter, from Debian packages; make images builds them all"
 	@echo "make servers    the test server matrix under $(BUILD)/servers; make matrix runs the matrix tests on each"
 	@echo "make up         run a compose layout (LAYOUT=main|cache-cluster|announce|sentinel), ready once every"
-	@echo "                replica's link is up; make down [PURGE=1]"
+	@echo "                replica's link is up; make down [PURGE=1]; TLS=1: every link TLS, with a CA and"
+	@echo "                certificates made under compose/secrets/tls/ when missing (the exporter scrapes over TLS)"
 	@echo "make init       run the layout's cluster-init again (LAYOUT=main|cache-cluster|announce)"
 	@echo "make hosts      the hosts line for host access to the main layout"
 	@echo "make rotate     a new password, live: every node accepts it, then sends it (LAYOUT=...)"
 	@echo "make rotate-finish  once clients use the new password: every node refuses the old one"
+	@echo "make rotate-certs   new TLS certificates from the same CA, written in place: the nodes load them live"
 	@echo "make scale NODES=8|6  the main layout out to 8 nodes (slots moved online) and back (drained, removed)"
 
 # --- Fuzzing (tests/fuzz/README.md): one libFuzzer target per parser, built with clang, ASan and UBSan into
@@ -247,11 +249,11 @@ matrix: $(BUILD)/kvinit $(HELPERS) servers
 
 # The compose layouts (compose/): LAYOUT=main (default), cache-cluster, announce or sentinel.
 up: image
-	@compose/stack.sh up
+	@TLS=$(TLS) compose/stack.sh up
 
 # cluster-init again on the running layout, by `compose up` of its one container (see compose/stack.sh).
 init:
-	@compose/stack.sh init
+	@TLS=$(TLS) compose/stack.sh init
 
 down:
 	@compose/stack.sh down
@@ -264,6 +266,10 @@ rotate:
 
 rotate-finish:
 	@compose/stack.sh rotate-finish
+
+# new TLS certificates from the layout's CA (`make up TLS=1` made it), written in place: the nodes reload them live.
+rotate-certs:
+	@compose/stack.sh rotate-certs
 
 # `make scale NODES=8` adds redis-node-6 and -7 to the main layout and reshapes the cluster online; NODES=6 drains
 # and removes them (compose/scale.sh, compose/docker-compose.scale.yml).

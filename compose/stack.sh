@@ -14,6 +14,8 @@
 #   stack.sh rotate        [LAYOUT=...]                   a new random password, live: steps 1 and 2 of README.md,
 #                                                         "Rotating the password" (the old one still works)
 #   stack.sh rotate-finish [LAYOUT=...]                   step 3: the nodes refuse the old password
+#   stack.sh rotate-certs  [LAYOUT=...]                   new TLS certificates from the same CA, live (compose/tls.sh)
+# TLS=1 (up, init): every link TLS, with a CA and certificates made under secrets/tls/ when missing (compose/tls.sh)
 # UP_TIMEOUT (default 180) bounds up's and init's wait for cluster-init, READY_TIMEOUT (default 60) their wait after it
 # for every node to be ready (cluster ok, every replica's link up), ROTATE_TIMEOUT (default 60) each wait of rotate
 # and rotate-finish; all in seconds.
@@ -63,6 +65,8 @@ sentinel)
 	;;
 esac
 layout_arg=${LAYOUT:+ LAYOUT=$layout} # for the hints this script prints
+# shellcheck source=compose/tls.sh
+. "$here/tls.sh"
 
 # shellcheck source=compose/compose_cmd.sh
 . "$here/compose_cmd.sh" # compose_cmd: the compose command, into ${compose[@]}
@@ -133,6 +137,7 @@ up() {
 	local t0 t_start t_init t_end image server
 	t0=$(date +%s.%N)
 	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
+	[[ ${TLS:-0} != 1 ]] || tls_up
 	compose_cmd "$here" "$project" "${files[@]}"
 	image=$(node_image)
 	server=$(docker image inspect -f '{{index .Config.Labels "kvinit.server.package"}}' "$image" 2>/dev/null) ||
@@ -165,6 +170,7 @@ init() {
 	local t_start
 	[[ -n $init_service ]] || die "the $layout layout has no cluster-init"
 	"$here/../images/docker-engine.sh" || die "no Docker engine (see the lines above)"
+	[[ ${TLS:-0} != 1 ]] || files+=("secrets/tls/docker-compose.tls.yml")
 	compose_cmd "$here" "$project" "${files[@]}"
 	t_start=$(date +%s.%N)
 	"${compose[@]}" up -d "$init_service" || die "'${compose[*]} up -d $init_service' failed (see above)"
@@ -440,5 +446,6 @@ down) down ;;
 hosts) echo "$hosts_line" ;;
 rotate) rotate ;;
 rotate-finish) rotate_finish ;;
-*) die "usage: stack.sh up|init|down|hosts|rotate|rotate-finish" ;;
+rotate-certs) tls_rotate ;;
+*) die "usage: stack.sh up|init|down|hosts|rotate|rotate-finish|rotate-certs" ;;
 esac

@@ -22,6 +22,12 @@ KDIR = ROOT / "compose" / "kubernetes"
 OPTIONS_DEFS = (ROOT / "init" / "options.def", ROOT / "node" / "options.def")  # the PID-1 core's, the node's
 EXAMPLE_SECRET = "secret.example.yaml"
 CREATOR = "statefulset-creator.yaml"
+# The TLS variant, a kustomize overlay of the main layout (compose/kubernetes/README.md, "TLS"), beside it: kustomize
+# refuses an overlay inside its base's directory. Its files are in the model under these names.
+TLS_DIR = ROOT / "compose" / "kubernetes-tls"
+TLS_OVERLAY = "../kubernetes-tls/kustomization.yaml"
+TLS_SECRET = "../kubernetes-tls/secret-tls.example.yaml"
+TLS_KEYS = {"REDIS_TLS_CERT_FILE": "tls.crt", "REDIS_TLS_KEY_FILE": "tls.key", "REDIS_TLS_CA_FILE": "ca.crt"}
 
 IMAGE = "kvinit:latest"
 KVINIT = "/usr/bin/kvinit"
@@ -65,6 +71,8 @@ def load_model():
     for path in sorted(KDIR.rglob("*")):
         if path.is_file() and path.suffix in (".yaml", ".yml"):
             files[str(path.relative_to(KDIR))] = list(yaml.safe_load_all(path.read_text()))
+    for name in (TLS_OVERLAY, TLS_SECRET):
+        files[name] = list(yaml.safe_load_all((KDIR / name).read_text()))
     return {
         "files": files,
         "kustomization": (files.get("kustomization.yaml") or [None])[0],
@@ -255,12 +263,12 @@ def check_files_accounted(m):
     assert EXAMPLE_SECRET not in listed, \
         f"{EXAMPLE_SECRET} must not be in kustomization.yaml: an apply would put the example password back"
     for name in m["files"]:
-        assert name in listed + ["kustomization.yaml", EXAMPLE_SECRET, CREATOR], \
+        assert name in listed + ["kustomization.yaml", EXAMPLE_SECRET, CREATOR, TLS_OVERLAY, TLS_SECRET], \
             f"{name} is neither in kustomization.yaml nor a known variant: it would go unchecked"
     for name, docs in m["files"].items():
         for d in docs:
             assert isinstance(d, dict), f"{name}: an empty or non-mapping document"
-            if name == "kustomization.yaml":
+            if name in ("kustomization.yaml", TLS_OVERLAY):
                 continue
             kind = d.get("kind")
             assert kind in API_VERSIONS, f"{name}: unexpected kind {kind!r}"
@@ -384,6 +392,80 @@ def check_secret(m):
             for other_vm in mount_for(other, vm["name"]):
                 assert "subPath" not in other_vm and "subPathExpr" not in other_vm, \
                     f"{name}: {other['name']} mounts the secret with subPath"
+
+
+def json_patch(doc, ops):
+    """The JSON patch ops (RFC 6902) kustomize applies, for the ones the overlay uses: add, replace, test."""
+    for op in ops:
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        node = doc
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        key = (len(node) if last == "-" else int(last)) if isinstance(node, list) else last
+        if op["op"] == "test":
+            assert node[key] == op["value"], f"{TLS_OVERLAY}: test of {op['path']} fails: {node[key]!r}"
+        elif op["op"] == "replace":
+            assert (key < len(node)) if isinstance(node, list) else key in node, f"replace of a missing {op['path']}"
+            node[key] = op["value"]
+        elif op["op"] == "add":
+            if isinstance(node, list):
+                node.insert(key, op["value"])
+            else:
+                node[key] = op["value"]
+        else:
+            raise AssertionError(f"{TLS_OVERLAY}: op {op['op']!r} is not one this check applies")
+    return doc
+
+
+def tls_workloads(m):
+    """The StatefulSet and the Job as the TLS overlay makes them."""
+    k = (m["files"].get(TLS_OVERLAY) or [None])[0]
+    assert k and k.get("kind") == "Kustomization", f"{TLS_OVERLAY}: not a Kustomization"
+    assert k.get("resources") == ["../kubernetes/"], f"{TLS_OVERLAY}: the overlay applies the main layout, and only it"
+    out = {"StatefulSet": copy.deepcopy(sts(m)), "Job": copy.deepcopy(job(m))}
+    for p in k.get("patches") or []:
+        target = p.get("target") or {}
+        doc = out.get(target.get("kind"))
+        assert doc is not None and target.get("name") == doc["metadata"]["name"], f"{TLS_OVERLAY}: target {target}"
+        json_patch(doc, yaml.safe_load(p["patch"]))
+    return out
+
+
+@check
+def check_tls_overlay(m):
+    """The TLS overlay: every kvinit container has REDIS_TLS_ENABLED=yes and the certificate, key and CA files in
+    the Secret of cert-manager's key names, mounted whole (never subPath: renewals must reach the pod) and read-only,
+    readable by the server's group only; the nodes announce their DNS names, which one certificate can cover."""
+    known = kvinit_env_names()
+    tls_secret = [d for d in m["files"].get(TLS_SECRET, []) if isinstance(d, dict) and d.get("kind") == "Secret"]
+    assert len(tls_secret) == 1, f"{TLS_SECRET}: want one Secret"
+    keys = set(tls_secret[0].get("stringData") or {}) | set(tls_secret[0].get("data") or {})
+    for kind, w in tls_workloads(m).items():
+        for c in all_containers(w):
+            names = [e["name"] for e in c.get("env") or []]
+            assert len(names) == len(set(names)), f"{kind}: a variable is set twice: {names}"
+            for n in names:
+                assert n in known or n in EXTRA_ENV, f"{kind}: kvinit knows no variable {n}"
+            assert env(c, "REDIS_TLS_ENABLED") == "yes", f"{kind}: REDIS_TLS_ENABLED is not yes"
+            for var, key in TLS_KEYS.items():
+                path = env(c, var)
+                assert path and posixpath.basename(path) == key, f"{kind}: {var}={path!r}, want a file {key}"
+                assert key in keys, f"{TLS_SECRET}: no key {key}"
+                vms = [vm for vm in c.get("volumeMounts") or [] if inside(path, vm.get("mountPath", ""))]
+                assert len(vms) == 1, f"{kind}: {var}={path} is in no mounted directory"
+                vm = vms[0]
+                assert "subPath" not in vm and "subPathExpr" not in vm, \
+                    f"{kind}: the TLS Secret is mounted with subPath: a renewed certificate never reaches the pod"
+                assert vm.get("readOnly") is True, f"{kind}: mount the TLS Secret read-only"
+                sec = (volume(w, vm["name"]) or {}).get("secret") or {}
+                assert sec.get("secretName") == tls_secret[0]["metadata"]["name"], f"{kind}: not the TLS Secret"
+                assert "items" not in sec, f"{kind}: items on the TLS Secret"
+                assert sec.get("defaultMode", 0o644) & 0o007 == 0, f"{kind}: the key is readable by every user"
+    node = all_containers(tls_workloads(m)["StatefulSet"])[0]
+    assert env(node, "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE") == "hostname", \
+        "the nodes must announce their names: a certificate cannot name the pod IPs"
+    group = (pod_spec(tls_workloads(m)["StatefulSet"]).get("securityContext") or {}).get("fsGroup")
+    assert group == 999, f"the server (uid 999, gid 999) reads the certificate files itself: fsGroup 999, not {group}"
 
 
 @check
@@ -1054,6 +1136,25 @@ def rotation_still_planned(m):
     m["readme"] = re.sub(r"^(#+ .*[Rr]otation.*)$", r"\1 (planned)", m["readme"], count=1, flags=re.M)
 
 
+@mutation("check_tls_overlay")
+def tls_secret_by_subpath(m):
+    k = m["files"][TLS_OVERLAY][0]
+    k["patches"][0]["patch"] = k["patches"][0]["patch"].replace(
+        "mountPath: /etc/kvinit/tls\n", "mountPath: /etc/kvinit/tls\n    subPath: tls.crt\n", 1)
+
+
+@mutation("check_tls_overlay")
+def tls_job_without_tls(m):
+    k = m["files"][TLS_OVERLAY][0]
+    k["patches"] = k["patches"][:1]
+
+
+@mutation("check_tls_overlay")
+def tls_key_renamed(m):
+    stringdata = m["files"][TLS_SECRET][0]["stringData"]
+    stringdata["tls-key.pem"] = stringdata.pop("tls.key")
+
+
 # --------------------------------------------------------------------------- tests
 
 def yamllint(directory):
@@ -1065,6 +1166,14 @@ def yamllint(directory):
 
 def test_yamllint_passes():
     r = yamllint(KDIR)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_yamllint_passes_on_the_tls_overlay():
+    exe = shutil.which("yamllint")
+    assert exe, "yamllint is missing: apt-get install yamllint"
+    r = subprocess.run([exe, "--strict", "-f", "parsable", "-c", str(KDIR / ".yamllint"), str(TLS_DIR)],
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # here, action, layout, layout_arg, files, nodes, init_service, first_node: stack.sh's
+# TLS for the compose layouts (README.md, "TLS with compose"), sourced by compose/stack.sh:
+#   TLS=1 make up     a CA and one certificate per node (and for cluster-init and the exporter, their client
+#                     certificates) under secrets/tls/ when missing, and a compose override that turns TLS on
+#   make rotate-certs new certificates from the same CA, written in place: kvinit reloads them live
+# Each container mounts its own directory, secrets/tls/<service>/ (tls.crt, tls.key, ca.crt: cert-manager's names),
+# as /run/secrets/tls. A directory, not single files: a file replaced by a rename (how the certificates are written,
+# so that no reader sees half a file) is seen inside the container only through its directory. The server reads
+# the files itself as redis (999:999): they belong to it, mode 0600 (the directories 0700); the exporter reads its
+# own as nobody (65534:65534, images/exporter-entry.c), cluster-init as root.
+
+tls_dir=$here/secrets/tls
+tls_days=${TLS_DAYS:-365}
+
+# The services of the layout's compose files with their settings: "service key value" lines for the keys
+# hostname, ipv4_address, REDIS_PORT_NUMBER and REDIS_ADDR (the value as written, ${VAR:-default} included).
+tls_service_settings() {
+	local f
+	for f in "${files[@]}"; do
+		awk '/^services:/ { in_s = 1; next } /^[a-z]/ { in_s = 0 }
+			in_s && /^  [A-Za-z0-9_.-]+:[ \t]*$/ { svc = $1; sub(/:$/, "", svc) }
+			in_s && svc != "" && match($0, /(hostname|ipv4_address|REDIS_PORT_NUMBER|REDIS_ADDR):[ \t]*[^ \t]+/) {
+				kv = substr($0, RSTART, RLENGTH); k = kv; sub(/:.*/, "", k); v = kv; sub(/^[^:]*:[ \t]*/, "", v)
+				sub(/,$/, "", v); gsub(/"/, "", v) # the closing braces of a flow mapping are not the value
+				while (gsub(/}/, "}", v) > gsub(/{/, "{", v)) sub(/}$/, "", v)
+				print svc, k, v }' "$here/$f"
+	done
+}
+
+# The value of KEY for SERVICE in the settings, ${VAR:-default} resolved from the environment.
+tls_setting() {
+	local v
+	v=$(awk -v s="$1" -v k="$2" '$1 == s && $2 == k { print $3; exit }' <<<"$settings")
+	if [[ $v =~ ^\$\{([A-Za-z0-9_]+):-([^}]*)\}$ ]]; then
+		local var=${BASH_REMATCH[1]}
+		v=${!var:-${BASH_REMATCH[2]}}
+	fi
+	echo "$v"
+}
+
+tls_make_ca() {
+	[[ -s $tls_dir/ca.crt && -s $tls_dir/ca.key ]] && return 0
+	(umask 077 && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 \
+		-days 3650 -subj "/CN=kvinit compose CA" -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.crt" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null) ||
+		die "openssl could not make the CA in $tls_dir"
+	chmod 0600 "$tls_dir/ca.key" "$tls_dir/ca.crt"
+	echo "make ${action}: created the CA $tls_dir/ca.crt (its key ca.key stays on the host, mode 0600)"
+}
+
+# tls_issue SERVICE: a new key and certificate for SERVICE in secrets/tls/SERVICE/, each written to a temporary
+# file in that directory and renamed over the old one (the key first: kvinit waits until the pair matches again).
+tls_issue() {
+	local svc=$1 dir=$tls_dir/$1 host ip sans key crt serial tls_owner=999:999
+	[[ $svc != redis-exporter ]] || tls_owner=65534:65534
+	host=$(tls_setting "$svc" hostname) ip=$(tls_setting "$svc" ipv4_address)
+	sans="DNS:$svc,DNS:localhost,IP:127.0.0.1"
+	[[ -z $host || $host == "$svc" ]] || sans+=",DNS:$host"
+	[[ -z $ip ]] || sans+=",IP:$ip"
+	[[ $layout != announce ]] || sans+=",IP:${ANNOUNCE_IP:-172.30.0.1}" # what the announce layout's nodes announce
+	mkdir -p "$dir"
+	chmod 0700 "$dir"
+	key=$(mktemp "$dir/.tls.key.XXXXXX") crt=$(mktemp "$dir/.tls.crt.XXXXXX")
+	serial=$(openssl rand -hex 16)
+	if ! openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$svc" \
+		-keyout "$key" 2>/dev/null |
+		openssl x509 -req -sha256 -days "$tls_days" -CA "$tls_dir/ca.crt" -CAkey "$tls_dir/ca.key" \
+			-set_serial "0x$serial" -out "$crt" -extfile <(printf '%s\n' "subjectAltName=$sans" \
+				"basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+				"extendedKeyUsage=serverAuth,clientAuth") 2>/dev/null; then
+		rm -f "$key" "$crt"
+		die "openssl could not issue the certificate of $svc"
+	fi
+	chmod 0600 "$key" "$crt"
+	chown "$tls_owner" "$key" "$crt" 2>/dev/null || true
+	if [[ ! -s $dir/ca.crt ]] || ! cmp -s "$tls_dir/ca.crt" "$dir/ca.crt"; then
+		install -m 0600 "$tls_dir/ca.crt" "$dir/.ca.crt.tmp"
+		chown "$tls_owner" "$dir/.ca.crt.tmp" 2>/dev/null || true
+		mv -f "$dir/.ca.crt.tmp" "$dir/ca.crt"
+	fi
+	mv -f "$key" "$dir/tls.key"
+	mv -f "$crt" "$dir/tls.crt"
+	chown "$tls_owner" "$dir" 2>/dev/null || true
+	echo "make ${action}: $svc: certificate serial ${serial^^} ($sans), $dir/tls.crt"
+}
+
+# The services that get a certificate: the nodes, the cluster-init service, the exporter when the layout has one.
+tls_services() {
+	tls_svcs=("${nodes[@]}")
+	[[ -z $init_service ]] || tls_svcs+=("$init_service")
+	[[ -z $(tls_setting redis-exporter REDIS_ADDR) ]] || tls_svcs+=(redis-exporter)
+}
+
+# `make up TLS=1`: the CA and the certificates that are missing, and the override, added to the compose files.
+tls_up() {
+	local svc port addr out=$tls_dir/docker-compose.tls.yml
+	settings=$(tls_service_settings)
+	command -v openssl >/dev/null || die "TLS=1 needs the openssl command (apt-get install openssl)"
+	mkdir -p "$tls_dir"
+	chmod 0700 "$tls_dir"
+	tls_make_ca
+	tls_services
+	for svc in "${tls_svcs[@]}"; do
+		[[ -s $tls_dir/$svc/tls.crt && -s $tls_dir/$svc/tls.key ]] || tls_issue "$svc"
+	done
+	{
+		echo "# Made by compose/stack.sh (TLS=1) for the $layout layout; made again by every make up TLS=1."
+		grep -m1 '^version:' "$here/${files[0]}" || true # docker-compose 1.29 wants the same version in every file
+		echo "services:"
+		for svc in "${tls_svcs[@]}"; do
+			echo "  $svc:"
+			echo "    volumes: [./secrets/tls/$svc:/run/secrets/tls:ro]"
+			echo "    environment:"
+			if [[ $svc == redis-exporter ]]; then
+				addr=$(awk '$1 == "redis-exporter" && $2 == "REDIS_ADDR" { print $3; exit }' <<<"$settings")
+				echo "      REDIS_ADDR: ${addr/#redis:/rediss:}"
+				echo "      REDIS_EXPORTER_TLS_CA_CERT_FILE: /run/secrets/tls/ca.crt"
+				echo "      REDIS_EXPORTER_TLS_CLIENT_CERT_FILE: /run/secrets/tls/tls.crt"
+				echo "      REDIS_EXPORTER_TLS_CLIENT_KEY_FILE: /run/secrets/tls/tls.key"
+				continue
+			fi
+			echo "      REDIS_TLS_ENABLED: \"yes\""
+			echo "      REDIS_TLS_CERT_FILE: /run/secrets/tls/tls.crt"
+			echo "      REDIS_TLS_KEY_FILE: /run/secrets/tls/tls.key"
+			echo "      REDIS_TLS_CA_FILE: /run/secrets/tls/ca.crt"
+			echo "      REDIS_TLS_AUTH_CLIENTS: \"${REDIS_TLS_AUTH_CLIENTS:-yes}\""
+			# the TLS port is the node's port: the plain port is then off
+			port=$(awk -v s="$svc" '$1 == s && $2 == "REDIS_PORT_NUMBER" { print $3; exit }' <<<"$settings")
+			[[ -z $port ]] || echo "      REDIS_TLS_PORT_NUMBER: \"$port\""
+		done
+	} >"$out"
+	files+=("secrets/tls/docker-compose.tls.yml")
+	echo "make up: TLS on (override $out); from the host: redis-cli --tls --cacert $tls_dir/ca.crt" \
+		"--cert $tls_dir/$first_node/tls.crt --key $tls_dir/$first_node/tls.key -c ..."
+}
+
+# `make rotate-certs`: new certificates from the same CA for every service, written in place.
+tls_rotate() {
+	local svc
+	settings=$(tls_service_settings)
+	[[ -s $tls_dir/ca.crt && -s $tls_dir/ca.key ]] || die "no CA in $tls_dir: \`make up TLS=1$layout_arg\` first"
+	tls_services
+	for svc in "${tls_svcs[@]}"; do tls_issue "$svc"; done
+	echo "make rotate-certs: done: each node's kvinit sees its new files and loads them without a restart" \
+		"(docker logs NODE: 'certificate rotation'); the exporter reads its certificate at each new connection"
+}
