@@ -230,7 +230,7 @@ static int hand_over(struct node_conn *self, const struct node_options *o, const
 	struct init_error why = {{0}};
 	struct cluster_replica replica = {0};
 	_cleanup_free_ char *info = info_replication(self);
-	uint64_t done_by;
+	uint64_t done_by, retry_until;
 	char role[16];
 	int r;
 
@@ -249,7 +249,13 @@ static int hand_over(struct node_conn *self, const struct node_options *o, const
 		if (!info)
 			return -EIO;
 	}
-	r = ask_takeover(&replica, pw, m->replicas_return ? until : 0, &why);
+	/*
+	 * A replica whose cluster link to this master is being made again (the cluster cron restores a dropped link
+	 * within 100 ms) refuses with "Master is down or failed": ask again for a second, or until the deadline when
+	 * the replicas are still coming back.
+	 */
+	retry_until = init_now_usec() + USEC_PER_SEC;
+	r = ask_takeover(&replica, pw, m->replicas_return || until < retry_until ? until : retry_until, &why);
 	if (r < 0) {
 		log_warn("failover: %s, %s", why.msg, m->no_handover);
 		return r;

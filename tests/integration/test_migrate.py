@@ -14,7 +14,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from conftest import LONG, REPO, wait_until
-from nodes import PASSWORD, answers, client, make_start_node, secret_file, server_pid
+from nodes import PASSWORD, answers, client, cluster_ok, make_start_node, secret_file, server_pid
 from test_cluster import cluster_init, nodes_list
 
 MOVE_SLOTS = os.environ.get("KVINIT_MOVE_SLOTS", str(REPO / "build" / "tests" / "move_slots"))
@@ -33,6 +33,9 @@ def four_masters(launch, workdir):
     client(nodes[0].port).execute_command("CLUSTER MEET", "127.0.0.1", nodes[3].port)
     wait_until(lambda: all(len(client(n.port).execute_command("CLUSTER NODES")) == 4 for n in nodes), LONG,
                "every node to know the fourth master")
+    # a node met into a cluster says CLUSTERDOWN (to MIGRATE too) until its rejoin delay is over: up to the node
+    # timeout, 5 s; cluster-init's reshape waits for the same before it moves slots
+    wait_until(lambda: all(cluster_ok(client(n.port)) for n in nodes), LONG, "every node's cluster_state:ok")
     return nodes
 
 
