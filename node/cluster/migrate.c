@@ -29,20 +29,22 @@
 
 #include "cluster.h"
 
-#define WINDOW		   128	/* slots one source has open at once */
-#define KEYS_BATCH	   1000 /* keys per GETKEYSINSLOT, and so per MIGRATE */
+#define WINDOW		    128	 /* slots one source has open at once */
+#define KEYS_BATCH	    1000 /* keys per GETKEYSINSLOT, and so per MIGRATE */
 /*
  * MIGRATE's timeout bounds each of its socket operations, among them writing a batch's whole payload to the target
  * and waiting for the target to restore a key: 60 s covers a key of hundreds of megabytes on a slow network (a
  * 50 MB hash takes about a second on loopback). kvinit's own connection to the source waits longer than that.
  */
-#define MIGRATE_TIMEOUT_MS 60000
-#define SOURCE_TIMEOUT_SEC (MIGRATE_TIMEOUT_MS / 1000 + 15)
-#define COMMAND_TIMEOUT_MS 5000
-#define POLL_MS		   20
-#define ATOMIC_POLL_MS	   5
-#define NAME_LEN	   (CLUSTER_HOST_MAX + 16)
-#define LOST_MASTER	   "ERR Please use SETSLOT only with masters" /* a source that gave its last slot away */
+#define MIGRATE_TIMEOUT_MS  60000
+#define SOURCE_TIMEOUT_SEC  (MIGRATE_TIMEOUT_MS / 1000 + 15)
+#define COMMAND_TIMEOUT_MS  5000
+#define POLL_MS		    20
+#define ATOMIC_POLL_MS	    5
+#define NAME_LEN	    (CLUSTER_HOST_MAX + 16)
+#define LOST_MASTER	    "ERR Please use SETSLOT only with masters" /* a source that gave its last slot away */
+/* the same, told while its SETSLOT waited for its replicas (Valkey 8: SETSLOT is replicated before it answers) */
+#define LOST_MASTER_BLOCKED "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica"
 
 struct progress {
 	uint64_t t0, next;
@@ -561,7 +563,8 @@ static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 	if (l->later) {
 		/* a SETSLOT NODE sent without waiting: a source that gave its last slot away is a replica now */
 		l->later--;
-		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, LOST_MASTER, strlen(LOST_MASTER)) != 0)
+		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, LOST_MASTER, strlen(LOST_MASTER)) != 0 &&
+		    strncmp(rep->str, LOST_MASTER_BLOCKED, strlen(LOST_MASTER_BLOCKED)) != 0)
 			res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT %u NODE: %s",
 					     name_of(m->r, i, name), l->later_at, rep->str);
 		l->later_at++;
@@ -592,6 +595,21 @@ static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 static bool link_waits(const struct link *l)
 {
 	return l->pending || l->later;
+}
+
+/*
+ * A link that owed only the replies to SETSLOT NODE sent without waiting was closed: a source that gave its last slot
+ * away turns replica, and Valkey 8 closes its clients then. The slots are the target's already (it was told first);
+ * the link is made again if this node is asked something later.
+ */
+static void lost_notified(const struct cluster_run *r, struct link *l, size_t i)
+{
+	char name[NAME_LEN];
+
+	log_debug("%s closed the connection after SETSLOT NODE (%s), ignoring", name_of(r, i, name), l->c->errstr);
+	node_conn_free(l->c);
+	l->c = NULL;
+	l->later = 0;
 }
 
 /* Replies already read off the socket (hiredis's reader keeps what came in beyond the reply asked for). */
@@ -674,11 +692,13 @@ static int move_classic(struct mover *m)
 			if (!fds[f].revents || !link_waits(&j->links[i]))
 				continue;
 			/* one reply: its bytes come together, so this read does not wait on the server's work */
-			if (node_get_reply(j->links[i].c, &rep) != REDIS_OK || !rep)
+			if (node_get_reply(j->links[i].c, &rep) == REDIS_OK && rep)
+				res = job_reply(m, j, i, rep);
+			else if (!j->links[i].pending)
+				lost_notified(r, &j->links[i], i);
+			else
 				res = init_error_set(r->err, -EIO, "lost %s while moving slots %u-%u: %s",
 						     name_of(r, i, name), j->first, j->last, j->links[i].c->errstr);
-			else
-				res = job_reply(m, j, i, rep);
 		}
 		if (res == 0)
 			res = check_deadline(r);
