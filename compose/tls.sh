@@ -1,4 +1,5 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
+# Sourced by stack.sh, not run on its own.
 # shellcheck disable=SC2154 # here, action, layout, layout_arg, files, nodes, init_service, first_node: stack.sh's
 # TLS for the compose layouts (README.md, "TLS with compose"), sourced by compose/stack.sh:
 #   TLS=1 make up     a CA and one certificate per node (and for cluster-init and the exporter, their client
