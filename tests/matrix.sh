@@ -6,7 +6,9 @@
 # Usage: tests/matrix.sh BUILD_DIR [NAME...]      (default: every server of images/servers.sh)
 # Environment: PYTHON (/usr/bin/python3), PYTEST_ARGS (extra pytest arguments, e.g. -x or -k), MATRIX_PYREDIS:
 # host (default: the host's python3-redis, as the other runs) or trixie (trixie's, unpacked by `make servers`, on
-# PYTHONPATH; its clients retry a refused AUTH 3 times with a backoff of seconds, which slows the rotation tests).
+# PYTHONPATH; its clients retry a refused AUTH 3 times with a backoff of seconds, which slows the rotation tests),
+# MATRIX_SKIP_HOST=1 (tests/check.sh sets it): skip a server whose package and version are exactly the host's
+# redis-server, which the integration suite has just run the same tests against.
 set -uo pipefail
 
 build=${1:?usage: tests/matrix.sh BUILD_DIR [NAME...]}
@@ -47,8 +49,14 @@ for name in "${names[@]}"; do
 	fi
 	version=$(sed -n 's/^version=//p' "$servers/$name/server")
 	suite=$(sed -n 's/^suite=//p' "$servers/$name/server")
+	package=$(sed -n 's/^package=//p' "$servers/$name/server")
+	if [[ ${MATRIX_SKIP_HOST:-0} == 1 && $version == "$(dpkg-query -W -f '${Version}' "$package" 2>/dev/null)" ]]; then
+		echo "=== matrix: $name is the host's $package $version: tests/integration ran these tests against it"
+		rows+=("$(printf '%-11s %-44s %s' "$name" "$version ($suite)" "the host's server: see tests/integration")")
+		continue
+	fi
 	log=$logs/$name.log
-	echo "=== matrix: $name ($(sed -n 's/^package=//p' "$servers/$name/server") $version from $suite)"
+	echo "=== matrix: $name ($package $version from $suite)"
 	t0=$(date +%s.%N)
 	# shellcheck disable=SC2086 # PYTEST_ARGS: words
 	(cd "$root" && KVINIT_BIN=$build/kvinit KVINIT_PROBE=$build/tests/probe KVINIT_SERVERS=$servers \
