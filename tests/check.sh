@@ -66,7 +66,8 @@ for t in "$build"/tests/test_*; do
 done
 suite_end "unit (cmocka)"
 
-# pytest suites: the counts come from their junit XML; the kvinit_check plugin marks which init each test runs.
+# pytest suites: the counts come from their junit XML; the kvinit_check plugin marks which init each test runs;
+# the 12 slowest tests of each suite are listed (where CI's time goes).
 # E2E=1 (make check without SANITIZE) adds the Docker end-to-end suite; -s shows the figures it measures.
 suites=(tests/integration tests/kubernetes)
 [[ ${E2E:-0} == 1 ]] && suites+=(tests/e2e)
@@ -82,7 +83,8 @@ for suite in "${suites[@]}"; do
 	extra=()
 	[[ $suite == tests/e2e ]] && extra=(-s)
 	(cd "$root" && KVINIT_BIN=$build/kvinit KVINIT_PROBE=$build/tests/probe PYTHONPATH=$root/tests/pylib \
-		"$python" -m pytest -q -rfEsx -p no:cacheprovider -p kvinit_check --junitxml="$xml" "${extra[@]}" "$suite")
+		"$python" -m pytest -q -rfEsx -p no:cacheprovider -p kvinit_check --durations=12 --junitxml="$xml" "${extra[@]}" \
+		"$suite")
 	rc=$?
 	if [[ $rc -eq 5 ]]; then
 		failed=$((failed + 1))
