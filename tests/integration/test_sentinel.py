@@ -626,3 +626,16 @@ def test_tls_sentinel_certificate_rotation(launch, workdir, capsys):
     with capsys.disabled():
         print(f"\nsentinel TLS rotation: every Sentinel serves the new certificate {took * 1000:.0f} ms after the "
               f"swap; {len(w.acked)} writes through the Sentinels, {len(w.errors)} failed")
+
+
+def test_tls_sentinel_certificate_checked_at_start(launch, workdir):
+    """A Sentinel's certificate must cover the name it announces (the others and the clients connect to it): one
+    line naming the file and the name, exit 100, and no sentinel.conf written."""
+    t = tls_topology(launch, workdir)
+    t.primary_port = free_port()
+    env = t.sentinel_env(0, REDIS_SENTINEL_ANNOUNCE_IP="sentinel-x.example", **sentinel_tls_env(t))
+    p = launch([KVINIT_BIN, "sentinel"], env=env)
+    assert p.wait(SHORT) == 100, p.describe()
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error kvinit")]
+    assert len(lines) == 1 and "REDIS_TLS_CERT_FILE=" in lines[0] and "'sentinel-x.example'" in lines[0], p.stderr
+    assert not (t.workdir / "sentinel-0" / "sentinel.conf").exists()
