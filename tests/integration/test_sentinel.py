@@ -559,6 +559,11 @@ def test_tls_sentinels_fail_over_with_no_acknowledged_write_lost(launch, workdir
     r = subprocess.run([str(KVINIT_BIN), "cli", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SET], env=env,
                        capture_output=True, text=True, timeout=SHORT)
     assert r.returncode == 0 and r.stdout.split() == ["127.0.0.1", str(a.port)], (r.stdout, r.stderr)
+    node = {k: v for k, v in t.node_env("b", b.port, "replica").items() if v is not None}
+    r = subprocess.run([str(KVINIT_BIN), "health", "--ready"], env=node, capture_output=True, text=True,
+                       timeout=SHORT)
+    assert (r.returncode, r.stdout.strip()) == (0, f"ready: replica 127.0.0.1:{b.port}: master_link_status:up"), \
+        (r.stdout, r.stderr)
 
     TlsWriter.tls = t.tls
 
