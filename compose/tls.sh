@@ -86,11 +86,14 @@ tls_issue() {
 	echo "make ${action}: $svc: certificate serial ${serial^^} ($sans), $dir/tls.crt"
 }
 
-# The services that get a certificate: the nodes, the cluster-init service, the exporter when the layout has one.
+# The services that get a certificate: the nodes, the cluster-init service, the exporter when the layout has one,
+# the Sentinels.
 tls_services() {
 	tls_svcs=("${nodes[@]}")
 	[[ -z $init_service ]] || tls_svcs+=("$init_service")
 	[[ -z $(tls_setting redis-exporter REDIS_ADDR) ]] || tls_svcs+=(redis-exporter)
+	# the sentinel layout's Sentinels: TLS on their port, to the nodes and to each other (the same REDIS_TLS_*)
+	[[ $layout != sentinel ]] || tls_svcs+=(sentinel-1 sentinel-2 sentinel-3)
 }
 
 # `make up TLS=1`: the CA and the certificates that are missing, and the override, added to the compose files.

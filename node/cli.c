@@ -112,8 +112,8 @@ int node_cli_main(struct node_config *c, char **args)
 		argv[a++] = "-p";
 		argv[a++] = port;
 	}
-	if (!sentinel)
-		tls_args(o, args, argv, &a);
+	/* a Sentinel with TLS serves it on its port too (sentinel_conf.c) */
+	tls_args(o, args, argv, &a);
 	for (size_t i = 0; i < nargs; i++)
 		argv[a++] = args[i];
 	for (size_t i = 0; i < nenv; i++)

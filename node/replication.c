@@ -229,7 +229,8 @@ static bool host_is_local(const char *host)
 
 bool node_replication_is_me(const struct node_options *o, const struct cluster_addr *a)
 {
-	if (a->port != (unsigned)o->port && (!o->replica_port || a->port != (unsigned)o->replica_port))
+	/* the Sentinels name the port replicas and clients reach: the TLS port with TLS (tls-replication) */
+	if (a->port != node_client_port(o) && (!o->replica_port || a->port != (unsigned)o->replica_port))
 		return false;
 	return (*o->replica_ip && strcmp(a->host, o->replica_ip) == 0) || host_is_local(a->host);
 }

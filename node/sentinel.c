@@ -193,6 +193,135 @@ static void on_expiry(struct init_loop *loop, void *userdata)
 		arm_expiry(sec);
 }
 
+/* ---- the TLS files ---- */
+
+/*
+ * The certificate set as the Sentinel uses it (tls.c's check): it serves it on its port and presents it to the nodes
+ * and the other Sentinels (tls-replication) unless REDIS_TLS_AUTH_CLIENTS=no, and it must cover the name or address
+ * the Sentinel announces, which the others and the clients connect to.
+ */
+static int check_tls(const struct node_options *o, struct node_tls_info *ret, struct init_error *err)
+{
+	struct node_tls_files f;
+	const char *names[1];
+	size_t n = 0;
+
+	node_tls_files_from(o, &f);
+	f.client_too = o->tls_auth_clients != NODE_TLS_AUTH_NO;
+	if (*o->sentinel_announce_ip)
+		names[n++] = o->sentinel_announce_ip;
+	return node_tls_check(&f, names, n, time(NULL), ret, err);
+}
+
+#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
+
+/* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
+static void on_tls_expiry(struct init_loop *loop, void *userdata)
+{
+	struct sentinel_run *run = userdata;
+
+	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
+	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+}
+
+/*
+ * The certificate, key or CA file changed (read twice the same): a set that passes the checks is loaded by a
+ * restart of the Sentinel, which has no CONFIG SET to load it live (Redis and Valkey alike); what it learned is in
+ * sentinel.conf, and clients and the other Sentinels reconnect. A set that does not pass (a certificate whose key
+ * is not written yet) is said loudly and left alone: the Sentinel keeps what it serves until the files are whole.
+ */
+static void on_tls_files_changed(void *userdata)
+{
+	struct sentinel_run *run = userdata;
+	struct node_tls_info info;
+	struct init_error err;
+	pid_t pid = init_supervisor_child(run->sv);
+
+	if (run->stopping)
+		return;
+	if (check_tls(run->o, &info, &err) < 0) {
+		log_error("certificate rotation: the TLS files changed but are not a set that works: %s; the Sentinel "
+			  "keeps serving the certificate with serial '%s' until they are",
+			  err.msg, run->setup->tls.serial);
+		return;
+	}
+	run->tls_pending = info;
+	run->tls_changed_usec = init_now_usec();
+	if (run->confirm_pid > 0 || run->tls_restart || pid <= 0) {
+		/* a restart for an older set is under way: the next start reads the files as they are now */
+		run->tls_again = true;
+		return;
+	}
+	log_info("certificate rotation: the TLS files changed: restarting the Sentinel to load the certificate with "
+		 "serial '%s' (serving '%s'; a Sentinel has no CONFIG SET, and keeps what it knows in its file)",
+		 info.serial, run->setup->tls.serial);
+	run->tls_restart = true;
+	/* SIGKILL: on SIGTERM the Sentinel exits 0, which is an end, not a restart; its file is written already */
+	if (kill(pid, SIGKILL) < 0 && errno != ESRCH) {
+		log_error("certificate rotation: cannot restart the Sentinel: %s, ignoring", strerror(errno));
+		run->tls_restart = false;
+	}
+}
+
+static void start_tls_watch(struct sentinel_run *run)
+{
+	const struct node_options *o = run->o;
+	size_t n = 0;
+	int r;
+
+	if (!o->tls_enabled)
+		return;
+	run->tls_paths[n++] = o->tls_cert_file;
+	run->tls_paths[n++] = o->tls_key_file;
+	/* a CA directory is read by hash at each handshake: only a CA file is watched */
+	if (*o->tls_ca_file)
+		run->tls_paths[n++] = o->tls_ca_file;
+	init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+	r = secrets_watch_files(run->loop, run->tls_paths, n, (uint64_t)o->secret_poll * USEC_PER_MSEC,
+				on_tls_files_changed, run, &run->tls_watch);
+	if (r < 0)
+		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
+}
+
+/* The Sentinel came back after a certificate restart: a helper confirms it serves the new certificate. */
+static void tls_restarted(struct sentinel_run *run)
+{
+	int r;
+
+	run->tls_restart = false;
+	r = init_fork_helper(node_sentinel_tls_confirm, run, &run->confirm_pid);
+	if (r < 0)
+		log_error("cannot start the certificate confirmation: %s, ignoring", strerror(-r));
+}
+
+/* The confirmation ended: kvinit's own connections take the new files too, and a newer change goes next. */
+static void tls_confirmed(struct sentinel_run *run, bool ok)
+{
+	char old[sizeof(run->setup->tls.serial)], ends[64];
+	struct init_error err;
+
+	run->confirm_pid = 0;
+	if (ok) {
+		(void)snprintf(old, sizeof(old), "%s", run->setup->tls.serial);
+		run->setup->tls = run->tls_pending;
+		if (node_tls_client_setup(run->o, NULL, &err) < 0)
+			log_error("certificate rotation: kvinit's own connections keep the old files: %s, ignoring",
+				  err.msg);
+		node_tls_format_time(run->setup->tls.not_after, ends, sizeof(ends));
+		log_info("certificate rotation applied: the Sentinel serves serial '%s' (was '%s', valid until '%s'), "
+			 "%llu ms after the files changed",
+			 run->setup->tls.serial, old, ends,
+			 (unsigned long long)((init_now_usec() - run->tls_changed_usec) / USEC_PER_MSEC));
+		(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
+	} else if (!run->stopping) {
+		log_error("certificate rotation: not confirmed (see above)");
+	}
+	if (run->tls_again && !run->stopping) {
+		run->tls_again = false;
+		on_tls_files_changed(run);
+	}
+}
+
 /* ---- the hooks of the supervision loop ---- */
 
 static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
@@ -200,10 +329,15 @@ static void on_started(struct init_supervisor *sv, pid_t pid, void *userdata)
 	struct sentinel_run *run = userdata;
 
 	(void)pid;
-	if (run->started)
+	if (run->started) {
+		if (run->tls_restart)
+			tls_restarted(run);
 		return;
+	}
 	run->started = true;
+	run->sv = sv;
 	run->loop = init_supervisor_loop(sv);
+	start_tls_watch(run);
 	secrets_logins_reset(&run->logins, sentinel_own_rotation(run));
 	for (int i = 0; i < SECRET__COUNT; i++) {
 		struct sentinel_secret *sec = &run->secret[i];
@@ -247,6 +381,18 @@ static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *us
 	run->stopping = true;
 	if (run->rotate_pid > 0 && kill(run->rotate_pid, SIGTERM) < 0 && errno != ESRCH)
 		log_warn("cannot stop the password rotation: %s, ignoring", strerror(errno));
+	if (run->confirm_pid > 0 && kill(run->confirm_pid, SIGTERM) < 0 && errno != ESRCH)
+		log_warn("cannot stop the certificate confirmation: %s, ignoring", strerror(errno));
+}
+
+/* A restart that loads new certificates comes at once, not after the backoff's delay. */
+static uint64_t restart_delay(struct init_supervisor *sv, unsigned restart, uint64_t delay_ms, void *userdata)
+{
+	const struct sentinel_run *run = userdata;
+
+	(void)sv;
+	(void)restart;
+	return run->tls_restart ? 0 : delay_ms;
 }
 
 static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *userdata)
@@ -254,6 +400,10 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 	struct sentinel_run *run = userdata;
 
 	(void)sv;
+	if (pid > 0 && pid == run->confirm_pid) {
+		tls_confirmed(run, WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		return;
+	}
 	if (pid != run->rotate_pid) {
 		log_debug("reaped orphan pid %d", (int)pid);
 		return;
@@ -291,6 +441,7 @@ static void run_free(struct sentinel_run *run)
 {
 	for (int i = 0; i < SECRET__COUNT; i++)
 		secrets_watch_free(run->secret[i].watch);
+	secrets_watch_free(run->tls_watch);
 	secrets_logins_wipe(&run->logins);
 	secrets_paths_free(&run->own_paths);
 	secrets_set_wipe(&run->own_initial);
@@ -306,6 +457,7 @@ static int supervise(struct sentinel_run *run, char *const *envp)
 		.started = on_started,
 		.reaped = on_reaped,
 		.restarting = on_restarting,
+		.restart_delay = restart_delay,
 		.userdata = run,
 	};
 	char *argv[] = {s->server.server_bin, run->conf_path, "--sentinel", NULL};
@@ -316,8 +468,8 @@ static int supervise(struct sentinel_run *run, char *const *envp)
 	/* the Sentinel rewrites its file with its passwords in it, with 0644 less its umask: keep it to its user */
 	(void)umask(0077);
 	node_server_describe(&s->server, version, sizeof(version));
-	log_info("starting the Sentinel of %s ('%s --sentinel') on port '%lld', watching '%s'", version,
-		 s->server.server_bin, (long long)o->sentinel_port, o->master_set);
+	log_info("starting the Sentinel of %s ('%s --sentinel') on %sport '%lld', watching '%s'", version,
+		 s->server.server_bin, o->tls_enabled ? "TLS " : "", (long long)o->sentinel_port, o->master_set);
 	return init_run(&s->c->core.opt, run->user, argv, envp, &hooks, caps,
 			run->user->set && geteuid() == 0 ? sizeof(caps) / sizeof(caps[0]) : 0);
 }
@@ -332,7 +484,17 @@ int node_sentinel_main(struct node_config *c, char **args)
 	char *text = NULL;
 	int r;
 
+	/* a Sentinel is no cluster node (the default is): no bus port, no cluster names its certificate must cover */
+	c->opt.cluster_enabled = false;
 	r = node_setup_start(c, args, "sentinel", false, &s, &err);
+	/* and the names a Sentinel's certificate must cover; kvinit's own connections (rotation, health) use it too */
+	if (r == 0 && c->opt.tls_enabled) {
+		r = check_tls(&c->opt, NULL, &err);
+		if (r == 0)
+			r = node_tls_client_setup(&c->opt, NULL, &err);
+		if (r < 0)
+			node_setup_free(&s);
+	}
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return r == -ENOENT ? INIT_EXIT_NOTFOUND : init_exit_status(r, INIT_EXIT_SYSCALL);
@@ -361,6 +523,7 @@ int node_sentinel_main(struct node_config *c, char **args)
 		};
 	for (int i = 0; i < SECRET__COUNT; i++)
 		run.secret[i].expiry = (struct init_timer){.fn = on_expiry, .userdata = &run.secret[i]};
+	run.tls_expiry = (struct init_timer){.fn = on_tls_expiry, .userdata = &run};
 	if (r < 0)
 		log_error("%s", err.msg);
 	else
@@ -448,6 +611,8 @@ int node_sentinel_health(struct node_config *c, bool ready)
 	} else if (r == 0) {
 		r = node_sentinel_passwords(&c->opt, &pw.value, &set, &err);
 	}
+	if (r == 0)
+		r = node_tls_client_setup(&c->opt, NULL, &err);
 	if (r < 0) {
 		(void)printf("not %s: %s\n", ready ? "ready" : "live", err.msg);
 		secrets_password_free(&pw);

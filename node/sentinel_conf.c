@@ -25,7 +25,25 @@
 
 /* Top-level directives kvinit renders. */
 static const char *const owned_top[] = {
-	"port", "bind", "dir", "daemonize", "supervised", "logfile", "protected-mode", "requirepass", NULL,
+	"port",
+	"bind",
+	"dir",
+	"daemonize",
+	"supervised",
+	"logfile",
+	"protected-mode",
+	"requirepass",
+	/* with REDIS_TLS_ENABLED; without it they go, so a Sentinel that had TLS speaks plain again */
+	"tls-port",
+	"tls-cert-file",
+	"tls-key-file",
+	"tls-key-file-pass",
+	"tls-ca-cert-file",
+	"tls-ca-cert-dir",
+	"tls-dh-params-file",
+	"tls-auth-clients",
+	"tls-replication",
+	NULL,
 };
 /* "sentinel <name> ..." lines of the Sentinel itself that kvinit renders. */
 static const char *const owned_sentinel[] = {
@@ -116,12 +134,38 @@ static void directive(FILE *f, const char *name, const char *value)
 	(void)fputc('\n', f);
 }
 
+/*
+ * TLS on the Sentinel's one port (REDIS_SENTINEL_PORT_NUMBER), plain off: the nodes' rule for Bitnami's default of
+ * one port. tls-replication makes the Sentinel speak TLS to what it talks to, the nodes and the other Sentinels
+ * (each link of sentinel.c's), presenting its certificate where they ask for one.
+ */
+static void render_tls(FILE *f, const struct node_sentinel_conf_input *in)
+{
+	const struct node_options *o = in->opt;
+
+	(void)fprintf(f, "tls-port %lld\n", (long long)o->sentinel_port);
+	directive(f, "tls-cert-file", o->tls_cert_file);
+	directive(f, "tls-key-file", o->tls_key_file);
+	if (*o->tls_key_file_pass)
+		directive(f, "tls-key-file-pass", in->redact ? "<redacted>" : o->tls_key_file_pass);
+	if (*o->tls_ca_file)
+		directive(f, "tls-ca-cert-file", o->tls_ca_file);
+	if (*o->tls_ca_dir)
+		directive(f, "tls-ca-cert-dir", o->tls_ca_dir);
+	if (*o->tls_dh_params_file)
+		directive(f, "tls-dh-params-file", o->tls_dh_params_file);
+	directive(f, "tls-auth-clients", node_tls_auth_names[o->tls_auth_clients]);
+	(void)fputs("tls-replication yes\n", f);
+}
+
 static void render_top(FILE *f, const struct node_sentinel_conf_input *in)
 {
 	const struct node_options *o = in->opt;
 
 	(void)fputs(HEADER "\n", f);
-	(void)fprintf(f, "port %lld\n", (long long)o->sentinel_port);
+	(void)fprintf(f, "port %lld\n", o->tls_enabled ? 0LL : (long long)o->sentinel_port);
+	if (o->tls_enabled)
+		render_tls(f, in);
 	(void)fprintf(f, "bind %s\n", o->bind); /* validated: addresses and '*' only */
 	directive(f, "dir", o->data_dir);
 	(void)fputs("daemonize no\nsupervised no\nlogfile \"\"\n", f);

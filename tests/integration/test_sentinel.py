@@ -20,7 +20,10 @@ import redis
 from conftest import LONG, SHORT, KVINIT_BIN, wait_until
 from nodes import PASSWORD, accepts, free_port, node_env, secret_file, server_pid, sha
 import sentinel_writer
+from redis.sentinel import Sentinel
 from sentinel_writer import AddrWriter, Writer
+from test_tls import Pki, secret_volume
+from test_tls_links import swap_volume
 
 # kvinit's default: a plain SIGTERM leaves the set without a primary this long, plus an election
 DOWN_AFTER_MS = 5000
@@ -28,14 +31,15 @@ SET = "mymaster"
 NEW = "n3w p4ss: 'single' quotes, \"double\", $dollar and \\ backslash"
 
 
-def connect(port, password=PASSWORD, host="127.0.0.1", timeout=2):
+def connect(port, password=PASSWORD, host="127.0.0.1", timeout=2, **tls):
+    """tls: redis-py's ssl arguments, for a topology with TLS."""
     return redis.Redis(host=host, port=port, password=password, socket_timeout=timeout,
-                       socket_connect_timeout=timeout)
+                       socket_connect_timeout=timeout, **tls)
 
 
-def info(port, password=PASSWORD, section="replication"):
+def info(port, password=PASSWORD, section="replication", **tls):
     try:
-        return connect(port, password).info(section)
+        return connect(port, password, **tls).info(section)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError):
         return {}
 
@@ -60,6 +64,8 @@ class Topology:
         self.sentinels = {}  # name -> Launched
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.primary_port = None
+        self.tls_env = {}  # with TLS: REDIS_TLS_* for every node and Sentinel
+        self.tls = {}  # with TLS: redis-py's ssl arguments
 
     # -- nodes
     def node_env(self, name, port, mode, **extra):
@@ -70,6 +76,10 @@ class Topology:
                        REDIS_SENTINEL_NODES=" ".join(f"127.0.0.1:{p}" for p in self.sentinel_ports),
                        # a replica that syncs afresh does so at once (Redis waits 5 s for more replicas)
                        REDIS_EXTRA_FLAGS="--repl-diskless-sync-delay 0", KVINIT_STOP_GRACE="10s")
+        # one port, TLS only (Bitnami's default: REDIS_TLS_PORT_NUMBER equal to REDIS_PORT_NUMBER)
+        env.update({k: str(v) for k, v in self.tls_env.items()})
+        if self.tls_env:
+            env["REDIS_TLS_PORT_NUMBER"] = str(port)
         env.update({k: (None if v is None else str(v)) for k, v in extra.items()})
         return env
 
@@ -80,7 +90,8 @@ class Topology:
         launched = self.launch([KVINIT_BIN, "node"], env=self.node_env(name, port, mode, **extra))
         launched.port, launched.name, launched.mode, launched.extra = port, name, mode, extra
         self.nodes[name] = launched
-        wait_until(lambda: info(port, self.password), LONG, f"{name} on {port} to answer", launched=launched)
+        wait_until(lambda: info(port, self.password, **self.tls), LONG, f"{name} on {port} to answer",
+                   launched=launched)
         return launched
 
     def restart_node(self, name):
@@ -102,6 +113,7 @@ class Topology:
         }
         server = {k: v for k, v in node_env(self.workdir, 1).items() if k == "REDIS_SERVER_BIN"}
         env.update(server)
+        env.update(self.tls_env)
         env.update(extra)
         return {k: (None if v is None else str(v)) for k, v in env.items()}
 
@@ -117,7 +129,7 @@ class Topology:
 
     def sentinel_answers(self, port, host="127.0.0.1"):
         try:
-            return connect(port, self.sentinel_password, host).ping()
+            return connect(port, self.sentinel_password, host, **self.tls).ping()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             return False
 
@@ -126,7 +138,7 @@ class Topology:
         return self.own_password or self.password
 
     def sentinel(self, i, host="127.0.0.1"):
-        return connect(self.sentinel_ports[i], self.sentinel_password, host)
+        return connect(self.sentinel_ports[i], self.sentinel_password, host, **self.tls)
 
     def has_quorum(self, i, host="127.0.0.1"):
         """SENTINEL CKQUORUM: the set is known and enough Sentinels are there to fail it over."""
@@ -201,9 +213,11 @@ def wait_new_primary(topology, old_port):
 
 
 def wait_replica_of(topology, node, primary_port):
-    wait_until(lambda: info(node.port).get("role") == "slave" and info(node.port).get("master_port") == primary_port
-               and info(node.port).get("master_link_status") == "up", LONG,
-               f"{node.name} to replicate from {primary_port}", launched=node)
+    def replicates():
+        i = info(node.port, topology.password, **topology.tls)
+        return i.get("role") == "slave" and i.get("master_port") == primary_port and i.get("master_link_status") == "up"
+
+    wait_until(replicates, LONG, f"{node.name} to replicate from {primary_port}", launched=node)
 
 
 # --------------------------------------------------------------------------- tests
@@ -458,3 +472,175 @@ def test_bad_setting_exits_100(run, workdir, role, env, message):
     assert r.returncode == 100, r.describe()
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+class TlsWriter(Writer):
+    """A Writer whose connections, to the Sentinels and to the primary they name, are TLS."""
+
+    tls = {}
+
+    def master(self, password, timeout=None):
+        timeout = timeout or self.timeout
+        s = Sentinel(self.sentinels,
+                     sentinel_kwargs={"password": self.sentinel_password or password, "socket_timeout": timeout,
+                                      "socket_connect_timeout": timeout, **self.tls},
+                     socket_timeout=timeout, socket_connect_timeout=timeout, **self.tls)
+        return s.master_for(self.master_set, password=password, socket_timeout=timeout,
+                            socket_connect_timeout=timeout)
+
+
+def tls_topology(launch, workdir):
+    """A Topology with REDIS_TLS_ENABLED everywhere: the nodes' and the Sentinels' certificates from one CA made
+    here, each in a Secret volume of its own (the Sentinels' is rotated by a test), tls-auth-clients yes."""
+    pki = Pki(Path(workdir) / "pki")
+    t = Topology(launch, workdir)
+    t.pki = pki
+    node_crt, node_key = pki.issue("node")
+    s_crt, s_key = pki.issue("sentinel")
+    t.node_files = secret_volume(Path(workdir) / "node-tls", {"tls.crt": node_crt, "tls.key": node_key,
+                                                             "ca.crt": pki.ca})
+    t.sentinel_files = secret_volume(Path(workdir) / "sentinel-tls", {"tls.crt": s_crt, "tls.key": s_key,
+                                                                     "ca.crt": pki.ca})
+    t.tls_env = {"REDIS_TLS_ENABLED": "yes", "REDIS_TLS_CERT_FILE": t.node_files["tls.crt"],
+                 "REDIS_TLS_KEY_FILE": t.node_files["tls.key"], "REDIS_TLS_CA_FILE": t.node_files["ca.crt"]}
+    t.tls = {"ssl": True, "ssl_ca_certs": str(pki.ca), "ssl_certfile": str(node_crt), "ssl_keyfile": str(node_key)}
+    return t
+
+
+def sentinel_tls_env(t):
+    return {"REDIS_TLS_CERT_FILE": t.sentinel_files["tls.crt"], "REDIS_TLS_KEY_FILE": t.sentinel_files["tls.key"],
+            "REDIS_TLS_CA_FILE": t.sentinel_files["ca.crt"]}
+
+
+def serial_served(port, t):
+    """The serial of the certificate the server on port presents, as `openssl x509 -serial` prints it."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(t.pki.ca), "-cert",
+                        t.tls["ssl_certfile"], "-key", t.tls["ssl_keyfile"]], input="", capture_output=True,
+                       text=True, timeout=SHORT)
+    x = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=r.stdout, capture_output=True, text=True,
+                       timeout=SHORT)
+    return x.stdout.strip().removeprefix("serial=")
+
+
+def test_tls_sentinels_fail_over_with_no_acknowledged_write_lost(launch, workdir, capsys):
+    """REDIS_TLS_ENABLED on a primary, a replica and three Sentinels: every link is TLS (the Sentinels monitor the
+    nodes and talk to each other over it: tls-replication), a client finds the primary through the Sentinels over
+    TLS and keeps writing while the primary's kvinit stops it (it asks the Sentinels, over TLS, to fail over
+    first): not one acknowledged write is lost. `kvinit health` and `kvinit cli` of a Sentinel's container speak
+    TLS; a plain client is refused by the Sentinels and the nodes."""
+    t = tls_topology(launch, workdir)
+    t.start_node("a", "primary")
+    t.start_node("b", "replica", KVINIT_FAILOVER_TIMEOUT="0")
+    for i in range(3):
+        t.start_sentinel(i, **sentinel_tls_env(t))
+    t.wait_settled(replicas=1)
+    a, b = t.nodes["a"], t.nodes["b"]
+    wait_replica_of(t, b, a.port)
+
+    conf = (t.workdir / "sentinel-0" / "sentinel.conf").read_text()
+    for line in ("port 0", f"tls-port {t.sentinel_ports[0]}", "tls-replication yes", "tls-auth-clients yes"):
+        assert f"\n{line}\n" in conf, conf
+    # the Sentinel quotes the paths when it rewrites its file
+    assert re.search(rf'\ntls-cert-file "?{re.escape(str(t.sentinel_files["tls.crt"]))}"?\n', conf), conf
+    assert f"on TLS port '{t.sentinel_ports[0]}'" in t.sentinels[0].stderr
+    for port in [a.port, *t.sentinel_ports]:
+        with pytest.raises((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            connect(port).ping()
+
+    env = {**t.sentinel_env(0, **sentinel_tls_env(t)), "KVINIT_ROLE": "sentinel", "PATH": os.environ["PATH"]}
+    env = {k: v for k, v in env.items() if v is not None}
+    r = subprocess.run([str(KVINIT_BIN), "health", "--ready"], env=env, capture_output=True, text=True,
+                       timeout=SHORT)
+    assert r.returncode == 0 and r.stdout.startswith(f"ready: sentinel 127.0.0.1:{t.sentinel_ports[0]}, '{SET}': OK"), \
+        (r.stdout, r.stderr)
+    r = subprocess.run([str(KVINIT_BIN), "cli", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SET], env=env,
+                       capture_output=True, text=True, timeout=SHORT)
+    assert r.returncode == 0 and r.stdout.split() == ["127.0.0.1", str(a.port)], (r.stdout, r.stderr)
+    node = {k: v for k, v in t.node_env("b", b.port, "replica").items() if v is not None}
+    r = subprocess.run([str(KVINIT_BIN), "health", "--ready"], env=node, capture_output=True, text=True,
+                       timeout=SHORT)
+    assert (r.returncode, r.stdout.strip()) == (0, f"ready: replica 127.0.0.1:{b.port}: master_link_status:up"), \
+        (r.stdout, r.stderr)
+
+    TlsWriter.tls = t.tls
+
+    def stop_a():
+        a.send(signal.SIGTERM)
+        assert a.wait(LONG) == 0, a.describe()
+
+    w = sentinel_writer.write_across(lambda: [TlsWriter([("127.0.0.1", p) for p in t.sentinel_ports], t.password)],
+                                     stop_a, timeout=LONG)[0]
+    new_port = wait_new_primary(t, a.port)
+    assert new_port == b.port
+    assert "failover: sentinel" in a.stderr and "took over in" in a.stderr, a.stderr[-3000:]
+    w.assert_none_lost()
+    with capsys.disabled():
+        print(f"\nsentinel TLS: write gap across the primary's stop {w.max_gap() * 1000:.0f} ms, "
+              f"{len(w.acked)} acknowledged writes, {len(w.errors)} failed, none lost")
+    # the old primary comes back over TLS as a replica of the new one
+    a = t.restart_node("a")
+    wait_replica_of(t, a, new_port)
+
+
+def test_tls_sentinel_certificate_rotation(launch, workdir, capsys):
+    """New certificate files for the Sentinels (a Kubernetes ..data swap): a pair that does not match is refused
+    loudly and the old certificate keeps being served; a good one is loaded by a restart of each Sentinel (a
+    Sentinel has no CONFIG SET), confirmed by a handshake, and the Sentinels know each other again. A client writing
+    through the Sentinels over TLS meanwhile loses nothing and fails no write."""
+    t = tls_topology(launch, workdir)
+    t.start_node("a", "primary")
+    for i in range(3):
+        t.start_sentinel(i, **sentinel_tls_env(t))
+    t.wait_settled(replicas=0)
+    old = serial_served(t.sentinel_ports[0], t)
+    assert old and all(serial_served(p, t) == old for p in t.sentinel_ports)
+
+    TlsWriter.tls = t.tls
+    w = TlsWriter([("127.0.0.1", p) for p in t.sentinel_ports], t.password)
+    w.start()
+    wait_until(lambda: len(w.acked) > 20, SHORT, "the writer to write")
+
+    # a certificate with the key of another: refused, the old one stays
+    crt, _ = t.pki.issue("sentinel-new")
+    _, other_key = t.pki.issue("other")
+    volume = Path(workdir) / "sentinel-tls"
+    swap_volume(volume, {"tls.crt": crt, "tls.key": other_key, "ca.crt": t.pki.ca})
+    wait_until(lambda: all("not a set that works" in s.stderr for s in t.sentinels.values()), LONG,
+               "every Sentinel to refuse the mismatched pair")
+    assert all(serial_served(p, t) == old for p in t.sentinel_ports)
+
+    # the pair made whole: each Sentinel serves the new certificate
+    crt, key = t.pki.issue("sentinel-new")
+    new = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", str(crt)], capture_output=True, text=True,
+                         timeout=SHORT).stdout.strip().removeprefix("serial=")
+    start = time.monotonic()
+    swap_volume(volume, {"tls.crt": crt, "tls.key": key, "ca.crt": t.pki.ca})
+    wait_until(lambda: all(serial_served(p, t) == new for p in t.sentinel_ports), LONG,
+               "every Sentinel to serve the new certificate", interval=0.05)
+    took = time.monotonic() - start
+    wait_until(lambda: all("certificate rotation applied: the Sentinel serves serial" in s.stderr
+                           for s in t.sentinels.values()), LONG, "every kvinit to confirm the new certificate")
+    t.wait_settled(replicas=0)
+    time.sleep(1)
+    w.stop()
+    assert not w.errors, f"{len(w.errors)} failed writes: {w.errors[:5]}"
+    w.assert_none_lost()
+    with capsys.disabled():
+        print(f"\nsentinel TLS rotation: every Sentinel serves the new certificate {took * 1000:.0f} ms after the "
+              f"swap; {len(w.acked)} writes through the Sentinels, {len(w.errors)} failed")
+
+
+def test_tls_sentinel_certificate_checked_at_start(launch, workdir):
+    """A Sentinel's certificate must cover the name it announces (the others and the clients connect to it): one
+    line naming the file and the name, exit 100, and no sentinel.conf written."""
+    t = tls_topology(launch, workdir)
+    t.primary_port = free_port()
+    env = t.sentinel_env(0, REDIS_SENTINEL_ANNOUNCE_IP="sentinel-x.example", **sentinel_tls_env(t))
+    p = launch([KVINIT_BIN, "sentinel"], env=env)
+    assert p.wait(SHORT) == 100, p.describe()
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error kvinit")]
+    assert len(lines) == 1 and "REDIS_TLS_CERT_FILE=" in lines[0] and "'sentinel-x.example'" in lines[0], p.stderr
+    assert not (t.workdir / "sentinel-0" / "sentinel.conf").exists()

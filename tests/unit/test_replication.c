@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "node.h"
+#include "replication.h"
 #include "golden.h"
 
 static const char *const hashes[] = {"5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"};
@@ -172,6 +173,27 @@ static void test_refused(void **state)
 	expect_refused(set, "REDIS_MASTER_SET='my master': must be 1 to 64 letters, digits, '.', '_' or '-'");
 }
 
+/*
+ * With TLS the Sentinels name a node by its TLS port (replicas announce it with tls-replication): a node that finds
+ * itself named there is the primary, whatever REDIS_PORT_NUMBER says.
+ */
+static void test_is_me_by_tls_port(void **state)
+{
+	char *env[] = {"KVINIT_CONFIG=/dev/null",	 "REDIS_CLUSTER_ENABLED=no",
+		       "REDIS_REPLICATION_MODE=primary", "REDIS_REPLICA_IP=me.example",
+		       "REDIS_PORT_NUMBER=6379",	 "REDIS_TLS_ENABLED=yes",
+		       "REDIS_TLS_PORT_NUMBER=6390",	 NULL};
+	struct cluster_addr tls = {.host = "me.example", .port = 6390}, other = {.host = "me.example", .port = 6391};
+	struct node_config c;
+	struct init_error err;
+
+	(void)state;
+	assert_int_equal(load(&c, env, &err), 0);
+	assert_true(node_replication_is_me(&c.opt, &tls));
+	assert_false(node_replication_is_me(&c.opt, &other));
+	node_config_free(&c);
+}
+
 /* A lone server (no mode) renders as before, whatever the replication settings say. */
 static void test_no_mode_no_change(void **state)
 {
@@ -196,9 +218,13 @@ static void test_no_mode_no_change(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_render_replica), cmocka_unit_test(test_render_primary),
-		cmocka_unit_test(test_modes),	       cmocka_unit_test(test_bitnami_aliases),
-		cmocka_unit_test(test_refused),	       cmocka_unit_test(test_no_mode_no_change),
+		cmocka_unit_test(test_render_replica),
+		cmocka_unit_test(test_render_primary),
+		cmocka_unit_test(test_modes),
+		cmocka_unit_test(test_bitnami_aliases),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_no_mode_no_change),
+		cmocka_unit_test(test_is_me_by_tls_port),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

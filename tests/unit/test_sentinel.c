@@ -122,6 +122,73 @@ static void test_restart_keeps_what_it_learned(void **state)
 	free(text);
 }
 
+/*
+ * REDIS_TLS_ENABLED: TLS on the Sentinel's port, the plain port off, the nodes' files, and tls-replication (the
+ * Sentinel speaks TLS to the nodes and the other Sentinels). The lines are kvinit's: where the Sentinel rewrote them
+ * they are set again, and without TLS they go.
+ */
+static void test_tls(void **state)
+{
+	char *env[] = {"KVINIT_CONFIG=/dev/null",
+		       "REDIS_MASTER_HOST=redis-primary",
+		       "REDIS_MASTER_PORT_NUMBER=6390",
+		       "REDIS_SENTINEL_PORT_NUMBER=26381",
+		       "REDIS_SENTINEL_ANNOUNCE_IP=sentinel-3",
+		       "REDIS_TLS_ENABLED=yes",
+		       "REDIS_TLS_CERT_FILE=/run/secrets/tls/sentinel-3.crt",
+		       "REDIS_TLS_KEY_FILE=/run/secrets/tls/sentinel-3.key",
+		       "REDIS_TLS_KEY_FILE_PASS=key pass",
+		       "REDIS_TLS_CA_FILE=/run/secrets/tls/ca.crt",
+		       "REDIS_TLS_CA_DIR=/etc/ssl/kvinit ca",
+		       "REDIS_TLS_AUTH_CLIENTS=optional",
+		       NULL};
+	char *plain[] = {"KVINIT_CONFIG=/dev/null", "REDIS_MASTER_HOST=redis-primary",
+			 "REDIS_SENTINEL_PORT_NUMBER=26381", NULL};
+	/* as the Sentinel rewrites it: its TLS lines where it put them, and what it learned */
+	const char *rewritten = "port 0\n"
+				"sentinel myid 65cf1dc1f0ddc364703792d6437e0c24d6eedc14\n"
+				"sentinel monitor mymaster redis-replica-1 6391 2\n"
+				"tls-port 26381\n"
+				"tls-cert-file \"/old/sentinel-3.crt\"\n"
+				"tls-key-file \"/old/sentinel-3.key\"\n"
+				"tls-key-file-pass \"old pass\"\n"
+				"tls-ca-cert-file \"/old/ca.crt\"\n"
+				"tls-auth-clients yes\n"
+				"tls-replication yes\n";
+	struct init_error err;
+	char *text = NULL, *again = NULL;
+
+	(void)state;
+	assert_int_equal(render(env, NULL, false, &text, &err), 0);
+	compare_golden("sentinel-tls.conf", text);
+	/* setting the lines again changes nothing */
+	assert_int_equal(render(env, text, false, &again, &err), 0);
+	assert_string_equal(again, text);
+	free(again);
+	free(text);
+
+	assert_int_equal(render(env, rewritten, false, &text, &err), 0);
+	assert_null(strstr(text, "/old/"));
+	assert_null(strstr(text, "old pass"));
+	assert_non_null(strstr(text, "\nport 0\ntls-port 26381\n"));
+	assert_non_null(strstr(text, "\ntls-auth-clients optional\ntls-replication yes\n"));
+	assert_non_null(strstr(text, "\nsentinel monitor mymaster redis-replica-1 6391 2\n"));
+	free(text);
+
+	/* the passphrase is redacted like the passwords */
+	assert_int_equal(render(env, NULL, true, &text, &err), 0);
+	assert_null(strstr(text, "key pass"));
+	assert_non_null(strstr(text, "\ntls-key-file-pass \"<redacted>\"\n"));
+	free(text);
+
+	/* TLS off: the plain port again, no TLS line left */
+	assert_int_equal(render(plain, rewritten, false, &text, &err), 0);
+	assert_non_null(strstr(text, "\nport 26381\n"));
+	assert_null(strstr(text, "tls-"));
+	assert_null(strstr(text, "port 0"));
+	free(text);
+}
+
 static void test_redacted(void **state)
 {
 	char *env[] = {"KVINIT_CONFIG=/dev/null", "REDIS_MASTER_HOST=10.0.0.5", NULL};
@@ -160,6 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_start),
 		cmocka_unit_test(test_restart_keeps_what_it_learned),
+		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_redacted),
 		cmocka_unit_test(test_first_start_needs_a_primary),
 	};
