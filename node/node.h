@@ -169,6 +169,25 @@ int node_acl_apply(const struct node_options *o, const struct secrets_rotation *
 		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
 		   const char *const *stale, size_t n_stale);
 
+/*
+ * The users file in kvinit's loop (acl_watch.c): watches it and the password files it names (loop), checks a
+ * changed file (a file that fails is ignored, loudly) and keeps the users on their way to the server.
+ * start_helper(userdata) is called when they should go to it: the owner (re)starts the users helper, whose process
+ * calls node_acl_watch_apply, and calls node_acl_watch_done when it ended, which returns true when s's users are
+ * the new ones (the rendered config should follow). *ret is NULL without a users file. 0 or -ENOMEM.
+ */
+struct node_setup;
+struct node_acl_watch;
+typedef void (*node_acl_watch_fn)(void *userdata);
+int node_acl_watch_new(struct node_setup *s, struct init_loop *loop, node_acl_watch_fn start_helper, void *userdata,
+		       struct node_acl_watch **ret);
+int node_acl_watch_apply(const struct node_acl_watch *u, const struct secrets_value *login, size_t n_login);
+bool node_acl_watch_done(struct node_acl_watch *u, bool ok);
+/* The node stops: a change from now on is left alone. */
+void node_acl_watch_stop(struct node_acl_watch *u);
+/* Once the loop has ended. */
+void node_acl_watch_free(struct node_acl_watch *u);
+
 /* ---- TLS (tls.c): the settings, and the certificates checked with OpenSSL ---- */
 /*
  * The port clients, peers and kvinit's own connections reach the server at: REDIS_TLS_PORT_NUMBER with TLS, else

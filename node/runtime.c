@@ -63,14 +63,8 @@ struct node_run {
 	bool readdress_again;		/* the address changed again while the new-address helper ran */
 	bool handover_again;		/* the server crashed again while the handover helper ran */
 	bool users_again;		/* the users file changed again while the users helper ran */
-	struct secrets_watch *users_watch;
-	/* the users file's users on their way to the server; the setup's users are those it holds (applied) */
-	struct node_acl users_wanted;
-	bool users_pending;
-	/* users a helper that did not finish may have set: set again, or deleted, by the next one */
-	char **users_stale;
-	size_t n_users_stale;
-	unsigned crashes; /* ends of the server in a row, for the handover */
+	struct node_acl_watch *users;	/* with a users file: its watch and the users on their way */
+	unsigned crashes;		/* ends of the server in a row, for the handover */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -144,8 +138,7 @@ static int run_users(void *userdata)
 {
 	const struct node_run *run = userdata;
 
-	return node_acl_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n, &run->users_wanted,
-			      &run->setup->users, (const char *const *)run->users_stale, run->n_users_stale);
+	return node_acl_watch_apply(run->users, run->logins.value, run->logins.n);
 }
 
 static const struct {
@@ -291,119 +284,19 @@ static void start_watching(struct node_run *run)
 	arm_expiry(run);
 }
 
-/* ---- the users file ---- */
+/* ---- the users file (acl_watch.c) ---- */
 
-/* The users of acl may be on the server without being applied: the next helper sets or deletes them. */
-static void users_mark_stale(struct node_run *run, const struct node_acl *acl)
-{
-	for (size_t i = 0; i < acl->n; i++) {
-		bool known = false;
-		char **grown;
-
-		for (size_t k = 0; k < run->n_users_stale && !known; k++)
-			known = strcmp(run->users_stale[k], acl->user[i].name) == 0;
-		if (known)
-			continue;
-		grown = realloc(run->users_stale, (run->n_users_stale + 1) * sizeof(*grown));
-		if (!grown)
-			return; /* out of memory: such a user may linger until the next change */
-		run->users_stale = grown;
-		run->users_stale[run->n_users_stale] = strdup(acl->user[i].name);
-		if (run->users_stale[run->n_users_stale])
-			run->n_users_stale++;
-	}
-}
-
-static void users_stale_free(struct node_run *run)
-{
-	for (size_t i = 0; i < run->n_users_stale; i++)
-		free(run->users_stale[i]);
-	free(run->users_stale);
-	run->users_stale = NULL;
-	run->n_users_stale = 0;
-}
-
-/* The users file and the password files it names, for the watch. */
-static void users_watch_paths(struct node_run *run, const struct node_acl *acl)
-{
-	_cleanup_free_ const char **paths = calloc(acl->n_files + 1, sizeof(*paths));
-
-	if (!paths)
-		return;
-	paths[0] = run->setup->users_path;
-	for (size_t i = 0; i < acl->n_files; i++)
-		paths[i + 1] = acl->files[i];
-	if (secrets_watch_set_paths(run->users_watch, paths, acl->n_files + 1) < 0)
-		log_warn("users file: out of memory, a change of its password files may go unseen, ignoring");
-}
-
-/*
- * The users file or one of its password files changed: a file that passes its checks goes to the server (the
- * users helper); one that does not is ignored, loudly, and the server keeps the users it has.
- */
-static void on_users_changed(void *userdata)
+static void users_start_helper(void *userdata)
 {
 	struct node_run *run = userdata;
-	struct node_acl fresh = {0};
-	struct init_error err;
-	int r;
 
-	if (run->stopping)
-		return;
-	r = node_acl_load(run->setup->users_path, &fresh, &err);
-	if (r < 0) {
-		log_error("%s; the file is ignored, the running users stay", err.msg);
-		return;
-	}
-	users_watch_paths(run, &fresh);
-	if (node_acl_equal(&fresh, run->users_pending ? &run->users_wanted : &run->setup->users)) {
-		node_acl_free(&fresh);
-		return;
-	}
-	log_info("users file: %zu user%s now, applying", fresh.n, fresh.n == 1 ? "" : "s");
-	if (run->users_pending)
-		users_mark_stale(run, &run->users_wanted);
-	node_acl_free(&run->users_wanted);
-	run->users_wanted = fresh;
-	run->users_pending = true;
 	restart_helper(run, HELPER_USERS, &run->users_again);
 }
 
 static void start_users_watch(struct node_run *run)
 {
-	const struct node_setup *s = run->setup;
-	int r;
-
-	if (!s->users_path)
-		return;
-	r = secrets_watch_files(run->loop, (const char *const *)&s->users_path, 1, NODE_ACL_FILE_MAX,
-				SECRETS_WATCH_BENEATH, (uint64_t)run->o->secret_poll * USEC_PER_MSEC, on_users_changed,
-				run, &run->users_watch);
-	if (r < 0) {
-		log_error("cannot watch the users file: %s; a change needs a restart", strerror(-r));
-		return;
-	}
-	users_watch_paths(run, &s->users);
-}
-
-/* The users helper ended: what it applied is what the server holds, and what a restart starts with. */
-static void users_reaped(struct node_run *run, bool ok)
-{
-	if (!ok) {
-		users_mark_stale(run, &run->users_wanted);
-		node_acl_free(&run->users_wanted);
-		run->users_pending = false;
-		if (!run->stopping)
-			log_error("users file: not applied (see above); a restart starts with the users before this "
-				  "change");
-		return;
-	}
-	node_acl_free(&run->setup->users);
-	run->setup->users = run->users_wanted;
-	run->users_wanted = (struct node_acl){0};
-	run->users_pending = false;
-	users_stale_free(run);
-	rewrite_config(run);
+	if (node_acl_watch_new(run->setup, run->loop, users_start_helper, run, &run->users) < 0)
+		log_error("cannot watch the users file: out of memory; a change needs a restart");
 }
 
 /* ---- the certificates (tls_rotate.c) ---- */
@@ -528,6 +421,7 @@ static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *us
 	(void)sv;
 	run->stopping = true;
 	node_tls_rotation_stop(run->tls);
+	node_acl_watch_stop(run->users);
 	for (int i = 0; i < HELPER__COUNT; i++)
 		if (run->pid[i] > 0 && kill(run->pid[i], SIGTERM) < 0 && errno != ESRCH)
 			log_warn("cannot stop %s: %s, ignoring", helpers[i].name, strerror(errno));
@@ -571,7 +465,8 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		return;
 	}
 	if (which == HELPER_USERS) {
-		users_reaped(run, ok);
+		if (node_acl_watch_done(run->users, ok))
+			rewrite_config(run);
 		return;
 	}
 	if (which == HELPER_TLS && run->tls_again && !run->stopping) {
@@ -683,9 +578,7 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
 	node_tls_rotation_free(run.tls);
-	secrets_watch_free(run.users_watch);
-	node_acl_free(&run.users_wanted);
-	users_stale_free(&run);
+	node_acl_watch_free(run.users);
 	node_netwatch_free(run.netwatch);
 	secrets_logins_wipe(&run.logins);
 	return code;
