@@ -34,9 +34,8 @@
 
 #define WATCH_DEBOUNCE_USEC (100 * USEC_PER_MSEC)
 #define WATCH_MASK_DIR                                                                                                 \
-	(IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_ONLYDIR |   \
-	 IN_MASK_ADD)
-#define WATCH_MASK_SELF (IN_DELETE_SELF | IN_MOVE_SELF | IN_MASK_ADD)
+	(IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_ONLYDIR)
+#define WATCH_MASK_SELF (IN_DELETE_SELF | IN_MOVE_SELF)
 #define WATCH_MASK_FILE (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | WATCH_MASK_SELF)
 
 struct secrets_watch {
@@ -110,11 +109,12 @@ static void add_watches(struct secrets_watch *w)
 
 		(void)snprintf(buf, sizeof(buf), "%s", w->paths[i]);
 		/* ENOENT and EACCES are normal here (no next file yet); the poll covers them */
-		(void)inotify_add_watch(w->fd, dirname(buf), WATCH_MASK_DIR);
+		(void)inotify_add_watch(w->fd, dirname(buf), WATCH_MASK_DIR | IN_MASK_ADD);
+		/* a watched directory (REDIS_TLS_CA_DIR) may also be the directory of another path: masks add up */
 		if (stat(w->paths[i], &st) == 0 && S_ISDIR(st.st_mode))
-			(void)inotify_add_watch(w->fd, w->paths[i], WATCH_MASK_DIR | WATCH_MASK_SELF);
+			(void)inotify_add_watch(w->fd, w->paths[i], WATCH_MASK_DIR | WATCH_MASK_SELF | IN_MASK_ADD);
 		else
-			(void)inotify_add_watch(w->fd, w->paths[i], WATCH_MASK_FILE);
+			(void)inotify_add_watch(w->fd, w->paths[i], WATCH_MASK_FILE | IN_MASK_ADD);
 	}
 }
 
@@ -156,45 +156,34 @@ static void fingerprint_dir(const struct secrets_watch *w, FILE *f, const char *
 	free(list);
 }
 
-/* The password files' fingerprint, from their values as read into *set. */
-static void fingerprint_set(const struct secrets_watch *w, FILE *f, struct secrets_set *set)
+/*
+ * "<error> <sha256>\n" for each file, in order; for the password files (set), of each value as read. NULL when out
+ * of memory.
+ */
+static char *fingerprint(const struct secrets_watch *w, const struct secrets_set *set)
 {
-	secrets_set_read(w->secrets, set);
-	for (int i = 0; i < SECRETS__SLOTS; i++) {
+	char *buf = NULL, *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!set) {
+		buf = malloc(w->max_size + 2);
+		if (!buf)
+			return NULL;
+	}
+	f = open_memstream(&text, &len);
+	if (!f) {
+		free(buf);
+		return NULL;
+	}
+	for (int i = 0; set && i < SECRETS__SLOTS; i++) {
 		char hash[65] = "-";
 
 		if (set->value[i].data)
 			secrets_sha256_hex(set->value[i].data, set->value[i].len, hash);
 		(void)fprintf(f, "%d %s\n", set->error[i], hash);
 	}
-}
-
-/* "<error> <sha256>\n" for each file, in order (set: the password files' values, read now); NULL out of memory. */
-static char *fingerprint(const struct secrets_watch *w, const struct secrets_set *initial, struct secrets_set *set)
-{
-	char *buf = w->secrets ? NULL : malloc(w->max_size + 2), *text = NULL;
-	size_t len = 0;
-	FILE *f;
-
-	if (!w->secrets && !buf)
-		return NULL;
-	f = open_memstream(&text, &len);
-	if (!f) {
-		free(buf);
-		return NULL;
-	}
-	if (initial) {
-		for (int i = 0; i < SECRETS__SLOTS; i++) {
-			char hash[65] = "-";
-
-			if (initial->value[i].data)
-				secrets_sha256_hex(initial->value[i].data, initial->value[i].len, hash);
-			(void)fprintf(f, "%d %s\n", initial->error[i], hash);
-		}
-	} else if (w->secrets) {
-		fingerprint_set(w, f, set);
-	}
-	for (size_t i = 0; !w->secrets && i < w->n; i++) {
+	for (size_t i = 0; buf && i < w->n; i++) {
 		struct stat st;
 
 		if (stat(w->paths[i], &st) == 0 && S_ISDIR(st.st_mode))
@@ -248,7 +237,11 @@ static void deliver(struct secrets_watch *w, struct secrets_set *set)
 static void read_now(struct secrets_watch *w)
 {
 	struct secrets_set set = {0};
-	char *now = fingerprint(w, NULL, &set);
+	char *now;
+
+	if (w->secrets)
+		secrets_set_read(w->secrets, &set);
+	now = fingerprint(w, w->secrets ? &set : NULL);
 
 	for (size_t i = 0; i < w->n; i++)
 		check_replaced(w, i);
@@ -367,7 +360,7 @@ int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths,
 	w->secrets = paths;
 	w->set_fn = fn;
 	/* the owner's starting point: a change since then is found by the first read */
-	w->delivered = fingerprint(w, initial, NULL);
+	w->delivered = fingerprint(w, initial);
 	if (!w->delivered) {
 		secrets_watch_free(w);
 		return -ENOMEM;
@@ -394,7 +387,7 @@ int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t
 	w->files_fn = fn;
 	if (flags & SECRETS_WATCH_FROM_NOW) {
 		/* the starting point: the files as they are now, which the owner has just read */
-		w->delivered = fingerprint(w, NULL, NULL);
+		w->delivered = fingerprint(w, NULL);
 		if (!w->delivered) {
 			secrets_watch_free(w);
 			return -ENOMEM;
