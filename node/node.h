@@ -169,6 +169,25 @@ int node_acl_apply(const struct node_options *o, const struct secrets_rotation *
 		   size_t n_login, const struct node_acl *want, const struct node_acl *applied,
 		   const char *const *stale, size_t n_stale);
 
+/*
+ * The users file in kvinit's loop (acl_watch.c): watches it and the password files it names (loop), checks a
+ * changed file (a file that fails is ignored, loudly) and keeps the users on their way to the server.
+ * start_helper(userdata) is called when they should go to it: the owner (re)starts the users helper, whose process
+ * calls node_acl_watch_apply, and calls node_acl_watch_done when it ended, which returns true when s's users are
+ * the new ones (the rendered config should follow). *ret is NULL without a users file. 0 or -ENOMEM.
+ */
+struct node_setup;
+struct node_acl_watch;
+typedef void (*node_acl_watch_fn)(void *userdata);
+int node_acl_watch_new(struct node_setup *s, struct init_loop *loop, node_acl_watch_fn start_helper, void *userdata,
+		       struct node_acl_watch **ret);
+int node_acl_watch_apply(const struct node_acl_watch *u, const struct secrets_value *login, size_t n_login);
+bool node_acl_watch_done(struct node_acl_watch *u, bool ok);
+/* The node stops: a change from now on is left alone. */
+void node_acl_watch_stop(struct node_acl_watch *u);
+/* Once the loop has ended. */
+void node_acl_watch_free(struct node_acl_watch *u);
+
 /* ---- TLS (tls.c): the settings, and the certificates checked with OpenSSL ---- */
 /*
  * The port clients, peers and kvinit's own connections reach the server at: REDIS_TLS_PORT_NUMBER with TLS, else
@@ -410,6 +429,25 @@ int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct
  */
 int node_tls_rotate_apply(const struct node_options *o, const struct secrets_value *pw, const char *ca_file,
 			  const char *want_serial);
+
+/*
+ * Certificate rotation in kvinit's loop (tls_rotate.c): with TLS, watches the certificate, key, CA file and CA
+ * directory (loop), checks a new set as at start, stages a CA change (the old and the new CA trusted together for
+ * KVINIT_ROTATION_GRACE) and says once a day a certificate that ends soon. start_helper(userdata) is called when a
+ * checked set should go to the server: the owner (re)starts the certificates helper, whose process calls
+ * node_tls_rotation_apply, and calls node_tls_rotation_applied once it succeeded. *ret is NULL without TLS; a watch
+ * that cannot start is logged (the rotation then needs a restart). 0 or -ENOMEM.
+ */
+struct node_tls_rotation;
+typedef void (*node_tls_rotation_fn)(void *userdata);
+int node_tls_rotation_new(struct node_setup *s, struct init_loop *loop, node_tls_rotation_fn start_helper,
+			  void *userdata, struct node_tls_rotation **ret);
+int node_tls_rotation_apply(const struct node_tls_rotation *t, const struct secrets_value *pw);
+void node_tls_rotation_applied(struct node_tls_rotation *t);
+/* The node stops: a change from now on is left alone. */
+void node_tls_rotation_stop(struct node_tls_rotation *t);
+/* Once the loop has ended. */
+void node_tls_rotation_free(struct node_tls_rotation *t);
 /*
  * The server's environment: envp without REDIS_PASSWORD and REDIS_TLS_KEY_FILE_PASS, whose values are wiped in
  * place in envp too (/proc/1/environ shows the memory the variables were handed over in). *ret_env is malloc'd; its

@@ -54,37 +54,17 @@ struct node_run {
 	const struct init_user *user;
 	struct init_loop *loop;
 	struct secrets_watch *watch;
-	struct node_netwatch *netwatch;	 /* the container's addresses, when the node announces its own */
-	struct init_timer expiry;	 /* the end of the next grace period */
-	struct init_timer tls_expiry;	 /* with TLS: a daily look at the certificate's end */
-	struct secrets_watch *tls_watch; /* with TLS: the certificate, key and CA files */
-	const char *tls_paths[3];
-	struct node_tls_info tls_pending; /* the checked set the certificates helper gives the server */
-	uint64_t tls_changed_usec;	  /* when the files of tls_pending were seen */
-	bool tls_again;			  /* the files changed again while the certificates helper ran */
-	/*
-	 * A CA change is staged: the server and kvinit trust the old and the new CA (a bundle kvinit writes beside the
-	 * rendered config) for KVINIT_ROTATION_GRACE, so that peers with certificates of either keep talking, then the
-	 * new CA alone.
-	 */
-	char *ca_now, *ca_old; /* the CA file as last applied, and the CA(s) it replaced (staged) */
-	size_t ca_now_len, ca_old_len;
-	char ca_staged[PATH_MAX];   /* the bundle while a change is staged, else "" */
-	const char *ca_apply;	    /* the CA file the certificates helper gives: ca_staged or NULL */
-	struct init_timer ca_grace; /* the end of the staging */
-	pid_t pid[HELPER__COUNT];   /* of the helpers while they run */
-	bool rotate_again;	    /* a change came while the rotate helper ran */
-	bool readdress_again;	    /* the address changed again while the new-address helper ran */
-	bool handover_again;	    /* the server crashed again while the handover helper ran */
-	bool users_again;	    /* the users file changed again while the users helper ran */
-	struct secrets_files_watch *users_watch;
-	/* the users file's users on their way to the server; the setup's users are those it holds (applied) */
-	struct node_acl users_wanted;
-	bool users_pending;
-	/* users a helper that did not finish may have set: set again, or deleted, by the next one */
-	char **users_stale;
-	size_t n_users_stale;
-	unsigned crashes; /* ends of the server in a row, for the handover */
+	struct node_netwatch *netwatch; /* the container's addresses, when the node announces its own */
+	struct init_timer expiry;	/* the end of the next grace period */
+	struct node_tls_rotation *tls;	/* with TLS: the certificate files' watch and the CA staging */
+	bool tls_again;			/* the files changed again while the certificates helper ran */
+	pid_t pid[HELPER__COUNT];	/* of the helpers while they run */
+	bool rotate_again;		/* a change came while the rotate helper ran */
+	bool readdress_again;		/* the address changed again while the new-address helper ran */
+	bool handover_again;		/* the server crashed again while the handover helper ran */
+	bool users_again;		/* the users file changed again while the users helper ran */
+	struct node_acl_watch *users;	/* with a users file: its watch and the users on their way */
+	unsigned crashes;		/* ends of the server in a row, for the handover */
 	/* every password the server may take: what it was given since its last completed rotation */
 	struct secrets_logins logins;
 	bool started, stopping;
@@ -151,15 +131,14 @@ static int run_tls(void *userdata)
 {
 	const struct node_run *run = userdata;
 
-	return node_tls_rotate_apply(run->o, current_password(run), run->ca_apply, run->tls_pending.serial);
+	return node_tls_rotation_apply(run->tls, current_password(run));
 }
 
 static int run_users(void *userdata)
 {
 	const struct node_run *run = userdata;
 
-	return node_acl_apply(run->o, &run->setup->rotation, run->logins.value, run->logins.n, &run->users_wanted,
-			      &run->setup->users, (const char *const *)run->users_stale, run->n_users_stale);
+	return node_acl_watch_apply(run->users, run->logins.value, run->logins.n);
 }
 
 static const struct {
@@ -305,324 +284,34 @@ static void start_watching(struct node_run *run)
 	arm_expiry(run);
 }
 
-/* ---- the users file ---- */
+/* ---- the users file (acl_watch.c) ---- */
 
-/* The users of acl may be on the server without being applied: the next helper sets or deletes them. */
-static void users_mark_stale(struct node_run *run, const struct node_acl *acl)
-{
-	for (size_t i = 0; i < acl->n; i++) {
-		bool known = false;
-		char **grown;
-
-		for (size_t k = 0; k < run->n_users_stale && !known; k++)
-			known = strcmp(run->users_stale[k], acl->user[i].name) == 0;
-		if (known)
-			continue;
-		grown = realloc(run->users_stale, (run->n_users_stale + 1) * sizeof(*grown));
-		if (!grown)
-			return; /* out of memory: such a user may linger until the next change */
-		run->users_stale = grown;
-		run->users_stale[run->n_users_stale] = strdup(acl->user[i].name);
-		if (run->users_stale[run->n_users_stale])
-			run->n_users_stale++;
-	}
-}
-
-static void users_stale_free(struct node_run *run)
-{
-	for (size_t i = 0; i < run->n_users_stale; i++)
-		free(run->users_stale[i]);
-	free(run->users_stale);
-	run->users_stale = NULL;
-	run->n_users_stale = 0;
-}
-
-/* The users file and the password files it names, for the watch. */
-static void users_watch_paths(struct node_run *run, const struct node_acl *acl)
-{
-	_cleanup_free_ const char **paths = calloc(acl->n_files + 1, sizeof(*paths));
-
-	if (!paths)
-		return;
-	paths[0] = run->setup->users_path;
-	for (size_t i = 0; i < acl->n_files; i++)
-		paths[i + 1] = acl->files[i];
-	if (secrets_files_watch_set_paths(run->users_watch, paths, acl->n_files + 1) < 0)
-		log_warn("users file: out of memory, a change of its password files may go unseen, ignoring");
-}
-
-/*
- * The users file or one of its password files changed: a file that passes its checks goes to the server (the
- * users helper); one that does not is ignored, loudly, and the server keeps the users it has.
- */
-static void on_users_changed(void *userdata)
+static void users_start_helper(void *userdata)
 {
 	struct node_run *run = userdata;
-	struct node_acl fresh = {0};
-	struct init_error err;
-	int r;
 
-	if (run->stopping)
-		return;
-	r = node_acl_load(run->setup->users_path, &fresh, &err);
-	if (r < 0) {
-		log_error("%s; the file is ignored, the running users stay", err.msg);
-		return;
-	}
-	users_watch_paths(run, &fresh);
-	if (node_acl_equal(&fresh, run->users_pending ? &run->users_wanted : &run->setup->users)) {
-		node_acl_free(&fresh);
-		return;
-	}
-	log_info("users file: %zu user%s now, applying", fresh.n, fresh.n == 1 ? "" : "s");
-	if (run->users_pending)
-		users_mark_stale(run, &run->users_wanted);
-	node_acl_free(&run->users_wanted);
-	run->users_wanted = fresh;
-	run->users_pending = true;
 	restart_helper(run, HELPER_USERS, &run->users_again);
 }
 
 static void start_users_watch(struct node_run *run)
 {
-	const struct node_setup *s = run->setup;
-	int r;
-
-	if (!s->users_path)
-		return;
-	r = secrets_files_watch_new(run->loop, (const char *const *)&s->users_path, 1, NODE_ACL_FILE_MAX,
-				    (uint64_t)run->o->secret_poll * USEC_PER_MSEC, on_users_changed, run,
-				    &run->users_watch);
-	if (r < 0) {
-		log_error("cannot watch the users file: %s; a change needs a restart", strerror(-r));
-		return;
-	}
-	users_watch_paths(run, &s->users);
+	if (node_acl_watch_new(run->setup, run->loop, users_start_helper, run, &run->users) < 0)
+		log_error("cannot watch the users file: out of memory; a change needs a restart");
 }
 
-/* The users helper ended: what it applied is what the server holds, and what a restart starts with. */
-static void users_reaped(struct node_run *run, bool ok)
-{
-	if (!ok) {
-		users_mark_stale(run, &run->users_wanted);
-		node_acl_free(&run->users_wanted);
-		run->users_pending = false;
-		if (!run->stopping)
-			log_error("users file: not applied (see above); a restart starts with the users before this "
-				  "change");
-		return;
-	}
-	node_acl_free(&run->setup->users);
-	run->setup->users = run->users_wanted;
-	run->users_wanted = (struct node_acl){0};
-	run->users_pending = false;
-	users_stale_free(run);
-	rewrite_config(run);
-}
+/* ---- the certificates (tls_rotate.c) ---- */
 
-/* ---- the certificate's end ---- */
-
-#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
-
-/* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
-static void on_tls_expiry(struct init_loop *loop, void *userdata)
+static void tls_start_helper(void *userdata)
 {
 	struct node_run *run = userdata;
 
-	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
-	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
-}
-
-/* The whole file at path (a CA bundle: public), malloc'd; NULL when it cannot be read. */
-static char *read_whole(const char *path, size_t *ret_len)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	char *buf = NULL, *grown;
-	size_t len = 0, size = 0;
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	for (;;) {
-		if (len == size) {
-			size = size ? 2 * size : 16384;
-			grown = size <= ((size_t)16 << 20) ? realloc(buf, size) : NULL;
-			if (!grown) {
-				free(buf);
-				return NULL;
-			}
-			buf = grown;
-		}
-		n = read(fd, buf + len, size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*ret_len = len;
-	return buf;
-}
-
-/*
- * The CA file now differs from what was applied: the new CA and the ones it replaces go to the server and to kvinit
- * together, in a bundle beside the rendered config (CA certificates are public: 0644, the server user reads it).
- * Returns 1 when a change is staged now, 0 when the CA did not change, -errno when the bundle cannot be written.
- */
-static int stage_ca(struct node_run *run)
-{
-	_cleanup_free_ char *ca = NULL, *bundle = NULL;
-	char dir[PATH_MAX], *old;
-	struct init_error err;
-	size_t len = 0, old_len;
-	int r;
-
-	if (!*run->o->tls_ca_file)
-		return 0;
-	ca = read_whole(run->o->tls_ca_file, &len);
-	if (!ca || !run->ca_now || (len == run->ca_now_len && memcmp(ca, run->ca_now, len) == 0))
-		return 0;
-	/* the replaced CA(s): the one applied, and those still staged before it */
-	old_len = run->ca_now_len + run->ca_old_len;
-	old = malloc(old_len + 1);
-	bundle = malloc(len + 1 + old_len);
-	if (!old || !bundle) {
-		free(old);
-		return -ENOMEM;
-	}
-	memcpy(old, run->ca_now, run->ca_now_len);
-	if (run->ca_old)
-		memcpy(old + run->ca_now_len, run->ca_old, run->ca_old_len);
-	memcpy(bundle, ca, len);
-	bundle[len] = '\n';
-	memcpy(bundle + len + 1, old, old_len);
-	(void)snprintf(dir, sizeof(dir), "%s", run->o->rendered_config);
-	(void)snprintf(run->ca_staged, sizeof(run->ca_staged), "%s/tls-ca-staged.pem", dirname(dir));
-	r = init_write_file_atomic(run->ca_staged, bundle, len + 1 + old_len, 0644, geteuid(), getegid(), &err);
-	if (r < 0) {
-		log_error("certificate rotation: cannot stage the CA change in '%s': %s", run->ca_staged, err.msg);
-		run->ca_staged[0] = 0;
-		free(old);
-		return r;
-	}
-	free(run->ca_old);
-	run->ca_old = old;
-	run->ca_old_len = old_len;
-	free(run->ca_now);
-	run->ca_now = ca;
-	run->ca_now_len = len;
-	ca = NULL;
-	return 1;
-}
-
-/*
- * The certificate, key or CA file changed (read twice the same): the set is checked as at start (against the old
- * and the new CA while a CA change is staged), and a set that works goes to the server (the certificates helper).
- * A set that does not (a certificate whose key is not written yet, another CA) is said loudly and left alone: the
- * server keeps what it has until the files are whole.
- */
-static void on_tls_files_changed(void *userdata)
-{
-	struct node_run *run = userdata;
-	struct node_tls_info info;
-	struct init_error err;
-	int staged;
-
-	if (run->stopping)
-		return;
-	staged = stage_ca(run);
-	if (node_setup_check_tls(run->setup, *run->ca_staged ? run->ca_staged : NULL, &info, &err) < 0) {
-		log_error("certificate rotation: the TLS files changed but are not a set that works: %s; the server "
-			  "keeps "
-			  "serving the certificate with serial '%s' until they are",
-			  err.msg, run->setup->tls.serial);
-		return;
-	}
-	if (staged > 0)
-		log_info("certificate rotation: the CA changed: the server and kvinit trust the old and the new CA for "
-			 "KVINIT_ROTATION_GRACE ('%s'), then the new one alone",
-			 run->ca_staged);
-	log_info("certificate rotation: the TLS files changed: giving the server the certificate with serial '%s' "
-		 "(serving '%s')",
-		 info.serial, run->setup->tls.serial);
-	run->tls_pending = info;
-	run->ca_apply = *run->ca_staged ? run->ca_staged : NULL;
-	run->tls_changed_usec = init_now_usec();
-	if (*run->ca_staged)
-		init_timer_arm(run->loop, &run->ca_grace,
-			       init_now_usec() + (uint64_t)run->o->rotation_grace * USEC_PER_MSEC);
-	restart_helper(run, HELPER_TLS, &run->tls_again);
-}
-
-/* The end of a staged CA change: the new CA alone, once the certificate chains to it. */
-static void on_ca_grace(struct init_loop *loop, void *userdata)
-{
-	struct node_run *run = userdata;
-	struct node_tls_info info;
-	struct init_error err;
-
-	if (run->stopping || !*run->ca_staged)
-		return;
-	if (node_setup_check_tls(run->setup, NULL, &info, &err) < 0) {
-		log_warn("certificate rotation: %s; the old CA stays trusted for another KVINIT_ROTATION_GRACE",
-			 err.msg);
-		init_timer_arm(loop, &run->ca_grace,
-			       init_now_usec() + (uint64_t)run->o->rotation_grace * USEC_PER_MSEC);
-		return;
-	}
-	log_info("certificate rotation: the staged CA change ends: the server and kvinit trust the new CA alone");
-	run->ca_staged[0] = 0;
-	free(run->ca_old);
-	run->ca_old = NULL;
-	run->ca_old_len = 0;
-	run->tls_pending = info;
-	run->ca_apply = NULL;
-	run->tls_changed_usec = init_now_usec();
 	restart_helper(run, HELPER_TLS, &run->tls_again);
 }
 
 static void start_tls_watch(struct node_run *run)
 {
-	const struct node_options *o = run->o;
-	size_t n = 0;
-	int r;
-
-	if (!o->tls_enabled)
-		return;
-	run->tls_paths[n++] = o->tls_cert_file;
-	run->tls_paths[n++] = o->tls_key_file;
-	/* a CA directory is read by hash at each handshake: only a CA file is watched */
-	if (*o->tls_ca_file) {
-		run->tls_paths[n++] = o->tls_ca_file;
-		run->ca_now = read_whole(o->tls_ca_file, &run->ca_now_len);
-	}
-	init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
-	r = secrets_watch_files(run->loop, run->tls_paths, n, (uint64_t)o->secret_poll * USEC_PER_MSEC,
-				on_tls_files_changed, run, &run->tls_watch);
-	if (r < 0)
-		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
-}
-
-/* The server serves the new certificate: kvinit's own connections take the new files too. */
-static void tls_applied(struct node_run *run)
-{
-	char old[sizeof(run->setup->tls.serial)], ends[64];
-	struct init_error err;
-
-	(void)snprintf(old, sizeof(old), "%s", run->setup->tls.serial);
-	run->setup->tls = run->tls_pending;
-	if (node_tls_client_setup(run->o, run->ca_apply, &err) < 0)
-		log_error("certificate rotation: kvinit's own connections keep the old files: %s, ignoring", err.msg);
-	node_tls_format_time(run->setup->tls.not_after, ends, sizeof(ends));
-	log_info("certificate rotation applied: the server serves serial '%s' (was '%s', valid until '%s'), %llu ms "
-		 "after the files changed",
-		 run->setup->tls.serial, old, ends,
-		 (unsigned long long)((init_now_usec() - run->tls_changed_usec) / USEC_PER_MSEC));
-	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
+	if (node_tls_rotation_new(run->setup, run->loop, tls_start_helper, run, &run->tls) < 0)
+		log_error("cannot watch the TLS files: out of memory; new certificates need a restart");
 }
 
 /* ---- the container's address ---- */
@@ -731,6 +420,8 @@ static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *us
 
 	(void)sv;
 	run->stopping = true;
+	node_tls_rotation_stop(run->tls);
+	node_acl_watch_stop(run->users);
 	for (int i = 0; i < HELPER__COUNT; i++)
 		if (run->pid[i] > 0 && kill(run->pid[i], SIGTERM) < 0 && errno != ESRCH)
 			log_warn("cannot stop %s: %s, ignoring", helpers[i].name, strerror(errno));
@@ -774,7 +465,8 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		return;
 	}
 	if (which == HELPER_USERS) {
-		users_reaped(run, ok);
+		if (node_acl_watch_done(run->users, ok))
+			rewrite_config(run);
 		return;
 	}
 	if (which == HELPER_TLS && run->tls_again && !run->stopping) {
@@ -783,7 +475,7 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 		return;
 	}
 	if (ok && which == HELPER_TLS) {
-		tls_applied(run);
+		node_tls_rotation_applied(run->tls);
 	} else if (ok && which == HELPER_ROTATE) {
 		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
 
@@ -869,8 +561,6 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 	int caps[2], code;
 
 	run.expiry = (struct init_timer){.fn = on_expiry, .userdata = &run};
-	run.tls_expiry = (struct init_timer){.fn = on_tls_expiry, .userdata = &run};
-	run.ca_grace = (struct init_timer){.fn = on_ca_grace, .userdata = &run};
 	node_server_describe(&s->server, version, sizeof(version));
 	if (!user->set)
 		(void)snprintf(as, sizeof(as), "root");
@@ -887,12 +577,8 @@ int node_supervise(struct node_setup *s, const struct init_user *user, char *con
 			 (long long)o->port);
 	code = init_run(&s->c->core.opt, user, argv, envp, &hooks, caps, rotation_caps(s, caps));
 	secrets_watch_free(run.watch);
-	secrets_watch_free(run.tls_watch);
-	free(run.ca_now);
-	free(run.ca_old);
-	secrets_files_watch_free(run.users_watch);
-	node_acl_free(&run.users_wanted);
-	users_stale_free(&run);
+	node_tls_rotation_free(run.tls);
+	node_acl_watch_free(run.users);
 	node_netwatch_free(run.netwatch);
 	secrets_logins_wipe(&run.logins);
 	return code;

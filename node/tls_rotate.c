@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Certificate rotation without a restart, the part that talks to the server (runtime.c watches the files and checks
- * a new set with node_tls_check first; this runs in a helper process beside the server).
+ * Certificate rotation without a restart. In kvinit's loop (struct node_tls_rotation, for runtime.c): the watch on
+ * the certificate, key, CA file and CA directory, the check of a new set as at start, the staging of a CA change,
+ * the daily look at the certificate's end. In a helper process beside the server (node_tls_rotate_apply): giving
+ * the server the new set and confirming it serves it.
  *
  * CONFIG SET of the TLS file options makes Redis (7.0+) and Valkey read the files again, even when the paths are the
  * ones they had: these options are "volatile" (config.c: applied whatever the old value, applyTlsCfg builds a new
@@ -9,7 +11,11 @@
  * Connections opened before keep their session; new ones get the new certificate, which a handshake of kvinit's own
  * confirms by its serial.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -50,7 +56,7 @@ static void sleep_ms(long ms)
 int node_tls_rotate_apply(const struct node_options *o, const struct secrets_value *pw, const char *ca_file,
 			  const char *want_serial)
 {
-	const char *argv[12];
+	const char *argv[14];
 	unsigned port = node_client_port(o);
 	uint64_t until;
 	struct init_error err;
@@ -79,6 +85,11 @@ int node_tls_rotate_apply(const struct node_options *o, const struct secrets_val
 	if (ca_file || *o->tls_ca_file) {
 		argv[argc++] = "tls-ca-cert-file";
 		argv[argc++] = ca_file ? ca_file : o->tls_ca_file;
+	}
+	if (!ca_file && !*o->tls_ca_file && *o->tls_ca_dir) {
+		/* the end of a CA change staged in a bundle: the directory alone again */
+		argv[argc++] = "tls-ca-cert-file";
+		argv[argc++] = "";
 	}
 	if (*o->tls_ca_dir) {
 		argv[argc++] = "tls-ca-cert-dir";
@@ -120,4 +131,313 @@ int node_tls_rotate_apply(const struct node_options *o, const struct secrets_val
 		log_error("certificate rotation: no handshake with %s:%u after it was given the new certificate: %s",
 			  host, port, why);
 	return -ETIMEDOUT;
+}
+
+/* ---- in kvinit's loop: the watch on the files, the check of a new set, the staging of a CA change ---- */
+
+#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
+/* A TLS file larger than this counts as unreadable (a CA bundle of a distribution is 220 KiB). */
+#define TLS_FILE_MAX	      ((size_t)4 * 1024 * 1024)
+#define CA_MAX		      ((size_t)16 << 20)
+
+struct node_tls_rotation {
+	struct node_setup *setup; /* its tls is what the server serves */
+	const struct node_options *o;
+	struct init_loop *loop;
+	node_tls_rotation_fn start_helper;
+	void *userdata;
+	struct secrets_watch *watch;  /* the certificate, key, CA file and CA directory */
+	struct init_timer expiry;     /* a daily look at the certificate's end */
+	struct node_tls_info pending; /* the checked set the certificates helper gives the server */
+	uint64_t changed_usec;	      /* when the files of pending were seen */
+	/*
+	 * A CA change is staged: the server and kvinit trust the old and the new CA (a bundle kvinit writes beside the
+	 * rendered config) for KVINIT_ROTATION_GRACE, so that peers with certificates of either keep talking, then the
+	 * new CA alone. The CA is the CA file and the certificates of the CA directory together.
+	 */
+	char *ca_now, *ca_old; /* the CA as last applied, and the CA(s) it replaced (staged) */
+	size_t ca_now_len, ca_old_len;
+	char ca_staged[PATH_MAX];   /* the bundle while a change is staged, else "" */
+	const char *ca_apply;	    /* the CA file the certificates helper gives: ca_staged or NULL */
+	struct init_timer ca_grace; /* the end of the staging */
+	bool stopping;
+};
+
+/* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
+static void on_expiry(struct init_loop *loop, void *userdata)
+{
+	struct node_tls_rotation *t = userdata;
+
+	(void)node_tls_warn_expiry(t->o->tls_cert_file, &t->setup->tls, time(NULL));
+	init_timer_arm(loop, &t->expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+}
+
+/* Appends the whole file at path (CA certificates: public) to *buf; -errno when it cannot be read. */
+static int append_file(const char *path, char **buf, size_t *len, size_t *size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char *grown;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (*len == *size) {
+			*size = *size ? 2 * *size : 16384;
+			grown = *size <= CA_MAX ? realloc(*buf, *size) : NULL;
+			if (!grown)
+				return -ENOMEM;
+			*buf = grown;
+		}
+		n = read(fd, *buf + *len, *size - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		*len += (size_t)n;
+	}
+}
+
+/* The names OpenSSL looks a CA up by in a directory: "<8 hex digits>.<n>" (openssl rehash), not CRLs (".r<n>"). */
+static int ca_dir_entry(const struct dirent *d)
+{
+	const char *s = d->d_name;
+	size_t hex = strspn(s, "0123456789abcdef");
+
+	return hex == 8 && s[8] == '.' && s[9] && strspn(s + 9, "0123456789") == strlen(s + 9);
+}
+
+/*
+ * The CA now: the CA file, then the certificates of the CA directory in the order of their names, malloc'd
+ * (NULL when the CA file cannot be read; an entry of the directory that cannot be read is left out).
+ */
+static char *read_ca(const struct node_options *o, size_t *ret_len)
+{
+	struct dirent **list = NULL;
+	char *buf = NULL;
+	size_t len = 0, size = 0;
+	bool oom = false;
+	int n;
+
+	if (*o->tls_ca_file && append_file(o->tls_ca_file, &buf, &len, &size) < 0) {
+		free(buf);
+		return NULL;
+	}
+	n = *o->tls_ca_dir ? scandir(o->tls_ca_dir, &list, ca_dir_entry, alphasort) : 0;
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+
+		(void)snprintf(path, sizeof(path), "%s/%s", o->tls_ca_dir, list[i]->d_name);
+		if (!oom && append_file(path, &buf, &len, &size) == -ENOMEM)
+			oom = true;
+		free(list[i]);
+	}
+	free(list);
+	if (oom) {
+		free(buf);
+		return NULL;
+	}
+	if (!buf)
+		buf = calloc(1, 1);
+	if (buf)
+		*ret_len = len;
+	return buf;
+}
+
+/*
+ * The CA now differs from what was applied: the new CA and the ones it replaces go to the server and to kvinit
+ * together, in a bundle beside the rendered config (CA certificates are public: 0644, the server user reads it),
+ * given as the CA file beside the CA directory. Returns 1 when a change is staged now, 0 when the CA did not
+ * change, -errno when the bundle cannot be written.
+ */
+static int stage_ca(struct node_tls_rotation *t)
+{
+	_cleanup_free_ char *ca = NULL, *bundle = NULL;
+	char dir[PATH_MAX], *old;
+	struct init_error err;
+	size_t len = 0, old_len;
+	int r;
+
+	if (!*t->o->tls_ca_file && !*t->o->tls_ca_dir)
+		return 0;
+	ca = read_ca(t->o, &len);
+	if (!ca || !t->ca_now || (len == t->ca_now_len && memcmp(ca, t->ca_now, len) == 0))
+		return 0;
+	/* the replaced CA(s): the one applied, and those still staged before it */
+	old_len = t->ca_now_len + t->ca_old_len;
+	old = malloc(old_len + 1);
+	bundle = malloc(len + 1 + old_len);
+	if (!old || !bundle) {
+		free(old);
+		return -ENOMEM;
+	}
+	memcpy(old, t->ca_now, t->ca_now_len);
+	if (t->ca_old)
+		memcpy(old + t->ca_now_len, t->ca_old, t->ca_old_len);
+	memcpy(bundle, ca, len);
+	bundle[len] = '\n';
+	memcpy(bundle + len + 1, old, old_len);
+	(void)snprintf(dir, sizeof(dir), "%s", t->o->rendered_config);
+	(void)snprintf(t->ca_staged, sizeof(t->ca_staged), "%s/tls-ca-staged.pem", dirname(dir));
+	r = init_write_file_atomic(t->ca_staged, bundle, len + 1 + old_len, 0644, geteuid(), getegid(), &err);
+	if (r < 0) {
+		log_error("certificate rotation: cannot stage the CA change in '%s': %s", t->ca_staged, err.msg);
+		t->ca_staged[0] = 0;
+		free(old);
+		return r;
+	}
+	free(t->ca_old);
+	t->ca_old = old;
+	t->ca_old_len = old_len;
+	free(t->ca_now);
+	t->ca_now = ca;
+	t->ca_now_len = len;
+	ca = NULL;
+	return 1;
+}
+
+/*
+ * The certificate, key, CA file or a certificate of the CA directory changed (read twice the same): the set is
+ * checked as at start (against the old and the new CA while a CA change is staged), and a set that works goes to
+ * the server (the certificates helper). A set that does not (a certificate whose key is not written yet, another
+ * CA) is said loudly and left alone: the server keeps what it has until the files are whole.
+ */
+static void on_files_changed(void *userdata)
+{
+	struct node_tls_rotation *t = userdata;
+	struct node_tls_info info;
+	struct init_error err;
+	int staged;
+
+	if (t->stopping)
+		return;
+	staged = stage_ca(t);
+	if (node_setup_check_tls(t->setup, *t->ca_staged ? t->ca_staged : NULL, &info, &err) < 0) {
+		log_error("certificate rotation: the TLS files changed but are not a set that works: %s; the server "
+			  "keeps serving the certificate with serial '%s' until they are",
+			  err.msg, t->setup->tls.serial);
+		return;
+	}
+	if (staged > 0)
+		log_info("certificate rotation: the CA changed: the server and kvinit trust the old and the new CA for "
+			 "KVINIT_ROTATION_GRACE ('%s'), then the new one alone",
+			 t->ca_staged);
+	log_info("certificate rotation: the TLS files changed: giving the server the certificate with serial '%s' "
+		 "(serving '%s')",
+		 info.serial, t->setup->tls.serial);
+	t->pending = info;
+	t->ca_apply = *t->ca_staged ? t->ca_staged : NULL;
+	t->changed_usec = init_now_usec();
+	if (*t->ca_staged)
+		init_timer_arm(t->loop, &t->ca_grace, init_now_usec() + (uint64_t)t->o->rotation_grace * USEC_PER_MSEC);
+	t->start_helper(t->userdata);
+}
+
+/* The end of a staged CA change: the new CA alone, once the certificate chains to it. */
+static void on_ca_grace(struct init_loop *loop, void *userdata)
+{
+	struct node_tls_rotation *t = userdata;
+	struct node_tls_info info;
+	struct init_error err;
+
+	if (t->stopping || !*t->ca_staged)
+		return;
+	if (node_setup_check_tls(t->setup, NULL, &info, &err) < 0) {
+		log_warn("certificate rotation: %s; the old CA stays trusted for another KVINIT_ROTATION_GRACE",
+			 err.msg);
+		init_timer_arm(loop, &t->ca_grace, init_now_usec() + (uint64_t)t->o->rotation_grace * USEC_PER_MSEC);
+		return;
+	}
+	log_info("certificate rotation: the staged CA change ends: the server and kvinit trust the new CA alone");
+	t->ca_staged[0] = 0;
+	free(t->ca_old);
+	t->ca_old = NULL;
+	t->ca_old_len = 0;
+	t->pending = info;
+	t->ca_apply = NULL;
+	t->changed_usec = init_now_usec();
+	t->start_helper(t->userdata);
+}
+
+int node_tls_rotation_new(struct node_setup *s, struct init_loop *loop, node_tls_rotation_fn start_helper,
+			  void *userdata, struct node_tls_rotation **ret)
+{
+	const struct node_options *o = &s->c->opt;
+	struct node_tls_rotation *t;
+	const char *paths[4];
+	size_t n = 0;
+	int r;
+
+	if (!o->tls_enabled) {
+		*ret = NULL;
+		return 0;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = (struct node_tls_rotation){
+		.setup = s,
+		.o = o,
+		.loop = loop,
+		.start_helper = start_helper,
+		.userdata = userdata,
+		.expiry = {.fn = on_expiry, .userdata = t},
+		.ca_grace = {.fn = on_ca_grace, .userdata = t},
+	};
+	paths[n++] = o->tls_cert_file;
+	paths[n++] = o->tls_key_file;
+	if (*o->tls_ca_file)
+		paths[n++] = o->tls_ca_file;
+	/* a new CA in the directory is staged like a new CA file (the server would find it by hash, but not stage) */
+	if (*o->tls_ca_dir)
+		paths[n++] = o->tls_ca_dir;
+	if (*o->tls_ca_file || *o->tls_ca_dir)
+		t->ca_now = read_ca(o, &t->ca_now_len);
+	init_timer_arm(loop, &t->expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+	r = secrets_watch_files(loop, paths, n, TLS_FILE_MAX, SECRETS_WATCH_FROM_NOW,
+				(uint64_t)o->secret_poll * USEC_PER_MSEC, on_files_changed, t, &t->watch);
+	if (r < 0)
+		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
+	*ret = t;
+	return 0;
+}
+
+int node_tls_rotation_apply(const struct node_tls_rotation *t, const struct secrets_value *pw)
+{
+	return node_tls_rotate_apply(t->o, pw, t->ca_apply, t->pending.serial);
+}
+
+void node_tls_rotation_applied(struct node_tls_rotation *t)
+{
+	char old[sizeof(t->setup->tls.serial)], ends[64];
+	struct init_error err;
+
+	(void)snprintf(old, sizeof(old), "%s", t->setup->tls.serial);
+	t->setup->tls = t->pending;
+	if (node_tls_client_setup(t->o, t->ca_apply, &err) < 0)
+		log_error("certificate rotation: kvinit's own connections keep the old files: %s, ignoring", err.msg);
+	node_tls_format_time(t->setup->tls.not_after, ends, sizeof(ends));
+	log_info("certificate rotation applied: the server serves serial '%s' (was '%s', valid until '%s'), %llu ms "
+		 "after the files changed",
+		 t->setup->tls.serial, old, ends,
+		 (unsigned long long)((init_now_usec() - t->changed_usec) / USEC_PER_MSEC));
+	(void)node_tls_warn_expiry(t->o->tls_cert_file, &t->setup->tls, time(NULL));
+}
+
+void node_tls_rotation_stop(struct node_tls_rotation *t)
+{
+	if (t)
+		t->stopping = true;
+}
+
+void node_tls_rotation_free(struct node_tls_rotation *t)
+{
+	if (!t)
+		return;
+	secrets_watch_free(t->watch);
+	free(t->ca_now);
+	free(t->ca_old);
+	free(t);
 }

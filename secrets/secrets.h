@@ -160,7 +160,7 @@ void secrets_logins_add(struct secrets_logins *l, const struct secrets_value *v)
 void secrets_logins_reset(struct secrets_logins *l, const struct secrets_rotation *r);
 void secrets_logins_wipe(struct secrets_logins *l);
 
-/* ---- watching (watch.c) ---- */
+/* ---- watching files (watch.c): the password files, the TLS files, the users file; one mechanism ---- */
 struct init_loop;
 struct secrets_watch;
 /* A change of the files, read twice the same; the set stays the watch's (valid until the next call). */
@@ -168,36 +168,27 @@ typedef void (*secrets_watch_fn)(const struct secrets_set *set, void *userdata);
 
 /*
  * Watches the files of paths (which must outlive the watch) from loop: inotify on each file and its directory,
- * plus a read every poll_usec (0: none). initial is what the owner has now (copied). Calls fn on a change.
+ * plus a read every poll_usec (0: none). initial is what the owner has now. Calls fn on a change.
  */
 int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
 		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret);
+
 /* A change of the files of a files watch (read twice the same); the owner reads them. */
 typedef void (*secrets_files_fn)(void *userdata);
+#define SECRETS_WATCH_BENEATH  1U /* files read with INIT_READ_BENEATH (a secret volume's symlinks stay inside) */
+#define SECRETS_WATCH_FROM_NOW 2U /* the starting point is the files as they are now: no first call */
+
 /*
- * The same watch for n files that hold no password (the TLS certificate, key and CA): fn is called when the
- * content of any changed, as seen by two reads in a row; a file that cannot be read counts as a content of its own.
- * The starting point is the files as they are now. paths must outlive the watch.
+ * The same watch for n files of any shape (copied; each read up to max_size bytes; a directory counts by its
+ * entries, names and contents): fn is called when the content of any changed, as seen by two reads in a row; a
+ * file that cannot be read counts as a content of its own. Without SECRETS_WATCH_FROM_NOW fn is also called once
+ * soon after the start, when the first reads agree, so a change since the owner read them is not missed.
  */
-int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, uint64_t poll_usec,
-			secrets_files_fn fn, void *userdata, struct secrets_watch **ret);
+int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, size_t max_size, unsigned flags,
+			uint64_t poll_usec, secrets_files_fn fn, void *userdata, struct secrets_watch **ret);
+/* The files to watch from now on (the owner's file names others now). 0 or -ENOMEM (the old list stays). */
+int secrets_watch_set_paths(struct secrets_watch *w, const char *const *paths, size_t n);
 /* Once the loop has ended (the watch does not take itself out of it). */
 void secrets_watch_free(struct secrets_watch *w);
-
-/* ---- watching files of any shape (filewatch.c): the same inotify, debounce and poll, for many-line files ---- */
-struct secrets_files_watch;
-typedef void (*secrets_files_fn)(void *userdata);
-
-/*
- * Watches the files of paths (copied; each read up to max_size bytes) like secrets_watch_new, and calls fn once
- * they changed and two reads in a row agree; fn reads them itself. It is also called once soon after the start,
- * when the first reads agree, so a change since the owner read them is not missed.
- */
-int secrets_files_watch_new(struct init_loop *loop, const char *const *paths, size_t n, size_t max_size,
-			    uint64_t poll_usec, secrets_files_fn fn, void *userdata, struct secrets_files_watch **ret);
-/* The files to watch from now on (the owner's file names others now). 0 or -ENOMEM (the old list stays). */
-int secrets_files_watch_set_paths(struct secrets_files_watch *w, const char *const *paths, size_t n);
-/* Once the loop has ended. */
-void secrets_files_watch_free(struct secrets_files_watch *w);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Watching the password files for a change, inside kvinit's one event loop.
+ * Watching files for a change, inside kvinit's one event loop: the password files, the TLS certificate, key and CA
+ * (file and directory), the users file and the password files it names. One mechanism for all of them.
  *
  * Two kinds of secret volume reach a container, and each needs its own watch:
  *   - Kubernetes writes a new timestamped directory and swaps the `..data` symlink over to it: the files' own
@@ -8,15 +9,18 @@
  *   - Compose mounts one host file at one path. Only a write into that very inode reaches the container; so the
  *     file is watched too. When the host replaced the file instead (an editor, mv), the container keeps the old,
  *     unlinked inode for good: kvinit says so loudly, since no change will ever arrive.
+ * A watched path that is a directory (REDIS_TLS_CA_DIR) counts by its entries: each name with its content.
+ *
  * Events only start a short debounce; then the files are read, and a change counts once two reads in a row agree,
  * so a file caught between its truncation and its write is never taken. A slow poll catches what inotify cannot
- * see (network file systems, a watch that could not be added).
+ * see (network file systems, a watch that could not be added). Idle, nothing runs but that poll.
  *
- * The same watch serves other files whose content is not a password (secrets_watch_files: the TLS certificate, key
- * and CA): there each file counts by a digest of its content, and the owner reads the files itself on a change.
+ * What is compared is a fingerprint: each file's SHA-256, or the error that reading it gave. For the password
+ * files it is taken from the values as they are read (so a trailing newline added changes nothing), and the owner
+ * is given the set; for the other files the owner reads them itself when told they changed.
  */
+#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,167 +35,239 @@
 #define WATCH_DEBOUNCE_USEC (100 * USEC_PER_MSEC)
 #define WATCH_MASK_DIR                                                                                                 \
 	(IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_ONLYDIR)
-#define WATCH_MASK_FILE (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
-
-/* A file of a files watch larger than this counts as unreadable (a CA bundle of a distribution is 220 KiB). */
-#define WATCH_FILE_MAX ((off_t)4 * 1024 * 1024)
+#define WATCH_MASK_SELF (IN_DELETE_SELF | IN_MOVE_SELF)
+#define WATCH_MASK_FILE (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | WATCH_MASK_SELF)
 
 struct secrets_watch {
 	struct init_loop *loop;
-	const struct secrets_paths *paths; /* the password files, or NULL for a files watch */
-	const char *const *files;	   /* a files watch: its paths */
-	size_t n_files;
-	char (*fp_delivered)[65]; /* a files watch: each file's digest (or "!errno") the owner has now */
-	char (*fp_candidate)[65];
-	secrets_files_fn files_fn;
+	char **paths;
+	size_t n;
+	size_t max_size; /* of one file (not for the password files: INIT_VALUE_MAX) */
+	unsigned flags;
 	int fd; /* inotify */
 	uint64_t poll_usec;
 	struct init_timer debounce, poll;
-	struct secrets_set delivered; /* what the owner has now */
-	struct secrets_set candidate; /* the last read, waiting for a second one that agrees */
-	bool have_candidate;
-	dev_t warned_dev[SECRETS__SLOTS];
-	ino_t warned_ino[SECRETS__SLOTS];
-	secrets_watch_fn fn;
+	char *delivered; /* the fingerprint the owner has; NULL: none yet */
+	char *candidate; /* the last read, waiting for a second one that agrees */
+	/* a watch of the password files: the set the owner was given last (valid until the next call) */
+	const struct secrets_paths *secrets;
+	struct secrets_set set;
+	secrets_watch_fn set_fn;
+	secrets_files_fn files_fn;
+	dev_t *warned_dev; /* per path: the replaced inode already warned about */
+	ino_t *warned_ino;
 	void *userdata;
 };
 
-static size_t watched(const struct secrets_watch *w)
+static void free_paths(struct secrets_watch *w)
 {
-	return w->paths ? SECRETS__SLOTS : w->n_files;
+	for (size_t i = 0; i < w->n; i++)
+		free(w->paths[i]);
+	free(w->paths);
+	free(w->warned_dev);
+	free(w->warned_ino);
+	w->paths = NULL;
+	w->warned_dev = NULL;
+	w->warned_ino = NULL;
+	w->n = 0;
 }
 
-static const char *watched_path(const struct secrets_watch *w, size_t i)
+int secrets_watch_set_paths(struct secrets_watch *w, const char *const *paths, size_t n)
 {
-	return w->paths ? w->paths->path[i] : w->files[i];
+	char **copy = calloc(n + 1, sizeof(*copy));
+	dev_t *dev = calloc(n + 1, sizeof(*dev));
+	ino_t *ino = calloc(n + 1, sizeof(*ino));
+	size_t i;
+
+	for (i = 0; copy && dev && ino && i < n; i++) {
+		copy[i] = strdup(paths[i] ? paths[i] : "");
+		if (!copy[i])
+			break;
+	}
+	if (!copy || !dev || !ino || i < n) {
+		for (size_t k = 0; copy && k < i; k++)
+			free(copy[k]);
+		free(copy);
+		free(dev);
+		free(ino);
+		return -ENOMEM;
+	}
+	free_paths(w);
+	w->paths = copy;
+	w->warned_dev = dev;
+	w->warned_ino = ino;
+	w->n = n;
+	return 0;
 }
 
 /* (Re)adds the watches: a file that was replaced is a new inode, and a directory may have appeared since. */
 static void add_watches(struct secrets_watch *w)
 {
-	for (size_t i = 0; i < watched(w); i++) {
+	for (size_t i = 0; i < w->n; i++) {
 		char buf[PATH_MAX];
+		struct stat st;
 
-		(void)snprintf(buf, sizeof(buf), "%s", watched_path(w, i));
+		(void)snprintf(buf, sizeof(buf), "%s", w->paths[i]);
 		/* ENOENT and EACCES are normal here (no next file yet); the poll covers them */
-		(void)inotify_add_watch(w->fd, dirname(buf), WATCH_MASK_DIR);
-		(void)inotify_add_watch(w->fd, watched_path(w, i), WATCH_MASK_FILE);
+		(void)inotify_add_watch(w->fd, dirname(buf), WATCH_MASK_DIR | IN_MASK_ADD);
+		/* a watched directory (REDIS_TLS_CA_DIR) may also be the directory of another path: masks add up */
+		if (stat(w->paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+			(void)inotify_add_watch(w->fd, w->paths[i], WATCH_MASK_DIR | WATCH_MASK_SELF | IN_MASK_ADD);
+		else
+			(void)inotify_add_watch(w->fd, w->paths[i], WATCH_MASK_FILE | IN_MASK_ADD);
 	}
 }
 
-/* The digest of the file at path, or "!<errno>" when it cannot be read whole. */
-static void file_digest(const char *path, char ret[65])
+/* "<error> <sha256>" of the file at path into f; buf is scratch of max_size + 2 bytes. */
+static void fingerprint_file(const struct secrets_watch *w, FILE *f, const char *path, char *buf)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	_cleanup_free_ char *buf = NULL;
+	unsigned flags = (w->flags & SECRETS_WATCH_BENEATH) ? INIT_READ_BENEATH : 0;
+	int n = init_read_file_bounded(path, flags, buf, w->max_size + 2, NULL);
+	char hash[65] = "-";
+
+	if (n >= 0)
+		secrets_sha256_hex(buf, (size_t)n, hash);
+	(void)fprintf(f, "%d %s\n", n < 0 ? n : 0, hash);
+}
+
+static int visible(const struct dirent *d)
+{
+	return d->d_name[0] != '.';
+}
+
+/* A directory: each entry (not the hidden ones: a Kubernetes volume's ..data) by name and content, in order. */
+static void fingerprint_dir(const struct secrets_watch *w, FILE *f, const char *dir, char *buf)
+{
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, visible, alphasort);
+
+	if (n < 0) {
+		(void)fprintf(f, "%d dir\n", -errno);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+		(void)fprintf(f, "%s ", list[i]->d_name);
+		fingerprint_file(w, f, path, buf);
+		free(list[i]);
+	}
+	free(list);
+}
+
+/*
+ * "<error> <sha256>\n" for each file, in order; for the password files (set), of each value as read. NULL when out
+ * of memory.
+ */
+static char *fingerprint(const struct secrets_watch *w, const struct secrets_set *set)
+{
+	char *buf = NULL, *text = NULL;
 	size_t len = 0;
-	struct stat st;
+	FILE *f;
 
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > WATCH_FILE_MAX) {
-		(void)snprintf(ret, 65, "!%d", fd < 0 ? errno : EBADFD);
-		return;
+	if (!set) {
+		buf = malloc(w->max_size + 2);
+		if (!buf)
+			return NULL;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	while (buf && len <= (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
+	f = open_memstream(&text, &len);
+	if (!f) {
+		free(buf);
+		return NULL;
 	}
-	if (!buf || len > (size_t)st.st_size) {
-		/* out of memory, or it grew while read: read again later */
-		(void)snprintf(ret, 65, "!%d", buf ? EAGAIN : ENOMEM);
-		return;
+	for (int i = 0; set && i < SECRETS__SLOTS; i++) {
+		char hash[65] = "-";
+
+		if (set->value[i].data)
+			secrets_sha256_hex(set->value[i].data, set->value[i].len, hash);
+		(void)fprintf(f, "%d %s\n", set->error[i], hash);
 	}
-	secrets_sha256_hex(buf, len, ret);
-}
+	for (size_t i = 0; buf && i < w->n; i++) {
+		struct stat st;
 
-static bool digests_equal(char (*a)[65], char (*b)[65], size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
-/* read_now of a files watch: the same two reads that must agree, on the files' digests. */
-static void read_files_now(struct secrets_watch *w)
-{
-	char(*now)[65] = w->fp_candidate + w->n_files; /* scratch after the candidate */
-
-	for (size_t i = 0; i < w->n_files; i++)
-		file_digest(w->files[i], now[i]);
-	add_watches(w);
-	if (w->have_candidate && digests_equal(now, w->fp_candidate, w->n_files)) {
-		w->have_candidate = false;
-		if (digests_equal(now, w->fp_delivered, w->n_files))
-			return;
-		memcpy(w->fp_delivered, now, w->n_files * sizeof(*now));
-		w->files_fn(w->userdata);
-		return;
+		if (stat(w->paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+			fingerprint_dir(w, f, w->paths[i], buf);
+		else
+			fingerprint_file(w, f, w->paths[i], buf);
 	}
-	if (!w->have_candidate && digests_equal(now, w->fp_delivered, w->n_files))
-		return;
-	memcpy(w->fp_candidate, now, w->n_files * sizeof(*now));
-	w->have_candidate = true;
-	init_timer_arm(w->loop, &w->debounce, init_now_usec() + WATCH_DEBOUNCE_USEC);
+	if (buf) {
+		/* the files may hold passwords */
+		explicit_bzero(buf, w->max_size + 2);
+		free(buf);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 /* The file at path has no link left: the host replaced it, and this mount will never show the new one. */
-static void check_replaced(struct secrets_watch *w, int slot)
+static void check_replaced(struct secrets_watch *w, size_t i)
 {
 	struct stat st;
 
-	if (stat(w->paths->path[slot], &st) < 0 || st.st_nlink > 0)
+	if (stat(w->paths[i], &st) < 0 || st.st_nlink > 0 || S_ISDIR(st.st_mode))
 		return;
-	if (w->warned_dev[slot] == st.st_dev && w->warned_ino[slot] == st.st_ino)
+	if (w->warned_dev[i] == st.st_dev && w->warned_ino[i] == st.st_ino)
 		return;
-	w->warned_dev[slot] = st.st_dev;
-	w->warned_ino[slot] = st.st_ino;
-	log_warn("the password file '%s' was replaced, not written: its old copy is all this container will "
-		 "ever see (a single-file bind mount keeps the inode it started with), so kvinit cannot rotate to the "
-		 "new password. Write the file in place instead (`cat new > file`, `printf '%%s\\n' \"$pw\" > file`; "
-		 "not an editor that saves by rename, not mv or sed -i), or recreate the container",
-		 w->paths->path[slot]);
+	w->warned_dev[i] = st.st_dev;
+	w->warned_ino[i] = st.st_ino;
+	log_warn("the %s file '%s' was replaced, not written: its old copy is all this container will ever see (a "
+		 "single-file bind mount keeps the inode it started with), so kvinit cannot %s. Write the file in "
+		 "place instead (`cat new > file`, `printf '%%s\\n' \"$pw\" > file`; not an editor that saves by "
+		 "rename, not mv or sed -i), or recreate the container",
+		 w->secrets ? "password" : "watched", w->paths[i],
+		 w->secrets ? "rotate to the new password" : "take its new content");
+}
+
+static void deliver(struct secrets_watch *w, struct secrets_set *set)
+{
+	if (!w->secrets) {
+		w->files_fn(w->userdata);
+		return;
+	}
+	secrets_set_wipe(&w->set);
+	w->set = *set;
+	*set = (struct secrets_set){0};
+	w->set_fn(&w->set, w->userdata);
 }
 
 static void read_now(struct secrets_watch *w)
 {
-	struct secrets_set now;
+	struct secrets_set set = {0};
+	char *now;
 
-	if (!w->paths) {
-		read_files_now(w);
-		return;
-	}
-	secrets_set_read(w->paths, &now);
-	for (int i = 0; i < SECRETS__SLOTS; i++)
+	if (w->secrets)
+		secrets_set_read(w->secrets, &set);
+	now = fingerprint(w, w->secrets ? &set : NULL);
+
+	for (size_t i = 0; i < w->n; i++)
 		check_replaced(w, i);
 	add_watches(w);
-
-	if (w->have_candidate && secrets_set_equal(&now, &w->candidate)) {
+	if (!now) {
+		secrets_set_wipe(&set);
+		return; /* out of memory: the next event or poll tries again */
+	}
+	if (w->candidate && strcmp(now, w->candidate) == 0) {
 		/* two reads agree */
-		secrets_set_wipe(&w->candidate);
-		w->have_candidate = false;
-		if (secrets_set_equal(&now, &w->delivered)) {
-			secrets_set_wipe(&now);
-			return;
+		free(w->candidate);
+		w->candidate = NULL;
+		if (!w->delivered || strcmp(now, w->delivered) != 0) {
+			free(w->delivered);
+			w->delivered = now;
+			now = NULL;
+			deliver(w, &set);
 		}
-		secrets_set_wipe(&w->delivered);
-		w->delivered = now;
-		w->fn(&w->delivered, w->userdata);
-		return;
+	} else if (w->candidate || !w->delivered || strcmp(now, w->delivered) != 0) {
+		free(w->candidate);
+		w->candidate = now;
+		now = NULL;
+		init_timer_arm(w->loop, &w->debounce, init_now_usec() + WATCH_DEBOUNCE_USEC);
 	}
-	if (!w->have_candidate && secrets_set_equal(&now, &w->delivered)) {
-		secrets_set_wipe(&now);
-		return;
-	}
-	secrets_set_wipe(&w->candidate);
-	w->candidate = now;
-	w->have_candidate = true;
-	init_timer_arm(w->loop, &w->debounce, init_now_usec() + WATCH_DEBOUNCE_USEC);
+	free(now);
+	secrets_set_wipe(&set);
 }
 
 static void on_debounce(struct init_loop *loop, void *userdata)
@@ -223,6 +299,32 @@ static void on_inotify(struct init_loop *loop, int fd, uint32_t events, void *us
 		init_timer_arm(loop, &w->debounce, init_now_usec() + WATCH_DEBOUNCE_USEC);
 }
 
+/* A watch on loop of paths (copied), not started. Frees w on failure. */
+static int watch_alloc(struct init_loop *loop, const char *const *paths, size_t n, uint64_t poll_usec, void *userdata,
+		       struct secrets_watch **ret)
+{
+	struct secrets_watch *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	*w = (struct secrets_watch){
+		.loop = loop,
+		.fd = -1,
+		.poll_usec = poll_usec,
+		.debounce = {.fn = on_debounce, .userdata = w},
+		.poll = {.fn = on_poll, .userdata = w},
+		.userdata = userdata,
+	};
+	r = secrets_watch_set_paths(w, paths, n);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	*ret = w;
+	return 0;
+}
+
 /* inotify and the poll for w; then a first read (whatever changed since the owner's). Frees w on failure. */
 static int start(struct secrets_watch *w, const char *what)
 {
@@ -246,42 +348,22 @@ static int start(struct secrets_watch *w, const char *what)
 	return 0;
 }
 
-/* A watch on loop, not started: no inotify descriptor yet, its timers calling back into it. NULL when out of memory. */
-static struct secrets_watch *watch_alloc(struct init_loop *loop, uint64_t poll_usec, void *userdata)
-{
-	struct secrets_watch *w = calloc(1, sizeof(*w));
-
-	if (!w)
-		return NULL;
-	*w = (struct secrets_watch){
-		.loop = loop,
-		.fd = -1,
-		.poll_usec = poll_usec,
-		.debounce = {.fn = on_debounce, .userdata = w},
-		.poll = {.fn = on_poll, .userdata = w},
-		.userdata = userdata,
-	};
-	return w;
-}
-
 int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths, const struct secrets_set *initial,
 		      uint64_t poll_usec, secrets_watch_fn fn, void *userdata, struct secrets_watch **ret)
 {
-	struct secrets_watch *w = watch_alloc(loop, poll_usec, userdata);
+	struct secrets_watch *w;
 	int r;
 
-	if (!w)
+	r = watch_alloc(loop, (const char *const *)paths->path, SECRETS__SLOTS, poll_usec, userdata, &w);
+	if (r < 0)
+		return r;
+	w->secrets = paths;
+	w->set_fn = fn;
+	/* the owner's starting point: a change since then is found by the first read */
+	w->delivered = fingerprint(w, initial);
+	if (!w->delivered) {
+		secrets_watch_free(w);
 		return -ENOMEM;
-	w->paths = paths;
-	w->fn = fn;
-	/* The owner's starting point, copied: a change since then is found by the first read. */
-	for (int i = 0; i < SECRETS__SLOTS; i++) {
-		w->delivered.error[i] = initial->error[i];
-		if (initial->value[i].data &&
-		    secrets_value_copy(initial->value[i].data, initial->value[i].len, &w->delivered.value[i]) < 0) {
-			secrets_watch_free(w);
-			return -ENOMEM;
-		}
 	}
 	r = start(w, "the password files");
 	if (r < 0)
@@ -290,27 +372,29 @@ int secrets_watch_new(struct init_loop *loop, const struct secrets_paths *paths,
 	return 0;
 }
 
-int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, uint64_t poll_usec,
-			secrets_files_fn fn, void *userdata, struct secrets_watch **ret)
+int secrets_watch_files(struct init_loop *loop, const char *const *paths, size_t n, size_t max_size, unsigned flags,
+			uint64_t poll_usec, secrets_files_fn fn, void *userdata, struct secrets_watch **ret)
 {
-	struct secrets_watch *w = watch_alloc(loop, poll_usec, userdata);
+	struct secrets_watch *w;
+	char what[PATH_MAX + 2];
 	int r;
 
-	if (!w)
-		return -ENOMEM;
-	w->files = paths;
-	w->n_files = n;
+	r = watch_alloc(loop, paths, n, poll_usec, userdata, &w);
+	if (r < 0)
+		return r;
+	w->max_size = max_size;
+	w->flags = flags;
 	w->files_fn = fn;
-	w->fp_delivered = calloc(n ? n : 1, sizeof(*w->fp_delivered));
-	w->fp_candidate = calloc(n ? 2 * n : 1, sizeof(*w->fp_candidate));
-	if (!w->fp_delivered || !w->fp_candidate) {
-		secrets_watch_free(w);
-		return -ENOMEM;
+	if (flags & SECRETS_WATCH_FROM_NOW) {
+		/* the starting point: the files as they are now, which the owner has just read */
+		w->delivered = fingerprint(w, NULL);
+		if (!w->delivered) {
+			secrets_watch_free(w);
+			return -ENOMEM;
+		}
 	}
-	/* the starting point: the files as they are now, which the owner has just read */
-	for (size_t i = 0; i < n; i++)
-		file_digest(paths[i], w->fp_delivered[i]);
-	r = start(w, "the TLS files");
+	(void)snprintf(what, sizeof(what), "'%s'", n ? w->paths[0] : "");
+	r = start(w, what);
 	if (r < 0)
 		return r;
 	*ret = w;
@@ -323,9 +407,9 @@ void secrets_watch_free(struct secrets_watch *w)
 		return;
 	if (w->fd >= 0)
 		(void)close(w->fd);
-	secrets_set_wipe(&w->delivered);
-	secrets_set_wipe(&w->candidate);
-	free(w->fp_delivered);
-	free(w->fp_candidate);
+	free_paths(w);
+	secrets_set_wipe(&w->set);
+	free(w->delivered);
+	free(w->candidate);
 	free(w);
 }

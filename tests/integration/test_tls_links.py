@@ -334,3 +334,76 @@ def test_a_ca_change_is_staged(launch, workdir, pki):
             c.ping()
     print(f"\nCA change of 3 nodes, staged: the certificates of the new CA served by all {step2:.1f} s after the "
           f"first was written; {load.done} new TLS connections meanwhile (old CA's client certificate), 0 failed")
+
+
+def rehashed_ca_dir(d, *cas):
+    """A REDIS_TLS_CA_DIR: the CA files in d, and the links by subject hash that `openssl rehash` makes (the way
+    OpenSSL finds a CA in a directory)."""
+    d = Path(d)
+    d.mkdir(exist_ok=True)
+    for i, ca in enumerate(cas):
+        (d / f"ca-{i}.pem").write_bytes(Path(ca).read_bytes())
+    subprocess.run(["openssl", "rehash", str(d)], check=True, capture_output=True)
+    return d
+
+
+def test_a_new_ca_in_the_ca_dir_is_picked_up(launch, workdir, pki):
+    """REDIS_TLS_CA_DIR is watched like the CA file: the nodes trust the CAs of an `openssl rehash`'d directory.
+    Each node gets a certificate of a new CA before that CA is in the directory: a set that does not work, left
+    alone. Once the new CA is added to the directory (rehashed), each node stages it (old and new CA trusted for
+    KVINIT_ROTATION_GRACE) and serves its certificate of the new CA; the cluster, whose bus now carries certificates
+    of the new CA, stays ok. At the end of the grace the directory alone is trusted, and the nodes keep working."""
+    ca_dir = rehashed_ca_dir(Path(workdir) / "ca-dir", pki.ca)
+    nodes = [TlsNode(launch, workdir, pki, f"node-{i}", REDIS_TLS_CA_FILE="", REDIS_TLS_CA_DIR=str(ca_dir),
+                     KVINIT_ROTATION_GRACE="5s") for i in range(3)]
+    for n in nodes:
+        n.wait()
+    r, _ = form(nodes, workdir, REDIS_CLUSTER_REPLICAS="0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    new_ca = Pki(Path(workdir) / "new-pki")
+    both = Path(workdir) / "both-cas.crt"
+    both.write_bytes(new_ca.ca.read_bytes() + pki.ca.read_bytes())
+    new_client = new_ca.issue("client-new", sans="DNS:client")
+    before = nodes[0].client()
+    assert before.ping()
+
+    # certificates of a CA the directory does not hold yet: refused, the old ones keep serving
+    new = {}
+    for i, n in enumerate(nodes):
+        crt, key = new_ca.issue(f"node-{i}-new-ca")
+        new[n.port] = serial_of(crt)
+        swap_volume(n.volume, {"tls.crt": crt, "tls.key": key, "ca.crt": n.volume / "ca.crt"})
+    for n in nodes:
+        wait_until(lambda: "are not a set that works" in n.stderr, SHORT, f"node {n.port} to refuse the set")
+        assert served_serial(n.port, {**n.files, "ca.crt": both}) != new[n.port]
+
+    # the new CA added to the directory: picked up, staged, the new certificates served
+    t0 = time.monotonic()
+    rehashed_ca_dir(ca_dir, pki.ca, new_ca.ca)
+    peer = {"ca.crt": both, "tls.crt": new_client[0], "tls.key": new_client[1]}
+    for n in nodes:
+        wait_until(lambda: served_serial(n.port, peer) == new[n.port], LONG,
+                   f"node {n.port} to serve its certificate of the new CA")
+        assert "the CA changed: the server and kvinit trust the old and the new CA" in n.stderr
+    took = time.monotonic() - t0
+    assert before.ping(), "a connection opened before the change stopped working"
+
+    def cluster_ok():
+        c = redis.Redis(host="127.0.0.1", port=nodes[0].port, password=PASSWORD, socket_timeout=2, ssl=True,
+                        ssl_ca_certs=str(both), ssl_certfile=str(new_client[0]), ssl_keyfile=str(new_client[1]))
+        return c.execute_command("CLUSTER INFO")["cluster_state"] == "ok"
+
+    assert cluster_ok()
+    # the end of the grace: the directory alone (no staged CA file left on the server)
+    for n in nodes:
+        wait_until(lambda: "the staged CA change ends" in n.stderr, LONG, f"node {n.port} to end the staging")
+        wait_until(lambda: n.stderr.count("certificate rotation applied") >= 2, LONG,
+                   f"node {n.port} to apply the directory alone")
+        c = redis.Redis(host="127.0.0.1", port=n.port, password=PASSWORD, socket_timeout=2, ssl=True,
+                        ssl_ca_certs=str(both), ssl_certfile=str(new_client[0]), ssl_keyfile=str(new_client[1]))
+        assert c.config_get("tls-ca-cert-file")["tls-ca-cert-file"] == ""
+        assert served_serial(n.port, peer) == new[n.port]
+    r = kvinit("health", nodes[0].env, "--ready")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cluster_ok()
+    print(f"\na new CA in REDIS_TLS_CA_DIR: 3 nodes serve their certificates of it {took:.1f} s after it was added")
