@@ -245,6 +245,11 @@ void node_tls_format_time(time_t t, char *buf, size_t size);
  * (conn_tls.c). 0 without TLS; -EINVAL with one line in err.
  */
 int node_tls_client_setup(const struct node_options *o, const char *ca_file, struct init_error *err);
+/* How often a running node or Sentinel looks at its certificate's end date again (a warning within a week). */
+#define NODE_TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
+/* A TLS file larger than this counts as unreadable (a CA bundle of a distribution is 220 KiB). */
+#define NODE_TLS_FILE_MAX	   ((size_t)4 * 1024 * 1024)
+
 /* Warns when the certificate at path (info from node_tls_check) expires within NODE_TLS_EXPIRY_WARN_SEC of now. */
 bool node_tls_warn_expiry(const char *path, const struct node_tls_info *info, time_t now);
 

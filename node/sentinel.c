@@ -213,15 +213,13 @@ static int check_tls(const struct node_options *o, struct node_tls_info *ret, st
 	return node_tls_check(&f, names, n, time(NULL), ret, err);
 }
 
-#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
-
 /* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
 static void on_tls_expiry(struct init_loop *loop, void *userdata)
 {
 	struct sentinel_run *run = userdata;
 
 	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
-	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + NODE_TLS_EXPIRY_CHECK_USEC);
 }
 
 /*
@@ -276,9 +274,9 @@ static void start_tls_watch(struct sentinel_run *run)
 	/* a CA directory is read by hash at each handshake: only a CA file is watched */
 	if (*o->tls_ca_file)
 		run->tls_paths[n++] = o->tls_ca_file;
-	init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
-	r = secrets_watch_files(run->loop, run->tls_paths, n, (uint64_t)o->secret_poll * USEC_PER_MSEC,
-				on_tls_files_changed, run, &run->tls_watch);
+	init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + NODE_TLS_EXPIRY_CHECK_USEC);
+	r = secrets_watch_files(run->loop, run->tls_paths, n, NODE_TLS_FILE_MAX, SECRETS_WATCH_FROM_NOW,
+				(uint64_t)o->secret_poll * USEC_PER_MSEC, on_tls_files_changed, run, &run->tls_watch);
 	if (r < 0)
 		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
 }

@@ -135,10 +135,7 @@ int node_tls_rotate_apply(const struct node_options *o, const struct secrets_val
 
 /* ---- in kvinit's loop: the watch on the files, the check of a new set, the staging of a CA change ---- */
 
-#define TLS_EXPIRY_CHECK_USEC (24ULL * 3600 * USEC_PER_SEC)
-/* A TLS file larger than this counts as unreadable (a CA bundle of a distribution is 220 KiB). */
-#define TLS_FILE_MAX	      ((size_t)4 * 1024 * 1024)
-#define CA_MAX		      ((size_t)16 << 20)
+#define CA_MAX ((size_t)16 << 20)
 
 struct node_tls_rotation {
 	struct node_setup *setup; /* its tls is what the server serves */
@@ -169,7 +166,7 @@ static void on_expiry(struct init_loop *loop, void *userdata)
 	struct node_tls_rotation *t = userdata;
 
 	(void)node_tls_warn_expiry(t->o->tls_cert_file, &t->setup->tls, time(NULL));
-	init_timer_arm(loop, &t->expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
+	init_timer_arm(loop, &t->expiry, init_now_usec() + NODE_TLS_EXPIRY_CHECK_USEC);
 }
 
 /* Appends the whole file at path (CA certificates: public) to *buf; -errno when it cannot be read. */
@@ -395,8 +392,8 @@ int node_tls_rotation_new(struct node_setup *s, struct init_loop *loop, node_tls
 		paths[n++] = o->tls_ca_dir;
 	if (*o->tls_ca_file || *o->tls_ca_dir)
 		t->ca_now = read_ca(o, &t->ca_now_len);
-	init_timer_arm(loop, &t->expiry, init_now_usec() + TLS_EXPIRY_CHECK_USEC);
-	r = secrets_watch_files(loop, paths, n, TLS_FILE_MAX, SECRETS_WATCH_FROM_NOW,
+	init_timer_arm(loop, &t->expiry, init_now_usec() + NODE_TLS_EXPIRY_CHECK_USEC);
+	r = secrets_watch_files(loop, paths, n, NODE_TLS_FILE_MAX, SECRETS_WATCH_FROM_NOW,
 				(uint64_t)o->secret_poll * USEC_PER_MSEC, on_files_changed, t, &t->watch);
 	if (r < 0)
 		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
