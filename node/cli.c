@@ -65,9 +65,12 @@ static int decrypted_key(const char *path, const char *pass, int *ret_fd, struct
 		return init_error_set(err, -ENOMEM, "out of memory");
 	len = init_read_file_bounded(path, 0, buf, CLI_KEY_FILE_MAX + 2, NULL);
 	if (len < 0) {
+		explicit_bzero(buf, CLI_KEY_FILE_MAX + 2);
 		free(buf);
 		return init_error_set(err, len, "REDIS_TLS_KEY_FILE='%s': cannot read it: %s", path,
-				      len == -EFBIG ? "larger than the limit" : strerror(-len));
+				      len == -EFBIG    ? "larger than the limit"
+				      : len == -EBADFD ? "not a regular file"
+						       : strerror(-len));
 	}
 	in = sym_BIO_new_mem_buf(buf, len);
 	key = in ? sym_PEM_read_bio_PrivateKey(in, NULL, key_pass_cb, (void *)pass) : NULL;
