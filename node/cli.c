@@ -51,11 +51,11 @@ static int key_pass_cb(char *buf, int size, int rwflag, void *userdata)
  */
 static int decrypted_key(const char *path, const char *pass, int *ret_fd, struct init_error *err)
 {
-	_cleanup_close_ int fd = -1;
 	char *buf;
 	BIO *in, *out;
 	EVP_PKEY *key;
-	int len, r = 0;
+	bool written;
+	int fd, len, r;
 
 	r = node_openssl_load(err);
 	if (r < 0)
@@ -84,21 +84,23 @@ static int decrypted_key(const char *path, const char *pass, int *ret_fd, struct
 				      "REDIS_TLS_KEY_FILE='%s': REDIS_TLS_KEY_FILE_PASS does not decrypt the key",
 				      path);
 	fd = memfd_create("kvinit-cli-key", MFD_CLOEXEC);
-	out = fd >= 0 ? sym_BIO_new_fd(fd, BIO_NOCLOSE) : NULL;
-	if (fd < 0)
+	if (fd < 0) {
 		r = -errno;
-	else if (!out || !sym_PEM_write_bio_PrivateKey(out, key, NULL, NULL, 0, NULL, NULL))
-		r = -EIO;
+		sym_EVP_PKEY_free(key);
+		return init_error_set(err, r, "cannot hand the decrypted key to the client: memfd_create: %s",
+				      strerror(-r));
+	}
+	out = sym_BIO_new_fd(fd, BIO_NOCLOSE);
+	written = out && sym_PEM_write_bio_PrivateKey(out, key, NULL, NULL, 0, NULL, NULL);
 	if (out)
 		sym_BIO_free(out);
 	sym_EVP_PKEY_free(key);
 	sym_ERR_clear_error();
-	if (r < 0)
-		return init_error_set(err, r,
-				      "REDIS_TLS_KEY_FILE='%s': cannot hand the decrypted key to the client: %s", path,
-				      strerror(-r));
+	if (!written) {
+		(void)close(fd);
+		return init_error_set(err, -EIO, "cannot hand the decrypted key to the client: cannot write it");
+	}
 	*ret_fd = fd;
-	fd = -1;
 	return 0;
 }
 
