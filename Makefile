@@ -139,6 +139,7 @@ bench: $(BUILD)/kvinit $(BUILD)/tests/move_slots
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/restart
 	KVINIT_BIN=$(BUILD)/kvinit tests/bench/formation
 	KVINIT_BIN=$(BUILD)/kvinit KVINIT_MOVE_SLOTS=$(BUILD)/tests/move_slots tests/bench/reshard
+	KVINIT_BIN=$(BUILD)/kvinit tests/bench/tls
 
 install: $(BUILD)/kvinit
 	install -d $(DESTDIR)$(BINDIR)

@@ -23,7 +23,7 @@
 
 #include "init.h"
 
-/* From libcrypto.so.3: the certificate checks (tls.c) and the socket and checks of conn_tls.c. */
+/* From libcrypto.so.3: the certificate checks (tls.c), the socket and checks of conn_tls.c, the key cli.c decrypts. */
 #define NODE_LIBCRYPTO_SYMBOLS(X)                                                                                      \
 	X(ASN1_INTEGER_to_BN)                                                                                          \
 	X(ASN1_STRING_get0_data)                                                                                       \
@@ -47,6 +47,7 @@
 	X(BIO_meth_set_read)                                                                                           \
 	X(BIO_meth_set_write)                                                                                          \
 	X(BIO_new)                                                                                                     \
+	X(BIO_new_fd)                                                                                                  \
 	X(BIO_new_mem_buf)                                                                                             \
 	X(BIO_s_socket)                                                                                                \
 	X(BIO_set_flags)                                                                                               \
@@ -69,6 +70,7 @@
 	X(PEM_read_bio_Parameters)                                                                                     \
 	X(PEM_read_bio_PrivateKey)                                                                                     \
 	X(PEM_read_bio_X509)                                                                                           \
+	X(PEM_write_bio_PrivateKey)                                                                                    \
 	X(X509_VERIFY_PARAM_set1_host)                                                                                 \
 	X(X509_VERIFY_PARAM_set1_ip_asc)                                                                               \
 	X(X509_VERIFY_PARAM_set_hostflags)                                                                             \
