@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "init.h"
 #include "node.h"
@@ -180,6 +181,8 @@ int node_tls_client_setup(const struct node_options *o, const char *ca_file, str
 	if (!o->tls_enabled)
 		return 0;
 	node_tls_files_from(o, &f);
+	/* the names that peers' certificates are checked against, where kvinit reaches them at an address */
+	cluster_tls_names_use(o->nodes, node_client_port(o));
 	cfg = (struct node_conn_tls){.ca_file = ca_file ? ca_file : f.ca_file,
 				     .ca_dir = f.ca_dir,
 				     .cert_file = f.cert,
