@@ -15,13 +15,14 @@ tls_dir=$here/secrets/tls
 tls_days=${TLS_DAYS:-365}
 
 # The services of the layout's compose files with their settings: "service key value" lines for the keys
-# hostname, ipv4_address, REDIS_PORT_NUMBER and REDIS_ADDR (the value as written, ${VAR:-default} included).
+# hostname, ipv4_address, REDIS_PORT_NUMBER, REDIS_CLUSTER_ANNOUNCE_HOSTNAME and REDIS_ADDR (the value as written,
+# ${VAR:-default} included).
 tls_service_settings() {
 	local f
 	for f in "${files[@]}"; do
 		awk '/^services:/ { in_s = 1; next } /^[a-z]/ { in_s = 0 }
 			in_s && /^  [A-Za-z0-9_.-]+:[ \t]*$/ { svc = $1; sub(/:$/, "", svc) }
-			in_s && svc != "" && match($0, /(hostname|ipv4_address|REDIS_PORT_NUMBER|REDIS_ADDR):[ \t]*[^ \t]+/) {
+			in_s && svc != "" && match($0, /(hostname|ipv4_address|REDIS_PORT_NUMBER|REDIS_CLUSTER_ANNOUNCE_HOSTNAME|REDIS_ADDR):[ \t]*[^ \t]+/) {
 				kv = substr($0, RSTART, RLENGTH); k = kv; sub(/:.*/, "", k); v = kv; sub(/^[^:]*:[ \t]*/, "", v)
 				sub(/,$/, "", v); gsub(/"/, "", v) # the closing braces of a flow mapping are not the value
 				while (gsub(/}/, "}", v) > gsub(/{/, "{", v)) sub(/}$/, "", v)
@@ -50,14 +51,30 @@ tls_make_ca() {
 	echo "make ${action}: created the CA $tls_dir/ca.crt (its key ca.key stays on the host, mode 0600)"
 }
 
+# The hostname a node of a cluster layout announces: the layout's REDIS_CLUSTER_ANNOUNCE_HOSTNAME, else (with TLS,
+# tls_up sets it) its container hostname or service name. kvinit checks a peer that CLUSTER NODES lists at an
+# address against the hostname it announces (README.md, "kvinit's own connections"): the layouts without static
+# IPs (cache-cluster, announce) have no address to put in a certificate made before the containers start.
+tls_announced_hostname() {
+	local svc=$1 v
+	[[ $layout != sentinel && $svc != "$init_service" && $svc != redis-exporter ]] || return 0
+	v=$(tls_setting "$svc" REDIS_CLUSTER_ANNOUNCE_HOSTNAME)
+	[[ -n $v ]] || v=$(tls_setting "$svc" hostname)
+	echo "${v:-$svc}"
+}
+
 # tls_issue SERVICE: a new key and certificate for SERVICE in secrets/tls/SERVICE/, each written to a temporary
 # file in that directory and renamed over the old one (the key first: kvinit waits until the pair matches again).
+# The names are those kvinit and clients check: the service name (cluster-init's REDIS_NODES), the hostname and
+# the announced hostname, a static IP, localhost and 127.0.0.1 (kvinit's own connections to its node).
 tls_issue() {
-	local svc=$1 dir=$tls_dir/$1 host ip sans key crt serial tls_owner=999:999
+	local svc=$1 dir=$tls_dir/$1 host ip announced sans key crt serial tls_owner=999:999
 	[[ $svc != redis-exporter ]] || tls_owner=65534:65534
 	host=$(tls_setting "$svc" hostname) ip=$(tls_setting "$svc" ipv4_address)
+	announced=$(tls_announced_hostname "$svc")
 	sans="DNS:$svc,DNS:localhost,IP:127.0.0.1"
 	[[ -z $host || $host == "$svc" ]] || sans+=",DNS:$host"
+	[[ -z $announced || $announced == "$svc" || $announced == "$host" ]] || sans+=",DNS:$announced"
 	[[ -z $ip ]] || sans+=",IP:$ip"
 	[[ $layout != announce ]] || sans+=",IP:${ANNOUNCE_IP:-172.30.0.1}" # what the announce layout's nodes announce
 	mkdir -p "$dir"
@@ -125,6 +142,10 @@ tls_up() {
 				continue
 			fi
 			echo "      REDIS_TLS_ENABLED: \"yes\""
+			# the name its peers' kvinit checks its certificate against, where the layout announces none
+			if [[ -z $(tls_setting "$svc" REDIS_CLUSTER_ANNOUNCE_HOSTNAME) && -n $(tls_announced_hostname "$svc") ]]; then
+				echo "      REDIS_CLUSTER_ANNOUNCE_HOSTNAME: $(tls_announced_hostname "$svc")"
+			fi
 			echo "      REDIS_TLS_CERT_FILE: /run/secrets/tls/tls.crt"
 			echo "      REDIS_TLS_KEY_FILE: /run/secrets/tls/tls.key"
 			echo "      REDIS_TLS_CA_FILE: /run/secrets/tls/ca.crt"

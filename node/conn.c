@@ -158,6 +158,11 @@ static void open_socket(struct node_conn *c, const char *host, unsigned port, st
 
 struct node_conn *node_conn_connect(const char *host, unsigned port, struct timeval timeout)
 {
+	return node_conn_connect_as(host, port, host, timeout);
+}
+
+struct node_conn *node_conn_connect_as(const char *host, unsigned port, const char *verify_name, struct timeval timeout)
+{
 	struct node_conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
@@ -171,7 +176,7 @@ struct node_conn *node_conn_connect(const char *host, unsigned port, struct time
 	}
 	open_socket(c, host, port, timeout);
 	if (!c->err && node_conn_tls_on())
-		node_conn_tls_start(c, host, timeout);
+		node_conn_tls_start(c, verify_name, timeout);
 	return c;
 }
 

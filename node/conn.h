@@ -43,6 +43,13 @@ struct node_conn {
  * afterwards). Returns NULL only when out of memory; otherwise check c->err.
  */
 struct node_conn *node_conn_connect(const char *host, unsigned port, struct timeval timeout);
+/*
+ * node_conn_connect to host (an address, or a name) whose TLS certificate is checked against verify_name instead:
+ * a name needs a DNS SAN for it and is sent as SNI, an IP address an IP SAN, as when connecting to it. For peers
+ * reached at an address that certificates made before the containers started cannot name (cluster_tls_name).
+ */
+struct node_conn *node_conn_connect_as(const char *host, unsigned port, const char *verify_name,
+				       struct timeval timeout);
 int node_conn_set_timeout(struct node_conn *c, struct timeval timeout);
 void node_conn_free(struct node_conn *c);
 
@@ -75,8 +82,11 @@ bool node_conn_tls_on(void);
 void node_conn_tls_reset(void);
 /* The serial of the certificate the server presented on c, in hex as `openssl x509 -serial` prints it. 0 or -errno. */
 int node_conn_tls_peer_serial(struct node_conn *c, char *buf, size_t size);
-/* For node_conn_connect: the handshake on c's connected socket within timeout (c->err says why it failed). */
-void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval timeout);
+/*
+ * For node_conn_connect: the handshake on c's connected socket within timeout, the server's certificate checked
+ * against verify_name (c->err says why it failed).
+ */
+void node_conn_tls_start(struct node_conn *c, const char *verify_name, struct timeval timeout);
 
 /* For transports: marks the connection failed (kind REDIS_ERR_*, errno saved for REDIS_ERR_IO). */
 void node_conn_fail(struct node_conn *c, int kind, const char *what);

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "init.h"
 #include "node.h"
@@ -180,6 +181,8 @@ int node_tls_client_setup(const struct node_options *o, const char *ca_file, str
 	if (!o->tls_enabled)
 		return 0;
 	node_tls_files_from(o, &f);
+	/* the names that peers' certificates are checked against, where kvinit reaches them at an address */
+	cluster_tls_names_use(o->nodes, node_client_port(o));
 	cfg = (struct node_conn_tls){.ca_file = ca_file ? ca_file : f.ca_file,
 				     .ca_dir = f.ca_dir,
 				     .cert_file = f.cert,
@@ -313,7 +316,11 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* What kvinit checks the server's certificate against: the address connected to (an IP SAN), else the name. */
+/*
+ * What kvinit checks the server's certificate against: the name it knows the server by (a DNS SAN, also sent as
+ * SNI), or an address (an IP SAN). Not always what it connected to: cluster-init reaches REDIS_NODES names at the
+ * addresses they resolved to, and verifies the names (node_conn_connect_as).
+ */
 static int expect_peer(SSL *ssl, const char *host)
 {
 	X509_VERIFY_PARAM *param = sym_SSL_get0_param(ssl);
@@ -350,16 +357,16 @@ int node_conn_tls_peer_serial(struct node_conn *c, char *buf, size_t size)
 	return 0;
 }
 
-/* The failed handshake in c, in words that name the cause. */
-static void handshake_failed(struct node_conn *c, SSL *ssl, int n, int saved)
+/* The failed handshake in c, in words that name the cause (and the name the certificate was checked against). */
+static void handshake_failed(struct node_conn *c, SSL *ssl, int n, int saved, const char *verify_name)
 {
 	long verify = sym_SSL_get_verify_result(ssl);
 	int kind = sym_SSL_get_error(ssl, n);
 
 	if (verify != X509_V_OK) {
 		sym_ERR_clear_error();
-		tls_fail(c, EKEYREJECTED, "TLS: the server's certificate is refused: %s",
-			 sym_X509_verify_cert_error_string(verify));
+		tls_fail(c, EKEYREJECTED, "TLS: the server's certificate is refused: %s (checked against '%s')",
+			 sym_X509_verify_cert_error_string(verify), verify_name);
 	} else if (kind == SSL_ERROR_SYSCALL || kind == SSL_ERROR_ZERO_RETURN) {
 		sym_ERR_clear_error();
 		tls_fail(c, saved ? saved : ECONNRESET, "TLS handshake: %s",
@@ -370,7 +377,7 @@ static void handshake_failed(struct node_conn *c, SSL *ssl, int n, int saved)
 }
 
 /* The handshake on c's connected socket, non-blocking, within timeout; on failure c->err says why. */
-void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval timeout)
+void node_conn_tls_start(struct node_conn *c, const char *verify_name, struct timeval timeout)
 {
 	long long deadline = now_ms() + (long long)timeout.tv_sec * 1000 + timeout.tv_usec / 1000;
 	SSL *ssl;
@@ -389,8 +396,8 @@ void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval t
 	sym_SSL_set_bio(ssl, bio, bio);
 	c->transport = &tls;
 	c->transport_data = ssl;
-	if (expect_peer(ssl, host) < 0) {
-		tls_fail(c, EINVAL, "TLS: '%s' cannot be checked against a certificate", host);
+	if (expect_peer(ssl, verify_name) < 0) {
+		tls_fail(c, EINVAL, "TLS: '%s' cannot be checked against a certificate", verify_name);
 		return;
 	}
 	flags = fcntl(c->fd, F_GETFL);
@@ -410,7 +417,7 @@ void node_conn_tls_start(struct node_conn *c, const char *host, struct timeval t
 			break;
 		kind = sym_SSL_get_error(ssl, n);
 		if (kind != SSL_ERROR_WANT_READ && kind != SSL_ERROR_WANT_WRITE) {
-			handshake_failed(c, ssl, n, errno);
+			handshake_failed(c, ssl, n, errno, verify_name);
 			return;
 		}
 		p.events = kind == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;

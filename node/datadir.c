@@ -240,8 +240,10 @@ int node_data_check_peers(const struct node_options *o, const struct secrets_val
 	/* the peers as the server knows them now; some may still be starting */
 	while (!s.asked && init_now_usec() < deadline) {
 		rep = node_command(self.ctx, "CLUSTER NODES");
-		if (rep && rep->type == REDIS_REPLY_STRING)
+		if (rep && rep->type == REDIS_REPLY_STRING) {
+			cluster_tls_learn_nodes(rep->str);
 			(void)cluster_each_line(rep->str, scan_keys, &s, &err);
+		}
 		freeReplyObject(rep);
 		if (!s.asked)
 			init_sleep_ms(500);

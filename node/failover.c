@@ -74,6 +74,7 @@ static void list_replicas(struct node_conn *self, struct replicas_scan *ret)
 
 	*ret = (struct replicas_scan){.n = 0};
 	if (rep && rep->type == REDIS_REPLY_STRING) {
+		cluster_tls_learn_nodes(rep->str);
 		/* two passes: a replica's line may come before the myself line */
 		(void)cluster_each_line(rep->str, scan_replicas, ret, &err);
 		ret->n = 0;
@@ -255,6 +256,7 @@ static int hand_over(struct node_conn *self, const struct node_options *o, const
 	 * the replicas are still coming back.
 	 */
 	retry_until = init_now_usec() + USEC_PER_SEC;
+	cluster_tls_learn_peers(self);
 	r = ask_takeover(&replica, pw, m->replicas_return || until < retry_until ? until : retry_until, &why);
 	if (r < 0) {
 		log_warn("failover: %s, %s", why.msg, m->no_handover);

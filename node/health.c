@@ -45,6 +45,8 @@ static int check_view(struct node_conn *ctx, const struct node_options *o, const
 	}
 	reply = command(ctx, "CLUSTER NODES");
 	r = reply && reply->type == REDIS_REPLY_STRING ? cluster_view_self(reply->str, v, &err) : -EIO;
+	if (r == 0)
+		cluster_tls_learn_nodes(reply->str);
 	if (r < 0)
 		(void)snprintf(why, size, "CLUSTER NODES of %s:%lld: %.300s", host, (long long)node_client_port(o),
 			       r == -EIO ? (reply && reply->str ? reply->str : ctx->errstr) : err.msg);

@@ -237,6 +237,8 @@ void node_tls_files_from(const struct node_options *o, struct node_tls_files *re
  */
 int node_tls_check(const struct node_tls_files *f, const char *const *names, size_t n_names, time_t now,
 		   struct node_tls_info *ret, struct init_error *err);
+/* Whether the certificate at path has a SAN for name (an IP SAN for an address): 1 yes, 0 no, -errno unreadable. */
+int node_tls_covers(const char *cert_path, const char *name);
 /* "2026-11-26 02:51:26 UTC" */
 void node_tls_format_time(time_t t, char *buf, size_t size);
 /*

@@ -49,6 +49,7 @@ static int read_self(struct node_conn *self, struct cluster_self_view *ret_view,
 		return r;
 	}
 	r = cluster_view_self(rep->str, ret_view, err);
+	cluster_tls_learn_nodes(rep->str);
 	ret_peers->n = 0;
 	if (r == 0)
 		r = cluster_each_line(rep->str, scan_peers, ret_peers, err);

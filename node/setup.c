@@ -182,20 +182,25 @@ static int pick_announce_ip(struct node_setup *s, struct init_error *err)
 
 /*
  * REDIS_TLS_ENABLED: the certificate set as the server, its peers and its clients will use it. The names it must
- * cover are what clients are sent: the announced hostname, the announced address where redirects name addresses,
- * and a replica's announced address or name.
+ * cover are what the operator set for clients to be sent: the announced hostname, the announced address
+ * (REDIS_CLUSTER_ANNOUNCE_IP) where redirects name addresses, and a replica's announced address or name.
+ * An address kvinit detected itself (POD_IP, the container's own) is not required: it was not known when the
+ * certificate was made, and kvinit's own connections check peers by their names (cluster_tls_name), so a
+ * certificate naming the node by its DNS names works; only a client that follows redirects to addresses and checks
+ * them needs an IP SAN for it, which one warning says.
  */
 int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
 			 struct init_error *err)
 {
 	const struct node_options *o = &s->c->opt;
+	bool ip_redirects = strcmp(node_endpoint_names[o->preferred_endpoint], "ip") == 0;
 	struct node_tls_files files;
 	const char *names[3];
 	size_t n = 0;
 
 	if (o->cluster_enabled && *o->announce_hostname)
 		names[n++] = o->announce_hostname;
-	if (o->cluster_enabled && s->has_announce_ip && strcmp(node_endpoint_names[o->preferred_endpoint], "ip") == 0)
+	if (o->cluster_enabled && *o->announce_ip && ip_redirects)
 		names[n++] = s->announce_ip;
 	if (node_replication(o) != NODE_REPL_NONE && *o->replica_ip)
 		names[n++] = o->replica_ip;
@@ -207,6 +212,7 @@ int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct
 
 static int check_tls(struct node_setup *s, struct init_error *err)
 {
+	const struct node_options *o = &s->c->opt;
 	int r;
 
 	if (!s->c->opt.tls_enabled)
@@ -215,6 +221,14 @@ static int check_tls(struct node_setup *s, struct init_error *err)
 	if (r < 0)
 		return r;
 	(void)node_tls_warn_expiry(s->c->opt.tls_cert_file, &s->tls, time(NULL));
+	if (o->cluster_enabled && !*o->announce_ip && s->has_announce_ip &&
+	    strcmp(node_endpoint_names[o->preferred_endpoint], "ip") == 0 &&
+	    node_tls_covers(o->tls_cert_file, s->announce_ip) == 0)
+		log_warn("REDIS_TLS_CERT_FILE='%s' has no IP SAN for '%s', the address this node detected and "
+			 "announces: "
+			 "clients that follow redirects to addresses and check them refuse it (kvinit checks its peers "
+			 "by name)",
+			 o->tls_cert_file, s->announce_ip);
 	return 0;
 }
 

@@ -399,19 +399,39 @@ static void list_sans(X509 *cert, char *buf, size_t size)
 	}
 }
 
+/* Whether cert's subject alternative names cover name: an IP SAN for an address, a DNS SAN for a name. */
+static bool covers(X509 *cert, const char *name)
+{
+	const unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+	int r = init_valid_ip(name) ? sym_X509_check_ip_asc(cert, name, 0)
+				    : sym_X509_check_host(cert, name, strlen(name), flags, NULL);
+
+	sym_ERR_clear_error();
+	return r == 1;
+}
+
+int node_tls_covers(const char *cert_path, const char *name)
+{
+	_cleanup_(x509_freep) X509 *cert = NULL;
+	_cleanup_(chain_freep) STACK_OF(X509) *chain = NULL;
+	struct init_error err;
+	int r;
+
+	r = node_openssl_load(&err);
+	if (r == 0)
+		r = read_cert(cert_path, &cert, &chain, &err);
+	return r < 0 ? r : covers(cert, name);
+}
+
 static int check_names(const struct node_tls_files *f, X509 *cert, const char *const *names, size_t n_names,
 		       struct init_error *err)
 {
-	const unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
 	char sans[256];
 
 	for (size_t i = 0; i < n_names; i++) {
 		bool ip = init_valid_ip(names[i]);
-		int r = ip ? sym_X509_check_ip_asc(cert, names[i], 0)
-			   : sym_X509_check_host(cert, names[i], strlen(names[i]), flags, NULL);
 
-		sym_ERR_clear_error();
-		if (r == 1)
+		if (covers(cert, names[i]))
 			continue;
 		list_sans(cert, sans, sizeof(sans));
 		return init_error_set(err, -EINVAL,

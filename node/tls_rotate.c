@@ -28,9 +28,12 @@
 /* The serial the server at host:port presents now, into buf; -errno with why. */
 static int served_serial(const char *host, unsigned port, char *buf, size_t size, char *why, size_t why_size)
 {
-	struct node_conn *c = node_conn_connect(host, port, (struct timeval){.tv_sec = 1});
+	char name[CLUSTER_HOST_MAX];
+	struct node_conn *c;
 	int r;
 
+	cluster_tls_name(host, port, name, sizeof(name));
+	c = node_conn_connect_as(host, port, name, (struct timeval){.tv_sec = 1});
 	if (!c)
 		return -ENOMEM;
 	if (c->err) {

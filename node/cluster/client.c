@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cluster.h"
 
@@ -43,6 +44,191 @@ int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_err
 	return 0;
 }
 
+/* ---- the names certificates are checked against ---- */
+
+/*
+ * kvinit reaches its peers at addresses: what a name of REDIS_NODES resolved to, what CLUSTER NODES lists. The
+ * certificates cannot name those addresses when they were made before the containers started (compose layouts
+ * without static IPs, Kubernetes pods, cert-manager): they name the nodes. So with TLS a connection to a peer's
+ * address checks its certificate against, in this order, the hostname the node announces (the hostname field of
+ * CLUSTER NODES, Redis 7+ and Valkey), else the name of REDIS_NODES that resolved to that address, else the address
+ * itself. One table for the process, as there is one TLS context: what cluster-init resolved and every CLUSTER NODES
+ * it read, and REDIS_NODES resolved again when an address is not in it (a pod that came back elsewhere).
+ */
+struct tls_name {
+	char ip[INET6_ADDRSTRLEN]; /* as inet_ntop writes it, so that one address has one spelling */
+	unsigned port;
+	char name[CLUSTER_HOST_MAX];
+	bool announced; /* the node's own word, which a REDIS_NODES name does not replace */
+};
+
+static struct {
+	struct tls_name *v;
+	size_t n;
+	struct cluster_addr *nodes; /* REDIS_NODES of this process's options */
+	size_t n_nodes;
+	uint64_t resolved_usec; /* when they were last resolved for a lookup */
+} tls_names;
+
+/* ip in inet_ntop's spelling into buf (INET6_ADDRSTRLEN); false for text that is no address. */
+static bool canonical_ip(const char *ip, char *buf)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	int af = strchr(ip, ':') ? AF_INET6 : AF_INET;
+
+	return inet_pton(af, ip, a) == 1 && inet_ntop(af, a, buf, INET6_ADDRSTRLEN);
+}
+
+static void tls_learn(const char *ip, unsigned port, const char *name, bool announced)
+{
+	struct tls_name *e = NULL, *grown;
+	char canon[INET6_ADDRSTRLEN];
+
+	if (!*name || strlen(name) >= CLUSTER_HOST_MAX || !canonical_ip(ip, canon))
+		return;
+	for (size_t i = 0; i < tls_names.n && !e; i++)
+		if (tls_names.v[i].port == port && strcmp(tls_names.v[i].ip, canon) == 0)
+			e = &tls_names.v[i];
+	if (e && e->announced && !announced)
+		return;
+	if (!e) {
+		/* out of memory: that address is checked as an address, which is no worse than before */
+		grown = realloc(tls_names.v, (tls_names.n + 1) * sizeof(*grown));
+		if (!grown)
+			return;
+		tls_names.v = grown;
+		e = &tls_names.v[tls_names.n++];
+		(void)snprintf(e->ip, sizeof(e->ip), "%s", canon);
+		e->port = port;
+	}
+	(void)snprintf(e->name, sizeof(e->name), "%s", name);
+	e->announced = announced;
+}
+
+/* The name known for ip:port (else for ip at any port, when every entry of it says the same), or NULL. */
+static const char *tls_lookup(const char *ip, unsigned port)
+{
+	const char *any = NULL;
+	bool one = true;
+
+	for (size_t i = 0; i < tls_names.n; i++) {
+		const struct tls_name *e = &tls_names.v[i];
+
+		if (strcmp(e->ip, ip) != 0)
+			continue;
+		if (e->port == port)
+			return e->name;
+		one = one && (!any || strcmp(any, e->name) == 0);
+		any = e->name;
+	}
+	return one ? any : NULL;
+}
+
+void cluster_tls_names_use(const char *redis_nodes, unsigned default_port)
+{
+	struct init_error err;
+	struct cluster_addr *nodes = NULL;
+	size_t n = 0;
+
+	/* a list that does not parse is the role's to report; its names are then not known here */
+	if (redis_nodes && *redis_nodes &&
+	    cluster_parse_nodes(redis_nodes, "REDIS_NODES", default_port, &nodes, &n, &err) < 0)
+		n = 0;
+	free(tls_names.nodes);
+	tls_names.nodes = nodes;
+	tls_names.n_nodes = n;
+	tls_names.resolved_usec = 0;
+}
+
+static int learn_line(const struct cluster_line *l, void *userdata)
+{
+	char ip[CLUSTER_HOST_MAX];
+	const char *hostname = strchr(l->addr, ',');
+	unsigned port;
+
+	(void)userdata;
+	if (hostname && cluster_addr_split(l->addr, ip, sizeof(ip), &port) && *ip) {
+		char name[CLUSTER_HOST_MAX];
+
+		/* "ip:port@cport,hostname", and after it more fields on some servers */
+		(void)snprintf(name, sizeof(name), "%.*s", (int)strcspn(hostname + 1, ","), hostname + 1);
+		tls_learn(ip, port, name, true);
+	}
+	return 0;
+}
+
+void cluster_tls_learn_nodes(const char *nodes_text)
+{
+	struct init_error err;
+
+	if (node_conn_tls_on() && nodes_text)
+		(void)cluster_each_line(nodes_text, learn_line, NULL, &err);
+}
+
+/* A name that is loopback by definition (RFC 6761): resolved by the host itself, never by DNS. */
+static bool loopback_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return strcasecmp(name, "localhost") == 0 || (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0);
+}
+
+static bool loopback_ip(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
+/*
+ * Learns the names of REDIS_NODES for an address not known yet. A loopback address (the node itself, or test
+ * clusters on one host) is matched with the loopback names of the list without a lookup, so that a health probe
+ * never waits on DNS for its own node; others resolve every name, at most once a second (an address that is no
+ * name's, an announced one, would ask every time).
+ */
+static void learn_redis_nodes(const char *ip)
+{
+	uint64_t now = init_now_usec();
+	char resolved[INET6_ADDRSTRLEN];
+	struct init_error err;
+
+	for (size_t i = 0; i < tls_names.n_nodes && loopback_ip(ip); i++)
+		if (loopback_name(tls_names.nodes[i].host))
+			tls_learn(ip, tls_names.nodes[i].port, tls_names.nodes[i].host, false);
+	if (loopback_ip(ip) || now - tls_names.resolved_usec < USEC_PER_SEC)
+		return;
+	tls_names.resolved_usec = now;
+	for (size_t i = 0; i < tls_names.n_nodes; i++)
+		if (!init_valid_ip(tls_names.nodes[i].host) &&
+		    cluster_resolve(tls_names.nodes[i].host, resolved, sizeof(resolved), &err) == 0)
+			tls_learn(resolved, tls_names.nodes[i].port, tls_names.nodes[i].host, false);
+}
+
+void cluster_tls_learn_peers(struct node_conn *self)
+{
+	redisReply *rep;
+
+	if (!node_conn_tls_on())
+		return;
+	rep = node_command(self, "CLUSTER NODES");
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		cluster_tls_learn_nodes(rep->str);
+	freeReplyObject(rep);
+}
+
+void cluster_tls_name(const char *host, unsigned port, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *name = NULL;
+
+	if (node_conn_tls_on() && canonical_ip(host, ip)) {
+		name = tls_lookup(ip, port);
+		if (!name && tls_names.n_nodes) {
+			learn_redis_nodes(ip);
+			name = tls_lookup(ip, port);
+		}
+	}
+	(void)snprintf(buf, size, "%s", name ? name : host);
+}
+
 /* A failed connection as -errno (a receive timeout is EAGAIN). */
 static int context_errno(const struct node_conn *ctx)
 {
@@ -71,15 +257,16 @@ static bool password_refused(const char *reply)
 	       strncmp(reply, "ERR invalid password", 20) == 0 || strncmp(reply, "ERR AUTH", 8) == 0;
 }
 
-int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
-		    struct node_conn **ret_ctx, struct init_error *err)
+/* cluster_connect, the certificate checked against verify_name. */
+static int connect_as(const char *host, const char *verify_name, unsigned port, const struct secrets_value *pw,
+		      unsigned timeout_ms, struct node_conn **ret_ctx, struct init_error *err)
 {
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
 	struct node_conn *ctx;
 	redisReply *rep;
 	int r;
 
-	ctx = node_conn_connect(host, (int)port, tv);
+	ctx = node_conn_connect_as(host, port, verify_name, tv);
 	if (!ctx || ctx->err) {
 		r = init_error_set(err, context_errno(ctx), "cannot connect to %s:%u: %s", host, port,
 				   ctx ? ctx->errstr : "out of memory");
@@ -106,6 +293,15 @@ int cluster_connect(const char *host, unsigned port, const struct secrets_value 
 	}
 	*ret_ctx = ctx;
 	return 0;
+}
+
+int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
+		    struct node_conn **ret_ctx, struct init_error *err)
+{
+	char name[CLUSTER_HOST_MAX];
+
+	cluster_tls_name(host, port, name, sizeof(name));
+	return connect_as(host, name, port, pw, timeout_ms, ret_ctx, err);
 }
 
 struct node_conn *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
@@ -158,8 +354,11 @@ static bool try_connect(struct cluster_peer *p, const struct secrets_value *pw, 
 	int r;
 
 	r = cluster_resolve(p->addr.host, p->ip, sizeof(p->ip), &e);
-	if (r == 0)
-		r = cluster_connect(p->ip, p->addr.port, pw, timeout_ms, &p->ctx, &e);
+	if (r == 0) {
+		/* its name is what it is known by: later connections to the address it resolved to check that name */
+		tls_learn(p->ip, p->addr.port, p->addr.host, false);
+		r = connect_as(p->ip, p->addr.host, p->addr.port, pw, timeout_ms, &p->ctx, &e);
+	}
 	if (r < 0) {
 		(void)snprintf(p->why, sizeof(p->why), "%.*s", (int)sizeof(p->why) - 1, e.msg);
 		return false;
@@ -340,6 +539,7 @@ static int inspect_one(struct cluster_peer *p, redisReply **rep, size_t n, size_
 	r = cluster_peer_each_line(p, scan_myself, p, err);
 	if (r < 0)
 		return r;
+	cluster_tls_learn_nodes(p->nodes_text);
 
 	/* The address the others must use: the announced one where set, else the one we reached. */
 	s = config_value(rep[C_AIP * n + i]);

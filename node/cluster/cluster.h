@@ -167,13 +167,28 @@ int cluster_view_check_peer(const char *peer_nodes_text, const struct cluster_li
 /* Resolves host to one address in text form ("DNS: <reason>" in err when it cannot). */
 int cluster_resolve(const char *host, char *ret_ip, size_t size, struct init_error *err);
 /*
- * Connects to host:port (an address) and authenticates with pw (none when pw->data is NULL), with timeout_ms for the
+ * Connects to host:port (an address; with TLS its certificate checked against cluster_tls_name) and authenticates
+ * with pw (none when pw->data is NULL), with timeout_ms for the
  * connect and for each command. -EACCES when the server refused the password (WRONGPASS, NOAUTH, any error reply
  * to AUTH); another -errno when there is no usable connection (-ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, -EIO...).
  * err says which in one line naming host:port.
  */
 int cluster_connect(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
 		    struct node_conn **ret_ctx, struct init_error *err);
+/*
+ * With TLS: the name a peer's certificate is checked against when kvinit connects to it at host:port (an address,
+ * or a name: itself), into buf: the hostname it announces in a CLUSTER NODES this process read, else the name of
+ * REDIS_NODES that resolved to that address (as cluster-init resolved it, or resolved again, at most once a second,
+ * for an address not known yet), else host. cluster_connect checks it; other callers use it for the connections
+ * they make themselves. Without TLS, host.
+ */
+void cluster_tls_name(const char *host, unsigned port, char *buf, size_t size);
+/* The REDIS_NODES of this process, for cluster_tls_name (node_tls_client_setup sets it from the options). */
+void cluster_tls_names_use(const char *redis_nodes, unsigned default_port);
+/* The hostnames the nodes of a CLUSTER NODES text announce, for cluster_tls_name (the text may be NULL). */
+void cluster_tls_learn_nodes(const char *nodes_text);
+/* The same from the CLUSTER NODES of the node on self, with TLS only (a command less without). */
+void cluster_tls_learn_peers(struct node_conn *self);
 /* cluster_connect for callers that only keep the reason: the context, or NULL with cluster_connect's line in why. */
 struct node_conn *cluster_open(const char *host, unsigned port, const struct secrets_value *pw, unsigned timeout_ms,
 			       char *why, size_t size);

@@ -5,6 +5,8 @@ the files are read where they are mounted, here in the layout of a Kubernetes Se
 behind the ..data symlink)."""
 
 import os
+import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import redis
 
 from conftest import LONG, SHORT, KVINIT_BIN, SERVER, wait_until
-from nodes import PASSWORD, REDIS_UID, client, free_port, node_env
+from nodes import PASSWORD, REDIS_UID, client, free_port, node_env, secret_file
 
 
 def openssl(*args, cwd):
@@ -175,3 +177,73 @@ def test_files_the_server_cannot_read_are_said(launch, workdir, pki):
     want = f"REDIS_TLS_KEY_FILE='{files['tls.key']}' is not readable by the server's user (uid '{REDIS_UID}'"
     wait_until(lambda: want in node.stderr, SHORT, "the warning about the key file", launched=node)
     assert "mode '0400'" in node.stderr
+
+
+def tls_named_client(port, files):
+    """redis-py over TLS to a node whose certificate names it only: connected to 'localhost', checked as it."""
+    return redis.Redis(host="localhost", port=port, password=PASSWORD, socket_timeout=2, socket_connect_timeout=2,
+                       ssl=True, ssl_ca_certs=str(files["ca.crt"]), ssl_certfile=str(files["tls.crt"]),
+                       ssl_keyfile=str(files["tls.key"]), ssl_check_hostname=True)
+
+
+def run_kvinit(role, env, *args):
+    env = {k: v for k, v in env.items() if v is not None}  # node_env's None: not set
+    return subprocess.run([str(KVINIT_BIN), role, *args], env=env, capture_output=True, text=True, timeout=LONG + 30)
+
+
+@pytest.mark.matrix
+def test_a_cluster_whose_certificates_name_the_nodes_only(launch, workdir, pki):
+    """Certificates made before the nodes had an address (compose without static IPs, Kubernetes pods,
+    cert-manager) name them only: here DNS:localhost and no IP SAN at all. The nodes announce the address they are
+    given at start (POD_IP, as in Kubernetes), which the certificate cannot name: they start (one warning for
+    clients that follow redirects to addresses). REDIS_NODES names them 'localhost'; cluster-init reaches each at the
+    address the name resolves to and checks the certificate against the name, health --ready checks the peers that
+    CLUSTER NODES lists by address against their REDIS_NODES name, and a master stopped hands its slots to its
+    replica (the replica's address from INFO replication, checked the same way)."""
+    ports = [free_port() for _ in range(6)]
+    listed = ",".join(f"localhost:{p}" for p in ports)
+    nodes = []
+    for i, port in enumerate(ports):
+        crt, key = pki.issue(f"named-{i}", sans="DNS:localhost")
+        files = secret_volume(Path(workdir) / f"secret-named-{i}", {"tls.crt": crt, "tls.key": key, "ca.crt": pki.ca})
+        env = node_env(workdir, port, **tls_env(files, port, REDIS_NODES=listed, POD_IP="127.0.0.1",
+                                                REDIS_CLUSTER_ANNOUNCE_IP=None))
+        nodes.append((port, files, env, launch([KVINIT_BIN, "node"], env=env)))
+
+    def answers_tls(port, files):
+        try:
+            return tls_named_client(port, files).ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError):
+            return False
+
+    for port, files, _, launched in nodes:
+        wait_until(lambda: answers_tls(port, files), LONG, f"TLS PING on {port}", launched=launched)
+        assert "has no IP SAN for '127.0.0.1'" in launched.stderr, launched.stderr
+
+    env = {**nodes[0][2], "REDIS_PASSWORD_FILE": str(secret_file(workdir, name="init_password")),
+           "KVINIT_INIT_TIMEOUT": "60s"}
+    r = run_kvinit("cluster-init", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "IP address mismatch" not in r.stderr, r.stderr
+
+    def all_ready():
+        return all(run_kvinit("health", e, "--ready").returncode == 0 for _, _, e, _ in nodes)
+
+    wait_until(all_ready, LONG, "health --ready on every node")
+    r = run_kvinit("health", nodes[0][2], "--ready")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def replicas_linked():
+        infos = [tls_named_client(p, f).info("replication") for p, f, _, _ in nodes]
+        return sum(i["role"] == "slave" and i["master_link_status"] == "up" for i in infos) == 3
+
+    wait_until(replicas_linked, LONG, "3 replicas with their master link up")
+    port, files, _, master = next(n for n in nodes if tls_named_client(n[0], n[1]).info("replication")["role"] ==
+                                  "master")
+    replica_ports = {p for p, f, _, _ in nodes if p != port and
+                     tls_named_client(p, f).info("replication").get("master_port") == port}
+    master.send(signal.SIGTERM)
+    assert master.wait(SHORT) == 0, master.describe()
+    assert re.search(r"took over in \d+ ms", master.stderr), master.stderr
+    assert any(tls_named_client(p, f).info("replication")["role"] == "master"
+               for p, f, _, _ in nodes if p in replica_ports)

@@ -80,6 +80,8 @@ static int setup_certs(void **state)
 	make_cert("elsewhere", "ca", "IP:10.1.2.3,DNS:node.example");
 	make_cert("stranger", "other-ca", "IP:127.0.0.1,DNS:localhost");
 	make_cert("client", "ca", "DNS:kvinit");
+	/* made before its container started: its name only, no address */
+	make_cert("named", "ca", "DNS:redis-node-0");
 	sh("cd %s && openssl pkey -in client.key -aes256 -passout pass:hunter2 -out client-enc.key", dir);
 	return 0;
 }
@@ -186,13 +188,17 @@ static void client(const char *ca, const char *cert, const char *key, const char
 	assert_true(node_conn_tls_on());
 }
 
-/* Connects to a fake server and sends PING: its answer in buf, or "" with the connection's error in why. */
-static int ping(const char *host, const char *name, bool want_client_cert, enum behaviour how, char *buf, size_t size,
-		char *why, size_t why_size)
+/*
+ * Connects to host, a fake server with the certificate name, checking it against verify (NULL: against host), and
+ * sends PING: its answer in buf, or "" with the connection's error in why.
+ */
+static int ping_as(const char *host, const char *verify, const char *name, bool want_client_cert, enum behaviour how,
+		   char *buf, size_t size, char *why, size_t why_size)
 {
 	unsigned port;
 	pid_t pid = fake_server(name, want_client_cert, how, &port);
-	struct node_conn *c = node_conn_connect(host, port, one_second);
+	struct node_conn *c = verify ? node_conn_connect_as(host, port, verify, one_second)
+				     : node_conn_connect(host, port, one_second);
 	redisReply *rep = NULL;
 	int r;
 
@@ -208,6 +214,12 @@ static int ping(const char *host, const char *name, bool want_client_cert, enum 
 	node_conn_free(c);
 	stop(pid);
 	return r;
+}
+
+static int ping(const char *host, const char *name, bool want_client_cert, enum behaviour how, char *buf, size_t size,
+		char *why, size_t why_size)
+{
+	return ping_as(host, NULL, name, want_client_cert, how, buf, size, why, why_size);
 }
 
 static void test_verified_by_address(void **state)
@@ -244,6 +256,30 @@ static void test_address_not_in_certificate(void **state)
 	assert_int_equal(ping("localhost", "elsewhere", false, ANSWER, buf, sizeof(buf), why, sizeof(why)),
 			 -EKEYREJECTED);
 	assert_non_null(strstr(why, "hostname mismatch"));
+}
+
+/*
+ * A certificate that names the node only (made before its container had an address): reached at its address and
+ * checked against its name, it passes, with the name as SNI; against another name or the address, it does not.
+ */
+static void test_address_verified_as_name(void **state)
+{
+	char buf[64], why[128];
+
+	(void)state;
+	client("ca.crt", NULL, NULL, NULL);
+	assert_int_equal(
+		ping_as("127.0.0.1", "redis-node-0", "named", false, ANSWER, buf, sizeof(buf), why, sizeof(why)), 0);
+	assert_string_equal(buf, "redis-node-0");
+	assert_int_equal(ping_as("127.0.0.1", "other", "named", false, ANSWER, buf, sizeof(buf), why, sizeof(why)),
+			 -EKEYREJECTED);
+	assert_non_null(strstr(why, "hostname mismatch"));
+	assert_non_null(strstr(why, "'other'"));
+	assert_int_equal(ping("127.0.0.1", "named", false, ANSWER, buf, sizeof(buf), why, sizeof(why)), -EKEYREJECTED);
+	assert_non_null(strstr(why, "IP address mismatch"));
+	/* an address to check against is an address: the node's own is in no certificate of this one */
+	assert_int_equal(ping_as("127.0.0.1", "127.0.0.1", "named", false, ANSWER, buf, sizeof(buf), why, sizeof(why)),
+			 -EKEYREJECTED);
 }
 
 static void test_other_ca_refused(void **state)
@@ -388,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_verified_by_address),
 		cmocka_unit_test(test_verified_by_name_with_sni),
 		cmocka_unit_test(test_address_not_in_certificate),
+		cmocka_unit_test(test_address_verified_as_name),
 		cmocka_unit_test(test_other_ca_refused),
 		cmocka_unit_test(test_client_certificate),
 		cmocka_unit_test(test_bad_client_settings),
