@@ -13,7 +13,6 @@
 
 #define POLL_MS	      20
 #define MEET_AGAIN_MS 1000
-#define PHASE(x)      log_debug("phase %s at %.0f ms", x, (double)(init_now_usec() - t0) / 1000.0)
 
 static int check_deadline(const struct cluster_run *r, const char *what)
 {
@@ -236,8 +235,12 @@ static int wait_ok(struct cluster_run *r, const bool *which, const char *what, s
 		cluster_free_replies(rep, r->n);
 		if (res == 0 && ok)
 			res = read_nodes(r, rep);
+		/*
+		 * In a formation every node's map, the replicas' to be too: a node that took a master as failed while
+		 * the timeout was short keeps it failed for twice the timeout, 10 s once the configured one is back.
+		 */
 		if (res == 0 && ok)
-			res = cluster_slots_agree(r->peers, r->n, which, r->err);
+			res = cluster_slots_agree(r->peers, r->n, f ? NULL : which, r->err);
 		if (res < 0)
 			return res;
 		if (ok && res > 0)
@@ -255,6 +258,12 @@ static int wait_ok(struct cluster_run *r, const bool *which, const char *what, s
 			return res;
 		init_sleep_ms(POLL_MS);
 	}
+}
+
+/* For KVINIT_LOG_LEVEL=debug: how long the formation took to get where it is. */
+static void log_phase(const char *what, uint64_t t0)
+{
+	log_debug("formation: %s after %.0f ms", what, (double)(init_now_usec() - t0) / 1000.0);
 }
 
 /* Slots of [first, last] that no master serves yet, as ADDSLOTSRANGE commands appended to p's pipeline. */
@@ -482,18 +491,18 @@ static int form(struct cluster_run *r, const struct cluster_decision *d)
 	 * follows, waits for every node's cluster_state:ok and the same view everywhere.
 	 */
 	res = hand_out_slots(r, d, plan, masters, sent);
-	PHASE("slots handed out");
+	log_phase("slots handed out", t0);
 	if (res == 0)
 		res = meet_all(r);
-	PHASE("met");
+	log_phase("met", t0);
 	if (res == 0)
 		res = wait_ok(r, masters, "the masters to report cluster_state:ok", &f);
-	PHASE("masters ok");
+	log_phase("masters ok", t0);
 	if (!d->replicas_attached)
 		set_node_timeout(r, original);
 	if (res == 0)
 		res = attach_replicas(r, plan);
-	PHASE("replicas attached");
+	log_phase("replicas attached", t0);
 	return res;
 }
 
@@ -660,8 +669,6 @@ int cluster_wait_agreement(struct cluster_run *r)
 		if (ok >= 0)
 			agree = cluster_views_agree(r->peers, r->n, stale, ok ? why : views_why,
 						    ok ? sizeof(why) : sizeof(views_why), r->err);
-		log_debug("agree: ok %d agree %d at %.0f ms: %s / %s", ok, agree,
-			  (double)(init_now_usec() - t0) / 1000.0, why, ok ? "" : views_why);
 		if (ok < 0 || agree < 0)
 			return ok < 0 ? ok : agree;
 		now = init_now_usec();
