@@ -657,7 +657,7 @@ int cluster_wait_agreement(struct cluster_run *r)
 	_cleanup_free_ size_t *sent = calloc(r->n, sizeof(*sent));
 	uint64_t t0 = init_now_usec(), next_nudge = t0, next_progress = t0 + AGREE_PROGRESS_SEC * USEC_PER_SEC;
 	size_t nudged = 0;
-	char why[512], views_why[512];
+	char why[512], views_why[512] = "";
 
 	if (!rep || !stale || !sent)
 		return init_error_set(r->err, -ENOMEM, "out of memory");
