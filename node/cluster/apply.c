@@ -216,7 +216,7 @@ static void raise_timeouts(struct cluster_run *r, struct formation *f)
  */
 static int wait_ok(struct cluster_run *r, const bool *which, const char *what, struct formation *f)
 {
-	_cleanup_free_ redisReply **rep = calloc(r->n, sizeof(redisReply *));
+	_cleanup_free_ redisReply **rep = calloc(r->n ? r->n : 1, sizeof(redisReply *));
 	const char *argv[] = {"CLUSTER", "INFO"};
 	uint64_t next_meet = init_now_usec() + MEET_AGAIN_MS * USEC_PER_MSEC;
 
