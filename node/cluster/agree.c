@@ -205,3 +205,23 @@ int cluster_views_agree(const struct cluster_peer *peers, size_t n, bool *ret_st
 		why[0] = '\0';
 	return !s.differ;
 }
+
+/* Whether a knows b by b's id (a handshake line has a made-up id, so a node still being met is not known). */
+static bool knows(const struct cluster_peer *a, const struct cluster_peer *b)
+{
+	return b->id[0] && a->nodes_text && strstr(a->nodes_text, b->id);
+}
+
+bool cluster_meet_wanted(const struct cluster_peer *peers, size_t i, size_t j)
+{
+	if (i == j || knows(&peers[i], &peers[j]))
+		return false;
+	return i < j || knows(&peers[j], &peers[i]);
+}
+
+long long cluster_formation_timeout_next(long long current, long long configured, uint64_t waited_ms)
+{
+	if (current <= 0 || current >= configured || waited_ms < (uint64_t)current * CLUSTER_FORMATION_PATIENCE)
+		return current;
+	return current < configured / 2 ? current * 2 : configured;
+}

@@ -430,9 +430,11 @@ int cluster_send_all(struct cluster_peer *peers, size_t n, const bool *which, re
 	char name[CLUSTER_HOST_MAX + 16];
 	int r = 0;
 
+	/* each one sent at once: node_get_reply would send a node's command only when its reply is read */
 	for (size_t i = 0; i < n; i++)
-		if ((!which || which[i]) && peers[i].ctx)
-			(void)node_append_argv(peers[i].ctx, argc, argv, NULL);
+		if ((!which || which[i]) && peers[i].ctx &&
+		    node_append_argv(peers[i].ctx, argc, argv, NULL) == REDIS_OK)
+			(void)node_flush(peers[i].ctx);
 	for (size_t i = 0; i < n; i++) {
 		void *reply = NULL;
 

@@ -311,6 +311,20 @@ enum cluster_reply_kind cluster_reply_kind(const char *error);
  */
 int cluster_views_agree(const struct cluster_peer *peers, size_t n, bool *ret_stale, char *why, size_t size,
 			struct init_error *err);
+/*
+ * Whether peer i sends peer j a CLUSTER MEET: when i does not know j. When neither knows the other, only the one
+ * listed first does: j answers the MEET, then adds i and pings it itself, so one MEET teaches both, and each new pair
+ * makes one handshake instead of two (n * (n - 1) / 2 MEETs for n new nodes).
+ */
+bool cluster_meet_wanted(const struct cluster_peer *peers, size_t i, size_t j);
+/*
+ * The formation's cluster-node-timeout after the masters waited waited_ms for cluster_state:ok at `current`: doubled
+ * (at most to the configured one) once they waited CLUSTER_FORMATION_PATIENCE times it. On a busy machine a node that
+ * answers a ping later than the timeout is taken as failing, a master that sees a majority of them failing starts its
+ * rejoin delay (the timeout) again, and at 500 ms that can go on for a minute.
+ */
+#define CLUSTER_FORMATION_PATIENCE 4
+long long cluster_formation_timeout_next(long long current, long long configured, uint64_t waited_ms);
 
 /* ---- carrying a decision out (apply.c) ---- */
 struct cluster_run {

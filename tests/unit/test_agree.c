@@ -290,6 +290,63 @@ static void test_bad_text(void **state)
 	}
 }
 
+/* Node i knows only itself, a fresh master. */
+static void alone(size_t i)
+{
+	(void)snprintf(peers[i].nodes_text, 4096, "%s 127.0.0.1:%zu@%zu myself,master - 0 0 0 connected\n", peers[i].id,
+		       7000 + i, 17000 + i);
+}
+
+/*
+ * Who MEETs whom in a formation: a settled cluster needs no MEET; fresh nodes (each knowing only itself) make one
+ * MEET a pair, from the one listed first; a node that others know but that knows nobody (its nodes.conf lost) is
+ * met by nobody and MEETs each of them itself; a peer with no id yet is met.
+ */
+static void test_meet_wanted(void **state)
+{
+	size_t count = 0;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++)
+		for (size_t j = 0; j < N; j++)
+			assert_false(cluster_meet_wanted(peers, i, j));
+	for (size_t i = 0; i < N; i++)
+		alone(i);
+	for (size_t i = 0; i < N; i++)
+		for (size_t j = 0; j < N; j++) {
+			assert_int_equal(cluster_meet_wanted(peers, i, j), i < j);
+			count += cluster_meet_wanted(peers, i, j);
+		}
+	assert_int_equal(count, N * (N - 1) / 2);
+
+	teardown(state);
+	setup(state);
+	alone(4); /* node 4 knows nobody; the others know it */
+	for (size_t j = 0; j < N; j++) {
+		assert_int_equal(cluster_meet_wanted(peers, 4, j), j != 4);
+		assert_false(cluster_meet_wanted(peers, j, 4));
+	}
+	peers[2].id[0] = '\0';
+	assert_true(cluster_meet_wanted(peers, 3, 2));
+	assert_false(cluster_meet_wanted(peers, 2, 2));
+}
+
+/* The formation's timeout: kept for PATIENCE times itself, then doubled up to the configured one, never above it. */
+static void test_formation_timeout(void **state)
+{
+	(void)state;
+	assert_int_equal(cluster_formation_timeout_next(500, 5000, 0), 500);
+	assert_int_equal(cluster_formation_timeout_next(500, 5000, 500 * CLUSTER_FORMATION_PATIENCE - 1), 500);
+	assert_int_equal(cluster_formation_timeout_next(500, 5000, 500 * CLUSTER_FORMATION_PATIENCE), 1000);
+	assert_int_equal(cluster_formation_timeout_next(2000, 5000, 60000), 4000);
+	assert_int_equal(cluster_formation_timeout_next(4000, 5000, 60000), 5000);
+	assert_int_equal(cluster_formation_timeout_next(5000, 5000, 60000), 5000);
+	assert_int_equal(cluster_formation_timeout_next(500, 700, 60000), 700);
+	/* a configured timeout at or below the formation's is never raised */
+	assert_int_equal(cluster_formation_timeout_next(300, 300, 60000), 300);
+	assert_int_equal(cluster_formation_timeout_next(500, 500, 60000), 500);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +358,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meet_wanted, setup, teardown),
+		cmocka_unit_test(test_formation_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
