@@ -32,10 +32,11 @@
 #define WINDOW		    128	 /* slots one source has open at once */
 #define KEYS_BATCH	    1000 /* keys per GETKEYSINSLOT, and so per MIGRATE */
 /*
- * MIGRATEs one pipeline carries to a source. A source runs a pipeline's MIGRATEs back to back, each a round trip to
- * the target, and answers nothing else meanwhile, its cluster bus included: a whole window of them (128) on a busy
- * host (round trips of 30-40 ms under compose on 2 loaded cores) kept sources deaf for longer than the node timeout,
- * their peers marked them PFAIL and the masters that saw two of them so went CLUSTERDOWN for the rejoin delay.
+ * MIGRATEs sent to a source at once; at most two groups are in flight, the next sent when one is answered. A source
+ * runs the MIGRATEs it has read back to back, each a round trip to the target, and answers nothing else meanwhile,
+ * its cluster bus included: a whole window of them (128) on a busy host (round trips of 30-40 ms under compose on 2
+ * loaded cores) kept sources deaf for longer than the node timeout, their peers marked them PFAIL, and masters that
+ * saw two of them so went CLUSTERDOWN for the rejoin delay.
  */
 #define MIGRATE_GROUP	    16
 /*
@@ -251,14 +252,14 @@ struct job {
 	unsigned first, last; /* the window: slots open on the source and the target */
 	size_t to;
 	enum job_state state;
-	size_t pending;		   /* replies the current phase awaits over all links */
-	size_t setslots;	   /* J_MIGRATING: the SETSLOT replies before the keys */
-	size_t order[WINDOW];	   /* the window slots (offsets) asked about, in the order of the replies */
-	size_t asked, migrates;	   /* how many slots asked about; J_MIGRATE: how many MIGRATEs before the counts */
-	size_t group, sent, total; /* J_MIGRATE: order[] index of the pipeline's first MIGRATE; MIGRATEs sent, all */
-	redisReply *keys[WINDOW];  /* each slot's last GETKEYSINSLOT reply */
-	bool left[WINDOW];	   /* COUNTKEYSINSLOT said the slot still holds keys */
-	int busy;		   /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
+	size_t pending;		  /* replies the current phase awaits over all links */
+	size_t setslots;	  /* J_MIGRATING: the SETSLOT replies before the keys */
+	size_t order[WINDOW];	  /* the window slots (offsets) asked about, in the order of the replies */
+	size_t asked, migrates;	  /* how many slots asked about; J_MIGRATE: how many MIGRATEs before the counts */
+	size_t sent;		  /* J_MIGRATE: how many of the migrates are sent */
+	redisReply *keys[WINDOW]; /* each slot's last GETKEYSINSLOT reply */
+	bool left[WINDOW];	  /* COUNTKEYSINSLOT said the slot still holds keys */
+	int busy;		  /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
 	unsigned rounds;
 	bool prefetched; /* J_NODE_TARGET: the next window's IMPORTING went out with it */
 	struct window after;
@@ -414,13 +415,13 @@ static int job_next_window(struct mover *m, struct job *j)
 }
 
 /*
- * The next MIGRATE_GROUP of the MIGRATEs in order[sent..total), and after the last of them COUNTKEYSINSLOT for the
- * whole window, in one pipeline.
+ * The next MIGRATE_GROUP of the MIGRATEs for the slots order[sent..migrates), and after the last of them
+ * COUNTKEYSINSLOT for the whole window, in one pipeline.
  */
 static int send_migrate_group(struct mover *m, struct job *j)
 {
 	struct node_conn *c = j->links[j->from].c;
-	size_t count = j->total - j->sent < MIGRATE_GROUP ? j->total - j->sent : MIGRATE_GROUP;
+	size_t count = j->migrates - j->sent < MIGRATE_GROUP ? j->migrates - j->sent : MIGRATE_GROUP;
 	size_t counts = 0;
 	char slot[8];
 	int res;
@@ -430,10 +431,8 @@ static int send_migrate_group(struct mover *m, struct job *j)
 		if (res < 0)
 			return init_error_set(m->r->err, res, "MIGRATE: %s", strerror(-res));
 	}
-	j->group = j->sent;
 	j->sent += count;
-	j->migrates = count;
-	for (unsigned s = j->first; s <= j->last && j->sent == j->total; s++, counts++) {
+	for (unsigned s = j->first; s <= j->last && j->sent == j->migrates; s++, counts++) {
 		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
 
 		(void)snprintf(slot, sizeof(slot), "%u", s);
@@ -443,17 +442,19 @@ static int send_migrate_group(struct mover *m, struct job *j)
 	return job_flush(m, j, j->from, count + counts);
 }
 
-/* MIGRATE for every asked slot with keys, MIGRATE_GROUP at a time, then COUNTKEYSINSLOT for the whole window. */
+/* MIGRATE for every asked slot with keys, two groups of them to start with, then COUNTKEYSINSLOT for the window. */
 static int send_migrates(struct mover *m, struct job *j)
 {
 	size_t count = 0;
+	int res;
 
 	for (size_t x = 0, i; x < j->asked; x++)
 		if (i = j->order[x], j->keys[i] && j->keys[i]->elements > 0)
 			j->order[count++] = i; /* compacted in place: count never passes x */
 	j->sent = 0;
-	j->total = count;
-	return send_migrate_group(m, j);
+	j->migrates = count;
+	res = send_migrate_group(m, j);
+	return res < 0 || j->sent == j->migrates ? res : send_migrate_group(m, j);
 }
 
 static int job_phase_done(struct mover *m, struct job *j);
@@ -516,8 +517,6 @@ static int job_phase_done(struct mover *m, struct job *j)
 		if (j->busy >= 0)
 			return name_busy_key(r, j->links[j->from].c, j->from, j->to, j->first + (unsigned)j->busy,
 					     j->keys[j->busy]);
-		if (j->sent < j->total)
-			return send_migrate_group(m, j);
 		for (size_t i = 0; i < window_size(j); i++)
 			if (j->left[i] || (j->keys[i] && j->keys[i]->elements >= KEYS_BATCH))
 				j->order[count++] = i;
@@ -605,10 +604,13 @@ static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 		res = key_reply(m, j, true, false, at - j->setslots, &rep);
 	else if (i == j->from && j->state == J_KEYS)
 		res = key_reply(m, j, true, false, at, &rep);
-	else if (i == j->from && j->state == J_MIGRATE)
-		res = key_reply(m, j, false, at >= j->migrates, at >= j->migrates ? at - j->migrates : j->group + at,
-				&rep);
-	else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
+	else if (i == j->from && j->state == J_MIGRATE) {
+		res = key_reply(m, j, false, at >= j->migrates, at >= j->migrates ? at - j->migrates : at, &rep);
+		/* a group answered: the one after the next goes out (none after a BUSYKEY, which ends the phase) */
+		if (res == 0 && at < j->migrates && (at + 1) % MIGRATE_GROUP == 0 && j->sent < j->migrates &&
+		    j->busy < 0)
+			res = send_migrate_group(m, j);
+	} else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
 		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT (slots %u-%u and the next): %s",
 				     name_of(m->r, i, name), j->first, j->last, rep->str);
 	else if (rep->type == REDIS_REPLY_ERROR)
