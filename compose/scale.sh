@@ -54,7 +54,8 @@ scale_out() {
 		done
 	done
 	cluster_init
-	echo "make scale: 8 nodes; from the host, add redis-node-6 and redis-node-7 to the hosts line (make hosts)"
+	echo "make scale: 8 nodes; from the host, the hosts line has redis-node-6 and redis-node-7 now (make hosts):"
+	echo "   127.0.0.1 redis-node-0 redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5 ${added[*]}"
 }
 
 scale_in() {
@@ -66,6 +67,9 @@ scale_in() {
 }
 
 running redis-node-0 || die "the main layout is not up: \`make up\` first"
+# TLS=1 (compose/tls.sh) makes certificates for the six nodes only, and this script runs them without TLS
+[[ $(docker inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' redis-node-0) != */run/secrets/tls* ]] ||
+	die "the main layout runs with TLS (make up TLS=1): make scale does not scale it yet (no certificates for ${added[*]})"
 case ${NODES:-} in
 8) scale_out ;;
 6)

@@ -33,9 +33,12 @@ die() {
 case $layout in
 main)
 	files=(docker-compose.yml) project=kvinit init_service=redis-cluster-init first_node=redis-node-0
-	[[ ! -e $here/.scaled-out ]] || files+=(docker-compose.scale.yml) # `make scale NODES=8` (compose/scale.sh)
 	default_image=kvinit:redis-8.0
 	nodes=(redis-node-0 redis-node-1 redis-node-2 redis-node-3 redis-node-4 redis-node-5)
+	if [[ -e $here/.scaled-out ]]; then # `make scale NODES=8` (compose/scale.sh): the two nodes it added
+		files+=(docker-compose.scale.yml) nodes+=(redis-node-6 redis-node-7)
+		hosts_line+=" redis-node-6 redis-node-7"
+	fi
 	host_hint="add this line to /etc/hosts once (make hosts prints it): $hosts_line
    then: redis-cli -c -h redis-node-0 -p 6379 --askpass"
 	;;

@@ -32,6 +32,14 @@
 #define WINDOW		    128	 /* slots one source has open at once */
 #define KEYS_BATCH	    1000 /* keys per GETKEYSINSLOT, and so per MIGRATE */
 /*
+ * MIGRATEs sent to a source at once; at most two groups are in flight, the next sent when one is answered. A source
+ * runs the MIGRATEs it has read back to back, each a round trip to the target, and answers nothing else meanwhile,
+ * its cluster bus included: a whole window of them (128) on a busy host (round trips of 30-40 ms under compose on 2
+ * loaded cores) kept sources deaf for longer than the node timeout, their peers marked them PFAIL, and masters that
+ * saw two of them so went CLUSTERDOWN for the rejoin delay.
+ */
+#define MIGRATE_GROUP	    16
+/*
  * MIGRATE's timeout bounds each of its socket operations, among them writing a batch's whole payload to the target
  * and waiting for the target to restore a key: 60 s covers a key of hundreds of megabytes on a slow network (a
  * 50 MB hash takes about a second on loopback). kvinit's own connection to the source waits longer than that.
@@ -248,6 +256,7 @@ struct job {
 	size_t setslots;	  /* J_MIGRATING: the SETSLOT replies before the keys */
 	size_t order[WINDOW];	  /* the window slots (offsets) asked about, in the order of the replies */
 	size_t asked, migrates;	  /* how many slots asked about; J_MIGRATE: how many MIGRATEs before the counts */
+	size_t sent;		  /* J_MIGRATE: how many of the migrates are sent */
 	redisReply *keys[WINDOW]; /* each slot's last GETKEYSINSLOT reply */
 	bool left[WINDOW];	  /* COUNTKEYSINSLOT said the slot still holds keys */
 	int busy;		  /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
@@ -405,30 +414,47 @@ static int job_next_window(struct mover *m, struct job *j)
 	return res < 0 ? res : job_flush(m, j, j->to, window_size(j));
 }
 
-/* MIGRATE for every asked slot with keys, then COUNTKEYSINSLOT for the whole window, in one pipeline. */
-static int send_migrates(struct mover *m, struct job *j)
+/*
+ * The next MIGRATE_GROUP of the MIGRATEs for the slots order[sent..migrates), and after the last of them
+ * COUNTKEYSINSLOT for the whole window, in one pipeline.
+ */
+static int send_migrate_group(struct mover *m, struct job *j)
 {
 	struct node_conn *c = j->links[j->from].c;
-	size_t count = 0;
+	size_t count = j->migrates - j->sent < MIGRATE_GROUP ? j->migrates - j->sent : MIGRATE_GROUP;
+	size_t counts = 0;
 	char slot[8];
 	int res;
 
-	for (size_t x = 0, i; x < j->asked; x++)
-		if (i = j->order[x], j->keys[i] && j->keys[i]->elements > 0) {
-			res = append_migrate(m->r, c, j->to, j->keys[i]);
-			if (res < 0)
-				return init_error_set(m->r->err, res, "MIGRATE: %s", strerror(-res));
-			j->order[count++] = i; /* compacted in place: count never passes x */
-		}
-	j->migrates = count;
-	for (unsigned s = j->first; s <= j->last; s++) {
+	for (size_t x = j->sent; x < j->sent + count; x++) {
+		res = append_migrate(m->r, c, j->to, j->keys[j->order[x]]);
+		if (res < 0)
+			return init_error_set(m->r->err, res, "MIGRATE: %s", strerror(-res));
+	}
+	j->sent += count;
+	for (unsigned s = j->first; s <= j->last && j->sent == j->migrates; s++, counts++) {
 		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
 
 		(void)snprintf(slot, sizeof(slot), "%u", s);
 		(void)node_append_argv(c, 3, argv, NULL);
 	}
 	j->state = J_MIGRATE;
-	return job_flush(m, j, j->from, count + window_size(j));
+	return job_flush(m, j, j->from, count + counts);
+}
+
+/* MIGRATE for every asked slot with keys, two groups of them to start with, then COUNTKEYSINSLOT for the window. */
+static int send_migrates(struct mover *m, struct job *j)
+{
+	size_t count = 0;
+	int res;
+
+	for (size_t x = 0, i; x < j->asked; x++)
+		if (i = j->order[x], j->keys[i] && j->keys[i]->elements > 0)
+			j->order[count++] = i; /* compacted in place: count never passes x */
+	j->sent = 0;
+	j->migrates = count;
+	res = send_migrate_group(m, j);
+	return res < 0 || j->sent == j->migrates ? res : send_migrate_group(m, j);
 }
 
 static int job_phase_done(struct mover *m, struct job *j);
@@ -578,9 +604,13 @@ static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 		res = key_reply(m, j, true, false, at - j->setslots, &rep);
 	else if (i == j->from && j->state == J_KEYS)
 		res = key_reply(m, j, true, false, at, &rep);
-	else if (i == j->from && j->state == J_MIGRATE)
+	else if (i == j->from && j->state == J_MIGRATE) {
 		res = key_reply(m, j, false, at >= j->migrates, at >= j->migrates ? at - j->migrates : at, &rep);
-	else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
+		/* a group answered: the one after the next goes out (none after a BUSYKEY, which ends the phase) */
+		if (res == 0 && at < j->migrates && (at + 1) % MIGRATE_GROUP == 0 && j->sent < j->migrates &&
+		    j->busy < 0)
+			res = send_migrate_group(m, j);
+	} else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
 		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT (slots %u-%u and the next): %s",
 				     name_of(m->r, i, name), j->first, j->last, rep->str);
 	else if (rep->type == REDIS_REPLY_ERROR)

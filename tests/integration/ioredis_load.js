@@ -1,7 +1,9 @@
 // A cluster client load for test_reshape.py: ioredis's Cluster (which follows MOVED and ASK itself) writes
 // io:<i> = x<i> and reads back one of the preloaded keys k:<n> = v<n>, one after the other, until its standard input
 // closes; then prints one JSON line: requests, failures (every request that raised, and every wrong value), writes.
-// SEEDS="host:port,...", PASSWORD and KEYS (how many k:<n> there are) come from the environment.
+// SEEDS="host:port,...", PASSWORD and KEYS (how many k:<n> there are) come from the environment; NAT_MAP, when set,
+// is ioredis's natMap as JSON ({"name:port": {"host": ..., "port": ...}}: tests/e2e/test_scale.py, whose nodes
+// announce their names, reached from the host at 127.0.0.1).
 "use strict";
 const Redis = require("ioredis");
 
@@ -15,6 +17,7 @@ const cluster = new Redis.Cluster(seeds, {
   maxRedirections: 64,
   retryDelayOnTryAgain: 50,
   retryDelayOnClusterDown: 100,
+  natMap: process.env.NAT_MAP ? JSON.parse(process.env.NAT_MAP) : undefined,
 });
 let stop = false;
 process.stdin.on("end", () => { stop = true; });
