@@ -272,19 +272,15 @@ service_container() {
 	docker ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"
 }
 
-# The running node containers (cids, and node_port and node_name by container); checks that each mounts the files
-# this script writes and sees what they hold.
+# The running node containers (cids, and node_name by container); checks that each mounts the files this script
+# writes and sees what they hold.
 find_nodes() {
-	local svc cid name src started mounts port pid
+	local svc cid name src started mounts pid
 	local restart_hint="restart that node (docker restart, one node at a time): it then mounts the file as it is now"
 	local -A running=()
-	# name|start time|REDIS_PORT_NUMBER|mount target=source|...
-	# shellcheck disable=SC2016 # $kv is a variable of docker's Go template
-	local inspect_format='{{.Name}}|{{.State.StartedAt}}|{{range .Config.Env}}{{$kv := split . "="}}'
-	# shellcheck disable=SC2016
-	inspect_format+='{{if eq (index $kv 0) "REDIS_PORT_NUMBER"}}{{index $kv 1}}{{end}}{{end}}|'
-	inspect_format+='{{range .Mounts}}{{.Destination}}={{.Source}}|{{end}}'
-	declare -gA node_port=() node_name=()
+	# name|start time|mount target=source|...
+	local inspect_format='{{.Name}}|{{.State.StartedAt}}|{{range .Mounts}}{{.Destination}}={{.Source}}|{{end}}'
+	declare -gA node_name=()
 	while read -r svc cid; do running[$svc]=$cid; done < <(docker ps --filter "label=com.docker.compose.project=$project" \
 		--format '{{.Label "com.docker.compose.service"}} {{.ID}}')
 	cids=()
@@ -292,8 +288,8 @@ find_nodes() {
 	for svc in "${nodes[@]}"; do
 		cid=${running[$svc]:-}
 		[[ -n $cid ]] || die "$svc is not running: \`make up$layout_arg\` first"
-		IFS='|' read -r name started port mounts < <(docker inspect -f "$inspect_format" "$cid")
-		node_name[$cid]=${name#/} node_port[$cid]=${port:-6379}
+		IFS='|' read -r name started mounts < <(docker inspect -f "$inspect_format" "$cid")
+		node_name[$cid]=${name#/}
 		# The node's own view of its secrets: through /proc/PID/root, its mount namespace, the files it really
 		# mounts (docker cp of a bind-mounted file reads the host path, so it cannot see a stale mount). A
 		# different content means the host file was replaced (a new inode under the same name), and the node
@@ -351,6 +347,9 @@ wait_all() {
 }
 
 # Every probe gives up after 10 s (timeout), so that a node that hangs cannot hold a wait past ROTATE_TIMEOUT.
+# Each one talks to the node through kvinit cli, which reaches it the way the node is set up: its port, and with
+# REDIS_TLS_ENABLED (what `make up TLS=1` sets, compose/tls.sh) TLS on its TLS port with the node's CA, certificate
+# and key from its own /run/secrets/tls. So rotate and rotate-finish work alike with and without TLS.
 # The node's own copy of a file, read by kvinit cli, which puts it in redis-cli's REDISCLI_AUTH only.
 accepts_file() {
 	local out
@@ -361,11 +360,11 @@ accepts_next() { accepts_file redis_password_next "$1"; }
 accepts_current() { accepts_file redis_password "$1"; }
 ready() { timeout 10 docker exec "$1" kvinit health --ready >/dev/null 2>&1; }
 
-# The old password, through a pipe to redis-cli --askpass: it exists in no file any more.
+# The old password, through a pipe to redis-cli --askpass (which takes it over the REDISCLI_AUTH of kvinit cli): it
+# exists in no file any more.
 refuses_old() {
 	local out
-	out=$(printf '%s\n' "$old" | timeout 10 docker exec -i "$1" redis-cli --askpass -p "${node_port[$1]}" ping 2>&1) ||
-		true
+	out=$(printf '%s\n' "$old" | timeout 10 docker exec -i "$1" kvinit cli --askpass ping 2>&1) || true
 	[[ $out == *WRONGPASS* || $out == *NOAUTH* ]]
 }
 

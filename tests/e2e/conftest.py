@@ -136,8 +136,10 @@ def _down(layout):
 def stack(request, engine):
     """Brings a layout up from nothing with `compose/stack.sh up`; yields (layout, seconds to cluster ok). The param
     is a layout, or LAYOUT@NAME for the layout on kvinit:NAME: every compose call of the tests then runs that image
-    (KVINIT_IMAGE in this process's environment, which sh() passes on)."""
-    layout, _, server = request.param.partition("@")
+    (KVINIT_IMAGE in this process's environment, which sh() passes on). A "+tls" at the end (main+tls) brings it up
+    as `make up TLS=1` does (TLS=1)."""
+    param, tls = request.param.removesuffix("+tls"), request.param.endswith("+tls")
+    layout, _, server = param.partition("@")
     image = f"kvinit:{server}" if server else LAYOUTS[layout]["image"]
     require_image(image)
     os.environ["KVINIT_IMAGE"] = image
@@ -146,12 +148,13 @@ def stack(request, engine):
         _down(other)
     t0 = time.monotonic()
     try:
-        r = sh(STACK, "up", env={"LAYOUT": layout}, timeout=600)
+        r = sh(STACK, "up", env={"LAYOUT": layout, **({"TLS": "1"} if tls else {})}, timeout=600)
     except AssertionError:
         print(compose(layout, "logs", "--no-color", check=False).stdout[-5000:])
         _down(layout)
         raise
     elapsed = time.monotonic() - t0
-    print(f"\nmake up LAYOUT={layout} on {image}: {elapsed:.1f} s to cluster ok (images built)\n{r.stdout[-1500:]}")
+    print(f"\nmake up LAYOUT={layout}{' TLS=1' if tls else ''} on {image}: {elapsed:.1f} s to cluster ok (images "
+          f"built)\n{r.stdout[-1500:]}")
     yield layout, elapsed, r.stdout
     _down(layout)
