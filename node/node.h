@@ -284,6 +284,10 @@ struct node_render_input {
 int node_render(const struct node_render_input *in, char **ret_text, struct init_error *err);
 /* value as redis.conf reads it, quoted and escaped where it must be (render.c says how). */
 void node_write_config_value(FILE *f, const char *value);
+/* One config line: the name, then the value quoted as node_write_config_value does. */
+void node_render_directive(FILE *f, const char *name, const char *value);
+/* The TLS files and tls-auth-clients as a server or a Sentinel reads them (the passphrase <redacted> when asked). */
+void node_render_tls_files(FILE *f, const struct node_options *o, bool redact);
 
 /* ---- nodes.conf repair (nodes_conf.c) ---- */
 /*

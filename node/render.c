@@ -35,7 +35,7 @@ void node_write_config_value(FILE *f, const char *value)
 	(void)fputc('"', f);
 }
 
-static void directive(FILE *f, const char *name, const char *value)
+void node_render_directive(FILE *f, const char *name, const char *value)
 {
 	(void)fprintf(f, "%s ", name);
 	node_write_config_value(f, value);
@@ -96,8 +96,8 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 	unsigned port = node_client_port(o), bus = (unsigned)(o->bus_port ? o->bus_port : port + 10000);
 	int r;
 
-	directive(f, "cluster-enabled", "yes");
-	directive(f, "cluster-config-file", "nodes.conf");
+	node_render_directive(f, "cluster-enabled", "yes");
+	node_render_directive(f, "cluster-config-file", "nodes.conf");
 	directive_uint(f, "cluster-node-timeout", (unsigned long long)o->node_timeout);
 	r = gate(f, in, NODE_DIR_CLUSTER_PORT, bus != port + 10000, "REDIS_CLUSTER_BUS_PORT", err);
 	if (r < 0)
@@ -105,7 +105,7 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 	if (r)
 		directive_uint(f, "cluster-port", bus);
 	if (in->announce_ip)
-		directive(f, "cluster-announce-ip", in->announce_ip);
+		node_render_directive(f, "cluster-announce-ip", in->announce_ip);
 	if (o->announce_port && o->tls_enabled && node_server_knows(in->server, NODE_DIR_ANNOUNCE_TLS_PORT)) {
 		/*
 		 * With tls-cluster the server announces cluster-announce-tls-port and takes cluster-announce-port for
@@ -123,14 +123,14 @@ static int render_cluster(FILE *f, const struct node_render_input *in, struct in
 		r = gate(f, in, NODE_DIR_ANNOUNCE_HOSTNAME, true, "REDIS_CLUSTER_ANNOUNCE_HOSTNAME", err);
 		if (r < 0)
 			return r;
-		directive(f, "cluster-announce-hostname", o->announce_hostname);
+		node_render_directive(f, "cluster-announce-hostname", o->announce_hostname);
 	}
 	r = gate(f, in, NODE_DIR_PREFERRED_ENDPOINT_TYPE, in->source[NODE_OPT_preferred_endpoint] != INIT_SRC_DEFAULT,
 		 "REDIS_CLUSTER_PREFERRED_ENDPOINT_TYPE", err);
 	if (r < 0)
 		return r;
 	if (r)
-		directive(f, "cluster-preferred-endpoint-type", node_endpoint_names[o->preferred_endpoint]);
+		node_render_directive(f, "cluster-preferred-endpoint-type", node_endpoint_names[o->preferred_endpoint]);
 	/*
 	 * A master holds the first sync of a new or restarted replica back for repl-diskless-sync-delay (5 s by
 	 * default) to serve more replicas with one transfer; a cluster master has one or two, so that left the links
@@ -158,7 +158,7 @@ static int render_zone(FILE *f, const struct node_render_input *in, struct init_
 				      in->opt->availability_zone, node_directive_name(NODE_DIR_AVAILABILITY_ZONE),
 				      version);
 	}
-	directive(f, "availability-zone", in->opt->availability_zone);
+	node_render_directive(f, "availability-zone", in->opt->availability_zone);
 	return 0;
 }
 
@@ -175,7 +175,7 @@ static void render_replication(FILE *f, const struct node_render_input *in)
 	/* a replicated primary has a replica or two, like a cluster master: the sync starts at once (see there) */
 	directive_uint(f, "repl-diskless-sync-delay", 0);
 	if (*o->replica_ip)
-		directive(f, "replica-announce-ip", o->replica_ip);
+		node_render_directive(f, "replica-announce-ip", o->replica_ip);
 	if (o->replica_port)
 		directive_uint(f, "replica-announce-port", (unsigned long long)o->replica_port);
 	if (in->replicaof_host) {
@@ -183,6 +183,21 @@ static void render_replication(FILE *f, const struct node_render_input *in)
 		node_write_config_value(f, in->replicaof_host);
 		(void)fprintf(f, " %u\n", in->replicaof_port);
 	}
+}
+
+void node_render_tls_files(FILE *f, const struct node_options *o, bool redact)
+{
+	node_render_directive(f, "tls-cert-file", o->tls_cert_file);
+	node_render_directive(f, "tls-key-file", o->tls_key_file);
+	if (*o->tls_key_file_pass)
+		node_render_directive(f, "tls-key-file-pass", redact ? "<redacted>" : o->tls_key_file_pass);
+	if (*o->tls_ca_file)
+		node_render_directive(f, "tls-ca-cert-file", o->tls_ca_file);
+	if (*o->tls_ca_dir)
+		node_render_directive(f, "tls-ca-cert-dir", o->tls_ca_dir);
+	if (*o->tls_dh_params_file)
+		node_render_directive(f, "tls-dh-params-file", o->tls_dh_params_file);
+	node_render_directive(f, "tls-auth-clients", node_tls_auth_names[o->tls_auth_clients]);
 }
 
 /*
@@ -196,20 +211,10 @@ static void render_tls(FILE *f, const struct node_render_input *in)
 	if (!o->tls_enabled)
 		return;
 	directive_uint(f, "tls-port", (unsigned long long)o->tls_port);
-	directive(f, "tls-cert-file", o->tls_cert_file);
-	directive(f, "tls-key-file", o->tls_key_file);
-	if (*o->tls_key_file_pass)
-		directive(f, "tls-key-file-pass", in->redact ? "<redacted>" : o->tls_key_file_pass);
-	if (*o->tls_ca_file)
-		directive(f, "tls-ca-cert-file", o->tls_ca_file);
-	if (*o->tls_ca_dir)
-		directive(f, "tls-ca-cert-dir", o->tls_ca_dir);
-	if (*o->tls_dh_params_file)
-		directive(f, "tls-dh-params-file", o->tls_dh_params_file);
-	directive(f, "tls-auth-clients", node_tls_auth_names[o->tls_auth_clients]);
-	directive(f, "tls-replication", "yes");
+	node_render_tls_files(f, o, in->redact);
+	node_render_directive(f, "tls-replication", "yes");
 	if (o->cluster_enabled)
-		directive(f, "tls-cluster", "yes");
+		node_render_directive(f, "tls-cluster", "yes");
 }
 
 static void render_auth(FILE *f, const struct node_render_input *in)
@@ -228,7 +233,7 @@ static void render_auth(FILE *f, const struct node_render_input *in)
 		(void)fprintf(f, " #%s", in->redact ? "<redacted>" : in->pass_hashes[i]);
 	(void)fprintf(f, " ~*%s +@all\n", channels ? " &*" : "");
 	if (in->masterauth)
-		directive(f, "masterauth", in->redact ? "<redacted>" : in->masterauth);
+		node_render_directive(f, "masterauth", in->redact ? "<redacted>" : in->masterauth);
 	/* as `user` directives, like the default user: the server refuses them beside an aclfile (see acl.c) */
 	if (in->users && in->users->n) {
 		(void)fputs("# the users file\n", f);
@@ -250,24 +255,24 @@ int node_render(const struct node_render_input *in, char **ret_text, struct init
 	(void)fputs("# Rendered by kvinit at every start: edit the environment or the base config, not this file.\n",
 		    f);
 	if (in->base_config_present)
-		directive(f, "include", o->base_config);
+		node_render_directive(f, "include", o->base_config);
 	/* Container basics: in the foreground, logging to stdout, where kvinit and the runtime expect it. */
-	directive(f, "daemonize", "no");
-	directive(f, "supervised", "no");
-	directive(f, "logfile", "");
+	node_render_directive(f, "daemonize", "no");
+	node_render_directive(f, "supervised", "no");
+	node_render_directive(f, "logfile", "");
 	/* with TLS on the same port (Bitnami's default), the plain port is off */
 	directive_uint(f, "port", node_plain_port_open(o) ? (unsigned long long)o->port : 0);
 	(void)fprintf(f, "bind %s\n", o->bind); /* validated: addresses and '*' only */
 	/* Every connection needs the password (or ALLOW_EMPTY_PASSWORD was chosen): protected mode adds nothing. */
-	directive(f, "protected-mode", "no");
-	directive(f, "dir", o->data_dir);
-	directive(f, "appendonly", o->aof ? "yes" : "no");
+	node_render_directive(f, "protected-mode", "no");
+	node_render_directive(f, "dir", o->data_dir);
+	node_render_directive(f, "appendonly", o->aof ? "yes" : "no");
 	render_tls(f, in);
 	r = render_zone(f, in, err);
 	if (r == 0 && o->cluster_enabled)
 		r = render_cluster(f, in, err);
 	else if (r == 0)
-		directive(f, "cluster-enabled", "no");
+		node_render_directive(f, "cluster-enabled", "no");
 	if (r == 0)
 		render_replication(f, in);
 	if (r == 0 && *o->extra_flags)

@@ -127,13 +127,6 @@ static enum line_kind classify(const char *line, size_t len, const char *set)
 	return word_is(&w, 1, "monitor") && w.n == 6 ? LINE_MONITOR : LINE_KEEP;
 }
 
-static void directive(FILE *f, const char *name, const char *value)
-{
-	(void)fprintf(f, "%s ", name);
-	node_write_config_value(f, value);
-	(void)fputc('\n', f);
-}
-
 /*
  * TLS on the Sentinel's one port (REDIS_SENTINEL_PORT_NUMBER), plain off: the nodes' rule for Bitnami's default of
  * one port. tls-replication makes the Sentinel speak TLS to what it talks to, the nodes and the other Sentinels
@@ -144,17 +137,7 @@ static void render_tls(FILE *f, const struct node_sentinel_conf_input *in)
 	const struct node_options *o = in->opt;
 
 	(void)fprintf(f, "tls-port %lld\n", (long long)o->sentinel_port);
-	directive(f, "tls-cert-file", o->tls_cert_file);
-	directive(f, "tls-key-file", o->tls_key_file);
-	if (*o->tls_key_file_pass)
-		directive(f, "tls-key-file-pass", in->redact ? "<redacted>" : o->tls_key_file_pass);
-	if (*o->tls_ca_file)
-		directive(f, "tls-ca-cert-file", o->tls_ca_file);
-	if (*o->tls_ca_dir)
-		directive(f, "tls-ca-cert-dir", o->tls_ca_dir);
-	if (*o->tls_dh_params_file)
-		directive(f, "tls-dh-params-file", o->tls_dh_params_file);
-	directive(f, "tls-auth-clients", node_tls_auth_names[o->tls_auth_clients]);
+	node_render_tls_files(f, o, in->redact);
 	(void)fputs("tls-replication yes\n", f);
 }
 
@@ -167,7 +150,7 @@ static void render_top(FILE *f, const struct node_sentinel_conf_input *in)
 	if (o->tls_enabled)
 		render_tls(f, in);
 	(void)fprintf(f, "bind %s\n", o->bind); /* validated: addresses and '*' only */
-	directive(f, "dir", o->data_dir);
+	node_render_directive(f, "dir", o->data_dir);
 	(void)fputs("daemonize no\nsupervised no\nlogfile \"\"\n", f);
 	/* every connection needs the password (or ALLOW_EMPTY_PASSWORD was chosen): protected mode adds nothing */
 	(void)fputs("protected-mode no\n", f);
@@ -181,11 +164,11 @@ static void render_top(FILE *f, const struct node_sentinel_conf_input *in)
 	(void)fprintf(f, "sentinel resolve-hostnames %s\n", o->sentinel_resolve_hostnames ? "yes" : "no");
 	(void)fprintf(f, "sentinel announce-hostnames %s\n", o->sentinel_announce_hostnames ? "yes" : "no");
 	if (*o->sentinel_announce_ip)
-		directive(f, "sentinel announce-ip", o->sentinel_announce_ip);
+		node_render_directive(f, "sentinel announce-ip", o->sentinel_announce_ip);
 	if (o->sentinel_announce_port)
 		(void)fprintf(f, "sentinel announce-port %lld\n", (long long)o->sentinel_announce_port);
 	if (in->sentinel_pass)
-		directive(f, "sentinel sentinel-pass", in->redact ? "<redacted>" : in->sentinel_pass);
+		node_render_directive(f, "sentinel sentinel-pass", in->redact ? "<redacted>" : in->sentinel_pass);
 }
 
 static void render_monitor(FILE *f, const struct node_sentinel_conf_input *in, const char *host, size_t host_len,
@@ -203,7 +186,7 @@ static void render_set(FILE *f, const struct node_sentinel_conf_input *in)
 	(void)fputs(FOOTER "\n", f);
 	if (in->auth_pass) {
 		(void)snprintf(name, sizeof(name), "sentinel auth-pass %s", o->master_set);
-		directive(f, name, in->redact ? "<redacted>" : in->auth_pass);
+		node_render_directive(f, name, in->redact ? "<redacted>" : in->auth_pass);
 	}
 	(void)fprintf(f, "sentinel down-after-milliseconds %s %lld\n", o->master_set,
 		      (long long)o->sentinel_down_after);

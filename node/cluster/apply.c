@@ -612,7 +612,7 @@ int cluster_apply(struct cluster_run *r, const struct cluster_decision *d, const
  */
 static int read_views(struct cluster_run *r, redisReply **rep, char *why, size_t size)
 {
-	const char *info[] = {"CLUSTER", "INFO"}, *nodes[] = {"CLUSTER", "NODES"};
+	const char *info[] = {"CLUSTER", "INFO"};
 	char name[CLUSTER_HOST_MAX + 16], value[16];
 	int res = cluster_send_all(r->peers, r->n, NULL, rep, 2, info, r->err), ok = 1;
 
@@ -628,25 +628,7 @@ static int read_views(struct cluster_run *r, redisReply **rep, char *why, size_t
 	}
 	cluster_free_replies(rep, r->n);
 	if (res == 0)
-		res = cluster_send_all(r->peers, r->n, NULL, rep, 2, nodes, r->err);
-	for (size_t i = 0; i < r->n && res == 0; i++) {
-		char *text;
-
-		if (!rep[i] || rep[i]->type != REDIS_REPLY_STRING) {
-			cluster_peer_name(&r->peers[i], name, sizeof(name));
-			res = init_error_set(r->err, -EREMOTEIO, "%s: CLUSTER NODES: %s", name,
-					     rep[i] && rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "no text");
-			break;
-		}
-		text = strdup(rep[i]->str);
-		if (!text) {
-			res = init_error_set(r->err, -ENOMEM, "out of memory");
-			break;
-		}
-		free(r->peers[i].nodes_text);
-		r->peers[i].nodes_text = text;
-	}
-	cluster_free_replies(rep, r->n);
+		res = read_nodes(r, rep);
 	return res < 0 ? res : ok;
 }
 

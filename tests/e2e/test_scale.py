@@ -17,7 +17,6 @@ request sent again, as in tests/integration/test_reshape.py. After a connection 
 import json
 import os
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from conftest import COMPOSE_DIR, REPO, STACK, _host_map, compose, password, sh, wait_until
+from ioredis import ioredis_modules
 
 KEYS = 20_000
 NAMES = [f"redis-node-{i}" for i in range(8)]
@@ -34,21 +34,10 @@ PORTS = {name: 6379 + i for i, name in enumerate(NAMES)}
 ADDED = NAMES[6:]
 SCALE_FILE = COMPOSE_DIR / "docker-compose.scale.yml"
 MARKER = COMPOSE_DIR / ".scaled-out"
-NPM_DIR = REPO / "build" / "npm"
 IOREDIS_LOAD = REPO / "tests" / "integration" / "ioredis_load.js"
 CLIENT_BUG = ("server_type", "redis_connection")  # redis-py's own AttributeError on a node it has not loaded
 
 
-def ioredis_modules():
-    """node_modules with ioredis 5 (build/npm, as test_reshape.py installs it); None without node or npm."""
-    modules = NPM_DIR / "node_modules"
-    if (modules / "ioredis" / "package.json").is_file():
-        return modules
-    if not shutil.which("node") or not shutil.which("npm"):
-        return None
-    r = subprocess.run(["npm", "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--no-save",
-                        "ioredis@5"], capture_output=True, text=True, timeout=300)
-    return modules if r.returncode == 0 and (modules / "ioredis").is_dir() else None
 
 
 def cluster_client():

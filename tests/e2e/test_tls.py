@@ -24,14 +24,14 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import COMPOSE_DIR, MAIN_PORTS, REPO, SECRET, STACK, password, sh, wait_until
+from conftest import COMPOSE_DIR, MAIN_PORTS, SECRET, STACK, password, sh, wait_until
+from ioredis import ioredis_modules
 
 pytestmark = pytest.mark.parametrize("stack", ["main+tls"], indirect=True)
 
 TLS_DIR = COMPOSE_DIR / "secrets" / "tls"
 NEXT = SECRET.with_name("redis_password_next")
 PREVIOUS = SECRET.with_name("redis_password_previous")
-NPM_DIR = REPO / "build" / "npm"  # ioredis, installed there once (npm, its registry), as test_reshape.py does
 NODES = sorted(MAIN_PORTS.items(), key=lambda n: n[1])
 SERVE_GOAL, SERVE_LIMIT = 2.0, 5.0  # seconds from a node's new files to it serving the new certificate
 TIMEOUT = 3
@@ -162,15 +162,6 @@ const count = Number(process.env.COUNT);
 """
 
 
-def ioredis_modules():
-    modules = NPM_DIR / "node_modules"
-    if (modules / "ioredis" / "package.json").is_file():
-        return modules
-    if not shutil.which("node") or not shutil.which("npm"):
-        return None
-    r = subprocess.run(["npm", "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--no-save",
-                        "ioredis@5"], capture_output=True, text=True, timeout=300)
-    return modules if r.returncode == 0 and (modules / "ioredis").is_dir() else None
 
 
 def test_ioredis_cluster_over_tls(stack, client_files, hosts_line):

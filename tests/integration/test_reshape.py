@@ -7,7 +7,6 @@ failed request. The tests that move slots need the slot mover (node/cluster/migr
 import json
 import os
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -19,26 +18,15 @@ import redis
 from conftest import LONG
 from nodes import PASSWORD, client
 from test_cluster import cluster_client, cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
+from ioredis import ioredis_modules
 
 REPO = Path(__file__).resolve().parents[2]
 needs_mover = pytest.mark.skipif(not (REPO / "node/cluster/migrate.c").exists(),
                                  reason="the slot mover (node/cluster/migrate.c) is not in this tree")
 
 KEYS = 100_000
-NPM_DIR = REPO / "build" / "npm"  # ioredis, installed by the first test that needs it (npm, its registry)
 
 
-def ioredis_path():
-    """node_modules with ioredis 5, installed there once; None (the ioredis load is skipped) without node or npm,
-    or when the install fails."""
-    modules = NPM_DIR / "node_modules"
-    if (modules / "ioredis" / "package.json").is_file():
-        return modules
-    if not shutil.which("node") or not shutil.which("npm"):
-        return None
-    r = subprocess.run(["npm", "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--no-save",
-                        "ioredis@5"], capture_output=True, text=True, timeout=300)
-    return modules if r.returncode == 0 and (modules / "ioredis").is_dir() else None
 
 
 class IoredisLoad:
@@ -162,7 +150,7 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
     fill(nodes)
     load = Load(nodes)
     load.start()
-    modules = ioredis_path()
+    modules = ioredis_modules()
     io = IoredisLoad(nodes, modules) if modules else None
     try:
         new = [start_node(), start_node()]
