@@ -433,6 +433,12 @@ int node_setup_write_config(const struct node_setup *s, const struct init_user *
 int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
 			 struct init_error *err);
 /*
+ * Handshakes with host:port (checked against its name, as every connection of kvinit's) until it serves the
+ * certificate with serial want, for up to timeout_ms; who prefixes the address in the one error line ("" or "the
+ * restarted Sentinel "). 0, or -ETIMEDOUT (-ENOMEM) after that line.
+ */
+int node_tls_wait_serial(const char *host, unsigned port, const char *want, unsigned timeout_ms, const char *who);
+/*
  * Certificate rotation (tls_rotate.c), in a helper process: CONFIG SET of the TLS files with the CA of ca_file
  * (NULL: REDIS_TLS_CA_FILE; the server reads them again), then this process's own connections take the new files,
  * and a handshake of its own must find the server serving the certificate with want_serial within 2 s. 0, or

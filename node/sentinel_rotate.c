@@ -183,15 +183,14 @@ int node_sentinel_rotate_apply(void *userdata)
 /* ---- confirming a certificate rotation (in a helper process) ---- */
 
 /* The restarted Sentinel has this long to serve the new certificate (it reads its file and opens its port first). */
-#define TLS_CONFIRM_USEC (10 * USEC_PER_SEC)
+#define TLS_CONFIRM_MS 10000U
 
 int node_sentinel_tls_confirm(void *userdata)
 {
 	const struct sentinel_run *run = userdata;
 	const struct node_options *o = run->o;
-	uint64_t until = init_now_usec() + TLS_CONFIRM_USEC;
 	struct init_error err;
-	char host[64], got[96] = "", why[256] = "no handshake yet";
+	char host[64];
 	int r;
 
 	/* this process trusts the CA and presents the certificate of the new files, as the restarted Sentinel does */
@@ -201,29 +200,6 @@ int node_sentinel_tls_confirm(void *userdata)
 		return r;
 	}
 	node_probe_host(o->bind, host, sizeof(host));
-	for (;;) {
-		struct node_conn *c =
-			node_conn_connect(host, (unsigned)o->sentinel_port, (struct timeval){.tv_sec = 1});
-
-		if (!c)
-			return -ENOMEM;
-		r = c->err ? -ECONNREFUSED : node_conn_tls_peer_serial(c, got, sizeof(got));
-		if (c->err)
-			(void)snprintf(why, sizeof(why), "%s", c->errstr);
-		node_conn_free(c);
-		if (r == 0 && strcmp(got, run->tls_pending.serial) == 0)
-			return 0;
-		if (init_now_usec() >= until)
-			break;
-		init_sleep_ms(50);
-	}
-	if (r == 0)
-		log_error(
-			"certificate rotation: the restarted Sentinel %s:%lld serves the certificate with serial '%s', "
-			"not '%s'",
-			host, (long long)o->sentinel_port, got, run->tls_pending.serial);
-	else
-		log_error("certificate rotation: no handshake with the restarted Sentinel %s:%lld: %s", host,
-			  (long long)o->sentinel_port, why);
-	return -ETIMEDOUT;
+	return node_tls_wait_serial(host, (unsigned)o->sentinel_port, run->tls_pending.serial, TLS_CONFIRM_MS,
+				    "the restarted Sentinel ");
 }

@@ -48,12 +48,30 @@ static int served_serial(const char *host, unsigned port, char *buf, size_t size
 	return r;
 }
 
-static void sleep_ms(long ms)
+int node_tls_wait_serial(const char *host, unsigned port, const char *want, unsigned timeout_ms, const char *who)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	uint64_t until = init_now_usec() + (uint64_t)timeout_ms * USEC_PER_MSEC;
+	char got[96] = "", why[256] = "no handshake yet";
+	int r;
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	for (;;) {
+		r = served_serial(host, port, got, sizeof(got), why, sizeof(why));
+		if (r == 0 && strcmp(got, want) == 0)
+			return 0;
+		if (init_now_usec() >= until)
+			break;
+		init_sleep_ms(50);
+	}
+	if (r == 0)
+		log_error("certificate rotation: %s%s:%u serves the certificate with serial '%s' %u ms after it was "
+			  "given "
+			  "the new one, not '%s'",
+			  who, host, port, got, timeout_ms, want);
+	else
+		log_error("certificate rotation: no handshake with %s%s:%u within %u ms of it being given the new "
+			  "certificate: %s",
+			  who, host, port, timeout_ms, why);
+	return -ETIMEDOUT;
 }
 
 int node_tls_rotate_apply(const struct node_options *o, const struct secrets_value *pw, const char *ca_file,
@@ -61,11 +79,10 @@ int node_tls_rotate_apply(const struct node_options *o, const struct secrets_val
 {
 	const char *argv[14];
 	unsigned port = node_client_port(o);
-	uint64_t until;
 	struct init_error err;
 	struct node_conn *ctx = NULL;
 	redisReply *rep;
-	char host[64], got[96] = "", why[256] = "";
+	char host[64];
 	int argc = 0, r;
 
 	node_probe_host(o->bind, host, sizeof(host));
@@ -116,24 +133,7 @@ int node_tls_rotate_apply(const struct node_options *o, const struct secrets_val
 		log_error("certificate rotation: %s", err.msg);
 		return r;
 	}
-	until = init_now_usec() + CONFIRM_MS * USEC_PER_MSEC;
-	for (;;) {
-		r = served_serial(host, port, got, sizeof(got), why, sizeof(why));
-		if (r == 0 && strcmp(got, want_serial) == 0)
-			return 0;
-		if (init_now_usec() >= until)
-			break;
-		sleep_ms(50);
-	}
-	if (r == 0)
-		log_error(
-			"certificate rotation: %s:%u serves the certificate with serial '%s' %d ms after it was given "
-			"the new one, not '%s'",
-			host, port, got, CONFIRM_MS, want_serial);
-	else
-		log_error("certificate rotation: no handshake with %s:%u after it was given the new certificate: %s",
-			  host, port, why);
-	return -ETIMEDOUT;
+	return node_tls_wait_serial(host, port, want_serial, CONFIRM_MS, "");
 }
 
 /* ---- in kvinit's loop: the watch on the files, the check of a new set, the staging of a CA change ---- */
