@@ -4,6 +4,7 @@ master. Each "not ready" is one line saying why. Real redis-server nodes under `
 """
 
 import os
+import re
 import statistics
 import subprocess
 import time
@@ -85,12 +86,20 @@ def test_a_node_its_peers_flag_fail_is_not_ready(netns, launch, workdir):
     wait_until(lambda: b.call(lambda: cluster_ok(client(victim.port))), LONG, "its own view to be ok again")
     time.sleep(1)
     assert "fail" in a.call(flags_seen_by, peers[0].port, victim_id)
-    # a peer that does not answer within the probe's 300 ms gives no verdict: on a loaded machine, probe again
-    code, line = wait_until(lambda: (lambda r: r if r[0] == 1 else None)(health(workdir, victim, "--ready")), SHORT,
-                            "a probe to say not ready")
-    print(f"\n{line}")
-    assert code == 1, line
-    assert line.startswith("not ready: peer 10.77.0.1:") and "flags this node 'fail'" in line, line
+    # A probe names the peer that flags the node. Its own view may flip to
+    # cluster_state:fail for a moment (a reason of its own), and a peer may say 'fail?' rather than 'fail': one that
+    # missed the FAIL broadcast, or whose FAIL was cleared by the node's PONG on its own link and set again as
+    # 'fail?' because the old address stays unreachable. A peer that does not answer within the probe's 300 ms
+    # gives no verdict: on a loaded machine, probe again.
+    lines = []
+
+    def names_the_peer():
+        code, line = health(workdir, victim, "--ready")
+        lines.append(line)
+        return code == 1 and re.match(r"not ready: peer 10\.77\.0\.1:\d+ flags this node 'fail\??'$", line)
+
+    wait_until(names_the_peer, SHORT, "a probe to name a peer that flags the node")
+    print(f"\n{lines[-1]} ({len(lines)} probe(s): {sorted(set(lines))})")
     assert health(workdir, victim, "--live")[0] == 0
 
 
