@@ -8,16 +8,18 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from conftest import LONG, REPO, wait_until
+from conftest import LONG, PROBE_BIN, wait_until
 from nodes import PASSWORD, answers, client, cluster_ok, make_start_node, secret_file, server_pid
 from test_cluster import cluster_init, nodes_list
 
-MOVE_SLOTS = os.environ.get("KVINIT_MOVE_SLOTS", str(REPO / "build" / "tests" / "move_slots"))
+# beside the probe: the helpers of the build under test (build-sanitize/ under `make SANITIZE=... check`)
+MOVE_SLOTS = os.environ.get("KVINIT_MOVE_SLOTS", str(Path(PROBE_BIN).with_name("move_slots")))
 
 # A quarter of the slots for the new master: the last 1365 or 1366 slots of each of the three.
 QUARTER_MOVES = ["4096-5460:0:3", "9557-10922:1:3", "15018-16383:2:3"]
