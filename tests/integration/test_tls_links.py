@@ -287,11 +287,10 @@ def serial_of(crt):
     return out.strip().split("=", 1)[1]
 
 
-def test_a_ca_change_is_staged(launch, workdir, pki):
-    """A new CA in ca.crt: kvinit gives the server (and itself) the old and the new CA together for
-    KVINIT_ROTATION_GRACE, so nodes with certificates of either keep talking while the certificates follow; then the
-    new CA alone. Under a TLS load (a client of the old CA's) with 0 failed requests."""
-    nodes = [TlsNode(launch, workdir, pki, f"node-{i}", KVINIT_ROTATION_GRACE="20s") for i in range(3)]
+def three_nodes_and_a_new_ca(launch, workdir, pki, **env):
+    """Three TLS nodes of pki (with env) formed into a cluster, and a new CA: (nodes, the new Pki, a bundle of both
+    CAs, a client certificate and key of the new CA)."""
+    nodes = [TlsNode(launch, workdir, pki, f"node-{i}", **env) for i in range(3)]
     for n in nodes:
         n.wait()
     r, _ = form(nodes, workdir, REDIS_CLUSTER_REPLICAS="0")
@@ -299,8 +298,15 @@ def test_a_ca_change_is_staged(launch, workdir, pki):
     new_ca = Pki(Path(workdir) / "new-pki")
     both = Path(workdir) / "both-cas.crt"
     both.write_bytes(new_ca.ca.read_bytes() + pki.ca.read_bytes())
+    return nodes, new_ca, both, new_ca.issue("client-new", sans="DNS:client")
+
+
+def test_a_ca_change_is_staged(launch, workdir, pki):
+    """A new CA in ca.crt: kvinit gives the server (and itself) the old and the new CA together for
+    KVINIT_ROTATION_GRACE, so nodes with certificates of either keep talking while the certificates follow; then the
+    new CA alone. Under a TLS load (a client of the old CA's) with 0 failed requests."""
+    nodes, new_ca, both, new_client = three_nodes_and_a_new_ca(launch, workdir, pki, KVINIT_ROTATION_GRACE="20s")
     old_client = pki.issue("client-old", sans="DNS:client")
-    new_client = new_ca.issue("client-new", sans="DNS:client")
     load = Handshakes(nodes, both, *old_client)
     load.start()
 
@@ -354,16 +360,8 @@ def test_a_new_ca_in_the_ca_dir_is_picked_up(launch, workdir, pki):
     KVINIT_ROTATION_GRACE) and serves its certificate of the new CA; the cluster, whose bus now carries certificates
     of the new CA, stays ok. At the end of the grace the directory alone is trusted, and the nodes keep working."""
     ca_dir = rehashed_ca_dir(Path(workdir) / "ca-dir", pki.ca)
-    nodes = [TlsNode(launch, workdir, pki, f"node-{i}", REDIS_TLS_CA_FILE="", REDIS_TLS_CA_DIR=str(ca_dir),
-                     KVINIT_ROTATION_GRACE="5s") for i in range(3)]
-    for n in nodes:
-        n.wait()
-    r, _ = form(nodes, workdir, REDIS_CLUSTER_REPLICAS="0")
-    assert r.returncode == 0, r.stdout + r.stderr
-    new_ca = Pki(Path(workdir) / "new-pki")
-    both = Path(workdir) / "both-cas.crt"
-    both.write_bytes(new_ca.ca.read_bytes() + pki.ca.read_bytes())
-    new_client = new_ca.issue("client-new", sans="DNS:client")
+    nodes, new_ca, both, new_client = three_nodes_and_a_new_ca(
+        launch, workdir, pki, REDIS_TLS_CA_FILE="", REDIS_TLS_CA_DIR=str(ca_dir), KVINIT_ROTATION_GRACE="5s")
     before = nodes[0].client()
     assert before.ping()
 
