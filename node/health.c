@@ -21,13 +21,15 @@ static redisReply *command(struct node_conn *ctx, const char *cmd)
 }
 
 #define PEER_TIMEOUT_MS 300 /* a peer that does not answer within this is not asked */
-#define PEERS_ASKED	2
+#define PEERS_ASKED	2   /* each of them that answers must agree */
 
 /*
  * Ready also means: this node is what its peers see (issue 12). It serves slots or replicates a master; with no
- * announce address of the user's it announces one of its own; and the first peer that answers knows it at that
- * address and flags it neither fail nor pfail. 1 yes, 0 no (why says which). No peer answering is no verdict:
- * cluster_state:ok says the node reached a majority a moment ago.
+ * announce address of the user's it announces one of its own; and each of the first two peers asked (its master
+ * first, then masters with slots) that answers knows it at that address and flags it neither fail nor pfail. Two,
+ * not one: a peer that hears from the node on the node's own link may have cleared a FAIL the others keep. 1 yes,
+ * 0 no (why says which). No peer answering is no verdict: cluster_state:ok says the node reached a majority a
+ * moment ago.
  */
 static int check_view(struct node_conn *ctx, const struct node_options *o, const struct secrets_value *pw,
 		      const char *host, char *why, size_t size)
@@ -65,11 +67,10 @@ static int check_view(struct node_conn *ctx, const struct node_options *o, const
 			       (long long)node_client_port(o), ip);
 		return 0;
 	}
-	for (size_t i = 0, asked = 0; i < v->n_ask && asked < PEERS_ASKED; i++) {
+	for (size_t i = 0; i < v->n_ask && i < PEERS_ASKED; i++) {
 		const struct cluster_addr *peer = &v->ask[i];
 		struct node_conn *pctx;
 
-		asked++;
 		if (cluster_connect(peer->host, peer->port, pw, PEER_TIMEOUT_MS, &pctx, &err) < 0)
 			continue;
 		reply = command(pctx, "CLUSTER NODES");
@@ -78,11 +79,10 @@ static int check_view(struct node_conn *ctx, const struct node_options *o, const
 			    : -EIO;
 		freeReplyObject(reply);
 		node_conn_free(pctx);
-		if (r < 0)
-			continue;
-		if (r == 0)
+		if (r == 0) {
 			(void)snprintf(why, size, "peer %.100s:%u %.300s", peer->host, peer->port, how);
-		return r;
+			return 0;
+		}
 	}
 	return 1;
 }
