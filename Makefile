@@ -110,7 +110,7 @@ deps:
 # The end-to-end tests (Docker, the images, compose) run with the normal build; the sanitizer build's check runs
 # the unit and integration tests, since the images hold the normal build.
 check: deps $(BUILD)/kvinit $(UNIT_BINS) $(HELPERS) $(if $(SANITIZE),,images servers $(FUZZ_BINS))
-	@E2E=$(if $(SANITIZE),0,1) MATRIX=$(if $(SANITIZE),0,1) FUZZ_BUILD=$(if $(SANITIZE),,$(FUZZ_BUILD)) \
+	@E2E=$(if $(SANITIZE),0,1) MATRIX=$(if $(SANITIZE),0,1) REFERENCE=$(if $(SANITIZE),0,1) FUZZ_BUILD=$(if $(SANITIZE),,$(FUZZ_BUILD)) \
 		tests/check.sh $(BUILD)
 
 unit: $(UNIT_BINS)
@@ -156,7 +156,8 @@ help:
 	@echo "make            build $(BUILD)/kvinit"
 	@echo "make check      run every test: unit (cmocka), integration (pytest, real servers, also against tini,"
 	@echo "                dumb-init, catatonit), the Kubernetes manifest checks, and end to end in Docker (builds"
-	@echo "                the images first); SANITIZE=address,undefined: all but e2e, on an ASan/UBSan build"
+	@echo "                the images first); SANITIZE=address,undefined: unit and integration (kvinit's runs"
+	@echo "                only) on an ASan/UBSan build"
 	@echo "make lint       cppcheck, clang-tidy, shellcheck, clang-format"
 	@echo "make bench      benchmarks against tini, dumb-init, catatonit"
 	@echo "make fuzz       every fuzz target FUZZ_SECONDS=$(FUZZ_SECONDS) on its corpus (clang, libFuzzer, ASan/UBSan)"

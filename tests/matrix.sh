@@ -30,7 +30,7 @@ trixie) pyredis=$servers/python3-redis/usr/lib/python3/dist-packages ;;
 esac
 logs=$build/matrix
 mkdir -p "$logs"
-passed=0 failed=0 skipped=0 rows=()
+passed=0 failed=0 skipped=0 rows=() failing_logs=()
 t_all=$(date +%s.%N)
 
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }'; }
@@ -81,6 +81,7 @@ for name in "${names[@]}"; do
 		echo "matrix: $name: pytest exited with $rc (see $log)"
 	fi
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	[[ $f -eq 0 ]] || failing_logs+=("$log")
 	result="$p passed"
 	[[ $f -eq 0 ]] || result+=", $f FAILED"
 	[[ $s -eq 0 ]] || result+=", $s skipped"
@@ -102,5 +103,11 @@ echo "replica's link up after cluster-init's exit"
 printf '%-11s %-44s %-32s %6s %10s %10s %8s %8s %9s %8s %8s\n' server "version (suite)" result time "form6 ms" \
 	"form4 ms" "gap ms" "restart" "rotate s" "heal s" "sync ms"
 for row in "${rows[@]}"; do echo "$row"; done
+# what failed, last (CI keeps the end of the output): the summary lines and the first assertion lines of each log
+for log in "${failing_logs[@]}"; do
+	echo "matrix: failures in $log:"
+	grep -E '^(FAILED|ERROR) ' "$log" || true
+	grep -E '^E  ' "$log" | head -n 40 || true
+done
 echo "matrix: $passed passed, $failed failed, $skipped skipped in $(since "$t_all") s"
 [[ $failed -eq 0 ]]

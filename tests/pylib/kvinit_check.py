@@ -38,7 +38,14 @@ def skip_reason(report):
     return text[len("Skipped: "):] if text.startswith("Skipped: ") else text
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    """KVINIT_CHECK_REFERENCE=0 (check.sh on a sanitizer build) leaves the reference inits' runs out: they run the
+    Debian packages of tini, dumb-init and catatonit, which the sanitizer build does not change."""
+    if os.environ.get("KVINIT_CHECK_REFERENCE") == "0":
+        left_out = [item for item in items if reference_init(item)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not reference_init(item)]
     for item in items:
         item.user_properties.append(("init", reference_init(item) or "kvinit"))
 
