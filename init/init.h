@@ -366,5 +366,13 @@ pid_t init_supervisor_child(const struct init_supervisor *s);
  * tell a crash loop from a first crash.
  */
 unsigned init_supervisor_restarts(const struct init_supervisor *s);
+/*
+ * Restarts the child on purpose (a role's own reason, such as new certificates it loads only at start): SIGKILL now
+ * and a start at once, after the restarting hook as for any restart. why (static: "to load ...") ends the log lines
+ * that say so. It is no crash: it counts neither toward KVINIT_MAX_RESTARTS nor in init_supervisor_restarts, and
+ * comes whatever KVINIT_RESTART says. 0, -ESRCH when no child runs (a restart is due anyway, or kvinit stops), or
+ * kill's -errno.
+ */
+int init_supervisor_restart(struct init_supervisor *s, const char *why);
 
 #endif
