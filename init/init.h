@@ -359,7 +359,6 @@ int init_run(const struct init_options *o, const struct init_user *user, char *c
 int init_run_main(struct init_config *c, char **args);
 bool init_bounding_has(int cap);
 struct init_loop *init_supervisor_loop(struct init_supervisor *s);
-pid_t init_supervisor_child(const struct init_supervisor *s);
 /*
  * The restarts in a row of the child: 0 at its first start, 1 after it ended once, 2 when it ended again within
  * KVINIT_BACKOFF_RESET of that restart, ... (a child up that long resets the count). A started hook reads it to

@@ -390,10 +390,6 @@ struct init_loop *init_supervisor_loop(struct init_supervisor *s)
 {
 	return s->loop;
 }
-pid_t init_supervisor_child(const struct init_supervisor *s)
-{
-	return s->child;
-}
 unsigned init_supervisor_restarts(const struct init_supervisor *s)
 {
 	return s->restarts;

@@ -225,8 +225,9 @@ static int check_tls(const struct node_setup *s, const char *ca_file, struct nod
 
 /*
  * A checked set is given by a restart of the Sentinel, which has no CONFIG SET to load it live: what it learned is
- * in sentinel.conf (on_restarting sets kvinit's lines, the CA of the rotation's among them), and clients and the
- * other Sentinels reconnect. A restart due anyway (after a crash) reads the files as they are now.
+ * in sentinel.conf (written at every change, so the SIGKILL loses nothing; on_restarting sets kvinit's lines, the
+ * CA of the rotation's among them), and clients and the other Sentinels reconnect. A restart due anyway (after a
+ * crash) reads the files as they are now.
  */
 static void tls_restart(void *userdata)
 {

@@ -51,8 +51,11 @@ static int served_serial(const char *host, unsigned port, char *buf, size_t size
 	return r;
 }
 
-/* Handshakes with host:port until it serves the certificate with serial want, for up to timeout_ms; who prefixes
- * the address in the one error line ("" or "the restarted Sentinel "). 0, or -ETIMEDOUT after that line. */
+/*
+ * Handshakes with host:port (checked against its name, as every connection of kvinit's) until it serves the
+ * certificate with serial want, for up to timeout_ms; who prefixes the address in the one error line ("" or "the
+ * restarted Sentinel "). 0, or -ETIMEDOUT after that line.
+ */
 static int wait_serial(const char *host, unsigned port, const char *want, unsigned timeout_ms, const char *who)
 {
 	uint64_t until = init_now_usec() + (uint64_t)timeout_ms * USEC_PER_MSEC;
