@@ -359,12 +359,19 @@ int init_run(const struct init_options *o, const struct init_user *user, char *c
 int init_run_main(struct init_config *c, char **args);
 bool init_bounding_has(int cap);
 struct init_loop *init_supervisor_loop(struct init_supervisor *s);
-pid_t init_supervisor_child(const struct init_supervisor *s);
 /*
  * The restarts in a row of the child: 0 at its first start, 1 after it ended once, 2 when it ended again within
  * KVINIT_BACKOFF_RESET of that restart, ... (a child up that long resets the count). A started hook reads it to
  * tell a crash loop from a first crash.
  */
 unsigned init_supervisor_restarts(const struct init_supervisor *s);
+/*
+ * Restarts the child on purpose (a role's own reason, such as new certificates it loads only at start): SIGKILL now
+ * and a start at once, after the restarting hook as for any restart. why (static: "to load ...") ends the log lines
+ * that say so. It is no crash: it counts neither toward KVINIT_MAX_RESTARTS nor in init_supervisor_restarts, and
+ * comes whatever KVINIT_RESTART says. 0, -ESRCH when no child runs (a restart is due anyway, or kvinit stops), or
+ * kill's -errno.
+ */
+int init_supervisor_restart(struct init_supervisor *s, const char *why);
 
 #endif

@@ -29,9 +29,11 @@ struct init_supervisor {
 	struct init_loop *loop;
 	pid_t child; /* 0 while none runs; also its process group */
 	uint64_t started_usec;
-	int last_code;	   /* exit code form of the last child's end: status, or 128 + signal */
-	unsigned restarts; /* quick restarts in a row */
-	int forwarded_sig; /* last signal sent to the current child on someone's behalf */
+	int last_code;		 /* exit code form of the last child's end: status, or 128 + signal */
+	unsigned restarts;	 /* quick restarts in a row */
+	unsigned starts;	 /* of the child, the first one too */
+	const char *restart_why; /* the child was killed to be restarted on purpose (init_supervisor_restart): why */
+	int forwarded_sig;	 /* last signal sent to the current child on someone's behalf */
 	bool stopping;
 	struct init_timer restart_timer, grace_timer;
 	pid_t killed_group; /* the last group SIGKILLed on the way out, to be reaped before kvinit exits */
@@ -155,7 +157,7 @@ static int start_child(struct init_supervisor *s)
 	s->child = pid;
 	s->forwarded_sig = 0;
 	s->started_usec = init_now_usec();
-	if (s->restarts)
+	if (s->starts++)
 		log_info("started '%s' again (pid %d)", s->args->argv[0], (int)pid);
 	else
 		log_debug("started '%s' (pid %d)", s->args->argv[0], (int)pid);
@@ -175,12 +177,22 @@ static void child_ended(struct init_supervisor *s, int code, int term_sig, uint6
 {
 	const struct init_options *o = s->args->opt;
 	bool wanted = o->restart == INIT_RESTART_ALWAYS || (o->restart == INIT_RESTART_ON_FAILURE && code != 0);
+	const char *why = s->restart_why;
 	char delay_s[32];
 	uint64_t delay;
 
-	s->last_code = code;
+	s->restart_why = NULL;
+	/* a restart on purpose is no end of the child's own: a stop meanwhile exits with the status of the last one */
+	if (!why)
+		s->last_code = code;
 	if (s->stopping) {
-		init_loop_quit(s->loop, code);
+		init_loop_quit(s->loop, s->last_code);
+		return;
+	}
+	if (why) {
+		/* not a crash: neither counted toward KVINIT_MAX_RESTARTS nor delayed, whatever KVINIT_RESTART says */
+		log_info("restarting now %s (on purpose: no crash, not counted toward KVINIT_MAX_RESTARTS)", why);
+		init_timer_arm(s->loop, &s->restart_timer, init_now_usec());
 		return;
 	}
 	if (wanted && term_sig && term_sig == s->forwarded_sig) {
@@ -231,7 +243,10 @@ static void on_child_exit(struct init_supervisor *s, int status)
 	pid_t pgid = s->child;
 	int code, sig = 0;
 
-	if (WIFSIGNALED(status)) {
+	if (s->restart_why) {
+		code = 0;
+		log_info("child (pid %d) stopped %s", (int)pgid, s->restart_why);
+	} else if (WIFSIGNALED(status)) {
 		sig = WTERMSIG(status);
 		code = 128 + sig;
 		log_info("child (pid %d) was killed by %s%s", (int)pgid, init_signal_name(sig),
@@ -243,7 +258,7 @@ static void on_child_exit(struct init_supervisor *s, int status)
 	s->child = 0;
 	init_timer_disarm(s->loop, &s->grace_timer);
 	/* Leftovers of the old child must not hold its ports or files when the next one starts, or after a stop. */
-	if (s->stopping || s->args->opt->restart != INIT_RESTART_NO) {
+	if (s->stopping || s->restart_why || s->args->opt->restart != INIT_RESTART_NO) {
 		kill_group(pgid);
 		s->killed_group = pgid;
 	}
@@ -375,13 +390,20 @@ struct init_loop *init_supervisor_loop(struct init_supervisor *s)
 {
 	return s->loop;
 }
-pid_t init_supervisor_child(const struct init_supervisor *s)
-{
-	return s->child;
-}
 unsigned init_supervisor_restarts(const struct init_supervisor *s)
 {
 	return s->restarts;
+}
+
+int init_supervisor_restart(struct init_supervisor *s, const char *why)
+{
+	if (s->stopping || !s->child)
+		return -ESRCH;
+	/* SIGKILL: a child may take SIGTERM for an end (a Sentinel exits 0), and this is no end */
+	if (kill(s->child, SIGKILL) < 0)
+		return -errno;
+	s->restart_why = why;
+	return 0;
 }
 
 int init_supervise(const struct init_supervise_args *args)

@@ -433,35 +433,50 @@ int node_setup_write_config(const struct node_setup *s, const struct init_user *
 int node_setup_check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
 			 struct init_error *err);
 /*
- * Handshakes with host:port (checked against its name, as every connection of kvinit's) until it serves the
- * certificate with serial want, for up to timeout_ms; who prefixes the address in the one error line ("" or "the
- * restarted Sentinel "). 0, or -ETIMEDOUT (-ENOMEM) after that line.
- */
-int node_tls_wait_serial(const char *host, unsigned port, const char *want, unsigned timeout_ms, const char *who);
-/*
- * Certificate rotation (tls_rotate.c), in a helper process: CONFIG SET of the TLS files with the CA of ca_file
- * (NULL: REDIS_TLS_CA_FILE; the server reads them again), then this process's own connections take the new files,
- * and a handshake of its own must find the server serving the certificate with want_serial within 2 s. 0, or
- * -errno once it has said why.
- */
-int node_tls_rotate_apply(const struct node_options *o, const struct secrets_value *pw, const char *ca_file,
-			  const char *want_serial);
-
-/*
- * Certificate rotation in kvinit's loop (tls_rotate.c): with TLS, watches the certificate, key, CA file and CA
- * directory (loop), checks a new set as at start, stages a CA change (the old and the new CA trusted together for
- * KVINIT_ROTATION_GRACE) and says once a day a certificate that ends soon. start_helper(userdata) is called when a
- * checked set should go to the server: the owner (re)starts the certificates helper, whose process calls
- * node_tls_rotation_apply, and calls node_tls_rotation_applied once it succeeded. *ret is NULL without TLS; a watch
- * that cannot start is logged (the rotation then needs a restart). 0 or -ENOMEM.
+ * Certificate rotation in kvinit's loop (tls_rotate.c), for a node and a Sentinel alike: with TLS, watches the
+ * certificate, key, CA file and CA directory (loop), checks a new set as at start (ops->check), stages a CA change
+ * (the old and the new CA trusted together for KVINIT_ROTATION_GRACE, in a bundle) and says once a day a
+ * certificate that ends soon. A checked set goes to the server one at a time: ops->apply(ops->userdata) starts
+ * giving it (a node: the certificates helper, whose process calls node_tls_rotation_apply; a Sentinel: a restart,
+ * then a helper that calls node_tls_rotation_confirm), and the owner calls node_tls_rotation_done when that ended.
+ * A set checked meanwhile goes next, and ops->cancel (if any) is told the one given is stale. *ret is NULL without
+ * TLS; a watch that cannot start is logged (the rotation then needs a restart). 0 or -ENOMEM.
  */
 struct node_tls_rotation;
-typedef void (*node_tls_rotation_fn)(void *userdata);
-int node_tls_rotation_new(struct node_setup *s, struct init_loop *loop, node_tls_rotation_fn start_helper,
-			  void *userdata, struct node_tls_rotation **ret);
+struct node_tls_rotation_ops {
+	/* the set's check as at start, with the CA of ca_file (NULL: REDIS_TLS_CA_FILE) (node_setup_check_tls) */
+	int (*check)(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret,
+		     struct init_error *err);
+	void (*apply)(void *userdata);
+	void (*cancel)(void *userdata);
+	void *userdata;
+	/* the log lines: "<server> serves serial", "<giving> the certificate with serial 'x' (serving 'y'<note>)" */
+	const char *server, *giving, *note;
+	const char *ca_bundle_dir; /* where the staged CA bundle goes (the server user reads it); NULL: beside
+				      KVINIT_RENDERED_CONFIG */
+};
+int node_tls_rotation_new(struct node_setup *s, struct init_loop *loop, const struct node_tls_rotation_ops *ops,
+			  struct node_tls_rotation **ret);
+/*
+ * The CA file the server was last given with a set (the staged bundle while a CA change is staged), NULL for
+ * REDIS_TLS_CA_FILE (and for a NULL t): what a server rendered now must trust.
+ */
+const char *node_tls_rotation_ca_file(const struct node_tls_rotation *t);
+/* Giving the set ended: ok when it is served (said, and kvinit's own connections take its files). */
+void node_tls_rotation_done(struct node_tls_rotation *t, bool ok);
+/*
+ * In a helper process: this process's own connections take the files of the set given, and a handshake of its own
+ * with host:port must find it serving that set's serial within timeout_ms; who prefixes the address in the error
+ * line ("" or "the restarted Sentinel "). 0, or -errno once it has said why.
+ */
+int node_tls_rotation_confirm(const struct node_tls_rotation *t, const char *host, unsigned port, unsigned timeout_ms,
+			      const char *who);
+/*
+ * A node's apply, in its certificates helper: CONFIG SET of the TLS files with the set's CA (the server reads them
+ * again), then node_tls_rotation_confirm within 2 s. 0, or -errno once it has said why.
+ */
 int node_tls_rotation_apply(const struct node_tls_rotation *t, const struct secrets_value *pw);
-void node_tls_rotation_applied(struct node_tls_rotation *t);
-/* The node stops: a change from now on is left alone. */
+/* The owner stops: a change from now on is left alone. */
 void node_tls_rotation_stop(struct node_tls_rotation *t);
 /* Once the loop has ended. */
 void node_tls_rotation_free(struct node_tls_rotation *t);

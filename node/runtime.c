@@ -57,7 +57,6 @@ struct node_run {
 	struct node_netwatch *netwatch; /* the container's addresses, when the node announces its own */
 	struct init_timer expiry;	/* the end of the next grace period */
 	struct node_tls_rotation *tls;	/* with TLS: the certificate files' watch and the CA staging */
-	bool tls_again;			/* the files changed again while the certificates helper ran */
 	pid_t pid[HELPER__COUNT];	/* of the helpers while they run */
 	bool rotate_again;		/* a change came while the rotate helper ran */
 	bool readdress_again;		/* the address changed again while the new-address helper ran */
@@ -305,12 +304,33 @@ static void tls_start_helper(void *userdata)
 {
 	struct node_run *run = userdata;
 
-	restart_helper(run, HELPER_TLS, &run->tls_again);
+	start_helper(run, HELPER_TLS);
+	if (run->pid[HELPER_TLS] <= 0)
+		node_tls_rotation_done(run->tls, false);
+}
+
+/* A newer set goes next: the helper giving the stale one is stopped (on_reaped tells the rotation it is done). */
+static void tls_stop_helper(void *userdata)
+{
+	struct node_run *run = userdata;
+
+	if (run->pid[HELPER_TLS] > 0 && kill(run->pid[HELPER_TLS], SIGTERM) < 0 && errno != ESRCH)
+		log_warn("cannot stop the stale %s: %s", helpers[HELPER_TLS].name, strerror(errno));
 }
 
 static void start_tls_watch(struct node_run *run)
 {
-	if (node_tls_rotation_new(run->setup, run->loop, tls_start_helper, run, &run->tls) < 0)
+	const struct node_tls_rotation_ops ops = {
+		.check = node_setup_check_tls,
+		.apply = tls_start_helper,
+		.cancel = tls_stop_helper,
+		.userdata = run,
+		.server = "the server",
+		.giving = "giving the server",
+		.note = "",
+	};
+
+	if (node_tls_rotation_new(run->setup, run->loop, &ops, &run->tls) < 0)
 		log_error("cannot watch the TLS files: out of memory; new certificates need a restart");
 }
 
@@ -469,14 +489,11 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 			rewrite_config(run);
 		return;
 	}
-	if (which == HELPER_TLS && run->tls_again && !run->stopping) {
-		run->tls_again = false;
-		start_helper(run, HELPER_TLS);
+	if (which == HELPER_TLS) {
+		node_tls_rotation_done(run->tls, ok);
 		return;
 	}
-	if (ok && which == HELPER_TLS) {
-		node_tls_rotation_applied(run->tls);
-	} else if (ok && which == HELPER_ROTATE) {
+	if (ok && which == HELPER_ROTATE) {
 		char accepted[SECRETS_MAX_ACCEPTED * 10 + 1];
 
 		secrets_logins_reset(&run->logins, &run->setup->rotation);

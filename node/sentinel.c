@@ -58,19 +58,22 @@ static int load_own_password(struct sentinel_run *run, struct init_error *err)
 	return 0;
 }
 
-/* What sentinel.conf's own lines say now: from the rotations as they stand. */
+/* What sentinel.conf's own lines say now: from the rotations as they stand (a CA change staged: its bundle). */
 static int render_conf(const struct sentinel_run *run, const char *old_text, char **ret_text, struct init_error *err)
 {
 	const struct secrets_rotation *own = sentinel_own_rotation(run), *data = &run->setup->rotation;
-	const char *hashes[SECRETS_MAX_ACCEPTED];
+	const char *hashes[SECRETS_MAX_ACCEPTED], *ca_file = node_tls_rotation_ca_file(run->tls);
+	struct node_options opt = *run->o;
 	struct node_sentinel_conf_input in = {
-		.opt = run->o,
+		.opt = &opt,
 		.pass_hashes = hashes,
 		.n_hashes = own->n,
 		.sentinel_pass = own->n ? sentinel_current(own)->data : NULL,
 		.auth_pass = data->n ? sentinel_current(data)->data : NULL,
 	};
 
+	if (ca_file)
+		opt.tls_ca_file = (char *)ca_file;
 	for (size_t k = 0; k < own->n; k++)
 		hashes[k] = own->entry[secrets_rotation_order(own, k)].hash;
 	return node_sentinel_conf(old_text, &in, ret_text, err);
@@ -193,92 +196,88 @@ static void on_expiry(struct init_loop *loop, void *userdata)
 		arm_expiry(sec);
 }
 
-/* ---- the TLS files ---- */
+/* ---- the TLS files (tls_rotate.c, as a node's, but for how a new set is given) ---- */
+
+/* The restarted Sentinel has this long to serve the new certificate (it reads its file and opens its port first). */
+#define TLS_CONFIRM_MS 10000U
 
 /*
- * The certificate set as the Sentinel uses it (tls.c's check): it serves it on its port and presents it to the nodes
- * and the other Sentinels (tls-replication) unless REDIS_TLS_AUTH_CLIENTS=no, and it must cover the name or address
- * the Sentinel announces, which the others and the clients connect to.
+ * The certificate set as the Sentinel uses it (tls.c's check), with the CA of ca_file (NULL: REDIS_TLS_CA_FILE): it
+ * serves it on its port and presents it to the nodes and the other Sentinels (tls-replication) unless
+ * REDIS_TLS_AUTH_CLIENTS=no, and it must cover the name or address the Sentinel announces, which the others and
+ * the clients connect to.
  */
-static int check_tls(const struct node_options *o, struct node_tls_info *ret, struct init_error *err)
+static int check_tls(const struct node_setup *s, const char *ca_file, struct node_tls_info *ret, struct init_error *err)
 {
+	const struct node_options *o = &s->c->opt;
 	struct node_tls_files f;
 	const char *names[1];
 	size_t n = 0;
 
 	node_tls_files_from(o, &f);
+	if (ca_file)
+		f.ca_file = ca_file;
 	f.client_too = o->tls_auth_clients != NODE_TLS_AUTH_NO;
 	if (*o->sentinel_announce_ip)
 		names[n++] = o->sentinel_announce_ip;
 	return node_tls_check(&f, names, n, time(NULL), ret, err);
 }
 
-/* Once a day, a certificate that expires within a week is said again (setup.c said it at start). */
-static void on_tls_expiry(struct init_loop *loop, void *userdata)
+/*
+ * A checked set is given by a restart of the Sentinel, which has no CONFIG SET to load it live: what it learned is
+ * in sentinel.conf (written at every change, so the SIGKILL loses nothing; on_restarting sets kvinit's lines, the
+ * CA of the rotation's among them), and clients and the other Sentinels reconnect. A restart due anyway (after a
+ * crash) reads the files as they are now.
+ */
+static void tls_restart(void *userdata)
 {
 	struct sentinel_run *run = userdata;
+	int r = init_supervisor_restart(run->sv, "to load the new TLS files");
 
-	(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
-	init_timer_arm(loop, &run->tls_expiry, init_now_usec() + NODE_TLS_EXPIRY_CHECK_USEC);
+	if (r < 0 && r != -ESRCH) {
+		log_error("certificate rotation: cannot restart the Sentinel: %s, ignoring", strerror(-r));
+		node_tls_rotation_done(run->tls, false);
+		return;
+	}
+	run->tls_restart = true;
 }
 
-/*
- * The certificate, key or CA file changed (read twice the same): a set that passes the checks is loaded by a
- * restart of the Sentinel, which has no CONFIG SET to load it live (Redis and Valkey alike); what it learned is in
- * sentinel.conf, and clients and the other Sentinels reconnect. A set that does not pass (a certificate whose key
- * is not written yet) is said loudly and left alone: the Sentinel keeps what it serves until the files are whole.
- */
-static void on_tls_files_changed(void *userdata)
+/* A newer set goes next: a confirmation of the stale one is stopped (on_reaped tells the rotation it is done). */
+static void tls_cancel(void *userdata)
 {
 	struct sentinel_run *run = userdata;
-	struct node_tls_info info;
-	struct init_error err;
-	pid_t pid = init_supervisor_child(run->sv);
 
-	if (run->stopping)
-		return;
-	if (check_tls(run->o, &info, &err) < 0) {
-		log_error("certificate rotation: the TLS files changed but are not a set that works: %s; the Sentinel "
-			  "keeps serving the certificate with serial '%s' until they are",
-			  err.msg, run->setup->tls.serial);
-		return;
-	}
-	run->tls_pending = info;
-	run->tls_changed_usec = init_now_usec();
-	if (run->confirm_pid > 0 || run->tls_restart || pid <= 0) {
-		/* a restart for an older set is under way: the next start reads the files as they are now */
-		run->tls_again = true;
-		return;
-	}
-	log_info("certificate rotation: the TLS files changed: restarting the Sentinel to load the certificate with "
-		 "serial '%s' (serving '%s'; a Sentinel has no CONFIG SET, and keeps what it knows in its file)",
-		 info.serial, run->setup->tls.serial);
-	run->tls_restart = true;
-	/* SIGKILL: on SIGTERM the Sentinel exits 0, which is an end, not a restart; its file is written already */
-	if (kill(pid, SIGKILL) < 0 && errno != ESRCH) {
-		log_error("certificate rotation: cannot restart the Sentinel: %s, ignoring", strerror(errno));
-		run->tls_restart = false;
-	}
+	if (run->confirm_pid > 0 && kill(run->confirm_pid, SIGTERM) < 0 && errno != ESRCH)
+		log_warn("cannot stop the stale certificate confirmation: %s", strerror(errno));
+}
+
+/* The certificate helper's body: waits until the restarted Sentinel serves the certificate it was given. */
+static int confirm_tls(void *userdata)
+{
+	const struct sentinel_run *run = userdata;
+	char host[64];
+
+	node_probe_host(run->o->bind, host, sizeof(host));
+	return node_tls_rotation_confirm(run->tls, host, (unsigned)run->o->sentinel_port, TLS_CONFIRM_MS,
+					 "the restarted Sentinel ");
 }
 
 static void start_tls_watch(struct sentinel_run *run)
 {
-	const struct node_options *o = run->o;
-	size_t n = 0;
-	int r;
+	const struct node_tls_rotation_ops ops = {
+		.check = check_tls,
+		.apply = tls_restart,
+		.cancel = tls_cancel,
+		.userdata = run,
+		.server = "the Sentinel",
+		.giving = "restarting the Sentinel to load",
+		.note = "; a Sentinel has no CONFIG SET, and keeps what it knows in its file",
+		/* the Sentinel's own directory: kvinit renders no server config beside it */
+		.ca_bundle_dir = run->o->data_dir,
+	};
 
-	if (!o->tls_enabled)
-		return;
-	run->tls_paths[n++] = o->tls_cert_file;
-	run->tls_paths[n++] = o->tls_key_file;
-	/* a CA directory is read by hash at each handshake: only a CA file is watched */
-	if (*o->tls_ca_file)
-		run->tls_paths[n++] = o->tls_ca_file;
-	init_timer_arm(run->loop, &run->tls_expiry, init_now_usec() + NODE_TLS_EXPIRY_CHECK_USEC);
-	r = secrets_watch_files(run->loop, run->tls_paths, n, NODE_TLS_FILE_MAX, SECRETS_WATCH_FROM_NOW,
-				(uint64_t)o->secret_poll * USEC_PER_MSEC, on_tls_files_changed, run, &run->tls_watch);
-	if (r < 0)
-		log_error("cannot watch the TLS files: %s; new certificates need a restart", strerror(-r));
+	if (node_tls_rotation_new(run->setup, run->loop, &ops, &run->tls) < 0)
+		log_error("cannot watch the TLS files: out of memory; new certificates need a restart");
 }
 
 /* The Sentinel came back after a certificate restart: a helper confirms it serves the new certificate. */
@@ -287,36 +286,10 @@ static void tls_restarted(struct sentinel_run *run)
 	int r;
 
 	run->tls_restart = false;
-	r = init_fork_helper(node_sentinel_tls_confirm, run, &run->confirm_pid);
-	if (r < 0)
+	r = init_fork_helper(confirm_tls, run, &run->confirm_pid);
+	if (r < 0) {
 		log_error("cannot start the certificate confirmation: %s, ignoring", strerror(-r));
-}
-
-/* The confirmation ended: kvinit's own connections take the new files too, and a newer change goes next. */
-static void tls_confirmed(struct sentinel_run *run, bool ok)
-{
-	char old[sizeof(run->setup->tls.serial)], ends[64];
-	struct init_error err;
-
-	run->confirm_pid = 0;
-	if (ok) {
-		(void)snprintf(old, sizeof(old), "%s", run->setup->tls.serial);
-		run->setup->tls = run->tls_pending;
-		if (node_tls_client_setup(run->o, NULL, &err) < 0)
-			log_error("certificate rotation: kvinit's own connections keep the old files: %s, ignoring",
-				  err.msg);
-		node_tls_format_time(run->setup->tls.not_after, ends, sizeof(ends));
-		log_info("certificate rotation applied: the Sentinel serves serial '%s' (was '%s', valid until '%s'), "
-			 "%llu ms after the files changed",
-			 run->setup->tls.serial, old, ends,
-			 (unsigned long long)((init_now_usec() - run->tls_changed_usec) / USEC_PER_MSEC));
-		(void)node_tls_warn_expiry(run->o->tls_cert_file, &run->setup->tls, time(NULL));
-	} else if (!run->stopping) {
-		log_error("certificate rotation: not confirmed (see above)");
-	}
-	if (run->tls_again && !run->stopping) {
-		run->tls_again = false;
-		on_tls_files_changed(run);
+		node_tls_rotation_done(run->tls, false);
 	}
 }
 
@@ -377,20 +350,11 @@ static void on_stop(struct init_supervisor *sv, uint64_t deadline_usec, void *us
 	(void)sv;
 	(void)deadline_usec;
 	run->stopping = true;
+	node_tls_rotation_stop(run->tls);
 	if (run->rotate_pid > 0 && kill(run->rotate_pid, SIGTERM) < 0 && errno != ESRCH)
 		log_warn("cannot stop the password rotation: %s, ignoring", strerror(errno));
 	if (run->confirm_pid > 0 && kill(run->confirm_pid, SIGTERM) < 0 && errno != ESRCH)
 		log_warn("cannot stop the certificate confirmation: %s, ignoring", strerror(errno));
-}
-
-/* A restart that loads new certificates comes at once, not after the backoff's delay. */
-static uint64_t restart_delay(struct init_supervisor *sv, unsigned restart, uint64_t delay_ms, void *userdata)
-{
-	const struct sentinel_run *run = userdata;
-
-	(void)sv;
-	(void)restart;
-	return run->tls_restart ? 0 : delay_ms;
 }
 
 static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *userdata)
@@ -399,7 +363,8 @@ static void on_reaped(struct init_supervisor *sv, pid_t pid, int status, void *u
 
 	(void)sv;
 	if (pid > 0 && pid == run->confirm_pid) {
-		tls_confirmed(run, WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		run->confirm_pid = 0;
+		node_tls_rotation_done(run->tls, WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		return;
 	}
 	if (pid != run->rotate_pid) {
@@ -439,7 +404,7 @@ static void run_free(struct sentinel_run *run)
 {
 	for (int i = 0; i < SECRET__COUNT; i++)
 		secrets_watch_free(run->secret[i].watch);
-	secrets_watch_free(run->tls_watch);
+	node_tls_rotation_free(run->tls);
 	secrets_logins_wipe(&run->logins);
 	secrets_paths_free(&run->own_paths);
 	secrets_set_wipe(&run->own_initial);
@@ -455,7 +420,6 @@ static int supervise(struct sentinel_run *run, char *const *envp)
 		.started = on_started,
 		.reaped = on_reaped,
 		.restarting = on_restarting,
-		.restart_delay = restart_delay,
 		.userdata = run,
 	};
 	char *argv[] = {s->server.server_bin, run->conf_path, "--sentinel", NULL};
@@ -487,7 +451,7 @@ int node_sentinel_main(struct node_config *c, char **args)
 	r = node_setup_start(c, args, "sentinel", false, &s, &err);
 	/* and the names a Sentinel's certificate must cover; kvinit's own connections (rotation, health) use it too */
 	if (r == 0 && c->opt.tls_enabled) {
-		r = check_tls(&c->opt, NULL, &err);
+		r = check_tls(&s, NULL, NULL, &err);
 		if (r == 0)
 			r = node_tls_client_setup(&c->opt, NULL, &err);
 		if (r < 0)
@@ -521,7 +485,6 @@ int node_sentinel_main(struct node_config *c, char **args)
 		};
 	for (int i = 0; i < SECRET__COUNT; i++)
 		run.secret[i].expiry = (struct init_timer){.fn = on_expiry, .userdata = &run.secret[i]};
-	run.tls_expiry = (struct init_timer){.fn = on_tls_expiry, .userdata = &run};
 	if (r < 0)
 		log_error("%s", err.msg);
 	else

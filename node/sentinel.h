@@ -45,19 +45,14 @@ struct sentinel_run {
 	pid_t rotate_pid;
 	bool rotate_again, started, stopping;
 	/*
-	 * With TLS: the certificate, key and CA files. A Sentinel has no CONFIG SET, so a new set that passes the
-	 * checks is loaded by restarting the Sentinel (it keeps what it knows in sentinel.conf), and a helper confirms
-	 * with a handshake that it serves the new certificate.
+	 * With TLS: the certificate files' watch and the CA staging (tls_rotate.c). A Sentinel has no CONFIG SET, so
+	 * a new set that passes the checks is loaded by restarting the Sentinel (it keeps what it knows in
+	 * sentinel.conf), and a helper confirms with a handshake that it serves the new certificate.
 	 */
 	struct init_supervisor *sv;
-	struct secrets_watch *tls_watch;
-	const char *tls_paths[3];
-	struct node_tls_info tls_pending; /* the checked set the restart loads */
-	uint64_t tls_changed_usec;	  /* when the files of tls_pending were seen */
-	struct init_timer tls_expiry;	  /* a daily look at the certificate's end */
+	struct node_tls_rotation *tls;
 	pid_t confirm_pid;
-	bool tls_restart; /* the Sentinel was stopped to load tls_pending */
-	bool tls_again;	  /* the files changed again while the confirmation ran */
+	bool tls_restart; /* the Sentinel is restarted to load the set given */
 };
 
 /* The Sentinel's own passwords: its own rotation, or the nodes'. */
@@ -73,7 +68,5 @@ static inline const struct secrets_value *sentinel_current(const struct secrets_
 
 /* The rotation helper's body (init_fork_helper): applies the run's accepted passwords to the Sentinel. */
 int node_sentinel_rotate_apply(void *userdata);
-/* The certificate helper's body: waits until the restarted Sentinel serves the certificate of run->tls_pending. */
-int node_sentinel_tls_confirm(void *userdata);
 
 #endif

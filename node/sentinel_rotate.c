@@ -179,27 +179,3 @@ int node_sentinel_rotate_apply(void *userdata)
 	node_conn_free(ctx);
 	return r < 0 ? 1 : 0;
 }
-
-/* ---- confirming a certificate rotation (in a helper process) ---- */
-
-/* The restarted Sentinel has this long to serve the new certificate (it reads its file and opens its port first). */
-#define TLS_CONFIRM_MS 10000U
-
-int node_sentinel_tls_confirm(void *userdata)
-{
-	const struct sentinel_run *run = userdata;
-	const struct node_options *o = run->o;
-	struct init_error err;
-	char host[64];
-	int r;
-
-	/* this process trusts the CA and presents the certificate of the new files, as the restarted Sentinel does */
-	r = node_tls_client_setup(o, NULL, &err);
-	if (r < 0) {
-		log_error("certificate rotation: %s", err.msg);
-		return r;
-	}
-	node_probe_host(o->bind, host, sizeof(host));
-	return node_tls_wait_serial(host, (unsigned)o->sentinel_port, run->tls_pending.serial, TLS_CONFIRM_MS,
-				    "the restarted Sentinel ");
-}

@@ -23,7 +23,7 @@ import sentinel_writer
 from redis.sentinel import Sentinel
 from sentinel_writer import AddrWriter, Writer
 from test_tls import Pki, secret_volume
-from test_tls_links import swap_volume
+from test_tls_links import served_serial, serial_of, swap_volume
 
 # kvinit's default: a plain SIGTERM leaves the set without a primary this long, plus an election
 DOWN_AFTER_MS = 5000
@@ -631,6 +631,82 @@ def test_tls_sentinel_certificate_rotation(launch, workdir, capsys):
     with capsys.disabled():
         print(f"\nsentinel TLS rotation: every Sentinel serves the new certificate {took * 1000:.0f} ms after the "
               f"swap; {len(w.acked)} writes through the Sentinels, {len(w.errors)} failed")
+
+
+def test_tls_sentinel_certificate_restarts_are_no_crashes(launch, workdir):
+    """kvinit restarts the Sentinel on purpose to load new certificates: such a restart is no crash, so it neither
+    counts toward KVINIT_MAX_RESTARTS nor reads as one ("restart 1 of 1"). With KVINIT_MAX_RESTARTS=1, two
+    rotations in a row (well within KVINIT_BACKOFF_RESET): the Sentinel still runs and serves the second
+    certificate, and the crash-restart count is still whole for a real crash after them."""
+    t = tls_topology(launch, workdir)
+    t.start_node("a", "primary")
+    s = t.start_sentinel(0, KVINIT_MAX_RESTARTS="1", KVINIT_BACKOFF_RESET="600s", **sentinel_tls_env(t))
+    volume = Path(workdir) / "sentinel-tls"
+    for n in (1, 2):
+        crt, key = t.pki.issue(f"sentinel-{n}")
+        new = serial_of(crt)
+        swap_volume(volume, {"tls.crt": crt, "tls.key": key, "ca.crt": t.pki.ca})
+        wait_until(lambda: s.stderr.count("certificate rotation applied: the Sentinel serves serial") >= n, LONG,
+                   f"kvinit to confirm certificate {n} ('{new}')", launched=s)
+        served = serial_served(s.port, t)
+        assert served == new, f"rotation {n}: the Sentinel serves '{served}', not '{new}'\n{s.describe()}"
+    assert "restart 1 of" not in s.stderr and "giving up" not in s.stderr, s.describe()
+    # a real crash after them is still restarted: the one quick restart KVINIT_MAX_RESTARTS=1 allows
+    os.kill(server_pid(s), signal.SIGKILL)
+    wait_until(lambda: "(restart 1 of 1)" in s.stderr, LONG,
+               "kvinit to restart the crashed Sentinel", launched=s)
+    wait_until(lambda: t.sentinel_answers(s.port), LONG, "the Sentinel to answer after its crash", launched=s)
+    assert serial_served(s.port, t) == new
+
+
+def test_tls_sentinel_ca_change_is_staged(launch, workdir):
+    """A new CA in the Sentinel's ca.crt is staged as on the nodes: the Sentinel (restarted for it) and kvinit trust
+    the old and the new CA for KVINIT_ROTATION_GRACE, so clients and peers with certificates of either get in while
+    the certificates follow; then the new CA alone (a restart again), and a certificate of the old CA is refused."""
+    t = tls_topology(launch, workdir)
+    t.start_node("a", "primary")
+    s = t.start_sentinel(0, KVINIT_ROTATION_GRACE="10s", **sentinel_tls_env(t))
+    volume = Path(workdir) / "sentinel-tls"
+    conf = t.workdir / "sentinel-0" / "sentinel.conf"
+    bundle = t.workdir / "sentinel-0" / "tls-ca-staged.pem"
+    new_ca = Pki(Path(workdir) / "new-pki")
+    both = Path(workdir) / "both-cas.crt"
+    both.write_bytes(new_ca.ca.read_bytes() + t.pki.ca.read_bytes())
+    new_client = new_ca.issue("client-new")
+    old_client = (t.tls["ssl_certfile"], t.tls["ssl_keyfile"])
+
+    def answers(client):
+        try:
+            return connect(s.port, ssl=True, ssl_ca_certs=str(both), ssl_certfile=str(client[0]),
+                           ssl_keyfile=str(client[1])).ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False
+
+    def applied(n):
+        wait_until(lambda: s.stderr.count("certificate rotation applied: the Sentinel serves serial") >= n, LONG,
+                   f"kvinit to confirm the Sentinel's certificate (step {n})", launched=s)
+
+    # step 1: the new CA alone in ca.crt, the certificate as it was: both CAs trusted, through the bundle
+    swap_volume(volume, {"tls.crt": volume / "tls.crt", "tls.key": volume / "tls.key", "ca.crt": new_ca.ca})
+    applied(1)
+    assert "the CA changed: the Sentinel and kvinit trust the old and the new CA" in s.stderr, s.describe()
+    assert re.search(rf'\ntls-ca-cert-file "?{re.escape(str(bundle))}"?\n', conf.read_text()), conf.read_text()
+    assert answers(old_client) and answers(new_client), s.describe()
+    # step 2: a certificate of the new CA, still within the grace
+    crt, key = new_ca.issue("sentinel-new-ca")
+    swap_volume(volume, {"tls.crt": crt, "tls.key": key, "ca.crt": new_ca.ca})
+    applied(2)
+    client = {"ca.crt": both, "tls.crt": new_client[0], "tls.key": new_client[1]}
+    assert served_serial(s.port, client) == serial_of(crt), s.describe()
+    assert answers(old_client) and answers(new_client), s.describe()
+    # the grace ends: the new CA alone
+    wait_until(lambda: "the staged CA change ends: the Sentinel and kvinit trust the new CA alone" in s.stderr, LONG,
+               "the staged CA change to end", launched=s)
+    applied(3)
+    text = conf.read_text()
+    assert re.search(rf'\ntls-ca-cert-file "?{re.escape(str(t.sentinel_files["ca.crt"]))}"?\n', text), text
+    assert answers(new_client) and not answers(old_client), s.describe()
+    assert "(restart 1 of" not in s.stderr, s.describe()
 
 
 def test_tls_sentinel_certificate_checked_at_start(launch, workdir):
