@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Sourced by stack.sh, not run on its own.
-# shellcheck disable=SC2154 # here, action, layout, layout_arg, files, nodes, init_service, first_node: stack.sh's
+# Sourced by stack.sh and scale.sh, not run on its own.
+# shellcheck disable=SC2154 # here, action, layout, layout_arg, files, nodes, init_service, first_node: the caller's
 # TLS for the compose layouts (README.md, "TLS with compose"), sourced by compose/stack.sh:
 #   TLS=1 make up     a CA and one certificate per node (and for cluster-init and the exporter, their client
 #                     certificates) under secrets/tls/ when missing, and a compose override that turns TLS on
 #   make rotate-certs new certificates from the same CA, written in place: kvinit reloads them live
+# and by compose/scale.sh, on a layout up with TLS=1: the certificates of redis-node-6 and -7 when missing, and the
+# override for the eight nodes (NODES=8) or the six (NODES=6, once the two are gone).
 # Each container mounts its own directory, secrets/tls/<service>/ (tls.crt, tls.key, ca.crt: cert-manager's names),
 # as /run/secrets/tls. A directory, not single files: a file replaced by a rename (how the certificates are written,
 # so that no reader sees half a file) is seen inside the container only through its directory. The server reads
@@ -113,8 +115,9 @@ tls_services() {
 	[[ $layout != sentinel ]] || tls_svcs+=(sentinel-1 sentinel-2 sentinel-3)
 }
 
-# `make up TLS=1`: the CA and the certificates that are missing, and the override, added to the compose files.
-tls_up() {
+# The CA and the certificates of the services of `nodes` and `files` that are missing, and the override for them,
+# added to the compose files.
+tls_override() {
 	local svc port addr out=$tls_dir/docker-compose.tls.yml
 	settings=$(tls_service_settings)
 	command -v openssl >/dev/null || die "TLS=1 needs the openssl command (apt-get install openssl)"
@@ -126,7 +129,7 @@ tls_up() {
 		[[ -s $tls_dir/$svc/tls.crt && -s $tls_dir/$svc/tls.key ]] || tls_issue "$svc"
 	done
 	{
-		echo "# Made by compose/stack.sh (TLS=1) for the $layout layout; made again by every make up TLS=1."
+		echo "# Made by compose/tls.sh (make up TLS=1, make scale) for the $layout layout, ${#nodes[@]} nodes; made again by each."
 		grep -m1 '^version:' "$here/${files[0]}" || true # docker-compose 1.29 wants the same version in every file
 		echo "services:"
 		for svc in "${tls_svcs[@]}"; do
@@ -156,8 +159,13 @@ tls_up() {
 		done
 	} >"$out"
 	files+=("secrets/tls/docker-compose.tls.yml")
-	echo "make up: TLS on (override $out); from the host: redis-cli --tls --cacert $tls_dir/ca.crt" \
-		"--cert $tls_dir/$first_node/tls.crt --key $tls_dir/$first_node/tls.key -c ..."
+}
+
+# `make up TLS=1`: the CA, the certificates that are missing and the override (tls_override).
+tls_up() {
+	tls_override
+	echo "make up: TLS on (override $tls_dir/docker-compose.tls.yml); from the host: redis-cli --tls" \
+		"--cacert $tls_dir/ca.crt --cert $tls_dir/$first_node/tls.crt --key $tls_dir/$first_node/tls.key -c ..."
 }
 
 # `make rotate-certs`: new certificates from the same CA for every service, written in place.

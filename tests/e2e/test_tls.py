@@ -1,6 +1,8 @@
 """`make up TLS=1` on the main layout (README.md, "TLS with compose"), end to end: host clients that speak TLS and
 follow redirects (the host's redis-cli -c, ioredis, redis-py), the exporter scraping over TLS, `make rotate-certs`
-under a TLS client load with 0 failed requests, and `make rotate` + `make rotate-finish` on the TLS stack.
+under a TLS client load with 0 failed requests, `make rotate` + `make rotate-finish` on the TLS stack, and last
+`make scale NODES=8` then `NODES=6` under a TLS client load (the e2e test of `make scale`: why it runs on TLS is in
+its docstring).
 
 One stack for the whole module (the `stack` fixture with "main+tls"). The host clients present the certificate of
 redis-node-0 as theirs (what the README shows), copied before anything rotates: `make rotate-certs` renames a new key
@@ -24,7 +26,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import COMPOSE_DIR, MAIN_PORTS, SECRET, STACK, password, sh, wait_until
+from cluster_load import ClusterLoad
+from conftest import COMPOSE_DIR, MAIN_PORTS, REPO, SECRET, STACK, _host_map, compose, password, sh, wait_until
 from ioredis import ioredis_modules
 
 pytestmark = pytest.mark.parametrize("stack", ["main+tls"], indirect=True)
@@ -319,3 +322,263 @@ def test_rotate_and_rotate_finish_on_tls(stack, client_files):
             node_client(client_files, "127.0.0.1", port, secret=old).ping()
     print(f"make rotate on TLS: {t1 - t0:.1f} s, make rotate-finish: {t2 - t1:.1f} s")
     wait_until(lambda: "redis_up 1" in metrics(), 60, "redis_up 1 on /metrics after the rotation")
+
+
+# --------------------------------------------------------------------------- make scale on the TLS stack
+
+SCALE_KEYS = 20_000
+SCALE_NAMES = [f"redis-node-{i}" for i in range(8)]
+SCALE_PORTS = {name: 6379 + i for i, name in enumerate(SCALE_NAMES)}
+ADDED = SCALE_NAMES[6:]
+SCALE_FILE = COMPOSE_DIR / "docker-compose.scale.yml"
+MARKER = COMPOSE_DIR / ".scaled-out"
+IOREDIS_LOAD = REPO / "tests" / "integration" / "ioredis_load.js"
+
+
+def scale_cluster_client(files):
+    return RedisCluster(host="redis-node-0", port=SCALE_PORTS["redis-node-0"], password=password(), socket_timeout=5,
+                        socket_connect_timeout=5, **ssl_kwargs(files))
+
+
+def scale_node_client(files, name):
+    c = redis.Redis(host="127.0.0.1", port=SCALE_PORTS[name], password=password(), socket_timeout=5,
+                    socket_connect_timeout=5, **ssl_kwargs(files))
+    c.set_response_callback("CLUSTER NODES", lambda r, **kw: r.decode() if isinstance(r, bytes) else r)
+    return c
+
+
+def view(files, name):
+    """A node's CLUSTER NODES: {hostname: (flags, hostname of its master or '-', slots it owns)}."""
+    out = {}
+    ids = {}
+    lines = [line.split() for line in scale_node_client(files, name).execute_command("CLUSTER NODES").splitlines()
+             if line]
+    for f in lines:
+        ids[f[0]] = f[1].partition(",")[2] or f[1]
+    for f in lines:
+        slots = 0
+        for r in f[8:]:
+            if r.startswith("["):
+                continue  # a slot being migrated or imported: counted where it is owned
+            a, _, b = r.partition("-")
+            slots += int(b or a) - int(a) + 1
+        out[ids[f[0]]] = (set(f[2].split(",")), ids.get(f[3], f[3]), slots)
+    return out
+
+
+def agreed(files, names, masters):
+    """Every node of `names` sees exactly `names`, none flagged, `masters` masters with 16384 slots between them
+    (each within 1 slot of an even share), the same masters and replica links in every view; the view, or None."""
+    share = 16384 / masters
+    first = None
+    for name in names:
+        v = view(files, name)
+        if set(v) != set(names):
+            return None
+        if any(flags & {"handshake", "fail", "fail?", "noaddr"} for flags, _, _ in v.values()):
+            return None
+        owners = {n: s for n, (flags, _, s) in v.items() if "master" in flags}
+        if len(owners) != masters or sum(owners.values()) != 16384 or \
+                any(abs(s - share) > 1 for s in owners.values()):
+            return None
+        links = {n: (bool("master" in flags), master, s) for n, (flags, master, s) in v.items()}
+        if first is None:
+            first = links
+        elif links != first:
+            return None
+    return first
+
+
+class IoredisLoad:
+    """ioredis's Cluster (tests/integration/ioredis_load.js) from the host, over TLS with the client's files: its
+    natMap is the hosts line."""
+
+    def __init__(self, modules, files):
+        nat = {f"{name}:{port}": {"host": "127.0.0.1", "port": port} for name, port in SCALE_PORTS.items()}
+        env = dict(os.environ, NODE_PATH=str(modules), PASSWORD=password(), KEYS=str(SCALE_KEYS),
+                   NAT_MAP=json.dumps(nat), SEEDS=",".join(f"127.0.0.1:{SCALE_PORTS[n]}" for n in SCALE_NAMES[:6]),
+                   TLS_CA=str(files["ca"]), TLS_CERT=str(files["cert"]), TLS_KEY=str(files["key"]))
+        self.proc = subprocess.Popen(["node", str(IOREDIS_LOAD)], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(self):
+        out, err = self.proc.communicate(input="", timeout=60)
+        assert self.proc.returncode == 0 and out.strip(), f"ioredis load: {self.proc.returncode}\n{out}\n{err}"
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def fill(files):
+    rc = scale_cluster_client(files)
+    for start in range(0, SCALE_KEYS, 10_000):
+        pipe = rc.pipeline()
+        for i in range(start, min(start + 10_000, SCALE_KEYS)):
+            pipe.set(f"k:{i}", f"v{i}")
+        assert all(pipe.execute())
+    rc.close()
+
+
+def check_all(files, expected):
+    rc = scale_cluster_client(files)
+    keys = list(expected)
+    for start in range(0, len(keys), 10_000):
+        chunk = keys[start:start + 10_000]
+        pipe = rc.pipeline()
+        for k in chunk:
+            pipe.get(k)
+        got = pipe.execute()
+        wrong = [(k, v) for k, v in zip(chunk, got) if v is None or v.decode() != expected[k]]
+        assert not wrong, f"{len(wrong)} of {len(keys)} keys missing or wrong, first: {wrong[:5]}"
+    rc.close()
+
+
+def diagnose(files):
+    """What each node says when something failed: its cluster_state, and its log's lines about the cluster's state
+    and failure reports."""
+    for name in SCALE_NAMES:
+        try:
+            state = scale_node_client(files, name).execute_command("CLUSTER INFO")["cluster_state"]
+        except (redis.exceptions.RedisError, OSError) as e:
+            state = f"no answer ({e})"
+        logs = sh("docker", "logs", "--timestamps", name, check=False)
+        lines = [line for line in (logs.stdout + logs.stderr).splitlines()
+                 if any(w in line for w in ("state changed", "FAIL", "failing", "epoch", "failover", "Failover"))]
+        print(f"{name}: cluster_state {state}\n  " + "\n  ".join(lines[-15:]))
+
+
+def make_scale(files, nodes):
+    t0 = time.monotonic()
+    r = sh("make", "-s", "-C", REPO, "scale", f"NODES={nodes}", check=False, timeout=600)
+    took = time.monotonic() - t0
+    print(f"\n--- make scale NODES={nodes}: exit {r.returncode} in {took:.1f} s\n{r.stdout[-4000:]}{r.stderr[-3000:]}")
+    if r.returncode != 0:
+        diagnose(files)
+    assert r.returncode == 0, f"make scale NODES={nodes} -> {r.returncode}"
+    return r.stdout + r.stderr, took
+
+
+def added_leftovers():
+    containers = sh("docker", "ps", "-aq", *[a for n in ADDED for a in ("--filter", f"name=^{n}$")]).stdout.split()
+    volumes = [v for v in sh("docker", "volume", "ls", "-q").stdout.split()
+               if v in ("kvinit_redis-data-6", "kvinit_redis-data-7")]
+    return containers, volumes
+
+
+def remove_added():
+    """What `make scale NODES=6` leaves: neither the two nodes nor their volumes nor the marker."""
+    containers, volumes = added_leftovers()
+    if containers:
+        sh("docker", "rm", "-f", *containers, check=False)
+    if volumes:
+        sh("docker", "volume", "rm", *volumes, check=False)
+    MARKER.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nothing_scaled(engine):
+    """Before the stack (autouse: first): no node or volume or marker of an earlier run that failed half way, which
+    `make up` would take in. After: the same, whatever the test left (the stack's down does not know the two)."""
+    remove_added()
+    yield
+    compose("main", "rm", "-s", "-f", *ADDED, overrides=[SCALE_FILE], check=False)
+    remove_added()
+
+
+def test_scale_to_eight_and_back_to_six_under_load(stack, client_files, hosts_line):
+    """`make scale NODES=8` then `make scale NODES=6` on the TLS stack, under load (issue 13, "Using it"); the last
+    test of the module: the stack has six nodes again after it.
+
+    It runs here, on the module's TLS stack, and not on a plain stack of its own: one stack fewer in CI, whose
+    budget is at its limit, and the TLS run covers more (the two new nodes' certificates from the layout's CA, the
+    TLS override for eight, cluster-init over TLS, `make rotate-certs` reaching the two while scaled out). The
+    plain-text path of the same reshape is tests/integration/test_reshape.py (cluster-init over 6 -> 8 -> 6 under a
+    redis-py and an ioredis load) and the plain layout's `make scale` has no code of its own that TLS skips.
+
+    20k keys loaded, then cluster clients on the host, with the certificate of redis-node-0 as theirs, reaching the
+    nodes as the README says a user does (the published ports and the hosts line, with redis-node-6 and -7 in it):
+    redis-py's RedisCluster (ssl=True) writing new keys and reading the loaded ones (tests/pylib/cluster_load.py,
+    the client built again after a connection error: 4.3.4 never recovers from one, conftest), and ioredis's Cluster
+    with `tls` doing the same when node and npm are there (tests/integration/ioredis_load.js). All along, `make
+    scale NODES=8` (compose/scale.sh, run as a user runs it) adds redis-node-6 and -7, `make rotate-certs` gives all
+    eight new certificates, and `make scale NODES=6` drains and removes the two. No request may fail after the
+    clients' own MOVED/ASK handling (redis-py's own ASK AttributeError is counted apart, cluster_load); every key is
+    there and right at the end."""
+    t_test = time.monotonic()
+    _host_map.update({name: "127.0.0.1" for name in ADDED})  # the hosts line with the two new names in it
+    t0 = time.monotonic()
+    fill(client_files)
+    print(f"\n{SCALE_KEYS} keys loaded in {time.monotonic() - t0:.1f} s")
+
+    load = ClusterLoad(lambda: scale_cluster_client(client_files), SCALE_KEYS, rebuild=True)
+    load.start()
+    modules = ioredis_modules()
+    io = IoredisLoad(modules, client_files) if modules else None
+    io_result = None
+    context = handshake_context(client_files)
+    try:
+        wait_until(lambda: load.requests > 100, 30, "the redis-py load to get going")
+
+        out, out_took = make_scale(client_files, 8)
+        assert "cluster ok" in out, out[-2000:]
+        t0 = time.monotonic()
+        links = wait_until(lambda: agreed(client_files, SCALE_NAMES, 4), 30,
+                           "4 masters with 4096 slots each in the views of all 8 nodes")
+        agree_8 = time.monotonic() - t0
+        assert MARKER.exists(), "make scale NODES=8 must leave compose/.scaled-out (make up keeps the two nodes)"
+        masters = sorted(n for n, (is_master, _, _) in links.items() if is_master)
+        assert len([n for n in ADDED if links[n][0]]) == 1, links  # one new master, the other its replica
+        assert links[ADDED[1]][1] == ADDED[0] or links[ADDED[0]][1] == ADDED[1], links
+        assert set(sh(STACK, "hosts").stdout.split()[1:]) == set(SCALE_NAMES), "make hosts must list the 8 nodes"
+        exporter = (COMPOSE_DIR / "secrets" / "redis_exporter_password").read_text().strip("\n")
+        for name in ADDED:  # the ACL users from the secret on the new nodes too ("ACL users")
+            assert redis.Redis(host="127.0.0.1", port=SCALE_PORTS[name], username="exporter", password=exporter,
+                               socket_timeout=5, **ssl_kwargs(client_files)).info()["cluster_enabled"] == 1, name
+        # the two new nodes' certificates: made by make scale from the layout's CA, and rotated by make rotate-certs
+        for name in ADDED:
+            assert served_certificate(context, SCALE_PORTS[name]) == file_certificate(name), name
+        t0 = time.monotonic()
+        r = sh(STACK, "rotate-certs", env={"LAYOUT": "main"}, timeout=60)
+        assert all(f"{name}: certificate serial" in r.stdout for name in SCALE_NAMES), r.stdout
+        wait_until(lambda: all(served_certificate(context, port) == file_certificate(name)
+                               for name, port in SCALE_PORTS.items()), 30,
+                   "all 8 nodes serving the certificates of make rotate-certs")
+        rotate_8 = time.monotonic() - t0
+        n8 = load.requests
+        wait_until(lambda: load.requests > n8 + 200, 30, "the load going on over 8 nodes")
+
+        out, in_took = make_scale(client_files, 6)
+        t0 = time.monotonic()
+        links = wait_until(lambda: agreed(client_files, SCALE_NAMES[:6], 3), 30,
+                           "3 masters in the views of the 6 nodes, without 6 and 7")
+        agree_6 = time.monotonic() - t0
+        assert len([n for n, (is_master, _, _) in links.items() if is_master]) == 3, links
+        containers, volumes = added_leftovers()
+        assert not containers, f"make scale NODES=6 left the containers of {ADDED}: {containers}"
+        assert not volumes, f"make scale NODES=6 left the volumes {volumes}"
+        assert not MARKER.exists(), "make scale NODES=6 must remove compose/.scaled-out"
+        override = (TLS_DIR / "docker-compose.tls.yml").read_text()
+        assert not any(f"  {name}:" in override for name in ADDED), "the TLS override must name the six only again"
+        n6 = load.requests
+        wait_until(lambda: load.requests > n6 + 200, 30, "the load going on over 6 nodes")
+    finally:
+        load.finish()
+        if io:
+            io_result = io.finish()
+        print(f"\nredis-py: {load.requests} requests, {len(load.failures)} failed (first: {load.failures[:3]}), "
+              f"{load.client_bug} sent again after its ASK bug, {load.rebuilt} client rebuilds; ioredis: "
+              + (f"{io_result['requests']} requests, {io_result['failures']} failed (first: {io_result['first'][:3]})"
+                 if io_result else "not installed"))
+    print(f"make scale NODES=8: {out_took:.1f} s (every view agreed {agree_8:.1f} s after it; masters {masters}); "
+          f"make rotate-certs on 8: {rotate_8:.1f} s to every new certificate served; "
+          f"NODES=6: {in_took:.1f} s (agreed {agree_6:.1f} s after)")
+    if load.failures:
+        diagnose(client_files)
+    assert not load.failures, load.failures[:10]
+    expected = {f"k:{i}": f"v{i}" for i in range(SCALE_KEYS)}
+    expected.update(load.written)
+    if io_result:
+        assert io_result["failures"] == 0, io_result["first"]
+        expected.update({f"io:{i}": f"x{i}" for i in range(io_result["written"])})
+    t0 = time.monotonic()
+    check_all(client_files, expected)
+    print(f"{len(expected)} keys checked in {time.monotonic() - t0:.1f} s; the test took "
+          f"{time.monotonic() - t_test:.1f} s after the stack was up")

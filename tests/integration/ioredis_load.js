@@ -2,9 +2,11 @@
 // io:<i> = x<i> and reads back one of the preloaded keys k:<n> = v<n>, one after the other, until its standard input
 // closes; then prints one JSON line: requests, failures (every request that raised, and every wrong value), writes.
 // SEEDS="host:port,...", PASSWORD and KEYS (how many k:<n> there are) come from the environment; NAT_MAP, when set,
-// is ioredis's natMap as JSON ({"name:port": {"host": ..., "port": ...}}: tests/e2e/test_scale.py, whose nodes
-// announce their names, reached from the host at 127.0.0.1).
+// is ioredis's natMap as JSON ({"name:port": {"host": ..., "port": ...}}: the `make scale` test of tests/e2e/test_tls.py,
+// whose nodes announce their names, reached from the host at 127.0.0.1). TLS_CA, TLS_CERT and TLS_KEY, when set, are
+// the files of the CA and of the client's certificate and key: every connection is TLS then (the same e2e test).
 "use strict";
+const fs = require("fs");
 const Redis = require("ioredis");
 
 const seeds = process.env.SEEDS.split(",").map((s) => {
@@ -12,8 +14,10 @@ const seeds = process.env.SEEDS.split(",").map((s) => {
   return { host: s.slice(0, at), port: Number(s.slice(at + 1)) };
 });
 const keys = Number(process.env.KEYS);
+const tls = process.env.TLS_CA ? { ca: fs.readFileSync(process.env.TLS_CA), cert: fs.readFileSync(process.env.TLS_CERT),
+  key: fs.readFileSync(process.env.TLS_KEY) } : undefined;
 const cluster = new Redis.Cluster(seeds, {
-  redisOptions: { password: process.env.PASSWORD },
+  redisOptions: { password: process.env.PASSWORD, tls },
   maxRedirections: 64,
   retryDelayOnTryAgain: 50,
   retryDelayOnClusterDown: 100,

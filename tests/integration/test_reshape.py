@@ -6,9 +6,7 @@ failed request. The tests that move slots need the slot mover (node/cluster/migr
 
 import json
 import os
-import random
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import redis
 from conftest import LONG
 from nodes import PASSWORD, client
 from test_cluster import cluster_client, cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
+from cluster_load import ClusterLoad
 from ioredis import ioredis_modules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,8 +24,6 @@ needs_mover = pytest.mark.skipif(not (REPO / "node/cluster/migrate.c").exists(),
                                  reason="the slot mover (node/cluster/migrate.c) is not in this tree")
 
 KEYS = 100_000
-
-
 
 
 class IoredisLoad:
@@ -78,60 +75,6 @@ def check_all(nodes, expected):
     rc.close()
 
 
-class Load(threading.Thread):
-    """Writes new keys and reads back earlier ones through one RedisCluster client, as fast as it goes; every
-    request that raises (after the client's own MOVED/ASK handling) is a failure.
-
-    Debian's python3-redis 4.3.4 follows an ASK to a node it has not loaded yet with get_node() -> None and dies
-    in its own log line (AttributeError 'server_type', its bug; trixie's 6.x dies the same way on the None node's
-    'redis_connection'): the request never reached a server. Each such
-    request is counted apart (`client_bug`), the client's topology loaded again, and the request sent again."""
-
-    def __init__(self, nodes):
-        super().__init__(daemon=True)
-        self.rc = cluster_client(nodes)
-        self.written = {}
-        self.failures = []
-        self.client_bug = 0
-        self.requests = 0
-        self.stop = threading.Event()
-
-    def request(self, fn, *args):
-        for _ in range(10):
-            try:
-                return fn(*args)
-            except AttributeError as e:
-                if "server_type" not in str(e) and "redis_connection" not in str(e):
-                    raise
-                self.client_bug += 1
-                time.sleep(0.05)  # the topology it loads again may be the one it has until the nodes agree
-                self.rc.nodes_manager.initialize()
-        return fn(*args)
-
-    def run(self):
-        rnd = random.Random(13)
-        i = 0
-        while not self.stop.is_set():
-            key = f"load:{i}"
-            try:
-                self.request(self.rc.set, key, f"w{i}")
-                self.written[key] = f"w{i}"
-                i += 1
-                probe = f"k:{rnd.randrange(KEYS)}"
-                value = self.request(self.rc.get, probe)
-                if value is None or value.decode() != "v" + probe[2:]:
-                    self.failures.append((time.monotonic(), "wrong value", probe, value))
-                self.requests += 2
-            except Exception as e:  # noqa: BLE001: every failure is counted, none ends the load
-                self.failures.append((time.monotonic(), type(e).__name__, key, str(e)))
-                time.sleep(0.01)
-
-    def finish(self):
-        self.stop.set()
-        self.join(30)
-        self.rc.close()
-
-
 def known_nodes(n):
     return int(client(n.port).execute_command("CLUSTER INFO")["cluster_known_nodes"])
 
@@ -148,7 +91,7 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
     assert r.returncode == 0, r.stdout + r.stderr
     roles(nodes[0].port, 3, nodes)
     fill(nodes)
-    load = Load(nodes)
+    load = ClusterLoad(lambda: cluster_client(nodes), KEYS)  # redis-py's ASK bug counted apart (cluster_load)
     load.start()
     modules = ioredis_modules()
     io = IoredisLoad(nodes, modules) if modules else None
