@@ -36,9 +36,14 @@
  * runs the MIGRATEs it has read back to back, each a round trip to the target, and answers nothing else meanwhile,
  * its cluster bus included: a whole window of them (128) on a busy host (round trips of 30-40 ms under compose on 2
  * loaded cores) kept sources deaf for longer than the node timeout, their peers marked them PFAIL, and masters that
- * saw two of them so went CLUSTERDOWN for the rejoin delay.
+ * saw two of them so went CLUSTERDOWN for the rejoin delay. Sixteen was still too many over TLS on a loaded host (a
+ * source's own cluster_state went fail mid-move), so a group follows the time the source takes for one: halved
+ * when one takes longer than GROUP_BUDGET_MS, doubled (up to MIGRATE_GROUP) when one takes under a quarter of it.
+ * On a quiet host groups stay at 16.
  */
 #define MIGRATE_GROUP	    16
+#define GROUP_BUDGET_MS	    250
+#define GROUPS_IN_FLIGHT    2
 /*
  * MIGRATE's timeout bounds each of its socket operations, among them writing a batch's whole payload to the target
  * and waiting for the target to restore a key: 60 s covers a key of hundreds of megabytes on a slow network (a
@@ -252,11 +257,18 @@ struct job {
 	unsigned first, last; /* the window: slots open on the source and the target */
 	size_t to;
 	enum job_state state;
-	size_t pending;		  /* replies the current phase awaits over all links */
-	size_t setslots;	  /* J_MIGRATING: the SETSLOT replies before the keys */
-	size_t order[WINDOW];	  /* the window slots (offsets) asked about, in the order of the replies */
-	size_t asked, migrates;	  /* how many slots asked about; J_MIGRATE: how many MIGRATEs before the counts */
-	size_t sent;		  /* J_MIGRATE: how many of the migrates are sent */
+	size_t pending;		/* replies the current phase awaits over all links */
+	size_t setslots;	/* J_MIGRATING: the SETSLOT replies before the keys */
+	size_t order[WINDOW];	/* the window slots (offsets) asked about, in the order of the replies */
+	size_t asked, migrates; /* how many slots asked about; J_MIGRATE: how many MIGRATEs before the counts */
+	size_t sent;		/* J_MIGRATE: how many of the migrates are sent */
+	size_t group;		/* MIGRATEs in the next group: MIGRATE_GROUP, fewer for a slow source */
+	struct {
+		size_t end;	    /* the index after its last MIGRATE */
+		uint64_t sent_usec; /* when it was sent */
+	} flight[GROUPS_IN_FLIGHT]; /* the groups in flight, oldest first */
+	size_t in_flight;
+	uint64_t answered_usec;	  /* when a group was last answered */
 	redisReply *keys[WINDOW]; /* each slot's last GETKEYSINSLOT reply */
 	bool left[WINDOW];	  /* COUNTKEYSINSLOT said the slot still holds keys */
 	int busy;		  /* a slot (offset) whose MIGRATE answered BUSYKEY, or -1 */
@@ -415,13 +427,13 @@ static int job_next_window(struct mover *m, struct job *j)
 }
 
 /*
- * The next MIGRATE_GROUP of the MIGRATEs for the slots order[sent..migrates), and after the last of them
- * COUNTKEYSINSLOT for the whole window, in one pipeline.
+ * The next group of the MIGRATEs for the slots order[sent..migrates), and after the last of them COUNTKEYSINSLOT
+ * for the whole window, in one pipeline.
  */
 static int send_migrate_group(struct mover *m, struct job *j)
 {
 	struct node_conn *c = j->links[j->from].c;
-	size_t count = j->migrates - j->sent < MIGRATE_GROUP ? j->migrates - j->sent : MIGRATE_GROUP;
+	size_t count = j->migrates - j->sent < j->group ? j->migrates - j->sent : j->group;
 	size_t counts = 0;
 	char slot[8];
 	int res;
@@ -432,6 +444,8 @@ static int send_migrate_group(struct mover *m, struct job *j)
 			return init_error_set(m->r->err, res, "MIGRATE: %s", strerror(-res));
 	}
 	j->sent += count;
+	j->flight[j->in_flight].end = j->sent;
+	j->flight[j->in_flight++].sent_usec = init_now_usec();
 	for (unsigned s = j->first; s <= j->last && j->sent == j->migrates; s++, counts++) {
 		const char *argv[] = {"CLUSTER", "COUNTKEYSINSLOT", slot};
 
@@ -453,11 +467,30 @@ static int send_migrates(struct mover *m, struct job *j)
 			j->order[count++] = i; /* compacted in place: count never passes x */
 	j->sent = 0;
 	j->migrates = count;
+	j->in_flight = 0;
 	res = send_migrate_group(m, j);
 	return res < 0 || j->sent == j->migrates ? res : send_migrate_group(m, j);
 }
 
 static int job_phase_done(struct mover *m, struct job *j);
+
+/*
+ * The oldest group in flight is answered. The time the source spent on it, from when it was sent or from when the
+ * group before it was answered if that came later, sizes the next group.
+ */
+static void migrate_group_answered(struct job *j)
+{
+	uint64_t now = init_now_usec(), began = j->flight[0].sent_usec;
+	uint64_t took_ms = (now - (j->answered_usec > began ? j->answered_usec : began)) / 1000;
+
+	if (took_ms > GROUP_BUDGET_MS && j->group > 1)
+		j->group /= 2;
+	else if (took_ms < GROUP_BUDGET_MS / 4 && j->group < MIGRATE_GROUP)
+		j->group = j->group * 2 > MIGRATE_GROUP ? MIGRATE_GROUP : j->group * 2;
+	j->answered_usec = now;
+	j->flight[0] = j->flight[1];
+	j->in_flight--;
+}
 
 /* Every slot of the window is empty on the source and the target owns it: the others are told, not waited for. */
 static int close_window(struct mover *m, struct job *j)
@@ -607,9 +640,11 @@ static int job_reply(struct mover *m, struct job *j, size_t i, redisReply *rep)
 	else if (i == j->from && j->state == J_MIGRATE) {
 		res = key_reply(m, j, false, at >= j->migrates, at >= j->migrates ? at - j->migrates : at, &rep);
 		/* a group answered: the one after the next goes out (none after a BUSYKEY, which ends the phase) */
-		if (res == 0 && at < j->migrates && (at + 1) % MIGRATE_GROUP == 0 && j->sent < j->migrates &&
-		    j->busy < 0)
-			res = send_migrate_group(m, j);
+		if (res == 0 && j->in_flight && at + 1 == j->flight[0].end) {
+			migrate_group_answered(j);
+			if (j->sent < j->migrates && j->busy < 0)
+				res = send_migrate_group(m, j);
+		}
 	} else if (rep->type == REDIS_REPLY_ERROR && j->state == J_NODE_TARGET)
 		res = init_error_set(m->r->err, -EREMOTEIO, "%s: CLUSTER SETSLOT (slots %u-%u and the next): %s",
 				     name_of(m->r, i, name), j->first, j->last, rep->str);
@@ -681,7 +716,11 @@ static int move_classic(struct mover *m)
 			seen = seen || jobs[k].from == m->moves[i].from;
 		if (!seen) {
 			jobs[n_jobs] = (struct job){
-				.from = m->moves[i].from, .next = m->moves[0].first, .links = links + n_jobs * r->n};
+				.from = m->moves[i].from,
+				.next = m->moves[0].first,
+				.links = links + n_jobs * r->n,
+				.group = MIGRATE_GROUP,
+			};
 			n_jobs++;
 		}
 	}
