@@ -107,9 +107,9 @@ def all_ok(nodes):
     return all(client(n.port).execute_command("CLUSTER INFO").get("cluster_state") == "ok" for n in nodes)
 
 
-def cluster_client(nodes):
+def cluster_client(nodes, timeout=2):
     return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in nodes], password=PASSWORD,
-                        socket_timeout=2, socket_connect_timeout=2)
+                        socket_timeout=timeout, socket_connect_timeout=2)
 
 
 def print_formation(r, nodes):

@@ -40,9 +40,18 @@ class ClusterLoad(threading.Thread):
         self.client_bug = 0
         self.rebuilt = 0
         self.requests = 0
+        self.longest = (0.0, None)  # the longest request that succeeded: (seconds, when)
         self.stop = threading.Event()
 
     def request(self, fn, *args):
+        t0 = time.monotonic()
+        value = self._request(fn, *args)
+        took = time.monotonic() - t0
+        if took > self.longest[0]:
+            self.longest = (took, stamp())
+        return value
+
+    def _request(self, fn, *args):
         for _ in range(10):
             try:
                 return fn(*args)
