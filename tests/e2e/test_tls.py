@@ -26,9 +26,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from cluster_load import ClusterLoad
+from cluster_load import ClusterLoad, check_all, fill
 from conftest import COMPOSE_DIR, MAIN_PORTS, REPO, SECRET, STACK, _host_map, compose, password, sh, wait_until
-from ioredis import ioredis_modules
+from ioredis import IoredisLoad, ioredis_modules
 
 pytestmark = pytest.mark.parametrize("stack", ["main+tls"], indirect=True)
 
@@ -332,7 +332,6 @@ SCALE_PORTS = {name: 6379 + i for i, name in enumerate(SCALE_NAMES)}
 ADDED = SCALE_NAMES[6:]
 SCALE_FILE = COMPOSE_DIR / "docker-compose.scale.yml"
 MARKER = COMPOSE_DIR / ".scaled-out"
-IOREDIS_LOAD = REPO / "tests" / "integration" / "ioredis_load.js"
 
 
 def scale_cluster_client(files):
@@ -389,46 +388,13 @@ def agreed(files, names, masters):
     return first
 
 
-class IoredisLoad:
+def ioredis_load(modules, files):
     """ioredis's Cluster (tests/integration/ioredis_load.js) from the host, over TLS with the client's files: its
     natMap is the hosts line."""
-
-    def __init__(self, modules, files):
-        nat = {f"{name}:{port}": {"host": "127.0.0.1", "port": port} for name, port in SCALE_PORTS.items()}
-        env = dict(os.environ, NODE_PATH=str(modules), PASSWORD=password(), KEYS=str(SCALE_KEYS),
-                   NAT_MAP=json.dumps(nat), SEEDS=",".join(f"127.0.0.1:{SCALE_PORTS[n]}" for n in SCALE_NAMES[:6]),
-                   TLS_CA=str(files["ca"]), TLS_CERT=str(files["cert"]), TLS_KEY=str(files["key"]))
-        self.proc = subprocess.Popen(["node", str(IOREDIS_LOAD)], env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def finish(self):
-        out, err = self.proc.communicate(input="", timeout=60)
-        assert self.proc.returncode == 0 and out.strip(), f"ioredis load: {self.proc.returncode}\n{out}\n{err}"
-        return json.loads(out.strip().splitlines()[-1])
-
-
-def fill(files):
-    rc = scale_cluster_client(files)
-    for start in range(0, SCALE_KEYS, 10_000):
-        pipe = rc.pipeline()
-        for i in range(start, min(start + 10_000, SCALE_KEYS)):
-            pipe.set(f"k:{i}", f"v{i}")
-        assert all(pipe.execute())
-    rc.close()
-
-
-def check_all(files, expected):
-    rc = scale_cluster_client(files)
-    keys = list(expected)
-    for start in range(0, len(keys), 10_000):
-        chunk = keys[start:start + 10_000]
-        pipe = rc.pipeline()
-        for k in chunk:
-            pipe.get(k)
-        got = pipe.execute()
-        wrong = [(k, v) for k, v in zip(chunk, got) if v is None or v.decode() != expected[k]]
-        assert not wrong, f"{len(wrong)} of {len(keys)} keys missing or wrong, first: {wrong[:5]}"
-    rc.close()
+    nat = {f"{name}:{port}": {"host": "127.0.0.1", "port": port} for name, port in SCALE_PORTS.items()}
+    return IoredisLoad(modules, [f"127.0.0.1:{SCALE_PORTS[n]}" for n in SCALE_NAMES[:6]], password(), SCALE_KEYS,
+                       NAT_MAP=json.dumps(nat), TLS_CA=str(files["ca"]), TLS_CERT=str(files["cert"]),
+                       TLS_KEY=str(files["key"]))
 
 
 def diagnose(files):
@@ -505,13 +471,13 @@ def test_scale_to_eight_and_back_to_six_under_load(stack, client_files, hosts_li
     t_test = time.monotonic()
     _host_map.update({name: "127.0.0.1" for name in ADDED})  # the hosts line with the two new names in it
     t0 = time.monotonic()
-    fill(client_files)
+    fill(scale_cluster_client(client_files), SCALE_KEYS)
     print(f"\n{SCALE_KEYS} keys loaded in {time.monotonic() - t0:.1f} s")
 
     load = ClusterLoad(lambda: scale_cluster_client(client_files), SCALE_KEYS, rebuild=True)
     load.start()
     modules = ioredis_modules()
-    io = IoredisLoad(modules, client_files) if modules else None
+    io = ioredis_load(modules, client_files) if modules else None
     io_result = None
     context = handshake_context(client_files)
     try:
@@ -579,6 +545,6 @@ def test_scale_to_eight_and_back_to_six_under_load(stack, client_files, hosts_li
         assert io_result["failures"] == 0, io_result["first"]
         expected.update({f"io:{i}": f"x{i}" for i in range(io_result["written"])})
     t0 = time.monotonic()
-    check_all(client_files, expected)
+    check_all(scale_cluster_client(client_files), expected)
     print(f"{len(expected)} keys checked in {time.monotonic() - t0:.1f} s; the test took "
           f"{time.monotonic() - t_test:.1f} s after the stack was up")

@@ -4,20 +4,15 @@ cluster client (redis-py's RedisCluster, which follows MOVED and ASK itself) wri
 failed request. The tests that move slots need the slot mover (node/cluster/migrate.c) and are skipped without it.
 """
 
-import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import redis
 
-from conftest import LONG
 from nodes import PASSWORD, client
 from test_cluster import cluster_client, cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
-from cluster_load import ClusterLoad
-from ioredis import ioredis_modules
+from cluster_load import ClusterLoad, check_all, fill
+from ioredis import IoredisLoad, ioredis_modules
 
 REPO = Path(__file__).resolve().parents[2]
 needs_mover = pytest.mark.skipif(not (REPO / "node/cluster/migrate.c").exists(),
@@ -26,58 +21,12 @@ needs_mover = pytest.mark.skipif(not (REPO / "node/cluster/migrate.c").exists(),
 KEYS = 100_000
 
 
-class IoredisLoad:
-    """tests/integration/ioredis_load.js: an ioredis Cluster client's writes and reads, until finish()."""
-
-    def __init__(self, nodes, modules):
-        env = dict(os.environ, NODE_PATH=str(modules), PASSWORD=PASSWORD, KEYS=str(KEYS),
-                   SEEDS=",".join(addr(n) for n in nodes))
-        self.proc = subprocess.Popen(["node", str(Path(__file__).with_name("ioredis_load.js"))], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-
-    def finish(self):
-        try:
-            out, err = self.proc.communicate(input="", timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError(f"ioredis load: no result 60 s after it was told to stop\n{out}\n{err}") from None
-        assert self.proc.returncode == 0 and out.strip(), f"ioredis load: {self.proc.returncode}\n{out}\n{err}"
-        self.result = json.loads(out.strip().splitlines()[-1])
-        return self.result
-
-
 def addr(n):
     return f"127.0.0.1:{n.port}"
 
 
 def masters_of(view):
     return {a: v[2] for a, v in view.items() if v[0] == "master"}
-
-
-def fill(nodes, count=KEYS):
-    rc = cluster_client(nodes)
-    for start in range(0, count, 10_000):
-        pipe = rc.pipeline()
-        for i in range(start, min(start + 10_000, count)):
-            pipe.set(f"k:{i}", f"v{i}")
-        assert all(pipe.execute())
-    rc.close()
-
-
-def check_all(nodes, expected):
-    rc = cluster_client(nodes)
-    keys = list(expected)
-    for start in range(0, len(keys), 10_000):
-        pipe = rc.pipeline()
-        chunk = keys[start:start + 10_000]
-        for k in chunk:
-            pipe.get(k)
-        got = pipe.execute()
-        wrong = [(k, v) for k, v in zip(chunk, got) if v is None or v.decode() != expected[k]]
-        assert not wrong, f"{len(wrong)} keys missing or wrong, first: {wrong[:5]}"
-    rc.close()
 
 
 def known_nodes(n):
@@ -95,14 +44,14 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
     r = cluster_init(workdir, nodes)
     assert r.returncode == 0, r.stdout + r.stderr
     roles(nodes[0].port, 3, nodes)
-    fill(nodes)
+    fill(cluster_client(nodes), KEYS)
     # redis-py's ASK bug counted apart (cluster_load). A request may wait while slots change hands (Valkey 9's
     # atomic migration pauses writes on the source until the target has taken the slots over, longer on a loaded
     # host): a 10 s socket timeout, where redis-py's own default is none; the longest request is printed.
     load = ClusterLoad(lambda: cluster_client(nodes, timeout=10), KEYS)
     load.start()
     modules = ioredis_modules()
-    io = IoredisLoad(nodes, modules) if modules else None
+    io = IoredisLoad(modules, [addr(n) for n in nodes], PASSWORD, KEYS) if modules else None
     try:
         new = [start_node(), start_node()]
         t0 = time.monotonic()
@@ -144,7 +93,7 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
     if io_result:
         assert io_result["failures"] == 0, io_result["first"]
         expected.update({f"io:{i}": f"x{i}" for i in range(io_result["written"])})
-    check_all(nodes, expected)
+    check_all(cluster_client(nodes), expected)
 
 
 @pytest.mark.matrix

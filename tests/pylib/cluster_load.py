@@ -97,3 +97,28 @@ class ClusterLoad(threading.Thread):
         self.stop.set()
         self.join(30)
         self.rc.close()
+
+
+def fill(rc, count):
+    """k:<i> = v<i> for i < count, through the cluster client rc, in pipelines of 10k (closed after)."""
+    for start in range(0, count, 10_000):
+        pipe = rc.pipeline()
+        for i in range(start, min(start + 10_000, count)):
+            pipe.set(f"k:{i}", f"v{i}")
+        assert all(pipe.execute())
+    rc.close()
+
+
+def check_all(rc, expected):
+    """Every key of `expected` ({key: value}) is there with its value, read through the cluster client rc (closed
+    after)."""
+    keys = list(expected)
+    for start in range(0, len(keys), 10_000):
+        chunk = keys[start:start + 10_000]
+        pipe = rc.pipeline()
+        for k in chunk:
+            pipe.get(k)
+        got = pipe.execute()
+        wrong = [(k, v) for k, v in zip(chunk, got) if v is None or v.decode() != expected[k]]
+        assert not wrong, f"{len(wrong)} of {len(keys)} keys missing or wrong, first: {wrong[:5]}"
+    rc.close()
