@@ -11,7 +11,7 @@ import pytest
 
 from nodes import PASSWORD, client
 from test_cluster import cluster_client, cluster_init, roles, start_node, start_nodes  # noqa: F401 (fixtures)
-from cluster_load import ClusterLoad, check_all, fill
+from cluster_load import ClusterLoad, check_all, expected_after, fill
 from ioredis import IoredisLoad, ioredis_modules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,13 +87,7 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
           f"({load.client_bug} sent again after redis-py's ASK bug), the longest {load.longest[0] * 1000:.0f} ms "
           f"at {load.longest[1]}; ioredis: "
           + (f"{io_result['requests']} requests, {io_result['failures']} failed" if io_result else "not installed"))
-    assert not load.failures, load.failures[:10]
-    expected = {f"k:{i}": f"v{i}" for i in range(KEYS)}
-    expected.update(load.written)
-    if io_result:
-        assert io_result["failures"] == 0, io_result["first"]
-        expected.update({f"io:{i}": f"x{i}" for i in range(io_result["written"])})
-    check_all(cluster_client(nodes), expected)
+    check_all(cluster_client(nodes), expected_after(load, io_result, KEYS))
 
 
 @pytest.mark.matrix

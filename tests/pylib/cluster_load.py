@@ -122,3 +122,16 @@ def check_all(rc, expected):
         wrong = [(k, v) for k, v in zip(chunk, got) if v is None or v.decode() != expected[k]]
         assert not wrong, f"{len(wrong)} of {len(keys)} keys missing or wrong, first: {wrong[:5]}"
     rc.close()
+
+
+def expected_after(load, io_result, keys):
+    """After the loads stopped: no request of the redis-py load (a ClusterLoad) nor of the ioredis one (its result, or
+    None without ioredis) failed; returns every key that must be there with its value: the k:<n> loaded first and
+    what both loads wrote."""
+    assert not load.failures, load.failures[:10]
+    expected = {f"k:{i}": f"v{i}" for i in range(keys)}
+    expected.update(load.written)
+    if io_result:
+        assert io_result["failures"] == 0, io_result["first"]
+        expected.update({f"io:{i}": f"x{i}" for i in range(io_result["written"])})
+    return expected
