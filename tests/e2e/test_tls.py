@@ -531,7 +531,8 @@ def test_scale_to_eight_and_back_to_six_under_load(stack, client_files, hosts_li
             io_result = io.finish()
         print(f"\nredis-py: {load.requests} requests, {len(load.failures)} failed (first: {load.failures[:3]}), "
               f"{load.client_bug} sent again after its ASK bug, {load.rebuilt} client rebuilds; ioredis: "
-              + (f"{io_result['requests']} requests, {io_result['failures']} failed (first: {io_result['first'][:3]})"
+              + (f"{io_result['requests']} requests, {io_result['failures']} failed (first: {io_result['first'][:3]}), "
+                 f"{io_result['closed_resent']} sent again after ioredis closed its own connections"
                  if io_result else "not installed"))
     print(f"make scale NODES=8: {out_took:.1f} s (every view agreed {agree_8:.1f} s after it; masters {masters}); "
           f"make rotate-certs on 8: {rotate_8:.1f} s to every new certificate served; "

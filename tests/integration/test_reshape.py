@@ -86,7 +86,9 @@ def test_six_to_eight_to_six_under_load(start_nodes, start_node, workdir):
           f"{load.requests} requests under load, {len(load.failures)} failed "
           f"({load.client_bug} sent again after redis-py's ASK bug), the longest {load.longest[0] * 1000:.0f} ms "
           f"at {load.longest[1]}; ioredis: "
-          + (f"{io_result['requests']} requests, {io_result['failures']} failed" if io_result else "not installed"))
+          + (f"{io_result['requests']} requests, {io_result['failures']} failed ({io_result['closed_resent']} sent "
+             f"again after ioredis closed its own connections on a removed node's empty slot map)"
+             if io_result else "not installed"))
     check_all(cluster_client(nodes), expected_after(load, io_result, KEYS))
 
 
